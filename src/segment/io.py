@@ -1,9 +1,27 @@
-"""Loading tables through a data config (DATA.yaml) onto the contract."""
+"""Loading tables through a data config (DATA.yaml) onto the contract.
+
+A data config names, per table, a source (a CSV / Parquet / Excel file, or a SQL query against a
+DuckDB file or any SQLAlchemy URL), how its columns map onto the contract, its date format and the
+unit its amounts are kept in. ``load_data`` reads every table, coerces it to the contract's types
+and returns the tables with a validation report (``segment.validate``) listing every problem at once.
+"""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .contract import TABLES, Table
+from .errors import ConfigError, SegmentError
+
+ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
 
 
 @dataclass
@@ -23,3 +41,355 @@ class Tables:
 
     def present(self) -> list[str]:
         return [n for n in ("customers", "transactions", "interactions", "opportunities") if self.get(n) is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# the data config
+# --------------------------------------------------------------------------------------------
+
+#: quirks a data config may declare to be dropped (with a warning) instead of failing validation
+DROPPABLE = ("missing_customer_id", "duplicate_lines", "unknown_customers", "unparseable_rows")
+
+
+class SqlSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="duckdb:///path/to/file.duckdb or an SQLAlchemy URL; ${VAR} is read from the environment")
+    query: str = Field(description="the query to run; its result columns are mapped like a file's")
+
+
+class TableSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = Field(None, description="file path, relative to the data config")
+    sql: SqlSource | None = None
+    format: Literal["csv", "parquet", "excel"] | None = Field(None, description="default: from the file suffix")
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    sheet: str | int = 0
+    header_row: int = Field(1, ge=1, description="Excel: the row holding the column names")
+    columns: dict[str, str] = Field(default_factory=dict, description="source column name → contract name")
+    date_format: str | None = Field(None, description="strftime format of the date columns; default: ISO")
+    amount_unit: float = Field(1.0, gt=0, description="multiply currency columns by this (万元 → 10000)")
+    drop: list[Literal[DROPPABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TableSource":
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of `path` (a file) or `sql` (url + query)")
+        return self
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    as_of: date | None = Field(None, description="the data's end: default as-of date for commands")
+    tables: dict[Literal["customers", "transactions", "interactions", "opportunities"], TableSource]
+
+    @model_validator(mode="after")
+    def _transactions(self) -> "DataConfig":
+        if "transactions" not in self.tables:
+            raise ValueError("`tables.transactions` is missing: it is the one mandatory table")
+        return self
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a params file with a safe loader; a YAML error names the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, "file not found", "check the path (relative paths are from the current folder)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})", "save the file as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(path, None, f"invalid YAML at {where}{problem}",
+                          "fix the YAML syntax (indent with spaces, not tabs)") from None
+
+
+def pydantic_error(path: str | Path, err: ValidationError) -> ConfigError:
+    """The first pydantic error as a ConfigError naming the key path."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or None
+    msg = first["msg"].removeprefix("Value error, ")
+    # model-level checks write "key.path: problem"; lift the key path out
+    m = re.match(r"^([A-Za-z0-9_.\-]+): (.*)$", msg, re.S)
+    if m and first["type"] == "value_error":
+        key = ".".join(filter(None, [key, m.group(1)]))
+        msg = m.group(2)
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+        fix = "remove it or check its spelling"
+    elif first["type"] == "literal_error":
+        fix = msg.replace("Input should be", "write one of")
+        msg = f"invalid value {first.get('input')!r}"
+    else:
+        fix = None
+    more = len(err.errors()) - 1
+    if more:
+        msg += f" (and {more} more problem(s) in this file)"
+    return ConfigError(path, key, msg, fix)
+
+
+def read_data_config(path: str | Path) -> DataConfig:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "expected a mapping with a `tables:` key", "see the README's data config example")
+    try:
+        return DataConfig.model_validate(raw)
+    except ValidationError as e:
+        raise pydantic_error(path, e) from None
+
+
+# --------------------------------------------------------------------------------------------
+# reading sources
+# --------------------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(config_path: Path, key: str, value: str) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in os.environ:
+            raise ConfigError(config_path, key, f"environment variable {m.group(1)} is not set",
+                              f"export {m.group(1)}=... before running (credentials are never written in the config)")
+        return os.environ[m.group(1)]
+
+    return _ENV.sub(sub, value)
+
+
+def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str]:
+    """The raw source as a DataFrame (text columns as str where the format allows) and a label."""
+    key = f"tables.{name}"
+    if src.sql is not None:
+        url = _expand_env(config_path, f"{key}.sql.url", src.sql.url)
+        label = f"{name} (SQL query)"
+        try:
+            if url.startswith("duckdb:///"):
+                import duckdb
+
+                db = (config_path.parent / url[len("duckdb:///"):]).resolve()
+                if not db.is_file():
+                    raise ConfigError(config_path, f"{key}.sql.url", f"DuckDB file {db} not found", "check the path")
+                with duckdb.connect(str(db), read_only=True) as con:
+                    return con.execute(src.sql.query).df(), label
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(url)
+            try:
+                with engine.connect() as con:
+                    return pd.read_sql(sqlalchemy.text(src.sql.query), con), label
+            finally:
+                engine.dispose()
+        except SegmentError:
+            raise
+        except Exception as e:  # driver errors: bad query, unreachable server, missing table
+            raise ConfigError(config_path, f"{key}.sql", f"the query failed: {type(e).__name__}: {str(e).splitlines()[0]}",
+                              "check the URL, credentials and query") from None
+    path = (config_path.parent / src.path).resolve()
+    label = str(path)
+    if not path.is_file():
+        raise ConfigError(config_path, f"{key}.path", f"file {path} not found", "check the path (relative to the data config)")
+    fmt = src.format or _format_of(path)
+    if fmt is None:
+        raise ConfigError(config_path, f"{key}.format", f"cannot tell the format of {path.name}",
+                          "add `format: csv`, `parquet` or `excel`")
+    try:
+        if fmt == "csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=src.encoding,
+                             sep=src.delimiter, skipinitialspace=False)
+        elif fmt == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_excel(path, sheet_name=src.sheet, header=src.header_row - 1, dtype=object)
+    except UnicodeDecodeError as e:
+        raise ConfigError(config_path, f"{key}.encoding", f"{path.name} is not {src.encoding} text ({e.reason})",
+                          "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)") from None
+    except pd.errors.EmptyDataError:
+        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows") from None
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
+                           f"check `tables.{name}` in {config_path} (format, delimiter, sheet)") from None
+    df.columns = [str(c).strip() if isinstance(c, str) else str(c) for c in df.columns]
+    return df, label
+
+
+def _format_of(path: Path) -> str | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".csv" in suffixes or ".txt" in suffixes or ".tsv" in suffixes:
+        return "csv"
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        return "parquet"
+    if suffixes and suffixes[-1] in (".xlsx", ".xlsm", ".xls"):
+        return "excel"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# coercion onto the contract
+# --------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "t", "yes", "y", "1", "是", "x"}
+_FALSE = {"false", "f", "no", "n", "0", "否", ""}
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" or "warning"
+    table: str
+    column: str
+    problem: str
+    rows: list[int]
+    count: int
+    example: Any = ""
+
+
+def _bad_rows(df: pd.DataFrame, mask) -> list[int]:
+    return df.loc[mask, ROW].astype(int).tolist()
+
+
+def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, amount_unit: float = 1.0,
+           problems: list[Problem]) -> pd.DataFrame:
+    """Cast the contract's columns present in ``df``; every unparseable value becomes a Problem."""
+    out = pd.DataFrame({ROW: df[ROW].to_numpy()}, index=df.index)
+    for col in table.columns:
+        if col.name not in df.columns:
+            continue
+        raw = df[col.name]
+        if col.dtype in ("date", "datetime"):
+            if pd.api.types.is_datetime64_any_dtype(raw):
+                val = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
+                val = val.astype("datetime64[ns]")
+            else:
+                text = raw.astype("string").str.strip()
+                val = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
+                if not pd.api.types.is_datetime64_any_dtype(val):  # mixed types from Excel
+                    val = pd.to_datetime(text, errors="coerce", format="mixed")
+                val = val.astype("datetime64[ns]")
+                bad = text.notna() & (text != "") & val.isna()
+                if bad.any():
+                    problems.append(Problem("error", table.name, col.name,
+                                            f"unparseable date (expected {date_format or 'ISO YYYY-MM-DD'})",
+                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+            out[col.name] = val
+        elif col.dtype in ("float", "int"):
+            if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+                val = raw.astype("float64")
+            else:
+                text = raw.astype("string").str.strip()
+                val = pd.to_numeric(text, errors="coerce").astype("float64")
+                bad = text.notna() & (text != "") & val.isna()
+                if bad.any():
+                    problems.append(Problem("error", table.name, col.name, "not a number",
+                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+            if "currency" in col.unit and amount_unit != 1:
+                val = val * amount_unit
+            if col.dtype == "int":
+                frac = val.notna() & (val != val.round())
+                if frac.any():
+                    problems.append(Problem("error", table.name, col.name, "not a whole number",
+                                            _bad_rows(df, frac), int(frac.sum()), val[frac].iloc[0]))
+                    val = val.where(~frac)
+                val = val.round().astype("Int64")
+            out[col.name] = val
+        elif col.dtype == "bool":
+            if pd.api.types.is_bool_dtype(raw):
+                val = raw.astype("boolean")
+            else:
+                text = raw.astype("string").str.strip().str.lower()
+                val = pd.Series(pd.NA, index=df.index, dtype="boolean")
+                val[text.isin(_TRUE).fillna(False).astype(bool)] = True
+                val[(text.isin(_FALSE - {""})).fillna(False).astype(bool)] = False
+                bad = text.notna() & (text != "") & val.isna()
+                if bad.any():
+                    problems.append(Problem("error", table.name, col.name, "not true/false",
+                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+            out[col.name] = val
+        else:
+            val = raw.astype("string").str.strip()
+            val = val.mask(val == "")
+            # ids read from numeric sources (Excel, parquet floats) must not gain a '.0'
+            if pd.api.types.is_float_dtype(raw):
+                val = raw.map(lambda v: pd.NA if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))).astype("string")
+            if col.values:
+                norm = val.str.lower()
+                bad = norm.notna() & ~norm.isin(col.values)
+                if bad.any():
+                    problems.append(Problem("error", table.name, col.name,
+                                            f"unknown value (allowed: {', '.join(col.values)})",
+                                            _bad_rows(df, bad), int(bad.sum()), val[bad].iloc[0]))
+                val = norm.where(~bad)
+            out[col.name] = val
+    return out
+
+
+def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: Path, label: str,
+                problems: list[Problem]) -> pd.DataFrame | None:
+    """Rename source columns to the contract's; a missing required column is a Problem (returns None)."""
+    mapping = dict(src.columns)
+    missing_src = [s for s in mapping if s not in df.columns]
+    for s in missing_src:
+        close = _close_match(s, df.columns)
+        problems.append(Problem("error", table.name, mapping[s],
+                                f"mapped source column {s!r} not in {label}"
+                                + (f" (did you mean {close!r}?)" if close else f"; it has: {', '.join(map(str, df.columns[:12]))}"),
+                                [], 0, ""))
+    unknown = [c for c in mapping.values() if c not in table.by_name]
+    for c in unknown:
+        problems.append(Problem("error", table.name, c, f"`columns:` maps onto {c!r}, which the contract's "
+                                f"{table.name} table does not have (see docs/data_contract.md)", [], 0, ""))
+    df = df.rename(columns={s: c for s, c in mapping.items() if s in df.columns})
+    if table.name == "transactions" and "amount" not in df.columns and {"quantity", "unit_price"} <= set(df.columns):
+        df = df.assign(amount=None)  # derived after coercion
+    missing = [c for c in table.required if c not in df.columns]
+    for c in missing:
+        close = _close_match(c, [x for x in df.columns if x not in table.by_name])
+        problems.append(Problem("error", table.name, c,
+                                f"required column missing from {label}"
+                                + (f"; map it with `columns: {{{close!r}: {c}}}`" if close else
+                                   f"; add it or map a source column onto it under tables.{table.name}.columns"),
+                                [], 0, ""))
+    if missing or missing_src or unknown:
+        return None
+    return df
+
+
+def _close_match(name: str, candidates) -> str | None:
+    import difflib
+
+    cands = [str(c) for c in candidates]
+    norm = {c.lower().replace(" ", "_").replace("-", "_"): c for c in cands}
+    key = name.lower().replace(" ", "_")
+    if key in norm:
+        return norm[key]
+    hit = difflib.get_close_matches(key, list(norm), n=1, cutoff=0.75)
+    return norm[hit[0]] if hit else None
+
+
+def read_table(config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> pd.DataFrame | None:
+    """One table from its source, mapped and coerced (with a ``_row`` column); None if unusable."""
+    table = TABLES[name]
+    raw, label = _read_source(config_path, name, src)
+    raw = raw.reset_index(drop=True)
+    raw.insert(0, ROW, range(1, len(raw) + 1))
+    if raw.empty:
+        problems.append(Problem("error", name, "", f"no rows in {label}", [], 0, ""))
+        return None
+    df = map_columns(raw, table, src, config_path, label, problems)
+    if df is None:
+        return None
+    first_new = len(problems)
+    out = coerce(df, table, date_format=src.date_format, amount_unit=src.amount_unit, problems=problems)
+    if "unparseable_rows" in src.drop:
+        bad: set[int] = set()
+        for p in problems[first_new:]:
+            p.severity = "warning"
+            p.problem += " — rows dropped (drop: unparseable_rows)"
+            bad.update(p.rows)
+        out = out[~out[ROW].isin(bad)]
+    if name == "transactions" and out["amount"].isna().all() and {"quantity", "unit_price"} <= set(out.columns):
+        out["amount"] = out["quantity"] * out["unit_price"]
+    return out

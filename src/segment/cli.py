@@ -1,0 +1,106 @@
+"""The `segment` command line. Exit codes: 0 done; 2 the input is wrong (message starts with
+``error:``, names the file, row or key; nothing written); 1 a bug (traceback); 130 interrupted."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import SegmentError, format_report
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segment", description="Grade customers into tiers and prove it against churn.")
+    p.add_argument("--version", action="version", version=f"segment {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="write the deterministic demo company and its data.yaml")
+    d.add_argument("--out", required=True, type=Path, help="folder to write into")
+    d.add_argument("--customers", type=int, default=5000, help="number of customers (default 5000)")
+    d.add_argument("--seed", type=int, default=20260930, help="random seed (same seed → identical files)")
+
+    v = sub.add_parser("validate", help="load and check the data; print every problem; exit 2 on errors")
+    v.add_argument("--data", required=True, type=Path, help="data config (DATA.yaml)")
+    v.add_argument("--as-of", help="count rows dated after this date (default: the config's as_of)")
+
+    g = sub.add_parser("grade", help="grade every customer at an as-of date")
+    g.add_argument("--data", required=True, type=Path)
+    g.add_argument("--scheme", required=True, help="a scheme file or the id of one under params/schemes/")
+    g.add_argument("--as-of", help="YYYY-MM-DD (default: the data config's as_of)")
+    g.add_argument("--out", required=True, type=Path, help="FILE.parquet or FILE.csv")
+
+    r = sub.add_parser("report", help="execute the report notebooks for a quarter into reports/<QUARTER>/")
+    r.add_argument("--quarter", help="e.g. 2026Q3 (default: the latest complete quarter in the data)")
+    r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
+    r.add_argument("--scheme", default="s1_four_tier")
+    r.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
+    c = sub.add_parser("contract", help="print the data contract")
+    c.add_argument("--markdown", action="store_true", help="as markdown (the text of docs/data_contract.md)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import write_demo
+
+        if args.customers < 1:
+            raise SegmentError(f"error: --customers must be at least 1 (got {args.customers})")
+        path = write_demo(args.out, customers=args.customers, seed=args.seed, progress=sys.stderr.isatty())
+        print(f"wrote the demo company ({args.customers} customers, seed {args.seed}) to {path}")
+        return 0
+    if args.command == "validate":
+        from .validate import load_data
+
+        loaded = load_data(args.data, as_of=args.as_of)
+        t = loaded.tables
+        sizes = ", ".join(f"{n}: {len(t.get(n)):,} rows" for n in t.present())
+        print(f"ok: {args.data} is valid ({sizes})")
+        if not loaded.report.empty:
+            print(format_report(loaded.report))
+        return 0
+    if args.command == "grade":
+        from .pipeline import grade_data
+        from .atomic import write_frame
+
+        out = args.out
+        if out.suffix.lower() not in (".parquet", ".csv"):
+            raise SegmentError(f"error: --out {out}: must end in .parquet or .csv")
+        graded = grade_data(args.data, args.scheme, args.as_of)
+        write_frame(graded.frame, out)
+        print(f"graded {len(graded.frame):,} customers at {graded.as_of.date()} with {graded.scheme.id}: {out}")
+        print(graded.tier_counts().to_string(index=False))
+        return 0
+    if args.command == "report":
+        from .reports import build_reports
+
+        result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir)
+        print(result.summary())
+        return 0
+    if args.command == "contract":
+        from .contract import markdown, TABLES
+
+        if args.markdown:
+            print(markdown())
+        else:
+            for t in TABLES.values():
+                print(f"{t.name}: " + ", ".join(c.name + ("*" if c.required else "") for c in t.columns))
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except SegmentError as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was replaced", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Conditions in schemes (gates, overrides, stage rules), parsed by the project — never eval'ed.
+
+Grammar (case-insensitive keywords)::
+
+    expr     := or
+    or       := and ("or" and)*
+    and      := not ("and" not)*
+    not      := "not" not | atom
+    atom     := "(" expr ")" | compare | name "is" ["not"] "missing" | "true" | "false"
+    compare  := operand OP operand | operand ["not"] "in" "[" literal ("," literal)* "]"
+    operand  := name | number | string
+    OP       := >= <= > < == !=
+    number   := 12, 1.5, -3, 50万 (= 500000), 20% (= 0.2)
+    string   := 'text' or "text"
+    name     := an indicator name (letters, digits, _), checked against what the data provides
+
+A comparison with a missing value is false (so ``not`` of it is true); use ``x is missing`` to
+test for missing values explicitly.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<num>-?\d+(?:\.\d+)?(?:万|%)?)
+  | (?P<str>'[^'\n]*'|"[^"\n]*")
+  | (?P<op>>=|<=|==|!=|>|<)
+  | (?P<punct>[()\[\],])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+""", re.VERBOSE)
+
+KEYWORDS = {"and", "or", "not", "in", "is", "missing", "true", "false"}
+
+
+class ConditionError(ValueError):
+    """A condition that does not parse; the message says where and what was expected."""
+
+
+@dataclass(frozen=True)
+class Tok:
+    kind: str
+    value: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Tok]:
+    if not isinstance(text, str):
+        raise ConditionError(f"a condition must be text, got {type(text).__name__}")
+    out, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ConditionError(f"unexpected character {text[pos]!r} at position {pos + 1}")
+        kind = m.lastgroup
+        if kind != "ws":
+            val = m.group()
+            if kind == "name" and val.lower() in KEYWORDS:
+                kind, val = "kw", val.lower()
+            out.append(Tok(kind, val, pos + 1))
+        pos = m.end()
+    if not out:
+        raise ConditionError("the condition is empty")
+    return out
+
+
+def _number(text: str) -> float:
+    if text.endswith("万"):
+        return float(text[:-1]) * 10_000
+    if text.endswith("%"):
+        return float(text[:-1]) / 100
+    return float(text)
+
+
+# AST nodes are tuples: ("and", a, b) ("or", a, b) ("not", a) ("cmp", op, left, right)
+# ("in", operand, values, negate) ("missing", name, negate) ("const", bool)
+# operands: ("name", n) ("lit", value)
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> Tok:
+        t = self.peek()
+        if t is None:
+            raise ConditionError("the condition ends too early")
+        self.i += 1
+        return t
+
+    def expect(self, kind: str, value: str | None = None) -> Tok:
+        t = self.peek()
+        if t is None or t.kind != kind or (value is not None and t.value != value):
+            got = "the end" if t is None else repr(t.value) + f" at position {t.pos}"
+            raise ConditionError(f"expected {value or kind} but found {got}")
+        self.i += 1
+        return t
+
+    def parse(self):
+        node = self.or_()
+        if self.peek() is not None:
+            t = self.peek()
+            raise ConditionError(f"unexpected {t.value!r} at position {t.pos} (join conditions with and / or)")
+        return node
+
+    def or_(self):
+        node = self.and_()
+        while (t := self.peek()) is not None and t.kind == "kw" and t.value == "or":
+            self.take()
+            node = ("or", node, self.and_())
+        return node
+
+    def and_(self):
+        node = self.not_()
+        while (t := self.peek()) is not None and t.kind == "kw" and t.value == "and":
+            self.take()
+            node = ("and", node, self.not_())
+        return node
+
+    def not_(self):
+        t = self.peek()
+        if t is not None and t.kind == "kw" and t.value == "not":
+            self.take()
+            return ("not", self.not_())
+        return self.atom()
+
+    def atom(self):
+        t = self.peek()
+        if t is None:
+            raise ConditionError("the condition ends too early")
+        if t.kind == "punct" and t.value == "(":
+            self.take()
+            node = self.or_()
+            self.expect("punct", ")")
+            return node
+        if t.kind == "kw" and t.value in ("true", "false"):
+            self.take()
+            return ("const", t.value == "true")
+        left = self.operand()
+        t = self.peek()
+        if t is None:
+            raise ConditionError(f"a comparison is missing after {left[1]!r}")
+        if t.kind == "op":
+            self.take()
+            return ("cmp", t.value, left, self.operand())
+        if t.kind == "kw" and t.value == "is":
+            self.take()
+            neg = False
+            if (n := self.peek()) is not None and n.kind == "kw" and n.value == "not":
+                self.take()
+                neg = True
+            self.expect("kw", "missing")
+            if left[0] != "name":
+                raise ConditionError("only an indicator name can be `is missing`")
+            return ("missing", left[1], neg)
+        neg = False
+        if t.kind == "kw" and t.value == "not":
+            self.take()
+            neg = True
+            t = self.peek()
+        if t is not None and t.kind == "kw" and t.value == "in":
+            self.take()
+            self.expect("punct", "[")
+            values = [self.literal()]
+            while (p := self.peek()) is not None and p.kind == "punct" and p.value == ",":
+                self.take()
+                values.append(self.literal())
+            self.expect("punct", "]")
+            return ("in", left, tuple(values), neg)
+        got = "the end" if t is None else f"{t.value!r} at position {t.pos}"
+        raise ConditionError(f"expected a comparison (>=, <=, >, <, ==, !=, in, is missing) but found {got}")
+
+    def operand(self):
+        t = self.take()
+        if t.kind == "name":
+            return ("name", t.value)
+        if t.kind in ("num", "str"):
+            return ("lit", self._lit(t))
+        raise ConditionError(f"expected an indicator name, a number or a quoted text at position {t.pos}, found {t.value!r}")
+
+    def literal(self):
+        t = self.take()
+        if t.kind in ("num", "str"):
+            return self._lit(t)
+        raise ConditionError(f"expected a number or a quoted text at position {t.pos}, found {t.value!r}")
+
+    @staticmethod
+    def _lit(t: Tok):
+        return _number(t.value) if t.kind == "num" else t.value[1:-1]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parsed condition: ``names`` are the indicators it reads; ``evaluate(frame)`` → bool array."""
+
+    text: str
+    tree: tuple
+
+    @property
+    def names(self) -> set[str]:
+        out: set[str] = set()
+
+        def walk(n):
+            if n[0] in ("and", "or"):
+                walk(n[1]), walk(n[2])
+            elif n[0] == "not":
+                walk(n[1])
+            elif n[0] == "cmp":
+                for side in n[2:]:
+                    if side[0] == "name":
+                        out.add(side[1])
+            elif n[0] == "in" and n[1][0] == "name":
+                out.add(n[1][1])
+            elif n[0] == "missing":
+                out.add(n[1])
+
+        walk(self.tree)
+        return out
+
+    def evaluate(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(_eval(self.tree, frame, len(frame)), dtype=bool)
+
+
+def parse(text: str) -> Condition:
+    return Condition(text, _Parser(text).parse())
+
+
+def _operand(node, frame: pd.DataFrame, n: int):
+    if node[0] == "name":
+        return frame[node[1]]
+    return node[1]
+
+
+_OPS = {">=": "ge", "<=": "le", ">": "gt", "<": "lt", "==": "eq", "!=": "ne"}
+
+
+def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
+    kind = node[0]
+    if kind == "const":
+        return np.full(n, node[1])
+    if kind == "and":
+        return _eval(node[1], frame, n) & _eval(node[2], frame, n)
+    if kind == "or":
+        return _eval(node[1], frame, n) | _eval(node[2], frame, n)
+    if kind == "not":
+        return ~_eval(node[1], frame, n)
+    if kind == "missing":
+        miss = frame[node[1]].isna().to_numpy()
+        return ~miss if node[2] else miss
+    if kind == "in":
+        left = _operand(node[1], frame, n)
+        s = left if isinstance(left, pd.Series) else pd.Series([left] * n, index=frame.index)
+        hit = s.isin(list(node[2])).to_numpy(dtype=bool)
+        known = s.notna().to_numpy(dtype=bool)
+        return (~hit & known) if node[3] else hit
+    if kind == "cmp":
+        op, left, right = node[1], _operand(node[2], frame, n), _operand(node[3], frame, n)
+        if not isinstance(left, pd.Series) and not isinstance(right, pd.Series):
+            return np.full(n, bool(getattr(pd.Series([left]), _OPS[op])(right).iloc[0]))
+        if not isinstance(left, pd.Series):
+            left, right = right, left
+            op = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}.get(op, op)
+        try:
+            res = getattr(left, _OPS[op])(right)
+        except TypeError as e:
+            raise ConditionError(f"cannot compare {node[2][1]!r} with {node[3][1]!r}: {e}") from None
+        valid = left.notna() & (right.notna() if isinstance(right, pd.Series) else True)
+        return (res.fillna(False).astype(bool) & valid).to_numpy(dtype=bool)
+    raise AssertionError(kind)

@@ -1,0 +1,158 @@
+"""Validation at the boundary: every problem in every table, listed at once (pandera's lazy mode).
+
+``load_data`` is what every command that reads data calls: it loads each table through the data
+config, checks the contract and the SEEDS step-3 quality rules, and either returns the tables with
+the report (warnings only) or raises ``DataError`` carrying the whole report.
+
+Report columns: severity (error / warning), table, column, problem, count, rows (1-based data-row
+numbers in the source, header excluded; the first few), example (one offending value).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from .contract import COMPLETENESS_THRESHOLD, TABLES
+from .errors import DataError
+from .io import ROW, DataConfig, Problem, Tables, read_data_config, read_table
+
+REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
+MAX_ROWS_SHOWN = 10
+
+
+@dataclass
+class Loaded:
+    tables: Tables
+    report: pd.DataFrame  # warnings (errors raise)
+    config: DataConfig
+    path: Path
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        return pd.Timestamp(self.config.as_of) if self.config.as_of else None
+
+
+def report_frame(problems: list[Problem]) -> pd.DataFrame:
+    rows = []
+    for p in problems:
+        shown = ", ".join(str(r) for r in p.rows[:MAX_ROWS_SHOWN]) + (" …" if len(p.rows) > MAX_ROWS_SHOWN else "")
+        rows.append({"severity": p.severity, "table": p.table, "column": p.column, "problem": p.problem,
+                     "count": p.count, "rows": shown, "example": "" if p.example is None else str(p.example)})
+    df = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    if not df.empty:
+        df["_order"] = (df["severity"] != "error").astype(int)
+        df = df.sort_values(["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return df
+
+
+def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timestamp | None,
+          problems: list[Problem]) -> dict[str, pd.DataFrame]:
+    """The cross-row and cross-table rules. Returns the tables after declared drops."""
+    drops = {name: set(src.drop) for name, src in config.tables.items()}
+
+    def drop(name: str, mask: pd.Series, kind: str, column: str, problem: str, example_col: str | None = None) -> None:
+        df = tables[name]
+        if not mask.any():
+            return
+        example = df.loc[mask, example_col].iloc[0] if example_col else ""
+        if kind in drops.get(name, set()):
+            problems.append(Problem("warning", name, column, problem + f" — dropped (drop: {kind})",
+                                    df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), example))
+            tables[name] = df.loc[~mask]
+        else:
+            problems.append(Problem("error", name, column, problem + f"; fix the source or add `{kind}` to "
+                                    f"tables.{name}.drop", df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), example))
+
+    # rows without a customer id cannot be attributed to anyone
+    for name in ("transactions", "interactions", "opportunities"):
+        if name in tables and "customer_id" in tables[name]:
+            miss = tables[name]["customer_id"].isna()
+            if "missing_customer_id" in drops.get(name, set()):
+                drop(name, miss, "missing_customer_id", "customer_id", "rows without a customer_id")
+
+    # duplicate keys
+    for name, df in tables.items():
+        for key in TABLES[name].unique:
+            dup = df[key].notna() & df.duplicated(subset=[key], keep=False)
+            if dup.any():
+                conflicting = df[dup].drop(columns=ROW).drop_duplicates()
+                problems.append(Problem("error", name, key,
+                                        f"duplicate {key} ({df.loc[dup, key].nunique()} ids on {int(dup.sum())} rows"
+                                        + (", with conflicting attributes" if len(conflicting) > df.loc[dup, key].nunique() else "")
+                                        + "); keep one row per id", df.loc[dup, ROW].astype(int).tolist(), int(dup.sum()),
+                                        df.loc[dup, key].iloc[0]))
+
+    # exact duplicate transaction lines (all contract columns equal)
+    if "transactions" in tables:
+        df = tables["transactions"]
+        cols = [c for c in df.columns if c != ROW]
+        dup = df.duplicated(subset=cols, keep="first")
+        drop("transactions", dup, "duplicate_lines", "", "duplicate transaction lines (every column equal to an "
+             "earlier line)", "order_id" if "order_id" in df else "customer_id")
+
+    # events for customers the master does not know
+    if "customers" in tables:
+        known = set(tables["customers"]["customer_id"].dropna())
+        for name in ("transactions", "interactions", "opportunities"):
+            if name in tables:
+                df = tables[name]
+                unknown = df["customer_id"].notna() & ~df["customer_id"].isin(known)
+                drop(name, unknown, "unknown_customers", "customer_id", "customer_id not in the customers table",
+                     "customer_id")
+
+    # completeness of key fields (SEEDS step 3: at least 95%)
+    for name, df in tables.items():
+        n = len(df)
+        if not n:
+            continue
+        for key in TABLES[name].keys:
+            if key in df:
+                present = df[key].notna()
+                share = float(present.mean())
+                if share < COMPLETENESS_THRESHOLD:
+                    problems.append(Problem("error", name, key,
+                                            f"only {share:.1%} complete (at least {COMPLETENESS_THRESHOLD:.0%} needed, "
+                                            "SEEDS step 3); fill the field in the source"
+                                            + (" or add `missing_customer_id` to drop:" if key == "customer_id" else ""),
+                                            df.loc[~present, ROW].astype(int).tolist(), int((~present).sum()), ""))
+
+    # dates after the as-of date: counted, never used
+    if as_of is not None:
+        cutoff = as_of.normalize() + pd.Timedelta(days=1)
+        for name, df in tables.items():
+            dcol = TABLES[name].date_column
+            if dcol and dcol in df:
+                late = df[dcol] >= cutoff
+                if late.any():
+                    problems.append(Problem("warning", name, dcol, f"dated after the as-of date {as_of.date()}: "
+                                            "counted here, never used in features", df.loc[late, ROW].astype(int).tolist(),
+                                            int(late.sum()), df.loc[late, dcol].iloc[0]))
+    return tables
+
+
+def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, *, strict: bool = True) -> Loaded:
+    """Load and validate every table of the data config at ``path``.
+
+    Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
+    otherwise returns the tables (declared drops applied, ``_row`` removed) and the report."""
+    path = Path(path)
+    config = read_data_config(path)
+    problems: list[Problem] = []
+    tables: dict[str, pd.DataFrame] = {}
+    for name, src in config.tables.items():
+        df = read_table(path, name, src, problems)
+        if df is not None:
+            tables[name] = df
+    if as_of is None and config.as_of is not None:
+        as_of = config.as_of
+    as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
+    if "transactions" in tables:
+        tables = check(tables, config, as_of_ts, problems)
+    report = report_frame(problems)
+    if strict and (report["severity"] == "error").any():
+        raise DataError(report, source=str(path))
+    clean = {n: df.drop(columns=ROW).reset_index(drop=True) for n, df in tables.items()}
+    return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)
