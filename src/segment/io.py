@@ -22,6 +22,7 @@ from .contract import TABLES, Table
 from .errors import ConfigError, SegmentError
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
+DUP = "_dup"  # transactions: the source line equals an earlier one in every source column
 
 
 @dataclass
@@ -390,6 +391,8 @@ def read_table(config_path: Path, name: str, src: TableSource, problems: list[Pr
             p.problem += " — rows dropped (drop: unparseable_rows)"
             bad.update(p.rows)
         out = out[~out[ROW].isin(bad)]
+    if name == "transactions":
+        out[DUP] = raw.drop(columns=ROW).duplicated(keep="first").to_numpy()[out.index]
     if name == "transactions" and out["amount"].isna().all() and {"quantity", "unit_price"} <= set(out.columns):
         out["amount"] = out["quantity"] * out["unit_price"]
     return out

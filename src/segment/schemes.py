@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .conditions import ConditionError, parse
 from .errors import ConfigError
@@ -25,13 +25,31 @@ WEIGHT_TOLERANCE = 1e-6
 SCHEMES_DIR = Path("params") / "schemes"
 
 
+def _num(v):
+    """Numbers in params may be written 50万 (= 500000) or 15% (= 0.15)."""
+    if isinstance(v, str):
+        t = v.strip().replace(",", "").replace("_", "")
+        try:
+            if t.endswith("万"):
+                return float(t[:-1]) * 10_000
+            if t.endswith("%"):
+                return float(t[:-1]) / 100
+            return float(t)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a number (write 500000, 50万 or 15%)") from None
+    return v
+
+
+Num = Annotated[float, BeforeValidator(_num)]
+
+
 class Band(BaseModel):
     """Points for values in [from, below). Omit ``from`` on the lowest band, ``below`` on the highest."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    lower: float | None = Field(None, alias="from")
-    below: float | None = None
-    points: float
+    lower: Num | None = Field(None, alias="from")
+    below: Num | None = None
+    points: Num
 
 
 class Indicator(BaseModel):
@@ -89,7 +107,7 @@ class Tier(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     label: str = ""
-    min_score: float | None = Field(None, description="cut-off (inclusive); omit on the lowest tier")
+    min_score: Num | None = Field(None, description="cut-off (inclusive); omit on the lowest tier")
     gate: str | None = Field(None, description="entry criteria: a condition the customer must also meet")
     strategy: Strategy = Field(default_factory=Strategy)
 

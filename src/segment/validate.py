@@ -17,7 +17,7 @@ import pandas as pd
 
 from .contract import COMPLETENESS_THRESHOLD, TABLES
 from .errors import DataError
-from .io import ROW, DataConfig, Problem, Tables, read_data_config, read_table
+from .io import DUP, ROW, DataConfig, Problem, Tables, read_data_config, read_table
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
 MAX_ROWS_SHOWN = 10
@@ -35,12 +35,22 @@ class Loaded:
         return pd.Timestamp(self.config.as_of) if self.config.as_of else None
 
 
+def _example(v) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, pd.Timestamp):
+        return str(v.date()) if v == v.normalize() else str(v)
+    return str(v)
+
+
 def report_frame(problems: list[Problem]) -> pd.DataFrame:
     rows = []
     for p in problems:
         shown = ", ".join(str(r) for r in p.rows[:MAX_ROWS_SHOWN]) + (" …" if len(p.rows) > MAX_ROWS_SHOWN else "")
         rows.append({"severity": p.severity, "table": p.table, "column": p.column, "problem": p.problem,
-                     "count": p.count, "rows": shown, "example": "" if p.example is None else str(p.example)})
+                     "count": p.count, "rows": shown, "example": _example(p.example)})
     df = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     if not df.empty:
         df["_order"] = (df["severity"] != "error").astype(int)
@@ -85,13 +95,21 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
                                         + "); keep one row per id", df.loc[dup, ROW].astype(int).tolist(), int(dup.sum()),
                                         df.loc[dup, key].iloc[0]))
 
-    # exact duplicate transaction lines (all contract columns equal)
+    # exact duplicate transaction lines: every column of the source line equals an earlier line's
     if "transactions" in tables:
         df = tables["transactions"]
-        cols = [c for c in df.columns if c != ROW]
-        dup = df.duplicated(subset=cols, keep="first")
+        dup = df[DUP] if DUP in df else df.duplicated(subset=[c for c in df.columns if c != ROW], keep="first")
         drop("transactions", dup, "duplicate_lines", "", "duplicate transaction lines (every column equal to an "
              "earlier line)", "order_id" if "order_id" in df else "customer_id")
+
+    # returns and zero lines are legal but worth knowing about
+    if "transactions" in tables:
+        df = tables["transactions"]
+        for mask, what in ((df["amount"] < 0, "negative amounts (returns / cancellations): kept, they reduce revenue"),
+                           (df["amount"] == 0, "zero amounts: kept, they count as orders without revenue")):
+            if mask.any():
+                problems.append(Problem("warning", "transactions", "amount", what,
+                                        df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), df.loc[mask, "amount"].iloc[0]))
 
     # events for customers the master does not know
     if "customers" in tables:
@@ -154,5 +172,5 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     report = report_frame(problems)
     if strict and (report["severity"] == "error").any():
         raise DataError(report, source=str(path))
-    clean = {n: df.drop(columns=ROW).reset_index(drop=True) for n, df in tables.items()}
+    clean = {n: df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True) for n, df in tables.items()}
     return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)

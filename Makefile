@@ -1,0 +1,69 @@
+# segment — every target documents itself: `make help`.
+# The first target that needs Python creates .venv (python3 -m venv) and installs the package with
+# its dev extras; it reinstalls whenever pyproject.toml changes.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+QUARTER ?=
+DATA    ?= data/demo/data.yaml
+SCHEME  ?= s1_four_tier
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo validate grade report test test-slow test-all lab docs realdata clean
+
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: QUARTER=2026Q3 (report), DATA=path/to/data.yaml, SCHEME=id-or-path"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install segment with its dev extras (automatic for every target)
+
+DEMO_DATA := data/demo/data.yaml
+NEEDS_DEMO := $(if $(filter $(DEMO_DATA),$(DATA)),$(DEMO_DATA))
+
+$(DEMO_DATA): | $(STAMP)
+	$(BIN)/segment demo --out data/demo
+
+demo: $(STAMP)  ## (re)write the demo company into data/demo/
+	$(BIN)/segment demo --out data/demo
+
+validate: $(STAMP) $(NEEDS_DEMO)  ## check the data config DATA (default: the demo) and list every problem
+	$(BIN)/segment validate --data $(DATA)
+
+grade: $(STAMP) $(NEEDS_DEMO)  ## grade DATA with SCHEME into reports/grading-<scheme>.csv
+	$(BIN)/segment grade --data $(DATA) --scheme $(SCHEME) --out reports/grading-$(notdir $(basename $(SCHEME))).csv
+
+report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
+	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME)
+
+test: $(STAMP)  ## the test suite (without the slow marker)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)  ## only the slow checks (big data)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: $(STAMP)  ## every test
+	$(BIN)/python -m pytest -q
+
+realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
+	$(BIN)/segment validate --data params/data/online_retail.yaml
+
+docs: $(STAMP)  ## regenerate docs/data_contract.md from src/segment/contract.py
+	$(BIN)/segment contract --markdown > docs/data_contract.md
+
+$(VENV)/.lab-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
+	@touch $@
+
+lab: $(VENV)/.lab-installed  ## open JupyterLab on the project's own kernel (installs it on first use)
+	$(BIN)/jupyter lab --notebook-dir=.
+
+clean:  ## remove generated reports and demo data (keeps .venv)
+	rm -rf data/demo reports/20*Q* reports/index.html reports/.staging-*

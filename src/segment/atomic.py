@@ -1,0 +1,44 @@
+"""Outputs are written to a temporary file beside the target and renamed on success, so a failed or
+interrupted run never leaves a half-written file and never replaces a good one."""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_frame(df: pd.DataFrame, target: str | Path) -> Path:
+    """A DataFrame as .parquet or .csv (UTF-8), atomically."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        if target.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False, encoding="utf-8")
+        else:
+            df.to_parquet(tmp, index=False)
+    return target
