@@ -650,7 +650,7 @@ def _opportunities(rng: np.random.Generator, op: dict, c: dict, churn_day: np.nd
     latent = open_ & (open_rank <= 1) & (rng.random(n) < 0.3)   # latent need: no date yet
     expected[latent] = -1
 
-    amount = np.round(c["spend_level"][cust] * np.exp(rng.normal(np.log(0.25), 0.8, n)), -2)
+    amount = np.maximum(500.0, np.round(c["spend_level"][cust] * np.exp(rng.normal(np.log(0.25), 0.8, n)), -2))
     own = rng.random(n) < 0.7
     line_own = (rng.random(n)[:, None] > c["line_cum"][cust]).sum(axis=1).clip(0, 3)
     line = np.where(own, line_own, rng.integers(0, 4, n))
@@ -714,6 +714,9 @@ def _atomic(target: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -171,10 +171,13 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     gap = np.where(gated_rank > 0, cuts[next_rank] - score, np.nan)
     gap = np.where(np.isfinite(gap), np.maximum(gap, 0), np.nan)
     out["points_to_next_tier"] = np.round(gap, 6)
-    tail = pd.Series(np.where(gated_rank > 0, "; " + pd.Series(np.round(gap, 1)).astype(str).to_numpy(dtype=object)
-                              + " points short of " + ids[next_rank], ""), dtype=object)
-    tail = tail.where(~((gated_rank > 0) & (gap <= 0)), "; score reaches " + pd.Series(ids[next_rank], dtype=object)
-                      + " but its gate fails")
+    gap_txt = pd.Series(np.round(gap, 1), dtype="float64").map("{:.1f}".format)
+    next_id = pd.Series(ids[next_rank], dtype=object)
+    tail = pd.Series("", index=range(n), dtype=object)
+    short = (gated_rank > 0) & (gap > 0)
+    reach = (gated_rank > 0) & (gap <= 0)
+    tail[short] = "; " + gap_txt[short] + " points short of " + next_id[short]
+    tail[reach] = "; score reaches " + next_id[reach] + " but its gate fails"
     out["explanation"] = (expl + tail).to_numpy(dtype=object)
     frame = pd.DataFrame(out)
     for c in ("raw_tier", "gates_failed", "overrides", "tier", "tier_label", "strategy", "owner", "explanation",

@@ -64,7 +64,10 @@ class Indicator(BaseModel):
         if (self.bands is None) == (self.map is None):
             raise ValueError("give exactly one of `bands` (numeric thresholds) or `map` (category → points)")
         if self.bands is not None:
-            check_bands(self.bands)
+            try:
+                check_bands(self.bands)
+            except ValueError as e:
+                raise ValueError(f"bands: {e}") from None
         return self
 
 

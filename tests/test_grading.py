@@ -1,0 +1,202 @@
+"""Conditions, scheme validation and the grading engine, checked against S1's own numbers (SEEDS.md)."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from segment.conditions import ConditionError, parse
+from segment.errors import ConfigError
+from segment.grading import MissingInputs, grade, indicator_points
+from segment.schemes import load_scheme
+
+from .conftest import write
+
+
+# ---------------------------------------------------------------- conditions
+
+FRAME = pd.DataFrame({"a": [1.0, 5.0, np.nan, 10.0], "tag": ["x", "y", "x", None]})
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a >= 5", [False, True, False, True]),
+    ("a < 5 or a > 9", [True, False, False, True]),
+    ("not a >= 5", [True, False, True, False]),  # missing compares false, so `not` is true
+    ("a is missing", [False, False, True, False]),
+    ("a is not missing and tag == 'x'", [True, False, False, False]),
+    ("tag in ['y', 'z']", [False, True, False, False]),
+    ("tag not in ['y']", [True, False, True, False]),
+    ("(a > 0) and (a < 6)", [True, True, False, False]),
+    ("a >= 0.0005万", [False, True, False, True]),  # 0.0005万 = 5
+    ("a > 500%", [False, False, False, True]),      # 500% = 5
+    ("true", [True] * 4),
+])
+def test_condition_semantics(text, expected):
+    assert parse(text).evaluate(FRAME).tolist() == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("__import__('os').system('echo hi')", "unexpected character '.'"),
+    ("__import__('os')", "expected a comparison"),
+    ("a >= ", "ends too early"),
+    ("a >= 5 b", "unexpected 'b'"),
+    ("a ; 5", "unexpected character ';'"),
+    ("", "empty"),
+    ("a in [1, ", "ends too early"),
+])
+def test_condition_errors(text, message):
+    with pytest.raises(ConditionError, match=message):
+        parse(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_arbitrary_text_parses_or_fails_cleanly(text):
+    try:
+        cond = parse(text)
+    except ConditionError:
+        return
+    assert isinstance(cond.names, set)
+
+
+# ---------------------------------------------------------------- S1 from the seed
+
+S1 = load_scheme("s1_four_tier")
+
+
+def s1_frame(**over) -> pd.DataFrame:
+    """One customer who meets every S1 top band and gate; keyword overrides change indicators."""
+    base = dict(customer_id="C1", annual_amount=600_000.0, profit_12m=150_000.0, tenure_years=3.0,
+                industry_growth=0.2, budget_growth=0.25, satisfaction_latest=9.0, complaint_resolution_hours=10.0,
+                referrals_12m=2.0, complaints_12m=0.0, major_complaints_12m=0.0)
+    base.update(over)
+    return pd.DataFrame([base])
+
+
+@pytest.mark.parametrize("amount, points", [
+    (500_000, 100), (499_999.99, 80), (100_000, 80), (99_999, 60), (10_000, 60), (9_999, 40), (0, 40),
+    (-50, 40), (np.nan, 40),
+])
+def test_s1_annual_amount_bands(amount, points):
+    """≥ 50万 → 100, 10–50万 → 80, 1–10万 → 60, < 1万 → 40 (SEEDS S1)."""
+    assert indicator_points(pd.Series([amount]), S1.indicators["annual_amount"])[0] == points
+
+
+def test_s1_weights_and_top_score():
+    w = S1.dimensions
+    assert (w["value"].weight, w["potential"].weight, w["relationship"].weight) == (0.5, 0.3, 0.2)
+    assert S1.max_score() == pytest.approx(100)
+    g = grade(s1_frame(), S1).frame.iloc[0]
+    assert g["score"] == pytest.approx(100) and g["tier"] == "core" and g["tier_label"] == "核心客户"
+
+
+@pytest.mark.parametrize("score_target, tier", [(90, "core"), (89.9, "important"), (70, "important"),
+                                                (69.9, "ordinary"), (50, "ordinary"), (49.9, "potential")])
+def test_s1_cutoffs_90_70_50(score_target, tier):
+    """Tiers by total score: core ≥ 90, important 70–89, ordinary 50–69, potential < 50 — gates off."""
+    scheme = S1.model_copy(deep=True)
+    for t in scheme.tiers:
+        t.gate = None
+    scheme.overrides = []
+    # a one-indicator frame whose points equal the target score
+    scheme.indicators["annual_amount"].bands[0].points = score_target
+    frame = s1_frame(annual_amount=0.0)
+    for ind, w in scheme.weights().items():
+        if ind != "annual_amount":
+            scheme.indicators[ind].bands = None
+            scheme.indicators[ind].map = {"never": 0}
+            scheme.indicators[ind].missing_points = score_target
+    assert grade(frame, scheme).frame["tier"].iloc[0] == tier
+
+
+def test_s1_hand_computed_score_and_explanation():
+    # value: 0.5·80 + 0.3·60 + 0.2·80 = 74; potential: 0.5·60 + 0.5·40 = 50;
+    # relationship: 0.4·60 + 0.3·80 + 0.3·40 = 60 → score 0.5·74 + 0.3·50 + 0.2·60 = 64 → ordinary
+    f = s1_frame(annual_amount=200_000.0, profit_12m=5_000.0, tenure_years=1.5, industry_growth=0.07,
+                 budget_growth=np.nan, satisfaction_latest=7.5, complaint_resolution_hours=np.nan, referrals_12m=0.0)
+    g = grade(f, S1).frame.iloc[0]
+    assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 60))
+    assert g["score"] == pytest.approx(64) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
+    # top contributions: amount 0.25·80 = 20, profit 0.15·60 = 9, industry 0.15·60 = 9 (stable order)
+    assert (g["top1"], g["top2"], g["top3"]) == ("annual_amount", "profit_12m", "industry_growth")
+    assert g["points_to_next_tier"] == pytest.approx(6)
+    assert g["explanation"] == "annual_amount +20.0, profit_12m +9.0, industry_growth +9.0; 6.0 points short of important"
+    assert g["follow_up_days"] == 180 and "标准化服务" in g["strategy"]
+
+
+def test_s1_core_gate_holds_back_a_high_score():
+    """Score 100 but satisfaction 8 < 9: the core gate fails → important (whose gate passes)."""
+    g = grade(s1_frame(satisfaction_latest=8.0), S1).frame.iloc[0]
+    assert g["score"] == pytest.approx(98.4)  # relationship: 0.4·80 + 0.3·100 + 0.3·100 = 92 → 100 − 0.2·8
+    assert (g["raw_tier"], g["gates_failed"], g["tier"]) == ("core", "core", "important")
+    assert g["explanation"].endswith("score reaches core but its gate fails")
+
+
+def test_s1_complaints_demotion():
+    """High spend but frequent complaints → one tier lower (SEEDS step 5), with the reason recorded."""
+    g = grade(s1_frame(complaints_12m=3.0, satisfaction_latest=9.0), S1).frame.iloc[0]
+    assert g["raw_tier"] == "core" and g["tier"] == "important"
+    assert g["overrides"].startswith("frequent_complaints: core → important (高消费但频繁投诉")
+    # never below ordinary
+    g = grade(s1_frame(complaints_12m=5.0, annual_amount=150_000.0, tenure_years=0.5, satisfaction_latest=5.0),
+              S1).frame.iloc[0]
+    assert g["tier"] == "ordinary" and g["overrides"] == ""
+
+
+def test_missing_indicator_is_named_before_grading():
+    with pytest.raises(MissingInputs, match="satisfaction_latest.*interactions"):
+        grade(s1_frame().drop(columns=["satisfaction_latest"]), S1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 2_000_000), min_size=2, max_size=30))
+def test_raising_the_amount_never_lowers_the_score(amounts):
+    f = pd.concat([s1_frame(customer_id=f"C{i}", annual_amount=a) for i, a in enumerate(amounts)], ignore_index=True)
+    up = f.assign(annual_amount=f["annual_amount"] * 1.5 + 1)
+    assert (grade(up, S1).frame["score"].to_numpy() >= grade(f, S1).frame["score"].to_numpy()).all()
+
+
+def scheme_file(tmp_path, body: str):
+    return write(tmp_path / "bad.yaml", textwrap.dedent(body))
+
+
+BASE = """\
+    id: t
+    indicators:
+      x:
+        bands:
+          - {below: 10, points: 1}
+          - {from: 10, points: 5}
+    dimensions:
+      d: {weight: 1, indicators: {x: 1}}
+    tiers:
+      - {id: top, min_score: 3}
+      - {id: rest}
+    """
+
+
+@pytest.mark.parametrize("old, new, key, message", [
+    ("{from: 10, points: 5}", "{from: 12, points: 5}", "indicators.x.bands", "gap between bands 0 and 1"),
+    ("{from: 10, points: 5}", "{from: 8, points: 5}", "indicators.x.bands", "bands 0 and 1 overlap"),
+    ("{weight: 1,", "{weight: 0.99,", "dimensions", "weights sum to 0.99, not 1"),
+    ("indicators: {x: 1}", "indicators: {y: 1}", "dimensions.d.indicators.y", "unknown indicator"),
+    ("min_score: 3}", "min_score: 6}", "tiers.0.min_score", "above the highest possible score 5"),
+    ("{id: rest}", "{id: rest}\n    overrides:\n      - {id: o, when: 'x > 1', action: demote, reason: r, not_below: nowhere}",
+     "overrides.0.not_below", "unknown tier 'nowhere'"),
+    ("min_score: 3}", "min_score: 3, gate: 'x >> 2'}", "tiers.0.gate", "condition does not parse"),
+])
+def test_scheme_errors_name_file_key_and_fix(tmp_path, old, new, key, message):
+    path = scheme_file(tmp_path, BASE.replace(old, new))
+    with pytest.raises(ConfigError) as e:
+        load_scheme(path)
+    text = str(e.value)
+    assert text.startswith(f"error: {path}, key `{key}`") and message in text
+
+
+def test_yaml_python_tags_are_refused(tmp_path):
+    path = scheme_file(tmp_path, BASE + "    x: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_scheme(path)
