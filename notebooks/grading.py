@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,8 +18,8 @@
 quarter: str = "2026Q3"  # the quarter reported, e.g. 2026Q3; grading is at its last day
 data: str = "data/demo/data.yaml"  # data config (DATA.yaml)
 scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a scheme file
-grading: str = ""  # a grading already computed by `segment report` (.parquet); "" = grade here
-data_report: str = ""  # validation warnings computed by `segment report` (.parquet); "" = from grading here
+grading: str = ""  # grading already computed by segment report (parquet); empty: grade here
+data_report: str = ""  # validation warnings computed by segment report (parquet); empty: validate here
 
 # %%
 from segment.reports import GradingReport

@@ -349,7 +349,7 @@ def _customer_frame(rng: np.random.Generator, c: dict, churn_day: np.ndarray) ->
         "strategic": pd.array(c["strategic"], dtype="boolean"),
         "status": _string_series(_strings(("active", "lost"), status_lost.astype(int))),
         "status_date": _dates(status_date),
-    })
+    }, copy=False)
     return df
 
 
@@ -545,8 +545,13 @@ def _simulate(c: dict, rng: np.random.Generator, progress: bool) -> dict:
             op["day"].append(op_day.astype(np.int32))
             op["eng"].append(ea[op_pos].astype(np.float32))
 
-    def cat(d):
-        return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in d.items()}
+    def cat(d):  # concatenate column by column, freeing the monthly pieces as we go
+        out = {}
+        for k in list(d):
+            parts = d.pop(k)
+            out[k] = np.concatenate(parts) if parts else np.zeros(0)
+            del parts
+        return out
 
     return {"churn_day": churn_day, "tx": cat(tx), "it": cat(it), "op": cat(op),
             "hazard_log": hazard_log, "start_month": start_month}
@@ -557,28 +562,33 @@ def _simulate(c: dict, rng: np.random.Generator, progress: bool) -> dict:
 # --------------------------------------------------------------------------------------------
 
 def _transactions(tx: dict, id_width: int, n_customers: int) -> pd.DataFrame:
-    cust = tx["cust"]
+    """The transactions table; consumes ``tx`` (columns are freed as they are used: 1M customers make
+    tens of millions of lines)."""
+    n_orders = int(tx["order"].max()) + 1 if len(tx["order"]) else 1
     # sort by (customer, date, order number): lines are generated month by month, orders numbered by
     # (day, customer) inside the month, so a stable sort on (customer, day) keeps the order numbers rising
-    key = cust.astype(np.int64) * 4096 + (tx["day"].astype(np.int64) - _EPOCH_START)
+    key = tx["cust"].astype(np.int64) * 4096 + (tx["day"].astype(np.int64) - _EPOCH_START)
     idx = np.argsort(key, kind="stable")
-    cust = cust[idx]
-    line = tx["line"][idx]
-    core = np.isin(line, [PRODUCT_LINES.index(x) for x in CORE_PRODUCT_LINES])
-    order_width = max(9, len(str(int(tx["order"].max()) + 1 if len(idx) else 1)))
+    del key
+
+    def take(name):
+        return tx.pop(name)[idx]
+
     cust_ids = pa.array(_ids("C", np.arange(1, n_customers + 1), id_width))
-    df = pd.DataFrame({
-        "customer_id": _string_series(pd.arrays.ArrowStringArray(pc.take(cust_ids, pa.array(cust)))),
-        "date": _dates(tx["day"][idx]),
-        "amount": tx["amount"][idx],
-        "order_id": _string_series(_ids("SO", tx["order"][idx] + 1, order_width)),
-        "product_line": _string_series(_strings(PRODUCT_LINES, line)),
-        "quantity": tx["qty"][idx],
-        "unit_price": tx["price"][idx],
-        "margin": tx["margin"][idx],
-        "core_product": pd.array(core, dtype="boolean"),
-    })
-    return df
+    cols: dict[str, object] = {}
+    cols["customer_id"] = _string_series(pd.arrays.ArrowStringArray(pc.take(cust_ids, pa.array(take("cust")))))
+    cols["date"] = _dates(take("day"))
+    cols["amount"] = take("amount")
+    cols["order_id"] = _string_series(_ids("SO", take("order") + 1, max(9, len(str(n_orders)))))
+    line = take("line")
+    cols["product_line"] = _string_series(_strings(PRODUCT_LINES, line))
+    cols["quantity"] = take("qty")
+    cols["unit_price"] = take("price")
+    cols["margin"] = take("margin")
+    core = np.isin(line, [PRODUCT_LINES.index(x) for x in CORE_PRODUCT_LINES])
+    del line
+    cols["core_product"] = pd.array(core, dtype="boolean")
+    return pd.DataFrame(cols, copy=False)
 
 
 def _interactions(rng: np.random.Generator, it: dict, id_width: int, n_customers: int) -> pd.DataFrame:
@@ -614,7 +624,7 @@ def _interactions(rng: np.random.Generator, it: dict, id_width: int, n_customers
         "severity": _string_series(_strings(("minor", "major"), severity[idx], is_c[idx])),
         "resolution_hours": hours[idx],
         "score": it["score"][idx],
-    })
+    }, copy=False)
     return df
 
 
@@ -670,7 +680,7 @@ def _opportunities(rng: np.random.Generator, op: dict, c: dict, churn_day: np.nd
         "product_line": _string_series(_strings(PRODUCT_LINES, line[idx])),
         "status": _string_series(_strings(("open", "won", "lost"), status[idx])),
         "closed_date": _dates(closed_date[idx]),
-    })
+    }, copy=False)
     return df
 
 

@@ -290,32 +290,54 @@ def _filter_ids(restricted: bool) -> str:
 
 
 def _transactions_sql(tx: pd.DataFrame, w: dict[str, str], restricted: bool) -> str:
-    """All transaction aggregates, one row per customer with any line before the cut-off."""
+    """All transaction aggregates, one row per customer with any line before the cut-off.
+
+    Two stages, because DuckDB's filtered ``COUNT(DISTINCT …)`` is ~10× slower than grouping: first one
+    row per customer and order (all of a customer's lines without an order id share one row, and
+    count one order per purchase line), then one row per customer."""
     cols = _cols(tx, {"customer_id": "VARCHAR", "date": "TIMESTAMP", "amount": "DOUBLE", "order_id": "VARCHAR",
                       "product_line": "VARCHAR", "quantity": "DOUBLE", "margin": "DOUBLE",
                       "core_product": "BOOLEAN"})
     p12 = f"date >= {w['s12']}"
     buy = "amount > 0"
     return f"""
-    SELECT customer_id,
-      COALESCE(SUM(amount) FILTER (WHERE {p12}), 0) AS annual_amount,
-      COALESCE(SUM(amount) FILTER (WHERE date >= {w['s24']} AND date < {w['s12']}), 0) AS prev_annual_amount,
-      COALESCE(SUM(amount) FILTER (WHERE date >= {w['s6']}), 0) AS amount_6m,
-      COALESCE(SUM(amount) FILTER (WHERE date >= {w['s6p']} AND date < {w['s6']}), 0) AS prev_amount_6m,
-      COUNT(DISTINCT order_id) FILTER (WHERE {buy} AND {p12})
-        + COUNT(*) FILTER (WHERE {buy} AND {p12} AND order_id IS NULL) AS orders_12m,
-      COUNT(DISTINCT order_id) FILTER (WHERE {buy})
-        + COUNT(*) FILTER (WHERE {buy} AND order_id IS NULL) AS orders_total,
-      CAST(MIN(date) FILTER (WHERE {buy}) AS DATE) AS first_purchase,
-      CAST(MAX(date) FILTER (WHERE {buy}) AS DATE) AS last_purchase,
-      CASE WHEN COUNT(*) FILTER (WHERE {p12}) = 0 THEN 0 ELSE SUM(margin) FILTER (WHERE {p12}) END AS profit_12m,
-      COALESCE(SUM(quantity), 0) AS volume_total,
-      COALESCE(SUM(quantity) FILTER (WHERE {p12}), 0) AS volume_12m,
-      COALESCE(BOOL_OR(core_product) FILTER (WHERE {buy} AND {p12}), false) AS buys_core_product,
-      COUNT(DISTINCT product_line) FILTER (WHERE {buy} AND {p12}) AS product_lines_12m
-    FROM (SELECT {cols} FROM tx)
-    WHERE date < {w['c']} AND customer_id IS NOT NULL{_filter_ids(restricted)}
-    GROUP BY customer_id"""
+    WITH t AS (
+      SELECT {cols} FROM tx
+      WHERE date < {w['c']} AND customer_id IS NOT NULL{_filter_ids(restricted)}),
+    per_order AS (
+      SELECT customer_id, order_id,
+        SUM(amount) FILTER (WHERE {p12}) AS a12,
+        SUM(amount) FILTER (WHERE date >= {w['s24']} AND date < {w['s12']}) AS a12p,
+        SUM(amount) FILTER (WHERE date >= {w['s6']}) AS a6,
+        SUM(amount) FILTER (WHERE date >= {w['s6p']} AND date < {w['s6']}) AS a6p,
+        COUNT(*) FILTER (WHERE {p12}) AS lines12,
+        SUM(margin) FILTER (WHERE {p12}) AS m12,
+        SUM(quantity) AS q, SUM(quantity) FILTER (WHERE {p12}) AS q12,
+        COUNT(*) FILTER (WHERE {buy} AND {p12}) AS buys12,
+        COUNT(*) FILTER (WHERE {buy}) AS buys,
+        MIN(date) FILTER (WHERE {buy}) AS first_buy, MAX(date) FILTER (WHERE {buy}) AS last_buy,
+        BOOL_OR(core_product) FILTER (WHERE {buy} AND {p12}) AS core12
+      FROM t GROUP BY customer_id, order_id),
+    lines AS (
+      SELECT customer_id, COUNT(DISTINCT product_line) AS product_lines_12m
+      FROM t WHERE {buy} AND {p12} GROUP BY customer_id),
+    per_customer AS (
+      SELECT customer_id,
+      COALESCE(SUM(a12), 0) AS annual_amount,
+      COALESCE(SUM(a12p), 0) AS prev_annual_amount,
+      COALESCE(SUM(a6), 0) AS amount_6m,
+      COALESCE(SUM(a6p), 0) AS prev_amount_6m,
+      SUM(CASE WHEN order_id IS NULL THEN buys12 ELSE LEAST(buys12, 1) END) AS orders_12m,
+      SUM(CASE WHEN order_id IS NULL THEN buys ELSE LEAST(buys, 1) END) AS orders_total,
+      CAST(MIN(first_buy) AS DATE) AS first_purchase,
+      CAST(MAX(last_buy) AS DATE) AS last_purchase,
+      CASE WHEN SUM(lines12) = 0 THEN 0 ELSE SUM(m12) END AS profit_12m,
+      COALESCE(SUM(q), 0) AS volume_total,
+      COALESCE(SUM(q12), 0) AS volume_12m,
+      COALESCE(BOOL_OR(core12), false) AS buys_core_product
+      FROM per_order GROUP BY customer_id)
+    SELECT per_customer.*, COALESCE(lines.product_lines_12m, 0) AS product_lines_12m
+    FROM per_customer LEFT JOIN lines USING (customer_id)"""
 
 
 def _interactions_sql(it: pd.DataFrame, w: dict[str, str], restricted: bool) -> str:

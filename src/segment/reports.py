@@ -227,6 +227,7 @@ def _git_commit() -> str:
 
 
 _CDN = re.compile(r'<script[^>]+src="https?://[^"]*"[^>]*>\s*</script>|<link[^>]+href="https?://[^"]*"[^>]*>', re.I)
+_REMOTE_MODULE = re.compile(r"<script[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*</script>", re.S | re.I)
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S | re.I)
 
 
@@ -247,6 +248,7 @@ def to_html(notebook: Path) -> str:
     body, _ = exporter.from_notebook_node(nb)
     body = _MATHJAX.sub("", body)
     body = _CDN.sub("", body)
+    body = _REMOTE_MODULE.sub("", body)
     return body
 
 

@@ -1,0 +1,86 @@
+"""The end-to-end slice: demo → grade → papermill notebook → offline HTML, atomically."""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from segment import reports
+from segment.demo import write_demo
+from segment.pipeline import latest_complete_quarter, quarter_end
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
+
+
+@pytest.fixture(scope="module")
+def built(demo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    result = reports.build_reports(data=demo, reports_dir=out)
+    return out, result
+
+
+def test_quarters():
+    assert quarter_end("2026q3") == pd.Timestamp("2026-09-30")
+    assert latest_complete_quarter("2026-09-30") == "2026Q3"
+    assert latest_complete_quarter("2026-09-29") == "2026Q2"
+    assert latest_complete_quarter("2026-12-31 23:00") == "2026Q4"
+
+
+def test_report_files_and_manifest(built, demo):
+    out, result = built
+    assert result.quarter == "2026Q3" and not result.skipped
+    q = out / "2026Q3"
+    assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "grading.parquet", "manifest.json"}
+    manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
+    assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
+    assert '<a href="2026Q3/grading.html">grading</a>' in (out / "index.html").read_text(encoding="utf-8")
+    assert not list(out.glob(".staging-*"))
+
+
+def test_html_is_for_readers_offline_and_without_pii(built, demo):
+    out, _ = built
+    page = (out / "2026Q3" / "grading.html").read_text(encoding="utf-8")
+    graded = pd.read_parquet(out / "2026Q3" / "grading.parquet")
+    counts = graded["tier"].value_counts()
+    assert "Customer grading — 2026Q3" in page and "核心客户" in page and "<svg" in page
+    for tier, n in counts.items():
+        assert f"{n:,}" in page
+    # no code, no parameters, no external requests
+    assert "GradingReport" not in page and "s1_four_tier\"" not in page and "injected-parameters" not in page
+    assert not re.search(r"<script[^>]+src=\"https?:", page) and "cdnjs" not in page and "mathjax" not in page.lower()
+    # PII of the demo's contacts never reaches the leadership report
+    customers = pd.read_csv(demo.parent / "customers.csv", dtype=str)
+    for col in ("email", "phone", "contact_name"):
+        assert not any(v in page for v in customers[col].dropna().head(200)), col
+
+
+def test_rerun_with_nothing_changed_does_nothing(built, demo):
+    out, _ = built
+    before = (out / "2026Q3" / "grading.html").stat().st_mtime_ns
+    again = reports.build_reports(data=demo, reports_dir=out)
+    assert again.skipped and "up to date" in again.summary()
+    assert (out / "2026Q3" / "grading.html").stat().st_mtime_ns == before
+
+
+def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, monkeypatch, tmp_path):
+    out, _ = built
+    q = out / "2026Q3"
+    before = {p.name: p.read_bytes() for p in q.iterdir()}
+    broken = tmp_path / "notebooks"
+    broken.mkdir()
+    text = (reports.PROJECT_ROOT / "notebooks" / "grading.ipynb").read_text(encoding="utf-8")
+    (broken / "grading.ipynb").write_text(text.replace("report.summary()", "report.no_such_section()"), encoding="utf-8")
+    monkeypatch.setattr(reports, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(reports.ReportError) as e:
+        reports.build_reports(data=demo, reports_dir=out, force=True)
+    msg = str(e.value)
+    assert msg.startswith("error: the grading notebook failed") and "no_such_section" in msg
+    assert str(q / "failed" / "grading.ipynb") in msg and (q / "failed" / "grading.ipynb").is_file()
+    assert {p.name: p.read_bytes() for p in q.iterdir() if p.is_file()} == before
+    assert not list(out.glob(".staging-*"))
