@@ -24,23 +24,22 @@ The mechanism (full description, every coefficient and the measured proportions 
             + referrals_12m * (referrals in the last 12 months)
 
   with the coefficients in :data:`CHURN_COEFFICIENTS`. ``industry_growth``, ``budget_growth``,
-  ``region`` and ``market_share`` have **exactly zero** effect (they are drawn independently of
-  everything that drives churn). A churned customer has no transactions or interactions after its churn
+  ``region`` and ``market_share`` have **exactly zero** effect (their values are drawn independently of
+  everything that drives churn; only the *presence* of a market share marks the largest 5% by revenue). A churned customer has no transactions or interactions after its churn
   date (a share leave with a "parting" complaint dated on the churn date); 45% of churned customers are
   marked ``status='lost'`` with ``status_date`` = churn date, the rest churn silently (still 'active').
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
+from .atomic import atomic_path, write_text
 from .contract import INTERACTION_KINDS
 from .io import Tables
 
@@ -136,13 +135,13 @@ _MOBILE_PREFIXES = np.array([130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 1
 #: 40 account managers, by region (the first two of each region are its key-account managers)
 ACCOUNT_MANAGERS: dict[str, tuple[str, ...]] = {
     "East": ("Zhou Jian", "Shen Li", "Wang Lei", "Li Na", "Chen Hao", "Xu Ting", "Sun Jie", "Zhu Min",
-             "Hu Yan", "Lu Peng", "Qian Yu"),
+             "Hu Yan", "Lu Peng"),
     "North": ("Zhao Gang", "Liu Yang", "Ma Jun", "Gao Hui", "Song Wei", "Han Xue", "Cao Bin", "Yin Qing"),
     "South": ("Huang Ming", "Lin Ying", "Liang Tao", "Xie Fang", "Luo Kai", "Deng Hua", "Zheng Rui",
               "Ye Shan"),
     "Central": ("Peng Bo", "Tang Jing", "Wu Chao", "Yu Dan", "Fang Lin"),
     "Southwest": ("He Xin", "Jiang Ping", "Du Hong", "Ran Lu", "Tan Zhen"),
-    "Northeast": ("Guo Qiang", "Meng Yi", "Bai Xia"),
+    "Northeast": ("Guo Qiang", "Meng Yi", "Bai Xia", "Qian Yu"),
 }
 
 _KINDS = tuple(INTERACTION_KINDS)
@@ -719,27 +718,14 @@ def generate(customers: int = 5000, seed: int = 20260930, progress: bool = False
 # writing
 # --------------------------------------------------------------------------------------------
 
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_csv(df: pd.DataFrame, target: Path) -> None:
-    _atomic(target, lambda p: df.to_csv(p, index=False, encoding="utf-8", lineterminator="\n",
-                                        date_format="%Y-%m-%d"))
+    with atomic_path(target) as tmp:
+        df.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n", date_format="%Y-%m-%d")
 
 
 def _write_parquet(df: pd.DataFrame, target: Path) -> None:
-    _atomic(target, lambda p: df.to_parquet(p, index=False, engine="pyarrow", compression="snappy"))
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression="snappy")
 
 
 def data_yaml(customers: int, seed: int) -> str:
@@ -768,9 +754,4 @@ def write_demo(out: str | Path, customers: int = 5000, seed: int = 20260930, pro
     _write_parquet(t.transactions, out / "transactions.parquet")
     _write_parquet(t.interactions, out / "interactions.parquet")
     _write_csv(t.opportunities, out / "opportunities.csv")
-    target = out / "data.yaml"
-
-    def _yaml(p):
-        Path(p).write_text(data_yaml(customers, seed), encoding="utf-8")
-    _atomic(target, _yaml)
-    return target
+    return write_text(out / "data.yaml", data_yaml(customers, seed))
