@@ -84,3 +84,29 @@ def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, mon
     assert str(q / "failed" / "grading.ipynb") in msg and (q / "failed" / "grading.ipynb").is_file()
     assert {p.name: p.read_bytes() for p in q.iterdir() if p.is_file()} == before
     assert not list(out.glob(".staging-*"))
+
+
+def test_customers_lost_before_the_quarter_end_are_not_graded(demo):
+    from segment.pipeline import grade_data
+
+    g = grade_data(demo, "s1_four_tier", "2026-09-30")
+    lost = g.snapshot["status"].eq("lost")
+    assert g.lost_before == int(lost.sum()) > 0
+    assert len(g.frame) == len(g.snapshot) - g.lost_before
+    assert not set(g.snapshot.loc[lost, "customer_id"]) & set(g.frame["customer_id"])
+
+
+def test_cli_grade_writes_csv_and_parquet(demo, tmp_path, capsys):
+    from segment.cli import main
+
+    for name in ("g.csv", "g.parquet"):
+        assert main(["grade", "--data", str(demo), "--scheme", "s1_four_tier", "--out", str(tmp_path / name)]) == 0
+    a = pd.read_csv(tmp_path / "g.csv", dtype={"customer_id": str})
+    b = pd.read_parquet(tmp_path / "g.parquet")
+    assert a["tier"].tolist() == b["tier"].tolist() and len(a) > 0
+    assert {"score", "raw_tier", "gates_failed", "overrides", "tier", "strategy", "follow_up_days",
+            "explanation", "pts__annual_amount", "dim__value"} <= set(a.columns)
+    assert main(["grade", "--data", str(demo), "--scheme", "no_such_scheme", "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "no scheme 'no_such_scheme'" in err and "s1_four_tier" in err
+    assert not (tmp_path / "x.csv").exists()

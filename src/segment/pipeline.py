@@ -44,7 +44,8 @@ def data_end(loaded: Loaded) -> pd.Timestamp:
 class Graded:
     grading: Grading
     loaded: Loaded
-    snapshot: pd.DataFrame
+    snapshot: pd.DataFrame  # every customer known at as_of, lost ones included
+    lost_before: int = 0  # customers the CRM marks lost/closed on or before as_of: not graded
 
     # convenience for the CLI
     @property
@@ -64,12 +65,19 @@ class Graded:
 
 
 def grade_data(data: str | Path, scheme: str | Path, as_of=None) -> Graded:
-    """Load and validate the data, take the snapshot at ``as_of`` and grade it."""
+    """Load and validate the data, take the snapshot at ``as_of`` and grade it.
+
+    Customers whose CRM status is lost/closed on or before ``as_of`` are not graded (they are counted
+    in ``lost_before``); customers who simply stopped buying are graded like everyone else."""
     from .features import snapshot
 
     scheme_obj = load_scheme(scheme)  # params errors first: they are cheaper to find than data errors
     loaded = load_data(data, as_of=as_of)
     when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
     snap = snapshot(loaded.tables, when)
+    lost = snap["status"].eq("lost").to_numpy(dtype=bool) if "status" in snap else None
+    current = snap[~lost].reset_index(drop=True) if lost is not None and lost.any() else snap
     source = str(resolve(scheme))
-    return Graded(grade(snap, scheme_obj, as_of=when, source=source), loaded, snap)
+    graded = Graded(grade(current, scheme_obj, as_of=when, source=source), loaded, snap)
+    graded.lost_before = int(lost.sum()) if lost is not None else 0
+    return graded
