@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -460,3 +459,26 @@ _cu = st.tuples(st.sampled_from(["N1", "N2", "N3"]), st.none(), st.just("x"), st
 def test_property_future_rows_never_change_the_snapshot(snap, tx, it, op, cu):
     future = make_tables(transactions=tx, interactions=it, opportunities=op, customers=cu)
     pd.testing.assert_frame_equal(snapshot(future, AS_OF), snap)
+
+
+def test_empty_transactions_table_keeps_customers():
+    t = make_tables()
+    t.transactions = t.transactions.iloc[:0]
+    snap = snapshot(t, AS_OF)
+    assert list(snap["customer_id"]) == ["C1", "C2", "C3"]
+    assert (snap["annual_amount"] == 0).all() and snap["last_purchase"].isna().all()
+    assert (snap["tag_state"] == "prospect").all()
+    assert snap["tenure_years"].tolist() == pytest.approx([1582 / 365.25, 289 / 365.25, 121 / 365.25])
+
+
+def test_missing_required_column_is_an_input_error():
+    from segment.errors import SegmentError
+    t = make_tables()
+    t.interactions = t.interactions.drop(columns=["kind"])
+    with pytest.raises(SegmentError, match="interactions table lacks required column"):
+        snapshot(t, AS_OF)
+
+
+def test_restricting_to_no_customers():
+    snap = snapshot(make_tables(), AS_OF, customers=[])
+    assert len(snap) == 0 and list(snap.columns[2:]) == list(INDICATORS)

@@ -54,7 +54,10 @@ columns it needs (:attr:`Indicator.columns`) are present; otherwise it is left o
 NaN), so a scheme can name what is missing (:func:`missing_indicators`). Counts and sums are 0 for a
 customer without events; "latest" values, averages and ratios are NaN/NA then.
 
-The aggregation runs in DuckDB: one query per source table, joined on ``customer_id``.
+The aggregation runs in DuckDB: one query per source table, joined on ``customer_id``. Sums of
+amounts, margins and quantities are rounded to 6 decimals and means to 9 so that repeated runs give
+identical numbers (DuckDB's parallel summation order otherwise moves the last bit, and a value at a
+band cut-off such as exactly 50万 could flip between runs).
 """
 from __future__ import annotations
 
@@ -64,7 +67,10 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from segment.contract import TABLES
+from segment.errors import SegmentError
 from segment.io import Tables
 
 SOURCES = ("transactions", "interactions", "customers", "opportunities")
@@ -281,8 +287,32 @@ def _lit(ts: pd.Timestamp) -> str:
 
 
 def _cols(frame: pd.DataFrame, spec: dict[str, str]) -> str:
-    """A projection with each optional column replaced by a typed NULL when the frame lacks it."""
-    return ", ".join(c if c in frame.columns else f"NULL::{t} AS {c}" for c, t in spec.items())
+    """A projection casting each column to its SQL type; an optional column the frame lacks is NULL."""
+    return ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' if c in frame.columns else f'NULL::{t} AS "{c}"'
+                     for c, t in spec.items())
+
+
+def _check_required(tables: Tables) -> None:
+    for name in tables.present():
+        absent = [c for c in TABLES[name].required if c not in tables.get(name).columns]
+        if absent:
+            raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(absent)} "
+                               f"(see the data contract)")
+
+
+#: floating sums and means are rounded to this many decimals: DuckDB adds the rows of a group in
+#: whatever order its threads deliver them, which moves the last bit between runs (seen on ~50 of 1M
+#: customers even with the compensated fsum); rounding makes every run give the same numbers
+SUM_DECIMALS, AVG_DECIMALS = 6, 9
+
+
+def _sum(col: str, where: str | None = None) -> str:
+    """A compensated, rounded sum (see ``SUM_DECIMALS``), optionally filtered."""
+    return f"ROUND(FSUM({col})" + (f" FILTER (WHERE {where})" if where else "") + f", {SUM_DECIMALS})"
+
+
+def _avg(col: str, where: str) -> str:
+    return f"ROUND(FAVG({col}) FILTER (WHERE {where}), {AVG_DECIMALS})"
 
 
 def _filter_ids(restricted: bool) -> str:
@@ -292,52 +322,46 @@ def _filter_ids(restricted: bool) -> str:
 def _transactions_sql(tx: pd.DataFrame, w: dict[str, str], restricted: bool) -> str:
     """All transaction aggregates, one row per customer with any line before the cut-off.
 
-    Two stages, because DuckDB's filtered ``COUNT(DISTINCT …)`` is ~10× slower than grouping: first one
-    row per customer and order (all of a customer's lines without an order id share one row, and
-    count one order per purchase line), then one row per customer."""
+    Orders and product lines are counted in their own groupings (``orders``, ``lines``) because
+    DuckDB's filtered ``COUNT(DISTINCT …)`` is several times slower than a ``GROUP BY``. In ``orders``
+    all of a customer's purchase lines without an order id share one row and count one order each."""
     cols = _cols(tx, {"customer_id": "VARCHAR", "date": "TIMESTAMP", "amount": "DOUBLE", "order_id": "VARCHAR",
                       "product_line": "VARCHAR", "quantity": "DOUBLE", "margin": "DOUBLE",
                       "core_product": "BOOLEAN"})
-    p12 = f"date >= {w['s12']}"
+    p12, p6 = f"date >= {w['s12']}", f"date >= {w['s6']}"
+    prev12 = f"date >= {w['s24']} AND date < {w['s12']}"
+    prev6 = f"date >= {w['s6p']} AND date < {w['s6']}"
     buy = "amount > 0"
     return f"""
     WITH t AS (
       SELECT {cols} FROM tx
       WHERE date < {w['c']} AND customer_id IS NOT NULL{_filter_ids(restricted)}),
-    per_order AS (
-      SELECT customer_id, order_id,
-        SUM(amount) FILTER (WHERE {p12}) AS a12,
-        SUM(amount) FILTER (WHERE date >= {w['s24']} AND date < {w['s12']}) AS a12p,
-        SUM(amount) FILTER (WHERE date >= {w['s6']}) AS a6,
-        SUM(amount) FILTER (WHERE date >= {w['s6p']} AND date < {w['s6']}) AS a6p,
-        COUNT(*) FILTER (WHERE {p12}) AS lines12,
-        SUM(margin) FILTER (WHERE {p12}) AS m12,
-        SUM(quantity) AS q, SUM(quantity) FILTER (WHERE {p12}) AS q12,
-        COUNT(*) FILTER (WHERE {buy} AND {p12}) AS buys12,
-        COUNT(*) FILTER (WHERE {buy}) AS buys,
-        MIN(date) FILTER (WHERE {buy}) AS first_buy, MAX(date) FILTER (WHERE {buy}) AS last_buy,
-        BOOL_OR(core_product) FILTER (WHERE {buy} AND {p12}) AS core12
-      FROM t GROUP BY customer_id, order_id),
+    sums AS (
+      SELECT customer_id,
+        COALESCE({_sum('amount', p12)}, 0) AS annual_amount,
+        COALESCE({_sum('amount', prev12)}, 0) AS prev_annual_amount,
+        COALESCE({_sum('amount', p6)}, 0) AS amount_6m,
+        COALESCE({_sum('amount', prev6)}, 0) AS prev_amount_6m,
+        CAST(MIN(date) FILTER (WHERE {buy}) AS DATE) AS first_purchase,
+        CAST(MAX(date) FILTER (WHERE {buy}) AS DATE) AS last_purchase,
+        CASE WHEN COUNT(*) FILTER (WHERE {p12}) = 0 THEN 0 ELSE {_sum('margin', p12)} END AS profit_12m,
+        COALESCE({_sum('quantity')}, 0) AS volume_total,
+        COALESCE({_sum('quantity', p12)}, 0) AS volume_12m,
+        COALESCE(BOOL_OR(core_product) FILTER (WHERE {buy} AND {p12}), false) AS buys_core_product
+      FROM t GROUP BY customer_id),
+    orders AS (
+      SELECT customer_id,
+        CAST(SUM(CASE WHEN order_id IS NULL THEN n12 ELSE LEAST(n12, 1) END) AS BIGINT) AS orders_12m,
+        CAST(SUM(CASE WHEN order_id IS NULL THEN n ELSE 1 END) AS BIGINT) AS orders_total
+      FROM (SELECT customer_id, order_id, COUNT(*) AS n, COUNT(*) FILTER (WHERE {p12}) AS n12
+            FROM t WHERE {buy} GROUP BY customer_id, order_id)
+      GROUP BY customer_id),
     lines AS (
       SELECT customer_id, COUNT(DISTINCT product_line) AS product_lines_12m
-      FROM t WHERE {buy} AND {p12} GROUP BY customer_id),
-    per_customer AS (
-      SELECT customer_id,
-      COALESCE(SUM(a12), 0) AS annual_amount,
-      COALESCE(SUM(a12p), 0) AS prev_annual_amount,
-      COALESCE(SUM(a6), 0) AS amount_6m,
-      COALESCE(SUM(a6p), 0) AS prev_amount_6m,
-      SUM(CASE WHEN order_id IS NULL THEN buys12 ELSE LEAST(buys12, 1) END) AS orders_12m,
-      SUM(CASE WHEN order_id IS NULL THEN buys ELSE LEAST(buys, 1) END) AS orders_total,
-      CAST(MIN(first_buy) AS DATE) AS first_purchase,
-      CAST(MAX(last_buy) AS DATE) AS last_purchase,
-      CASE WHEN SUM(lines12) = 0 THEN 0 ELSE SUM(m12) END AS profit_12m,
-      COALESCE(SUM(q), 0) AS volume_total,
-      COALESCE(SUM(q12), 0) AS volume_12m,
-      COALESCE(BOOL_OR(core12), false) AS buys_core_product
-      FROM per_order GROUP BY customer_id)
-    SELECT per_customer.*, COALESCE(lines.product_lines_12m, 0) AS product_lines_12m
-    FROM per_customer LEFT JOIN lines USING (customer_id)"""
+      FROM t WHERE {buy} AND {p12} GROUP BY customer_id)
+    SELECT sums.*, COALESCE(orders_12m, 0) AS orders_12m, COALESCE(orders_total, 0) AS orders_total,
+      COALESCE(product_lines_12m, 0) AS product_lines_12m
+    FROM sums LEFT JOIN orders USING (customer_id) LEFT JOIN lines USING (customer_id)"""
 
 
 def _interactions_sql(it: pd.DataFrame, w: dict[str, str], restricted: bool) -> str:
@@ -355,10 +379,10 @@ def _interactions_sql(it: pd.DataFrame, w: dict[str, str], restricted: bool) -> 
       COUNT(*) FILTER (WHERE {cp} AND {p12}) AS complaints_12m,
       COUNT(*) FILTER (WHERE {cp} AND {p12} AND severity = 'major') AS major_complaints_12m,
       COUNT(*) FILTER (WHERE {cp} AND {p6}) AS complaints_6m,
-      AVG(resolution_hours) FILTER (WHERE {cp} AND {p12} AND {resolved}) AS complaint_resolution_hours,
+      {_avg('resolution_hours', f'{cp} AND {p12} AND {resolved}')} AS complaint_resolution_hours,
       COUNT(*) FILTER (WHERE {cp} AND NOT {resolved}) AS open_complaints,
       ARG_MAX(score, struct_pack(d := date, s := -score)) FILTER (WHERE {survey}) AS satisfaction_latest,
-      AVG(score) FILTER (WHERE {survey} AND {p12}) AS satisfaction_avg_12m,
+      {_avg('score', f'{survey} AND {p12}')} AS satisfaction_avg_12m,
       COUNT(*) FILTER (WHERE kind = 'referral' AND {p12}) AS referrals_12m,
       COUNT(*) FILTER (WHERE {contact} AND {p12}) AS contacts_12m,
       COUNT(*) FILTER (WHERE kind = 'visit' AND {p12}) AS visits_12m,
@@ -385,7 +409,7 @@ def _opportunities_sql(op: pd.DataFrame, w: dict[str, str], restricted: bool) ->
     SELECT customer_id,
       COUNT(*) FILTER (WHERE {is_open}) AS open_opportunities,
       CAST(MIN(expected_close_date) FILTER (WHERE {is_open}) AS DATE) AS next_close,
-      COALESCE(SUM(amount) FILTER (WHERE {is_open}), 0) AS pipeline_amount,
+      COALESCE({_sum('amount', is_open)}, 0) AS pipeline_amount,
       ARG_MAX(stage, struct_pack(d := created_date, i := opportunity_id)) AS latest_stage,
       COUNT(*) FILTER (WHERE lower(status) = 'won' AND closing >= {w['s12']} AND closing < {w['c']}) AS won_12m
     FROM (SELECT *, {closing} AS closing FROM (SELECT {cols} FROM op))
@@ -410,127 +434,114 @@ def _customers_sql(cu: pd.DataFrame, w: dict[str, str], restricted: bool) -> str
     WHERE customer_id IS NOT NULL{_filter_ids(restricted)}"""
 
 
+def _derived_sql(day: pd.Timestamp, with_customers: bool) -> dict[str, str]:
+    """The final SQL expression of every indicator over the joined per-table aggregates.
+
+    Counts and sums are 0 for customers without events (the LEFT JOINs leave NULL); ratios, dates,
+    "latest" values and averages stay NULL (NaN/NaT/NA)."""
+    d = f"DATE '{day:%Y-%m-%d}'"
+
+    def num(x: float) -> str:
+        return f"CAST({x!r} AS DOUBLE)"
+
+    zero = lambda c: f"COALESCE({c}, 0)"  # noqa: E731
+    orders, annual, prev = zero("orders_12m"), zero("annual_amount"), zero("prev_annual_amount")
+    recency = f"CAST(date_diff('day', last_purchase, {d}) AS DOUBLE)"
+    start = "LEAST(first_purchase, created_day)" if with_customers else "first_purchase"
+    tenure = f"date_diff('day', {start}, {d}) / {num(DAYS_PER_YEAR)}"
+    contacts = zero("contacts_12m")
+    sql = {n: zero(n) for n in _ZERO}
+    sql.update({
+        "amount_growth": f"CASE WHEN {prev} > 0 THEN {annual} / {prev} - 1 END",
+        "orders_per_quarter": f"{orders} / {num(4.0)}",
+        "orders_per_month": f"{orders} / {num(12.0)}",
+        "avg_order_value": f"CASE WHEN {orders} > 0 THEN {annual} / {orders} END",
+        "recency_days": recency,
+        "first_purchase": "CAST(first_purchase AS TIMESTAMP)",
+        "last_purchase": "CAST(last_purchase AS TIMESTAMP)",
+        "tenure_years": tenure,
+        # no transactions at all: 0; lines without any margin: NULL
+        "profit_12m": "CASE WHEN annual_amount IS NULL THEN 0 ELSE profit_12m END",
+        "margin_rate_12m": f"CASE WHEN {annual} > 0 THEN profit_12m / {annual} END",
+        "buys_core_product": "COALESCE(buys_core_product, false)",
+        "months_since_last_order": f"{recency} / {num(DAYS_PER_MONTH)}",
+        "tag_tenure": f"CASE WHEN {tenure} < 1 THEN 'new' WHEN {tenure} >= 1 THEN 'old' END",
+        "tag_frequency": f"CASE WHEN {orders} / {num(12.0)} >= {num(FREQ_HIGH_PER_MONTH)} THEN 'high' "
+                         f"WHEN {orders} / {num(12.0)} < {num(FREQ_LOW_PER_MONTH)} THEN 'low' ELSE 'mid' END",
+        "tag_value": f"CASE WHEN {annual} >= {num(VALUE_HIGH)} THEN 'high' WHEN {annual} >= {num(VALUE_MID)} "
+                     f"THEN 'mid' ELSE 'low' END",
+        "tag_state": f"CASE WHEN last_purchase IS NULL THEN 'prospect' "
+                     f"WHEN {prev} > 0 AND {annual} <= {num(CHURN_RISK_RATIO)} * {prev} THEN 'churn_risk' "
+                     f"WHEN {recency} < {DAYS_ACTIVE} THEN 'active' ELSE 'dormant' END",
+        "complaint_resolution_hours": "complaint_resolution_hours",
+        "satisfaction_latest": "satisfaction_latest",
+        "satisfaction_avg_12m": "satisfaction_avg_12m",
+        "nps_latest": "CASE WHEN satisfaction_latest >= 9 THEN 100.0 WHEN satisfaction_latest >= 7 THEN 0.0 "
+                      "WHEN satisfaction_latest IS NOT NULL THEN -100.0 END",
+        "contacts_per_month": f"{contacts} / {num(12.0)}",
+        "days_since_contact": f"CAST(date_diff('day', last_contact, {d}) AS DOUBLE)",
+        "status": "COALESCE(status, 'active')",
+        "days_to_close": f"CAST(date_diff('day', {d}, next_close) AS DOUBLE)",
+        "latest_stage": "latest_stage",
+    })
+    for name in INDICATORS:
+        sql.setdefault(name, name)  # passed through as aggregated (customers' attributes)
+    return sql
+
+
 def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per customer of the population at ``as_of``, sorted by ``customer_id``.
 
     Columns: ``customer_id``, ``as_of`` and every indicator the loaded tables and columns allow (see
-    :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used."""
+    :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used; the
+    input frames are not modified."""
+    if tables.transactions is None:
+        raise SegmentError("error: the transactions table is mandatory")
+    _check_required(tables)
     day = _as_of(as_of)
     cut = day + pd.Timedelta(days=1)
     w = {"c": _lit(cut),
          "s12": _lit(cut - pd.Timedelta(days=DAYS_12M)), "s24": _lit(cut - pd.Timedelta(days=2 * DAYS_12M)),
          "s6": _lit(cut - pd.Timedelta(days=DAYS_6M)), "s6p": _lit(cut - pd.Timedelta(days=2 * DAYS_6M))}
-    if tables.transactions is None:
-        raise ValueError("the transactions table is mandatory")
     restricted = customers is not None
+    builders = {"transactions": ("tx", _transactions_sql), "customers": ("cu", _customers_sql),
+                "interactions": ("it", _interactions_sql), "opportunities": ("op", _opportunities_sql)}
+    keep = available_indicators(tables)
+    derived = _derived_sql(day, tables.customers is not None)
 
     con = duckdb.connect()
     try:
         if restricted:
-            ids = pd.Series([str(c) for c in customers], dtype="string", name="customer_id").drop_duplicates()
-            con.register("wanted", ids.to_frame())
-        con.register("tx", tables.transactions)
-        con.execute(f"CREATE TEMP TABLE a_tx AS {_transactions_sql(tables.transactions, w, restricted)}")
-        pop = ["SELECT customer_id FROM a_tx"]
-        joins, selects = ["LEFT JOIN a_tx USING (customer_id)"], ["a_tx.* EXCLUDE (customer_id)"]
-        cu = tables.customers
-        if cu is not None:
-            if not cu["customer_id"].is_unique:
-                cu = cu.drop_duplicates("customer_id", keep="first")
-            con.register("cu", cu)
-            con.execute(f"CREATE TEMP TABLE a_cu AS {_customers_sql(cu, w, restricted)}")
-            pop.append("SELECT customer_id FROM a_cu WHERE created_by_as_of")
-            joins.append("LEFT JOIN a_cu USING (customer_id)")
-            selects.append("a_cu.* EXCLUDE (customer_id, created_by_as_of)")
-        if tables.interactions is not None:
-            con.register("it", tables.interactions)
-            con.execute(f"CREATE TEMP TABLE a_it AS {_interactions_sql(tables.interactions, w, restricted)}")
-            joins.append("LEFT JOIN a_it USING (customer_id)")
-            selects.append("a_it.* EXCLUDE (customer_id)")
-        if tables.opportunities is not None:
-            con.register("op", tables.opportunities)
-            con.execute(f"CREATE TEMP TABLE a_op AS {_opportunities_sql(tables.opportunities, w, restricted)}")
-            joins.append("LEFT JOIN a_op USING (customer_id)")
-            selects.append("a_op.* EXCLUDE (customer_id)")
-        raw = con.execute(
-            f"SELECT customer_id, {', '.join(selects)} FROM ({' UNION '.join(pop)}) AS pop "
-            f"{' '.join(joins)} ORDER BY customer_id").df()
+            ids = pd.DataFrame({"customer_id": pd.Series([str(c) for c in customers], dtype="string")})
+            con.register("wanted", ids.drop_duplicates())
+        joins = []
+        for name, (alias, build) in builders.items():
+            frame = tables.get(name)
+            if frame is None:
+                continue
+            if name == "customers" and not frame["customer_id"].is_unique:
+                frame = frame.drop_duplicates("customer_id", keep="first")
+            con.register(alias, frame)
+            con.execute(f"CREATE TEMP TABLE a_{alias} AS {build(frame, w, restricted)}")
+            joins.append(f"LEFT JOIN a_{alias} USING (customer_id)")
+        pop = "SELECT customer_id FROM a_tx" + (
+            " UNION SELECT customer_id FROM a_cu WHERE created_by_as_of" if tables.customers is not None else "")
+        select = ", ".join(f"{derived[n]} AS {n}" for n in keep)
+        result = con.sql(
+            f"SELECT customer_id, {select} FROM ({pop}) AS pop {' '.join(joins)} ORDER BY customer_id"
+        ).to_arrow_table()
     finally:
         con.close()
-    return _finish(raw, day, tables)
+    return _to_pandas(result, day, keep)
 
 
-def _finish(raw: pd.DataFrame, day: pd.Timestamp, tables: Tables) -> pd.DataFrame:
-    """Derived indicators, zero-filling, dtypes and column selection."""
-    n = len(raw)
-    out: dict[str, object] = {"customer_id": raw["customer_id"].astype("string").to_numpy(),
-                              "as_of": np.full(n, day.to_datetime64(), dtype="datetime64[ns]")}
-    num = lambda c: pd.to_numeric(raw[c], errors="coerce").astype("float64").fillna(0.0).to_numpy()  # noqa: E731
-    nan = lambda c: pd.to_numeric(raw[c], errors="coerce").astype("float64").to_numpy()  # noqa: E731
-    date = lambda c: pd.to_datetime(raw[c]).astype("datetime64[ns]")  # noqa: E731
-
-    def days_to(col: pd.Series) -> np.ndarray:
-        return (day - col).dt.days.astype("float64").to_numpy()
-
-    for name in raw.columns:
-        if name in INDICATORS:
-            out[name] = raw[name]
-    # transactions
-    annual, prev = num("annual_amount"), num("prev_annual_amount")
-    orders = num("orders_12m")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["amount_growth"] = np.where(prev > 0, annual / prev - 1.0, np.nan)
-        out["orders_per_quarter"] = orders / 4.0
-        out["orders_per_month"] = orders / 12.0
-        out["avg_order_value"] = np.where(orders > 0, annual / orders, np.nan)
-        # no transactions at all: 0; lines without any margin: NaN
-        profit = np.where(raw["annual_amount"].isna(), 0.0, nan("profit_12m"))
-        out["profit_12m"] = profit
-        out["margin_rate_12m"] = np.where(annual > 0, profit / annual, np.nan)
-    first, last = date("first_purchase"), date("last_purchase")
-    out["first_purchase"], out["last_purchase"] = first, last
-    recency = days_to(last)
-    out["recency_days"] = recency
-    out["months_since_last_order"] = recency / DAYS_PER_MONTH
-    start = first
-    if "created_day" in raw:
-        start = pd.concat([first, date("created_day")], axis=1).min(axis=1).astype("datetime64[ns]")
-    tenure = days_to(start) / DAYS_PER_YEAR
-    out["tenure_years"] = tenure
-    out["tag_tenure"] = np.where(np.isnan(tenure), None, np.where(tenure < 1.0, "new", "old"))
-    per_month = orders / 12.0
-    out["tag_frequency"] = np.where(per_month >= FREQ_HIGH_PER_MONTH, "high",
-                                    np.where(per_month < FREQ_LOW_PER_MONTH, "low", "mid"))
-    out["tag_value"] = np.where(annual >= VALUE_HIGH, "high", np.where(annual >= VALUE_MID, "mid", "low"))
-    out["tag_state"] = np.select(
-        [np.isnan(recency), (prev > 0) & (annual <= CHURN_RISK_RATIO * prev), recency < DAYS_ACTIVE],
-        ["prospect", "churn_risk", "active"], "dormant")
-    # interactions
-    if "contacts_12m" in raw:
-        out["contacts_per_month"] = num("contacts_12m") / 12.0
-        sat = nan("satisfaction_latest")
-        out["nps_latest"] = np.where(np.isnan(sat), np.nan, np.where(sat >= 9, 100.0, np.where(sat >= 7, 0.0, -100.0)))
-        out["days_since_contact"] = days_to(date("last_contact"))
-    # customers: rows only in transactions have no attributes; their status is 'active'
-    if "status" in raw:
-        out["status"] = raw["status"].fillna("active")
-    # opportunities
-    if "next_close" in raw:
-        out["days_to_close"] = -days_to(date("next_close"))
-
-    keep = available_indicators(tables)
-    frame = pd.DataFrame({"customer_id": out["customer_id"], "as_of": out["as_of"]})
-    cols = {}
+def _to_pandas(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFrame:
+    """The fetched arrow table as a DataFrame with the registry's dtypes, ``as_of`` second."""
+    mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(),
+              pa.string_view(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}.get
+    raw = result.to_pandas(types_mapper=mapper, date_as_object=False, split_blocks=True)
+    cols = {"customer_id": raw["customer_id"].astype("string"),
+            "as_of": pd.Series(np.full(len(raw), day.to_datetime64(), dtype="datetime64[ns]"), index=raw.index)}
     for name in keep:
-        ind = INDICATORS[name]
-        values = pd.Series(out[name]) if not isinstance(out[name], pd.Series) else out[name].reset_index(drop=True)
-        if name in _ZERO:
-            values = pd.to_numeric(values, errors="coerce").fillna(0)
-        elif ind.dtype == "boolean" and ind.source != "customers":
-            values = values.astype("boolean").fillna(False)
-        if ind.dtype == "string":
-            values = values.astype("string")
-        else:
-            values = values.astype(ind.dtype)
-        cols[name] = values
-    return pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
+        cols[name] = raw[name].astype(INDICATORS[name].dtype)
+    return pd.DataFrame(cols)
