@@ -186,7 +186,7 @@ BASE = """\
     ("min_score: 3}", "min_score: 6}", "tiers.0.min_score", "above the highest possible score 5"),
     ("{id: rest}", "{id: rest}\n    overrides:\n      - {id: o, when: 'x > 1', action: demote, reason: r, not_below: nowhere}",
      "overrides.0.not_below", "unknown tier 'nowhere'"),
-    ("min_score: 3}", "min_score: 3, gate: 'x >> 2'}", "tiers.0.gate", "condition does not parse"),
+    ("min_score: 3}", "min_score: 3, gate: 'x >> 2'}", "tiers.0.gate", "does not parse"),
 ])
 def test_scheme_errors_name_file_key_and_fix(tmp_path, old, new, key, message):
     path = scheme_file(tmp_path, BASE.replace(old, new))

@@ -1,11 +1,20 @@
 """The grading engine: snapshot × scheme → points, scores, tiers, gates, overrides, explanations.
 
 Vectorised over customers (numpy): bands by ``searchsorted``, tiers as the first eligible column
-of a customers × tiers matrix, overrides as rank arithmetic. The engine knows no scheme by name.
+of a customers × tiers matrix, overrides as rank arithmetic, text columns built column-wise. The
+engine knows no scheme by name. Order of work for one population:
+
+1. ``eligible`` — customers failing it are not graded (``Grading.ineligible``);
+2. ``axes`` — classifications (first match), usable by every later condition;
+3. points per indicator (bands, quantiles of this population, category map, rubric);
+4. score = score_factor × Σ dimension weight × Σ indicator weight × points, × adjustments;
+5. tier = the first tier whose cut-off, gate and stage rule hold (the last tier is the floor);
+6. overrides in order (promote / demote, bounded); 7. sub-grade of the final tier;
+8. explanation; manual designations come last (``apply_designations``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,47 +24,73 @@ from .errors import SegmentError
 from .schemes import Indicator, Scheme
 
 PTS = "pts__"   # column prefix: an indicator's points
-DIM = "dim__"   # column prefix: a dimension's score (0–100 on the indicators' point scale)
+DIM = "dim__"   # column prefix: a dimension's score (on the indicators' point scale)
+TEXT_COLUMNS = ("raw_tier", "gates_failed", "adjustments", "overrides", "tier", "tier_label", "subgrade",
+                "subgrade_label", "strategy", "owner", "explanation", "top1", "top2", "top3", "designation")
 
 
 class MissingInputs(SegmentError):
     """The scheme reads indicators the data does not provide."""
 
 
-def indicator_points(values: pd.Series, spec: Indicator) -> np.ndarray:
-    if spec.bands is not None:
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        edges = np.array([b.lower for b in spec.bands[1:]], dtype="float64")
-        pts = np.array([b.points for b in spec.bands], dtype="float64")
-        idx = np.searchsorted(edges, x, side="right")
-        out = pts[np.minimum(idx, len(pts) - 1)]
-        # values below an explicit lower bound of the first band, or at/above an explicit upper bound
-        # of the last, are outside every band: they score like missing values
-        first, last = spec.bands[0], spec.bands[-1]
-        outside = np.isnan(x)
-        if first.lower is not None:
-            outside |= x < first.lower
-        if last.below is not None:
-            outside |= x >= last.below
-        out[outside] = spec.missing_points
+def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None,
+                     cuts_out: dict | None = None) -> np.ndarray:
+    """Points of one indicator for every row. ``frame`` is needed for rubrics (their conditions)."""
+    if spec.rubric is not None:
+        n = len(frame)
+        out = np.full(n, float(spec.missing_points))
+        done = np.zeros(n, dtype=bool)
+        for row in spec.rubric:
+            hit = parse(row.when).evaluate(frame) & ~done
+            out[hit] = row.points
+            done |= hit
         return out
-    mapped = values.astype("string").map(spec.map)
-    return pd.to_numeric(mapped, errors="coerce").fillna(spec.missing_points).to_numpy(dtype="float64")
+    if spec.map is not None:
+        mapped = values.astype("string").map(spec.map)
+        return pd.to_numeric(mapped, errors="coerce").fillna(spec.missing_points).to_numpy(dtype="float64")
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if spec.quantiles is not None:
+        known = x[~np.isnan(x)]
+        edges = np.quantile(known, spec.quantiles) if len(known) else np.full(len(spec.quantiles), np.nan)
+        if cuts_out is not None:
+            cuts_out["edges"] = edges.tolist()
+        pts = np.asarray(spec.points, dtype="float64")
+        out = pts[np.searchsorted(edges, x, side="right")] if len(known) else np.full(len(x), spec.missing_points)
+        out = np.asarray(out, dtype="float64")
+        out[np.isnan(x)] = spec.missing_points
+        return out
+    edges = np.array([b.lower for b in spec.bands[1:]], dtype="float64")
+    pts = np.array([b.points for b in spec.bands], dtype="float64")
+    out = pts[np.minimum(np.searchsorted(edges, x, side="right"), len(pts) - 1)]
+    # values below an explicit lower bound of the first band, or at/above an explicit upper bound
+    # of the last, are outside every band: they score like missing values
+    first, last = spec.bands[0], spec.bands[-1]
+    outside = np.isnan(x)
+    if first.lower is not None:
+        outside |= x < first.lower
+    if last.below is not None:
+        outside |= x >= last.below
+    out[outside] = spec.missing_points
+    return out
 
 
 @dataclass
 class Grading:
-    """A graded population. ``frame`` has one row per customer; ``table()`` a tier summary."""
+    """A graded population. ``frame`` has one row per graded customer (per group for grouped schemes)."""
 
     frame: pd.DataFrame
     scheme: Scheme
     as_of: pd.Timestamp
+    ineligible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id"]))
+    quantile_cuts: dict = field(default_factory=dict)  # indicator → the value thresholds used
 
     def tier_counts(self) -> pd.DataFrame:
         t = [x.id for x in self.scheme.tiers]
         counts = self.frame["tier"].value_counts().reindex(t, fill_value=0)
         labels = {x.id: x.label or x.id for x in self.scheme.tiers}
-        return pd.DataFrame({"tier": t, "label": [labels[i] for i in t], "customers": counts.to_numpy()})
+        out = pd.DataFrame({"tier": t, "label": [labels[i] for i in t], "customers": counts.to_numpy()})
+        out["share"] = (out["customers"] / max(len(self.frame), 1)).round(4)
+        return out
 
     def table(self) -> pd.DataFrame:
         return self.tier_counts()
@@ -65,125 +100,302 @@ class Grading:
 
 
 def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the scheme") -> None:
+    """Name every indicator the scheme reads that the snapshot lacks, and the table it comes from."""
     missing = sorted(scheme.inputs() - set(snapshot.columns))
-    if missing:
-        try:
-            from .features import INDICATORS
+    if not missing:
+        return
+    from .features import INDICATORS
 
-            needs = {m: INDICATORS[m].source for m in missing if m in INDICATORS}
-        except ImportError:  # pragma: no cover
-            needs = {}
-        unknown = [m for m in missing if m not in needs]
-        parts = []
-        if needs:
-            tables = sorted(set(needs.values()))
-            parts.append(f"needs {', '.join(sorted(needs))} from the {', '.join(tables)} table(s), which the data "
-                         f"does not provide; add the table to the data config (see docs/data_contract.md)")
-        if unknown:
-            parts.append(f"reads unknown indicator(s) {', '.join(unknown)}; use a name from `segment indicators`")
-        raise MissingInputs(f"error: {source} ({scheme.id}) " + "; and ".join(parts) + ". Nothing was graded.")
+    needs = {m: INDICATORS[m].source for m in missing if m in INDICATORS}
+    unknown = [m for m in missing if m not in needs]
+    parts = []
+    if needs:
+        tables = sorted(set(needs.values()))
+        parts.append(f"needs {', '.join(sorted(needs))} from the {', '.join(tables)} table(s) (or their optional "
+                     f"columns), which the data does not provide; add them to the data config (docs/data_contract.md)")
+    if unknown:
+        close = {}
+        import difflib
+
+        for m in unknown:
+            hit = difflib.get_close_matches(m, list(INDICATORS), n=1)
+            if hit:
+                close[m] = hit[0]
+        hint = "; ".join(f"{m} → did you mean {c}?" for m, c in close.items())
+        parts.append(f"reads unknown indicator(s) {', '.join(unknown)}" + (f" ({hint})" if hint else "")
+                     + "; the known ones are listed by `segment indicators`")
+    raise MissingInputs(f"error: {source} ({scheme.id}) " + "; and ".join(parts) + ". Nothing was graded.")
+
+
+def _first_match(conditions: list[str | None], frame: pd.DataFrame) -> np.ndarray:
+    """Index of the first condition that holds per row; a ``None`` condition always holds."""
+    n = len(frame)
+    out = np.full(n, len(conditions) - 1)
+    done = np.zeros(n, dtype=bool)
+    for j, cond in enumerate(conditions):
+        hit = (np.ones(n, dtype=bool) if cond is None else parse(cond).evaluate(frame)) & ~done
+        out[hit] = j
+        done |= hit
+    return out
+
+
+def _join(a: np.ndarray, b: np.ndarray, sep: str) -> np.ndarray:
+    """Element-wise a + sep + b for object arrays, skipping empty sides."""
+    return np.where(a == "", b, np.where(b == "", a, a + sep + b))
 
 
 def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
     """Grade every row of ``snapshot`` (one row per customer) with ``scheme``."""
     check_inputs(snapshot, scheme, source or "the scheme")
+    as_of = pd.Timestamp(as_of) if as_of is not None else (
+        pd.Timestamp(snapshot["as_of"].iloc[0]) if "as_of" in snapshot and len(snapshot) else pd.NaT)
+    ineligible = pd.DataFrame({"customer_id": pd.Series([], dtype="string")})
+    if scheme.eligible:
+        ok = parse(scheme.eligible).evaluate(snapshot)
+        ineligible = snapshot.loc[~ok, ["customer_id"]].reset_index(drop=True)
+        snapshot = snapshot.loc[ok].reset_index(drop=True)
+    else:
+        snapshot = snapshot.reset_index(drop=True)
     n = len(snapshot)
-    out = {"customer_id": snapshot["customer_id"].to_numpy()}
+    out: dict[str, object] = {"customer_id": snapshot["customer_id"].to_numpy()}
+    if "group" in snapshot:
+        out["group"] = snapshot["group"].to_numpy()
+
+    # axes: classifications that later conditions may read
+    frame = snapshot
+    if scheme.axes:
+        frame = snapshot.copy()
+        for name, classes in scheme.axes.items():
+            idx = _first_match([c.when for c in classes], frame)
+            frame[name] = pd.array(np.array([c.id for c in classes], dtype=object)[idx], dtype="string")
+            out[name] = frame[name].to_numpy()
+
+    # points and score
     weights = scheme.weights()
-    for ind in weights:
-        out[ind] = snapshot[ind].to_numpy()
-    points = {ind: indicator_points(snapshot[ind], scheme.indicators[ind]) for ind in weights}
-    for ind, p in points.items():
-        out[PTS + ind] = p
-    score = np.zeros(n)
-    for dname, dim in scheme.dimensions.items():
-        ds = np.zeros(n)
-        for ind, w in dim.indicators.items():
-            ds += w * points[ind]
-        out[DIM + dname] = ds
-        score += dim.weight * ds
-    score = np.round(score, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
+    cuts: dict[str, list] = {}
+    points: dict[str, np.ndarray] = {}
+    for ind, spec in scheme.indicators.items():
+        col = spec.column or ind
+        if spec.rubric is None:
+            out[ind] = snapshot[col].to_numpy()
+        box: dict = {}
+        points[ind] = indicator_points(None if spec.rubric is not None else snapshot[col], spec, frame, box)
+        if "edges" in box:
+            cuts[ind] = box["edges"]
+        out[PTS + ind] = points[ind]
+    score = np.full(n, np.nan)
+    if scheme.scored:
+        score = np.zeros(n)
+        for dname, dim in scheme.dimensions.items():
+            ds = np.zeros(n)
+            for ind, w in dim.indicators.items():
+                ds += w * points[ind]
+            out[DIM + dname] = ds
+            score += dim.weight * ds
+        score *= scheme.score_factor
+        adj_txt = np.full(n, "", dtype=object)
+        for a in scheme.adjustments:
+            hit = parse(a.when).evaluate(frame)
+            score = np.where(hit, score * a.multiply, score)
+            adj_txt[hit] = _join(adj_txt[hit], np.full(int(hit.sum()), f"{a.id} ×{a.multiply:g}", dtype=object), "; ")
+        if scheme.adjustments:
+            out["adjustments"] = adj_txt
+        score = np.round(score, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
     out["score"] = score
 
+    # tiers: the first tier whose cut-off, gate and stage rule hold
     tiers = scheme.tiers
     t = len(tiers)
     ids = np.array([x.id for x in tiers], dtype=object)
-    cuts = np.array([x.min_score if x.min_score is not None else -np.inf for x in tiers])
-    cuts[-1] = -np.inf
-    meets_cut = score[:, None] >= cuts[None, :]
+    cutoffs = np.array([x.min_score if x.min_score is not None else -np.inf for x in tiers])
+    meets_cut = np.ones((n, t), dtype=bool) if not scheme.scored else (score[:, None] >= cutoffs[None, :])
     gate_ok = np.ones((n, t), dtype=bool)
+    rule_ok = np.ones((n, t), dtype=bool)
     for j, tier in enumerate(tiers[:-1]):
         if tier.gate:
-            gate_ok[:, j] = parse(tier.gate).evaluate(snapshot)
-    raw_rank = meets_cut.argmax(axis=1)
-    eligible = meets_cut & gate_ok
+            gate_ok[:, j] = parse(tier.gate).evaluate(frame)
+        if tier.has_rule:
+            rule_ok[:, j] = parse(tier.rule_text()).evaluate(frame)
+    base = meets_cut & rule_ok
+    base[:, -1] = True
+    raw_rank = base.argmax(axis=1)
+    eligible = base & gate_ok
     eligible[:, -1] = True
     rank = eligible.argmax(axis=1)
     out["raw_tier"] = ids[raw_rank]
-    failed = meets_cut & ~gate_ok
+    failed = base & ~gate_ok
     failed_txt = np.full(n, "", dtype=object)
     for j in range(t - 1):
         hit = failed[:, j] & (j < rank)
         if hit.any():
-            failed_txt[hit] = np.where(failed_txt[hit] == "", ids[j], failed_txt[hit] + ";" + ids[j])
+            failed_txt[hit] = _join(failed_txt[hit], np.full(int(hit.sum()), ids[j], dtype=object), ";")
     out["gates_failed"] = failed_txt
     gated_rank = rank.copy()
 
+    # overrides, in order
     applied = np.full(n, "", dtype=object)
     pos = {x.id: i for i, x in enumerate(tiers)}
     for rule in scheme.overrides:
-        hit = parse(rule.when).evaluate(snapshot)
+        hit = parse(rule.when).evaluate(frame)
         if not hit.any():
             continue
         step = rule.by if rule.action == "demote" else -rule.by
         new = np.clip(rank + step, 0, t - 1)
-        if rule.not_below is not None:
-            new = np.where(step > 0, np.minimum(new, np.maximum(rank, pos[rule.not_below])), new)
-        if rule.not_above is not None:
-            new = np.where(step < 0, np.maximum(new, np.minimum(rank, pos[rule.not_above])), new)
+        if rule.not_below is not None and step > 0:
+            new = np.minimum(new, np.maximum(rank, pos[rule.not_below]))
+        if rule.not_above is not None and step < 0:
+            new = np.maximum(new, np.minimum(rank, pos[rule.not_above]))
         changed = hit & (new != rank)
         if changed.any():
-            note = pd.Series(rule.id + ": ", index=range(changed.sum())) + ids[rank[changed]] + " → " + \
-                ids[new[changed]] + " (" + rule.reason + ")"
-            prev = applied[changed]
-            applied[changed] = np.where(prev == "", note.to_numpy(dtype=object), prev + "; " + note.to_numpy(dtype=object))
+            note = f"{rule.id}: " + ids[rank[changed]] + " → " + ids[new[changed]] + f" ({rule.reason})"
+            applied[changed] = _join(applied[changed], note, "; ")
             rank = np.where(changed, new, rank)
     out["overrides"] = applied
     out["tier"] = ids[rank]
     out["tier_rank"] = rank
     out["tier_label"] = np.array([x.label or x.id for x in tiers], dtype=object)[rank]
+
+    # sub-grades of the final tier
+    if any(x.subgrades for x in tiers):
+        sub = np.full(n, "", dtype=object)
+        sub_label = np.full(n, "", dtype=object)
+        for j, tier in enumerate(tiers):
+            rows = rank == j
+            if not tier.subgrades or not rows.any():
+                continue
+            idx = _first_match([s.when for s in tier.subgrades], frame.loc[rows])
+            sub[rows] = np.array([s.id for s in tier.subgrades], dtype=object)[idx]
+            sub_label[rows] = np.array([s.label or s.id for s in tier.subgrades], dtype=object)[idx]
+        out["subgrade"] = sub
+        out["subgrade_label"] = sub_label
+
     out["strategy"] = np.array(["; ".join(x.strategy.actions) for x in tiers], dtype=object)[rank]
     out["follow_up_days"] = pd.array([x.strategy.follow_up_days for x in tiers], dtype="Int64")[rank]
     out["owner"] = np.array([x.strategy.owner for x in tiers], dtype=object)[rank]
+    out.update(_explain(scheme, weights, points, score, gated_rank, cutoffs, ids, n))
 
-    # explanation: the three largest contributions and the points missing for the next tier up
+    result = pd.DataFrame(out)
+    for c in TEXT_COLUMNS:
+        if c in result:
+            result[c] = result[c].astype("string")
+    return Grading(result, scheme, as_of, ineligible, cuts)
+
+
+def _explain(scheme: Scheme, weights: dict, points: dict, score: np.ndarray, rank: np.ndarray,
+             cutoffs: np.ndarray, ids: np.ndarray, n: int) -> dict:
+    """The three largest contributions and the points missing for the next tier up (scored schemes);
+    the matched stage rule (stage schemes)."""
+    out: dict[str, object] = {}
+    if not scheme.scored:
+        labels = np.array([f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
+                           if x.has_rule else f"no rule above {x.id} matched" for x in scheme.tiers], dtype=object)
+        out["explanation"] = labels[rank]
+        return out
     names = np.array(list(weights), dtype=object)
-    contrib = np.column_stack([weights[i] * points[i] for i in names]) if len(names) else np.zeros((n, 0))
+    factor = scheme.score_factor
+    contrib = np.column_stack([factor * weights[i] * points[i] for i in names])
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
-    expl = pd.Series("", index=range(n), dtype=object)
+    expl = np.full(n, "", dtype=object)
     for k in range(order.shape[1]):
         name = names[order[:, k]]
         val = np.take_along_axis(contrib, order[:, k:k + 1], axis=1)[:, 0]
         out[f"top{k + 1}"] = name
-        part = pd.Series(name, dtype=object) + " +" + pd.Series(np.round(val, 1)).astype(str)
+        part = name + " +" + pd.Series(np.round(val, 1)).map("{:.1f}".format).to_numpy(dtype=object)
         expl = part if k == 0 else expl + ", " + part
-    next_rank = np.maximum(gated_rank - 1, 0)
-    gap = np.where(gated_rank > 0, cuts[next_rank] - score, np.nan)
+    next_rank = np.maximum(rank - 1, 0)
+    has_cut = np.isfinite(cutoffs[next_rank]) & (rank > 0)
+    gap = np.where(has_cut, cutoffs[next_rank] - score, np.nan)
     gap = np.where(np.isfinite(gap), np.maximum(gap, 0), np.nan)
     out["points_to_next_tier"] = np.round(gap, 6)
-    gap_txt = pd.Series(np.round(gap, 1), dtype="float64").map("{:.1f}".format)
-    next_id = pd.Series(ids[next_rank], dtype=object)
-    tail = pd.Series("", index=range(n), dtype=object)
-    short = (gated_rank > 0) & (gap > 0)
-    reach = (gated_rank > 0) & (gap <= 0)
+    gap_txt = pd.Series(np.round(gap, 1)).map("{:.1f}".format).to_numpy(dtype=object)
+    next_id = ids[next_rank]
+    tail = np.full(n, "", dtype=object)
+    short = has_cut & (gap > 0)
+    reach = has_cut & (gap <= 0)
     tail[short] = "; " + gap_txt[short] + " points short of " + next_id[short]
-    tail[reach] = "; score reaches " + next_id[reach] + " but its gate fails"
-    out["explanation"] = (expl + tail).to_numpy(dtype=object)
-    frame = pd.DataFrame(out)
-    for c in ("raw_tier", "gates_failed", "overrides", "tier", "tier_label", "strategy", "owner", "explanation",
-              "top1", "top2", "top3"):
-        if c in frame:
-            frame[c] = frame[c].astype("string")
-    as_of = pd.Timestamp(as_of) if as_of is not None else (
-        pd.Timestamp(snapshot["as_of"].iloc[0]) if "as_of" in snapshot and n else pd.NaT)
-    return Grading(frame, scheme, as_of)
+    blocker = np.array(["gate" if x.gate else "rule" for x in scheme.tiers], dtype=object)[next_rank]
+    tail[reach] = "; score reaches " + next_id[reach] + " but its " + blocker[reach] + " fails"
+    out["explanation"] = expl + tail
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# manual designations (S4 special designation): applied last, audited in the output
+# ------------------------------------------------------------------------------------------------
+
+DESIGNATION_COLUMNS = ("customer_id", "tier", "reason", "approver", "expires")
+
+
+def read_designations(path) -> pd.DataFrame:
+    """A designation file (.csv or .xlsx): customer_id, tier, reason, approver, expires (YYYY-MM-DD)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentError(f"error: designation file {path} not found; check the path")
+    try:
+        df = (pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xls")
+              else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SegmentError(f"error: {path}: cannot read the designation file: {str(e).splitlines()[0]}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in DESIGNATION_COLUMNS if c not in df.columns]
+    if missing:
+        raise SegmentError(f"error: {path}: missing column(s) {', '.join(missing)}; a designation file has the "
+                           f"columns {', '.join(DESIGNATION_COLUMNS)}")
+    df.attrs["path"] = str(path)
+    return df
+
+
+def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
+    """Set the tier of designated customers (unexpired at the grading's as-of), recording who and why.
+
+    Every row is checked first — unknown customer, unknown tier, missing reason or approver, a bad
+    expiry date, a customer designated twice: exit 2 naming the rows, nothing applied."""
+    path = designations.attrs.get("path", "the designation file")
+    scheme = grading.scheme
+    ids = [t.id for t in scheme.tiers]
+    d = designations.copy()
+    for c in DESIGNATION_COLUMNS:
+        d[c] = d[c].astype("string").str.strip()
+    expires = pd.to_datetime(d["expires"], errors="coerce", format="ISO8601")
+    known = set(grading.frame["customer_id"])
+    problems = []
+
+    def rows(mask) -> str:
+        return ", ".join(str(i + 2) for i in np.flatnonzero(np.asarray(mask)))  # +2: header line, 1-based
+
+    checks = [
+        (d["customer_id"].isna() | ~d["customer_id"].isin(known), "customer not in this grading"),
+        (~d["tier"].isin(ids), f"unknown tier (write one of {', '.join(ids)})"),
+        (d["reason"].isna() | (d["reason"] == ""), "reason is empty (every designation needs one)"),
+        (d["approver"].isna() | (d["approver"] == ""), "approver is empty"),
+        (expires.isna(), "expires is not a date (YYYY-MM-DD)"),
+        (d["customer_id"].duplicated(keep=False) & d["customer_id"].notna(), "customer designated more than once"),
+    ]
+    for mask, what in checks:
+        mask = mask.fillna(True).to_numpy(dtype=bool)
+        if mask.any():
+            problems.append(f"  lines {rows(mask)}: {what}")
+    if problems:
+        raise SegmentError(f"error: {path}: {len(problems)} problem(s); nothing was applied:\n" + "\n".join(problems))
+    live = d[expires >= grading.as_of.normalize()]
+    frame = grading.frame.copy()
+    frame["designation"] = pd.array([""] * len(frame), dtype="string")
+    if len(live):
+        pos = {t: i for i, t in enumerate(ids)}
+        labels = {t.id: t.label or t.id for t in scheme.tiers}
+        idx = pd.Index(frame["customer_id"]).get_indexer(live["customer_id"])
+        before = frame["tier"].to_numpy(dtype=object)[idx]
+        frame.loc[idx, "designation"] = (live["tier"].radd("designated ").to_numpy(dtype=object) + " (was "
+                                         + before + "; " + live["reason"].to_numpy(dtype=object) + "; approved by "
+                                         + live["approver"].to_numpy(dtype=object) + ", until "
+                                         + live["expires"].to_numpy(dtype=object) + ")")
+        frame.loc[idx, "tier"] = live["tier"].to_numpy(dtype=object)
+        frame.loc[idx, "tier_rank"] = [pos[x] for x in live["tier"]]
+        frame.loc[idx, "tier_label"] = [labels[x] for x in live["tier"]]
+        strat = {t.id: ("; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner) for t in scheme.tiers}
+        frame.loc[idx, "strategy"] = [strat[x][0] for x in live["tier"]]
+        frame.loc[idx, "follow_up_days"] = pd.array([strat[x][1] for x in live["tier"]], dtype="Int64")
+        frame.loc[idx, "owner"] = [strat[x][2] for x in live["tier"]]
+    return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.quantile_cuts)

@@ -92,6 +92,24 @@ class DataConfig(BaseModel):
         return self
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no Python tags) that also refuses duplicate keys instead of keeping the last."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1}); keep one", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a params file with a safe loader; a YAML error names the file, line and column."""
     path = Path(path)
@@ -102,13 +120,20 @@ def read_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError as e:
         raise ConfigError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})", "save the file as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(path, None, f"invalid YAML at {where}{problem}",
-                          "fix the YAML syntax (indent with spaces, not tabs)") from None
+        if "duplicate key" in problem:
+            fix = "keep one of the two keys (YAML keeps only the last, silently)"
+        elif "\\t" in problem or "tab" in problem:
+            fix = "indent with spaces, not tabs"
+        elif "could not determine a constructor" in problem:
+            fix = "remove the `!!` tag: params files hold plain values only"
+        else:
+            fix = "fix the YAML syntax at that line"
+        raise ConfigError(path, None, f"invalid YAML at {where}{problem}", fix) from None
 
 
 def pydantic_error(path: str | Path, err: ValidationError) -> ConfigError:

@@ -1,11 +1,26 @@
 """Grading schemes as data: one YAML file per grading system, validated on load.
 
-The engine (``segment.grading``) knows no scheme by name. A scheme declares::
+The engine (``segment.grading``) knows no scheme by name. A scheme declares (every key below is
+optional unless marked)::
 
-    id, name, source (SEEDS section), indicators (bands → points, or a category map),
-    dimensions (weight, indicators with weights; each level sums to 1),
-    tiers (highest first: id, label, min_score, optional gate condition, strategy),
-    overrides (ordered: when condition → promote / demote by n tiers, with a reason)
+    id*, name, source                     identity; `source` cites the SEEDS.md section
+    eligible: <condition>                 only these customers are graded (S8's four elements)
+    group_by: product_line                grade each group separately (S8: never mix product lines)
+    indicators:                           id → how points are given (one of):
+        bands: [{from, below, points}]      fixed thresholds, [from, below), ascending, touching
+        quantiles: [q…], points: [p…]       thresholds at quantiles of the graded population (RFM)
+        map: {category: points}             categories
+        rubric: [{points, when}]            1–5 rubric: first matching condition wins (S3)
+      column: <snapshot column>             default: the indicator id (bands / quantiles / map)
+      missing_points                        points when the value is missing / no rubric row matches
+    dimensions: d → {weight, indicators: {id: weight}}    each level sums to 1
+    score_factor: 3                        total = factor × weighted points (S2: RFM total 3–15)
+    adjustments: [{id, when, multiply, reason}]     score multipliers (S8 bonus, margin penalty)
+    axes: name → [{id, label, when}]       classifications, first match wins; conditions may use them
+    tiers*: highest first, each {id, label, min_score, gate, when | all_of | any_of, subgrades, strategy}
+      a customer gets the first tier whose cut-off, gate and stage rule it meets; the last tier is the
+      floor. Stage schemes (S6, S7, S9) have rules and no dimensions.
+    overrides: ordered [{id, when, action: promote|demote, by, reason, not_above, not_below}]
 
 See ``params/schemes/s1_four_tier.yaml`` for a complete, commented example.
 """
@@ -43,6 +58,21 @@ def _num(v):
 Num = Annotated[float, BeforeValidator(_num)]
 
 
+def _condition(v):
+    if v is None:
+        return v
+    if not isinstance(v, str):
+        raise ValueError(f"a condition must be text in quotes, got {v!r}")
+    try:
+        parse(v)
+    except ConditionError as e:
+        raise ValueError(f"condition {v!r} does not parse: {e}") from None
+    return v
+
+
+Cond = Annotated[str, BeforeValidator(_condition)]
+
+
 class Band(BaseModel):
     """Points for values in [from, below). Omit ``from`` on the lowest band, ``below`` on the highest."""
 
@@ -52,23 +82,67 @@ class Band(BaseModel):
     points: Num
 
 
+class RubricRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: Num
+    when: Cond
+    label: str = ""
+
+
 class Indicator(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str = ""
+    column: str | None = Field(None, description="the snapshot column read (default: the indicator id)")
     bands: list[Band] | None = None
-    map: dict[str, float] | None = Field(None, description="category → points")
-    missing_points: float = Field(0, description="points when the value is missing")
+    quantiles: list[float] | None = Field(None, description="cut points as quantiles of the graded population")
+    points: list[Num] | None = Field(None, description="with quantiles: one more than the quantiles")
+    map: dict[str, Num] | None = Field(None, description="category → points")
+    rubric: list[RubricRow] | None = Field(None, description="first matching row gives the points")
+    missing_points: Num = Field(0, description="points when the value is missing (or no rubric row matches)")
 
     @model_validator(mode="after")
     def _kind(self) -> "Indicator":
-        if (self.bands is None) == (self.map is None):
-            raise ValueError("give exactly one of `bands` (numeric thresholds) or `map` (category → points)")
+        kinds = [k for k in ("bands", "quantiles", "map", "rubric") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of `bands` (thresholds), `quantiles` + `points`, `map` "
+                             f"(category → points) or `rubric` (conditions → points); found {kinds or 'none'}")
         if self.bands is not None:
             try:
                 check_bands(self.bands)
             except ValueError as e:
                 raise ValueError(f"bands: {e}") from None
+        if self.quantiles is not None:
+            q = self.quantiles
+            if not q or any(not 0 < x < 1 for x in q) or any(a >= b for a, b in zip(q, q[1:])):
+                raise ValueError(f"quantiles: must ascend strictly between 0 and 1, got {q}")
+            if self.points is None or len(self.points) != len(q) + 1:
+                raise ValueError(f"points: quantiles {q} make {len(q) + 1} bins; give {len(q) + 1} points, "
+                                 "lowest-value bin first")
+        elif self.points is not None:
+            raise ValueError("points: only used with `quantiles`")
+        if self.rubric is not None and self.column is not None:
+            raise ValueError("column: a rubric reads its conditions, not one column; remove `column`")
         return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("bands", "quantiles", "map", "rubric") if getattr(self, k) is not None)
+
+    def point_values(self) -> list[float]:
+        if self.bands is not None:
+            pts = [b.points for b in self.bands]
+        elif self.quantiles is not None:
+            pts = list(self.points)
+        elif self.map is not None:
+            pts = list(self.map.values())
+        else:
+            pts = [r.points for r in self.rubric]
+        return pts + [self.missing_points]
+
+    def ascending(self) -> bool:
+        """Points never fall as the value rises (bands and quantile bins only)."""
+        pts = [b.points for b in self.bands] if self.bands is not None else list(self.points or [])
+        return bool(pts) and all(a <= b for a, b in zip(pts, pts[1:]))
 
 
 def check_bands(bands: list[Band]) -> None:
@@ -95,8 +169,8 @@ def check_bands(bands: list[Band]) -> None:
 class Dimension(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str = ""
-    weight: float
-    indicators: dict[str, float] = Field(description="indicator id → weight within the dimension")
+    weight: Num
+    indicators: dict[str, Num] = Field(description="indicator id → weight within the dimension")
 
 
 class Strategy(BaseModel):
@@ -106,43 +180,74 @@ class Strategy(BaseModel):
     owner: str = ""
 
 
+class Subgrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    label: str = ""
+    when: Cond | None = Field(None, description="omit on the last sub-grade: the default")
+
+
 class Tier(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     label: str = ""
     min_score: Num | None = Field(None, description="cut-off (inclusive); omit on the lowest tier")
-    gate: str | None = Field(None, description="entry criteria: a condition the customer must also meet")
+    gate: Cond | None = Field(None, description="entry criteria: a condition the customer must also meet")
+    when: Cond | None = Field(None, description="stage rule: the tier applies when this holds")
+    all_of: list[Cond] | None = Field(None, description="stage rule: every condition holds")
+    any_of: list[Cond] | None = Field(None, description="stage rule: at least one condition holds")
+    subgrades: list[Subgrade] | None = Field(None, description="first matching sub-grade; the last is the default")
     strategy: Strategy = Field(default_factory=Strategy)
 
-    @field_validator("gate")
-    @classmethod
-    def _gate(cls, v):
-        if v is not None:
-            try:
-                parse(v)
-            except ConditionError as e:
-                raise ValueError(f"condition does not parse: {e}") from None
-        return v
+    @property
+    def has_rule(self) -> bool:
+        return bool(self.when or self.all_of or self.any_of)
+
+    def rule_text(self) -> str | None:
+        """The stage rule as one condition (all of: and; any of: or)."""
+        parts = []
+        if self.when:
+            parts.append(f"({self.when})")
+        if self.all_of:
+            parts.append("(" + " and ".join(f"({c})" for c in self.all_of) + ")")
+        if self.any_of:
+            parts.append("(" + " or ".join(f"({c})" for c in self.any_of) + ")")
+        return " and ".join(parts) if parts else None
+
+    @model_validator(mode="after")
+    def _subgrades(self) -> "Tier":
+        if self.subgrades:
+            if self.subgrades[-1].when is not None:
+                raise ValueError("subgrades: the last sub-grade is the default; remove its `when`")
+            if any(s.when is None for s in self.subgrades[:-1]):
+                raise ValueError("subgrades: every sub-grade but the last needs `when`")
+        return self
 
 
 class Override(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
-    when: str
+    when: Cond
     action: Literal["promote", "demote"]
     by: int = Field(1, ge=1)
-    reason: str
+    reason: str = Field(min_length=1)
     not_above: str | None = Field(None, description="a promotion never lifts above this tier")
     not_below: str | None = Field(None, description="a demotion never drops below this tier")
 
-    @field_validator("when")
-    @classmethod
-    def _when(cls, v):
-        try:
-            parse(v)
-        except ConditionError as e:
-            raise ValueError(f"condition does not parse: {e}") from None
-        return v
+
+class Adjustment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    when: Cond
+    multiply: Num = Field(gt=0)
+    reason: str = ""
+
+
+class AxisClass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    label: str = ""
+    when: Cond | None = Field(None, description="omit on the last class: the default")
 
 
 class Scheme(BaseModel):
@@ -150,50 +255,77 @@ class Scheme(BaseModel):
     id: str
     name: str = ""
     source: str = ""
-    score_scale: float | None = Field(None, description="maximum possible score, for documentation/checks")
-    indicators: dict[str, Indicator]
-    dimensions: dict[str, Dimension]
+    eligible: Cond | None = None
+    group_by: Literal["product_line"] | None = None
+    indicators: dict[str, Indicator] = Field(default_factory=dict)
+    dimensions: dict[str, Dimension] = Field(default_factory=dict)
+    score_factor: Num = Field(1.0, gt=0)
+    adjustments: list[Adjustment] = Field(default_factory=list)
+    axes: dict[str, list[AxisClass]] = Field(default_factory=dict)
     tiers: list[Tier]
     overrides: list[Override] = Field(default_factory=list)
+    provenance: dict | None = Field(None, description="where a generated scheme came from (calibration)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scheme":
-        total = sum(d.weight for d in self.dimensions.values())
-        if any(not math.isfinite(d.weight) or d.weight < 0 for d in self.dimensions.values()):
-            raise ValueError("dimensions: every weight must be a finite number ≥ 0")
-        if abs(total - 1) > WEIGHT_TOLERANCE:
-            raise ValueError(f"dimensions: weights sum to {total:g}, not 1; rescale them so they add up to 1")
+        if self.dimensions:
+            bad = [d for d, x in self.dimensions.items() if not math.isfinite(x.weight) or x.weight < 0]
+            if bad:
+                raise ValueError(f"dimensions.{bad[0]}.weight: must be a finite number ≥ 0")
+            total = sum(d.weight for d in self.dimensions.values())
+            if abs(total - 1) > WEIGHT_TOLERANCE:
+                raise ValueError(f"dimensions: weights sum to {total:g}, not 1; rescale them so they add up to 1")
         for dname, d in self.dimensions.items():
             if not d.indicators:
-                raise ValueError(f"dimensions.{dname}.indicators: empty")
+                raise ValueError(f"dimensions.{dname}.indicators: empty; list indicator ids with weights")
             for ind, w in d.indicators.items():
                 if ind not in self.indicators:
                     raise ValueError(f"dimensions.{dname}.indicators.{ind}: unknown indicator; define it under "
-                                     f"`indicators:` (defined: {', '.join(self.indicators)})")
+                                     f"`indicators:` (defined: {', '.join(self.indicators) or 'none'})")
                 if not math.isfinite(w) or w < 0:
                     raise ValueError(f"dimensions.{dname}.indicators.{ind}: weight must be a finite number ≥ 0")
             s = sum(d.indicators.values())
             if abs(s - 1) > WEIGHT_TOLERANCE:
                 raise ValueError(f"dimensions.{dname}.indicators: weights sum to {s:g}, not 1; rescale them")
+        for name, classes in self.axes.items():
+            if not classes or classes[-1].when is not None:
+                raise ValueError(f"axes.{name}: the last class is the default; remove its `when`")
+            if any(c.when is None for c in classes[:-1]):
+                raise ValueError(f"axes.{name}: every class but the last needs `when`")
         if not self.tiers:
             raise ValueError("tiers: at least one tier is needed")
         ids = [t.id for t in self.tiers]
         if len(set(ids)) != len(ids):
             raise ValueError(f"tiers: duplicate tier id in {ids}")
-        cuts = [t.min_score for t in self.tiers[:-1]]
-        if any(c is None for c in cuts):
-            raise ValueError("tiers: every tier but the last needs `min_score` (highest tier first)")
+        for i, t in enumerate(self.tiers[:-1]):
+            if t.min_score is None and not t.has_rule:
+                raise ValueError(f"tiers.{i}: tier {t.id!r} needs `min_score` or a stage rule (when / all_of / any_of); "
+                                 "only the last tier is the floor")
+        if self.tiers[-1].min_score is not None or self.tiers[-1].has_rule or self.tiers[-1].gate:
+            raise ValueError(f"tiers.{len(ids) - 1}: the last tier ({ids[-1]!r}) is the floor: remove its min_score, "
+                             "gate and rule")
+        scored = [(i, t.min_score) for i, t in enumerate(self.tiers) if t.min_score is not None]
+        if scored and not self.dimensions:
+            raise ValueError(f"tiers.{scored[0][0]}.min_score: the scheme has no `dimensions`, so there is no score; "
+                             "add dimensions or use stage rules (when / all_of / any_of)")
+        cuts = [c for _, c in scored]
         if any(a <= b for a, b in zip(cuts, cuts[1:])):
             raise ValueError(f"tiers: cut-offs must fall strictly from the first tier to the last, got {cuts}")
-        top = self.max_score()
-        if cuts and cuts[0] > top + 1e-9:
-            raise ValueError(f"tiers.0.min_score: {cuts[0]:g} is above the highest possible score {top:g}; "
-                             f"no customer could reach tier {ids[0]!r}")
+        if scored:
+            top = self.max_score()
+            i, first = scored[0]
+            if first > top + 1e-9:
+                raise ValueError(f"tiers.{i}.min_score: {first:g} is above the highest possible score {top:g}; "
+                                 f"no customer could reach tier {ids[i]!r}; lower it to at most {top:g}")
         for i, o in enumerate(self.overrides):
             for key in ("not_above", "not_below"):
                 v = getattr(o, key)
                 if v is not None and v not in ids:
                     raise ValueError(f"overrides.{i}.{key}: unknown tier {v!r}; write one of {', '.join(ids)}")
+        names = self.inputs()
+        clash = sorted(names & set(self.axes))
+        if clash:
+            raise ValueError(f"axes: {clash[0]!r} is also read as an indicator; rename the axis")
         return self
 
     # -- derived -------------------------------------------------------------------------
@@ -206,30 +338,56 @@ class Scheme(BaseModel):
         return out
 
     def max_score(self) -> float:
-        total = 0.0
-        for ind, w in self.weights().items():
-            spec = self.indicators[ind]
-            pts = [b.points for b in spec.bands] if spec.bands else list(spec.map.values())
-            total += w * max(pts + [spec.missing_points])
-        return total
+        total = sum(w * max(self.indicators[i].point_values()) for i, w in self.weights().items())
+        boost = 1.0
+        for a in self.adjustments:
+            boost *= max(a.multiply, 1.0)
+        return total * self.score_factor * boost
 
     def conditions(self) -> dict[str, str]:
-        out = {f"tiers.{i}.gate": t.gate for i, t in enumerate(self.tiers) if t.gate}
+        """Every condition in the scheme by its key path."""
+        out: dict[str, str] = {}
+        if self.eligible:
+            out["eligible"] = self.eligible
+        for ind, spec in self.indicators.items():
+            for j, row in enumerate(spec.rubric or []):
+                out[f"indicators.{ind}.rubric.{j}.when"] = row.when
+        for j, a in enumerate(self.adjustments):
+            out[f"adjustments.{j}.when"] = a.when
+        for name, classes in self.axes.items():
+            for j, c in enumerate(classes):
+                if c.when:
+                    out[f"axes.{name}.{j}.when"] = c.when
+        for i, t in enumerate(self.tiers):
+            if t.gate:
+                out[f"tiers.{i}.gate"] = t.gate
+            if t.has_rule:
+                out[f"tiers.{i}.rule"] = t.rule_text()
+            for j, s in enumerate(t.subgrades or []):
+                if s.when:
+                    out[f"tiers.{i}.subgrades.{j}.when"] = s.when
         out.update({f"overrides.{i}.when": o.when for i, o in enumerate(self.overrides)})
         return out
 
     def inputs(self) -> set[str]:
-        """Every snapshot column the scheme reads (indicators and condition names)."""
-        names = set(self.weights())
+        """Every snapshot column the scheme reads (indicator columns and condition names, minus axes)."""
+        names = {spec.column or ind for ind, spec in self.indicators.items() if spec.rubric is None}
         for text in self.conditions().values():
             names |= parse(text).names
-        return names
+        return names - set(self.axes)
+
+    @property
+    def scored(self) -> bool:
+        return bool(self.dimensions)
 
 
 def resolve(scheme: str | Path, base: Path | None = None) -> Path:
     """A scheme path, or the id of a scheme under params/schemes/."""
     p = Path(scheme)
     if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(p, None, "scheme file not found", "check the path, or give the id of a scheme under "
+                              "params/schemes/")
         return p
     base = base or Path.cwd()
     cand = base / SCHEMES_DIR / f"{scheme}.yaml"
@@ -244,7 +402,8 @@ def load_scheme(scheme: str | Path) -> Scheme:
     path = resolve(scheme)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise ConfigError(path, None, "a scheme must be a mapping (id, indicators, dimensions, tiers …)")
+        raise ConfigError(path, None, "a scheme must be a mapping (id, indicators, dimensions, tiers …)",
+                          "start from params/schemes/s1_four_tier.yaml")
     try:
         return Scheme.model_validate(raw)
     except ValidationError as e:
