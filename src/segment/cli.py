@@ -29,12 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--scheme", required=True, help="a scheme file or the id of one under params/schemes/")
     g.add_argument("--as-of", help="YYYY-MM-DD (default: the data config's as_of)")
     g.add_argument("--out", required=True, type=Path, help="FILE.parquet or FILE.csv")
+    g.add_argument("--designations", type=Path, help="manual designations (.csv/.xlsx: customer_id, tier, reason, "
+                   "approver, expires), applied last")
 
     r = sub.add_parser("report", help="execute the report notebooks for a quarter into reports/<QUARTER>/")
     r.add_argument("--quarter", help="e.g. 2026Q3 (default: the latest complete quarter in the data)")
     r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
     r.add_argument("--scheme", default="s1_four_tier")
     r.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
+    sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
 
     c = sub.add_parser("contract", help="print the data contract")
     c.add_argument("--markdown", action="store_true", help="as markdown (the text of docs/data_contract.md)")
@@ -67,9 +71,17 @@ def run(args: argparse.Namespace) -> int:
         out = args.out
         if out.suffix.lower() not in (".parquet", ".csv"):
             raise SegmentError(f"error: --out {out}: must end in .parquet or .csv")
-        graded = grade_data(args.data, args.scheme, args.as_of)
+        graded = grade_data(args.data, args.scheme, args.as_of, designations=args.designations)
         write_frame(graded.frame, out)
-        print(f"graded {len(graded.frame):,} customers at {graded.as_of.date()} with {graded.scheme.id}: {out}")
+        what = "customers" if "group" not in graded.frame else "customer × group rows"
+        print(f"graded {len(graded.frame):,} {what} at {graded.as_of.date()} with {graded.scheme.id}: {out}")
+        notes = []
+        if graded.lost_before:
+            notes.append(f"{graded.lost_before:,} customers marked lost before the as-of date were not graded")
+        if len(graded.grading.ineligible):
+            notes.append(f"{len(graded.grading.ineligible):,} did not meet the scheme's `eligible` condition")
+        for note in notes:
+            print(f"note: {note}")
         print(graded.tier_counts().to_string(index=False))
         return 0
     if args.command == "report":
@@ -77,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
         result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir)
         print(result.summary())
+        return 0
+    if args.command == "indicators":
+        from .features import INDICATORS
+
+        for ind in INDICATORS.values():
+            print(f"{ind.name:28s} {ind.unit:18s} {ind.window:16s} {ind.source:13s} {ind.meaning}")
         return 0
     if args.command == "contract":
         from .contract import markdown, TABLES
@@ -97,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except SegmentError as e:
         print(str(e), file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `segment indicators | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: nothing was replaced", file=sys.stderr)
         return 130

@@ -7,8 +7,10 @@ Grammar (case-insensitive keywords)::
     and      := not ("and" not)*
     not      := "not" not | atom
     atom     := "(" expr ")" | compare | name "is" ["not"] "missing" | "true" | "false"
-    compare  := operand OP operand | operand ["not"] "in" "[" literal ("," literal)* "]"
-    operand  := name | number | string
+    compare  := arith OP arith | arith ["not"] "in" "[" literal ("," literal)* "]"
+    arith    := term (("+" | "-") term)*        term := factor (("*" | "/") factor)*
+    factor   := "-" factor | "(" arith ")" | operand
+    operand  := name | number | string | true | false
     OP       := >= <= > < == !=
     number   := 12, 1.5, -3, 50万 (= 500000), 20% (= 0.2)
     string   := 'text' or "text"
@@ -27,10 +29,11 @@ import pandas as pd
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
-  | (?P<num>-?\d+(?:\.\d+)?(?:万|%)?)
+  | (?P<num>\d+(?:\.\d+)?(?:万|%)?)
   | (?P<str>'[^'\n]*'|"[^"\n]*")
   | (?P<op>>=|<=|==|!=|>|<)
   | (?P<punct>[()\[\],])
+  | (?P<arith>[-+*/])
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
 """, re.VERBOSE)
 
@@ -137,20 +140,31 @@ class _Parser:
         if t is None:
             raise ConditionError("the condition ends too early")
         if t.kind == "punct" and t.value == "(":
+            # "(a + b) > 3" is arithmetic; "(a > 3) and …" is a group: try the comparison first
+            start = self.i
+            try:
+                return self.comparison()
+            except ConditionError:
+                self.i = start
             self.take()
             node = self.or_()
             self.expect("punct", ")")
             return node
         if t.kind == "kw" and t.value in ("true", "false"):
-            self.take()
-            return ("const", t.value == "true")
-        left = self.operand()
+            nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else None
+            if nxt is None or nxt.kind not in ("op", "arith"):
+                self.take()
+                return ("const", t.value == "true")
+        return self.comparison()
+
+    def comparison(self):
+        left = self.arith()
         t = self.peek()
         if t is None:
-            raise ConditionError(f"a comparison is missing after {left[1]!r}")
+            raise ConditionError(f"a comparison is missing after {_show(left)!r}")
         if t.kind == "op":
             self.take()
-            return ("cmp", t.value, left, self.operand())
+            return ("cmp", t.value, left, self.arith())
         if t.kind == "kw" and t.value == "is":
             self.take()
             neg = False
@@ -178,16 +192,48 @@ class _Parser:
         got = "the end" if t is None else f"{t.value!r} at position {t.pos}"
         raise ConditionError(f"expected a comparison (>=, <=, >, <, ==, !=, in, is missing) but found {got}")
 
+    def arith(self):
+        node = self.term()
+        while (t := self.peek()) is not None and t.kind == "arith" and t.value in "+-":
+            self.take()
+            node = ("arith", t.value, node, self.term())
+        return node
+
+    def term(self):
+        node = self.factor()
+        while (t := self.peek()) is not None and t.kind == "arith" and t.value in "*/":
+            self.take()
+            node = ("arith", t.value, node, self.factor())
+        return node
+
+    def factor(self):
+        t = self.peek()
+        if t is not None and t.kind == "arith" and t.value == "-":
+            self.take()
+            inner = self.factor()
+            return ("lit", -inner[1]) if inner[0] == "lit" and isinstance(inner[1], float) else ("neg", inner)
+        if t is not None and t.kind == "punct" and t.value == "(":
+            self.take()
+            node = self.arith()
+            self.expect("punct", ")")
+            return node
+        return self.operand()
+
     def operand(self):
         t = self.take()
         if t.kind == "name":
             return ("name", t.value)
         if t.kind in ("num", "str"):
             return ("lit", self._lit(t))
+        if t.kind == "kw" and t.value in ("true", "false"):
+            return ("lit", t.value == "true")
         raise ConditionError(f"expected an indicator name, a number or a quoted text at position {t.pos}, found {t.value!r}")
 
     def literal(self):
         t = self.take()
+        if t.kind == "arith" and t.value == "-" and (n := self.peek()) is not None and n.kind == "num":
+            self.take()
+            return -self._lit(n)
         if t.kind in ("num", "str"):
             return self._lit(t)
         raise ConditionError(f"expected a number or a quoted text at position {t.pos}, found {t.value!r}")
@@ -214,13 +260,17 @@ class Condition:
             elif n[0] == "not":
                 walk(n[1])
             elif n[0] == "cmp":
-                for side in n[2:]:
-                    if side[0] == "name":
-                        out.add(side[1])
-            elif n[0] == "in" and n[1][0] == "name":
-                out.add(n[1][1])
+                walk(n[2]), walk(n[3])
+            elif n[0] == "in":
+                walk(n[1])
             elif n[0] == "missing":
                 out.add(n[1])
+            elif n[0] == "name":
+                out.add(n[1])
+            elif n[0] == "arith":
+                walk(n[2]), walk(n[3])
+            elif n[0] == "neg":
+                walk(n[1])
 
         walk(self.tree)
         return out
@@ -233,10 +283,43 @@ def parse(text: str) -> Condition:
     return Condition(text, _Parser(text).parse())
 
 
+def _show(node) -> str:
+    if node[0] in ("name", "lit"):
+        return str(node[1])
+    if node[0] == "neg":
+        return "-" + _show(node[1])
+    return f"{_show(node[2])} {node[1]} {_show(node[3])}"
+
+
+def _numeric(v):
+    if isinstance(v, pd.Series) and not pd.api.types.is_numeric_dtype(v):
+        raise ConditionError(f"arithmetic on a non-numeric indicator ({v.name})")
+    if isinstance(v, pd.Series):
+        return v.astype("float64")
+    if isinstance(v, str):
+        raise ConditionError(f"arithmetic on a text value {v!r}")
+    return float(v)
+
+
 def _operand(node, frame: pd.DataFrame, n: int):
-    if node[0] == "name":
+    kind = node[0]
+    if kind == "name":
         return frame[node[1]]
-    return node[1]
+    if kind == "lit":
+        return node[1]
+    if kind == "neg":
+        return -_numeric(_operand(node[1], frame, n))
+    left, right = _numeric(_operand(node[2], frame, n)), _numeric(_operand(node[3], frame, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if node[1] == "+":
+            return left + right
+        if node[1] == "-":
+            return left - right
+        if node[1] == "*":
+            return left * right
+        res = left / right
+        return res.replace([np.inf, -np.inf], np.nan) if isinstance(res, pd.Series) else (
+            res if np.isfinite(res) else np.nan)
 
 
 _OPS = {">=": "ge", "<=": "le", ">": "gt", "<": "lt", "==": "eq", "!=": "ne"}
@@ -271,7 +354,7 @@ def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
         try:
             res = getattr(left, _OPS[op])(right)
         except TypeError as e:
-            raise ConditionError(f"cannot compare {node[2][1]!r} with {node[3][1]!r}: {e}") from None
+            raise ConditionError(f"cannot compare {_show(node[2])!r} with {_show(node[3])!r}: {e}") from None
         valid = left.notna() & (right.notna() if isinstance(right, pd.Series) else True)
         return (res.fillna(False).astype(bool) & valid).to_numpy(dtype=bool)
     raise AssertionError(kind)

@@ -383,19 +383,22 @@ def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
     frame = grading.frame.copy()
     frame["designation"] = pd.array([""] * len(frame), dtype="string")
     if len(live):
-        pos = {t: i for i, t in enumerate(ids)}
-        labels = {t.id: t.label or t.id for t in scheme.tiers}
-        idx = pd.Index(frame["customer_id"]).get_indexer(live["customer_id"])
-        before = frame["tier"].to_numpy(dtype=object)[idx]
-        frame.loc[idx, "designation"] = (live["tier"].radd("designated ").to_numpy(dtype=object) + " (was "
-                                         + before + "; " + live["reason"].to_numpy(dtype=object) + "; approved by "
-                                         + live["approver"].to_numpy(dtype=object) + ", until "
-                                         + live["expires"].to_numpy(dtype=object) + ")")
-        frame.loc[idx, "tier"] = live["tier"].to_numpy(dtype=object)
-        frame.loc[idx, "tier_rank"] = [pos[x] for x in live["tier"]]
-        frame.loc[idx, "tier_label"] = [labels[x] for x in live["tier"]]
-        strat = {t.id: ("; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner) for t in scheme.tiers}
-        frame.loc[idx, "strategy"] = [strat[x][0] for x in live["tier"]]
-        frame.loc[idx, "follow_up_days"] = pd.array([strat[x][1] for x in live["tier"]], dtype="Int64")
-        frame.loc[idx, "owner"] = [strat[x][2] for x in live["tier"]]
+        # every row of a designated customer (one per group for grouped schemes)
+        by_id = live.set_index("customer_id")
+        hit = frame["customer_id"].isin(by_id.index).to_numpy(dtype=bool)
+        cid = frame.loc[hit, "customer_id"]
+        new = cid.map(by_id["tier"]).to_numpy(dtype=object)
+        before = frame.loc[hit, "tier"].to_numpy(dtype=object)
+        frame.loc[hit, "designation"] = ("designated " + new + " (was " + before + "; "
+                                         + cid.map(by_id["reason"]).to_numpy(dtype=object) + "; approved by "
+                                         + cid.map(by_id["approver"]).to_numpy(dtype=object) + ", until "
+                                         + cid.map(by_id["expires"]).to_numpy(dtype=object) + ")")
+        info = {t.id: (i, t.label or t.id, "; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner)
+                for i, t in enumerate(scheme.tiers)}
+        frame.loc[hit, "tier"] = new
+        frame.loc[hit, "tier_rank"] = [info[x][0] for x in new]
+        frame.loc[hit, "tier_label"] = [info[x][1] for x in new]
+        frame.loc[hit, "strategy"] = [info[x][2] for x in new]
+        frame.loc[hit, "follow_up_days"] = pd.array([info[x][3] for x in new], dtype="Int64")
+        frame.loc[hit, "owner"] = [info[x][4] for x in new]
     return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.quantile_cuts)

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SegmentError
-from .grading import Grading, grade
+import numpy as np
+
+from .grading import Grading, apply_designations, check_inputs, grade, read_designations
 from .schemes import Scheme, load_scheme, resolve
 from .validate import Loaded, load_data
 
@@ -64,20 +66,78 @@ class Graded:
         return self.grading.tier_counts()
 
 
-def grade_data(data: str | Path, scheme: str | Path, as_of=None) -> Graded:
+def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
+    """One snapshot per group (S8: per product line), stacked with a ``group`` column.
+
+    Each group's snapshot sees only that group's transactions and opportunities; its population is
+    the customers with a transaction or an opportunity in the group."""
+    from .features import snapshot
+    from .io import Tables
+
+    tx = tables.transactions
+    if group_by not in tx:
+        raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
+                           f"`{group_by}` column; map one in the data config or remove `group_by`")
+    opp = tables.opportunities
+    groups = set(tx[group_by].dropna().unique())
+    if opp is not None and group_by in opp:
+        groups |= set(opp[group_by].dropna().unique())
+    parts = []
+    for g in sorted(groups):
+        sub_tx = tx[tx[group_by] == g]
+        sub_opp = opp[opp[group_by] == g] if opp is not None and group_by in opp else opp
+        ids = set(sub_tx["customer_id"].dropna())
+        if sub_opp is not None and opp is not None and group_by in opp:
+            ids |= set(sub_opp["customer_id"].dropna())
+        sub = Tables(transactions=sub_tx, customers=tables.customers, interactions=tables.interactions,
+                     opportunities=sub_opp)
+        snap = snapshot(sub, as_of, customers=sorted(ids))
+        snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
+        parts.append(snap)
+    if not parts:
+        raise SegmentError(f"error: no {group_by} values in the data: nothing to grade per {group_by}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") -> tuple[Grading, pd.DataFrame, int]:
+    """Snapshot (per group when the scheme says so) → drop CRM-lost customers → grade.
+
+    Returns the grading, the full snapshot (lost customers included) and the number not graded
+    because the CRM marks them lost/closed on or before ``as_of``."""
+    from .features import snapshot
+
+    if scheme.group_by:
+        snap = group_snapshots(tables, as_of, scheme.group_by)
+    else:
+        snap = snapshot(tables, as_of)
+    lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
+    current = snap[~lost].reset_index(drop=True)
+    if scheme.group_by:
+        # quantile bands, like everything else, are computed within each group
+        check_inputs(current, scheme, source)
+        gradings = [grade(part, scheme, as_of=as_of, source=source) for _, part in current.groupby("group", sort=True)]
+        frame = pd.concat([g.frame for g in gradings], ignore_index=True)
+        inel = pd.concat([g.ineligible for g in gradings], ignore_index=True)
+        grading = Grading(frame, scheme, pd.Timestamp(as_of), inel,
+                          {k: v for g in gradings for k, v in g.quantile_cuts.items()})
+    else:
+        grading = grade(current, scheme, as_of=as_of, source=source)
+    n_lost = int(snap.loc[lost, "customer_id"].nunique()) if lost.any() else 0
+    return grading, snap, n_lost
+
+
+def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: str | Path | None = None) -> Graded:
     """Load and validate the data, take the snapshot at ``as_of`` and grade it.
 
     Customers whose CRM status is lost/closed on or before ``as_of`` are not graded (they are counted
-    in ``lost_before``); customers who simply stopped buying are graded like everyone else."""
-    from .features import snapshot
-
+    in ``lost_before``); customers who simply stopped buying are graded like everyone else. A
+    designation file, when given, is applied last."""
     scheme_obj = load_scheme(scheme)  # params errors first: they are cheaper to find than data errors
+    designated = read_designations(designations) if designations else None
     loaded = load_data(data, as_of=as_of)
     when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
-    snap = snapshot(loaded.tables, when)
-    lost = snap["status"].eq("lost").to_numpy(dtype=bool) if "status" in snap else None
-    current = snap[~lost].reset_index(drop=True) if lost is not None and lost.any() else snap
     source = str(resolve(scheme))
-    graded = Graded(grade(current, scheme_obj, as_of=when, source=source), loaded, snap)
-    graded.lost_before = int(lost.sum()) if lost is not None else 0
-    return graded
+    grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
+    if designated is not None:
+        grading = apply_designations(grading, designated)
+    return Graded(grading, loaded, snap, n_lost)
