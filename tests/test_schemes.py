@@ -1,0 +1,438 @@
+"""The ten seed systems as schemes, checked against each seed's own numbers (SEEDS.md S2–S10),
+plus the properties every scheme must have. S1 is in test_grading.py."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from segment.cli import main
+from segment.errors import SegmentError
+from segment.grading import MissingInputs, apply_designations, grade, indicator_points
+from segment.io import Tables
+from segment.pipeline import grade_snapshot
+from segment.schemes import SCHEMES_DIR, Scheme, load_scheme
+
+from .conftest import ROOT, write
+
+SCHEME_IDS = sorted(p.stem for p in (ROOT / SCHEMES_DIR).glob("*.yaml"))
+
+
+def frame(rows: list[dict], **common) -> pd.DataFrame:
+    return pd.DataFrame([{"customer_id": f"C{i}", **common, **r} for i, r in enumerate(rows)])
+
+
+def test_ten_seed_schemes_ship_with_a_header_citing_seeds():
+    seeds = [s for s in SCHEME_IDS if s.startswith("s")]
+    assert sorted(s.split("_")[0] for s in seeds) == sorted(f"s{i}" for i in range(1, 11))
+    for sid in SCHEME_IDS:
+        text = (ROOT / SCHEMES_DIR / f"{sid}.yaml").read_text(encoding="utf-8")
+        assert text.startswith("# ") and "SEEDS.md §" in text.splitlines()[0] or "SEEDS.md" in text[:600]
+        assert "what was chosen" in text or "Choices:" in text, sid
+        assert load_scheme(sid).id == sid
+
+
+# ---------------------------------------------------------------- S2
+
+S2 = load_scheme("s2_rfm_lifecycle")
+
+
+@pytest.mark.parametrize("recency, per_quarter, amount, total, tier", [
+    (10, 5, 600_000, 15, "core"),        # 5 + 5 + 5
+    (10, 5, 200_000, 13, "core"),        # 5 + 5 + 3
+    (10, 5, 50_000, 11, "potential"),    # 5 + 5 + 1
+    (60, 2, 200_000, 9, "potential"),    # 3 + 3 + 3
+    (60, 2, 50_000, 7, "general"),       # 3 + 3 + 1
+    (200, 0.5, 200_000, 5, "general"),   # 1 + 1 + 3
+    (200, 0.5, 0, 3, "churn_risk"),      # 1 + 1 + 1
+    (None, 0, 0, 3, "churn_risk"),       # never bought
+])
+def test_s2_rfm_totals_3_to_15_and_four_tiers(recency, per_quarter, amount, total, tier):
+    f = frame([dict(recency_days=recency, orders_per_quarter=per_quarter, annual_amount=amount,
+                    tenure_years=3.0, amount_growth=0.0)])
+    g = grade(f, S2).frame.iloc[0]
+    assert g["score"] == pytest.approx(total) and g["tier"] == tier
+
+
+def test_s2_lifecycle_axis():
+    f = frame([dict(recency_days=400, tenure_years=3, amount_growth=0.0),
+               dict(recency_days=10, tenure_years=0.5, amount_growth=np.nan),
+               dict(recency_days=10, tenure_years=3, amount_growth=-0.4),
+               dict(recency_days=10, tenure_years=3, amount_growth=0.25),
+               dict(recency_days=10, tenure_years=3, amount_growth=0.05)], orders_per_quarter=1, annual_amount=1)
+    assert grade(f, S2).frame["lifecycle"].tolist() == ["lost", "new", "declining", "growing", "mature"]
+
+
+# ---------------------------------------------------------------- S3
+
+S3 = load_scheme("s3_relationship_score")
+
+
+def test_s3_weights_and_cutoffs():
+    assert S3.dimensions["relationship"].indicators == {"interaction": 0.20, "depth": 0.30, "satisfaction": 0.25,
+                                                        "referral": 0.15, "growth": 0.10}
+    assert [t.min_score for t in S3.tiers] == [4.5, 3.5, 2.5, None]
+
+
+S3_BASE = dict(days_since_contact=10, contacts_per_month=5, contacts_12m=60, visits_12m=2, strategic=True,
+               buys_core_product=True, tenure_years=3, orders_12m=10, orders_total=30, complaints_12m=0,
+               praise_12m=1, satisfaction_latest=9, referrals_12m=2, nps_latest=100, open_opportunities=1,
+               consultations_6m=1, amount_growth=0.3)
+
+
+@pytest.mark.parametrize("changes, points, score, tier", [
+    ({}, (5, 5, 5, 5, 5), 5.0, "high_potential"),
+    # depth 3 (no strategic, no core), referral 3: 0.2·5 + 0.3·3 + 0.25·5 + 0.15·3 + 0.1·5 = 4.1
+    (dict(strategic=False, buys_core_product=False, referrals_12m=1), (5, 3, 5, 3, 5), 4.1, "stable"),
+    # interaction 3, depth 3, satisfaction 3, referral 1, growth 3 → 0.6 + 0.9 + 0.75 + 0.15 + 0.3 = 2.7
+    (dict(contacts_per_month=1.5, visits_12m=0, strategic=False, buys_core_product=False, praise_12m=0,
+          satisfaction_latest=8, referrals_12m=0, nps_latest=0, open_opportunities=0), (3, 3, 3, 1, 3), 2.7, "watch"),
+    # no contact in the quarter, one-off buyer, 2 complaints, refuses, nothing new → 1.0
+    (dict(days_since_contact=200, strategic=False, buys_core_product=False, tenure_years=0.2, orders_12m=1,
+          orders_total=1, complaints_12m=2, referrals_12m=0, nps_latest=-100, open_opportunities=0,
+          consultations_6m=0, amount_growth=-0.5), (1, 1, 1, 1, 1), 1.0, "risk"),
+])
+def test_s3_rubrics_and_tiers(changes, points, score, tier):
+    g = grade(frame([{**S3_BASE, **changes}]), S3).frame.iloc[0]
+    got = tuple(g[f"pts__{i}"] for i in ("interaction", "depth", "satisfaction", "referral", "growth"))
+    assert got == points
+    assert g["score"] == pytest.approx(score) and g["tier"] == tier
+
+
+# ---------------------------------------------------------------- S4
+
+S4 = load_scheme("s4_key_account_levels")
+S4_BASE = dict(amount_growth=0.0, market_share=np.nan, referrals_12m=0)
+
+
+def test_s4_four_year_customer_with_30pct_growth_goes_silver_to_gold():
+    g = grade(frame([dict(annual_amount=3_000_000, tenure_years=4, **{**S4_BASE, "amount_growth": 0.30})]),
+              S4).frame.iloc[0]
+    assert g["raw_tier"] == "silver" and g["tier"] == "gold"
+    assert g["overrides"].startswith("growth_over_20pct: silver → gold")
+
+
+def test_s4_two_year_diamond_sized_customer_is_held_back_by_the_years_gates():
+    g = grade(frame([dict(annual_amount=12_000_000, tenure_years=2, **S4_BASE)]), S4).frame.iloc[0]
+    assert g["raw_tier"] == "diamond" and g["gates_failed"] == "diamond;gold" and g["tier"] == "silver"
+    g = grade(frame([dict(annual_amount=12_000_000, tenure_years=5, **S4_BASE)]), S4).frame.iloc[0]
+    assert g["tier"] == "diamond" and g["gates_failed"] == ""
+
+
+@pytest.mark.parametrize("amount, tier", [(10_000_001, "diamond"), (10_000_000, "diamond"), (9_999_999, "gold"),
+                                          (5_000_000, "gold"), (2_000_000, "silver"), (1_999_999, "copper")])
+def test_s4_purchase_bands(amount, tier):
+    assert grade(frame([dict(annual_amount=amount, tenure_years=10, **S4_BASE)]), S4).frame["tier"].iloc[0] == tier
+
+
+def test_s4_market_share_lifts_to_gold_but_not_beyond():
+    f = frame([dict(annual_amount=500_000, tenure_years=1, market_share=0.2),
+               dict(annual_amount=20_000_000, tenure_years=9, market_share=0.2)], amount_growth=0.0, referrals_12m=0)
+    assert grade(f, S4).frame["tier"].tolist() == ["gold", "diamond"]
+
+
+# ---------------------------------------------------------------- S5, S6, S7
+
+S5 = load_scheme("s5_order_count_grades")
+
+
+def test_s5_a_b_c():
+    f = frame([dict(orders_total=6, volume_total=150_000), dict(orders_total=5, volume_total=150_000),
+               dict(orders_total=6, volume_total=100_000), dict(orders_total=4, volume_total=10_000),
+               dict(orders_total=3, volume_total=50_000), dict(orders_total=4, volume_total=9_999),
+               dict(orders_total=0, volume_total=0)], orders_12m=1, open_opportunities=0)
+    assert grade(f, S5).frame["tier"].tolist() == ["A", "B", "B", "B", "C", "C", "C"]
+
+
+def test_s5_trading_state():
+    f = frame([dict(orders_12m=2, orders_total=9, open_opportunities=0),
+               dict(orders_12m=0, orders_total=9, open_opportunities=1),
+               dict(orders_12m=0, orders_total=0, open_opportunities=1),
+               dict(orders_12m=0, orders_total=0, open_opportunities=0)], volume_total=0)
+    assert grade(f, S5).frame["trading_state"].tolist() == ["trading_now", "traded_before", "about_to_trade",
+                                                             "prospect"]
+
+
+S6 = load_scheme("s6_time_to_close")
+
+
+def test_s6_grades_and_cadence_daily_weekly_15_days_monthly_yearly():
+    assert [t.strategy.follow_up_days for t in S6.tiers] == [1, 7, 15, 30, 365]
+    f = frame([dict(open_opportunities=1, days_to_close=20), dict(open_opportunities=2, days_to_close=-5),
+               dict(open_opportunities=1, days_to_close=80), dict(open_opportunities=1, days_to_close=150),
+               dict(open_opportunities=1, days_to_close=400), dict(open_opportunities=1, days_to_close=np.nan),
+               dict(open_opportunities=0, days_to_close=np.nan, consultations_6m=2),
+               dict(open_opportunities=0, days_to_close=np.nan)], consultations_6m=0)
+    f.loc[6, "consultations_6m"] = 2
+    g = grade(f, S6).frame
+    assert g["tier"].tolist() == ["A", "A", "B", "C", "D", "D", "D", "E"]
+    assert g["follow_up_days"].tolist() == [1, 1, 7, 15, 30, 30, 30, 365]
+
+
+S7 = load_scheme("s7_sales_stages")
+S7_BASE = dict(latest_stage=None, open_complaints=0, won_12m=0, open_opportunities=0, days_to_close=np.nan,
+               consultations_6m=0, industry="Machinery", size_employees=50, annual_revenue=1e7)
+
+
+@pytest.mark.parametrize("changes, tier", [
+    (dict(latest_stage="A01"), "A01"),
+    (dict(latest_stage="A01", open_complaints=1), "A02"),            # open promise: not closed yet
+    (dict(latest_stage="A05", won_12m=1), "A02"),                     # first match: the deal outranks intent
+    (dict(latest_stage="A05", open_opportunities=1, days_to_close=30), "A03"),
+    (dict(latest_stage="A05", consultations_6m=1), "A05"),            # A05 is listed before A06
+    (dict(latest_stage="A31", consultations_6m=1), "A06"),            # asked again after a refusal
+    (dict(latest_stage="A31"), "A31"),
+    (dict(latest_stage="A07"), "A07"),
+    (dict(), "A08"),
+    (dict(industry="Public Sector"), "A21"),                          # government is out of scope
+    (dict(annual_revenue=1e6), "A21"),                                # below the size floor
+])
+def test_s7_first_matching_stage(changes, tier):
+    g = grade(frame([{**S7_BASE, **changes}]), S7).frame.iloc[0]
+    assert g["tier"] == tier
+    expected = "no rule above A21 matched" if tier == "A21" else f"matched the rule of {tier}"
+    assert g["explanation"].startswith(expected)
+
+
+# ---------------------------------------------------------------- S8
+
+S8 = load_scheme("s8_government_product_line")
+S8_ROW = dict(industry="Public Sector", annual_amount=1_500_000, pipeline_amount=4_000_000,
+              prev_annual_amount=1_000_000, margin_rate_12m=0.3, open_opportunities=1)
+
+
+def test_s8_worked_example_84():
+    """History 150万 → 90, forecast 400万 → 70, bonus 1.05 → (90×50% + 70×50%) × 1.05 = 84."""
+    g = grade(frame([S8_ROW]), S8).frame.iloc[0]
+    assert (g["pts__history"], g["pts__forecast"]) == (90, 70)
+    assert g["score"] == pytest.approx(84.0) and g["tier"] == "B" and g["adjustments"] == "two_year_bonus ×1.05"
+    low_margin = grade(frame([{**S8_ROW, "margin_rate_12m": 0.1}]), S8).frame.iloc[0]
+    assert low_margin["score"] == pytest.approx(84.0 * 0.9)
+    no_bonus = grade(frame([{**S8_ROW, "prev_annual_amount": 0}]), S8).frame.iloc[0]
+    assert no_bonus["score"] == pytest.approx(80.0)
+
+
+def test_s8_grades_each_product_line_separately_and_only_government():
+    d = pd.Timestamp
+    tx = pd.DataFrame({
+        "customer_id": ["G1", "G1", "G1", "M1"],
+        "date": [d("2026-03-01"), d("2026-05-01"), d("2025-06-01"), d("2026-04-01")],
+        "amount": [1_500_000.0, 300_000.0, 1_000_000.0, 5_000_000.0],
+        "product_line": ["hardware", "software", "hardware", "hardware"],
+        "margin": [450_000.0, 90_000.0, 300_000.0, 1_000_000.0],
+    })
+    customers = pd.DataFrame({"customer_id": ["G1", "M1"], "industry": ["Public Sector", "Machinery"]})
+    opp = pd.DataFrame({"opportunity_id": ["O1"], "customer_id": ["G1"], "created_date": [d("2026-08-01")],
+                        "stage": ["A05"], "expected_close_date": [d("2026-12-01")], "amount": [4_000_000.0],
+                        "product_line": ["hardware"], "status": ["open"], "closed_date": [pd.NaT]})
+    for df in (tx, customers, opp):
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].astype("string")
+    g, snap, _ = grade_snapshot(Tables(transactions=tx, customers=customers, opportunities=opp), S8,
+                                pd.Timestamp("2026-09-30"))
+    f = g.frame.set_index("group")
+    assert list(g.frame["customer_id"]) == ["G1", "G1"] and set(g.ineligible["customer_id"]) == {"M1"}
+    # hardware: 150万 history, 400万 pipeline, 250万 over two years (≥ 200万: bonus) → 84;
+    # software: 30万 → 60, no pipeline → 40, 30万 over two years (no bonus) → 50
+    assert f.loc["hardware", "score"] == pytest.approx(84.0)
+    assert f.loc["software", "score"] == pytest.approx(50.0)
+    assert (f.loc["hardware", "tier"], f.loc["software", "tier"]) == ("B", "D")
+
+
+# ---------------------------------------------------------------- S9, S10
+
+S9 = load_scheme("s9_property_buyers")
+S9_BASE = dict(latest_stage=None, won_12m=0, complaints_6m=0, visits_12m=0, consultations_6m=0,
+               open_opportunities=0)
+
+
+@pytest.mark.parametrize("changes, tier, sub", [
+    (dict(latest_stage="A01"), "A", "strong"),
+    (dict(latest_stage="A02"), "A", "normal"),
+    (dict(latest_stage="A02", complaints_6m=1), "A", "weak"),
+    (dict(latest_stage="A03", visits_12m=1), "B", "strong"),
+    (dict(latest_stage="A04"), "B", "normal"),
+    (dict(latest_stage="A07", visits_12m=3), "B", "weak"),
+    (dict(latest_stage="A05", visits_12m=1), "C", "strong"),
+    (dict(latest_stage="A08", consultations_6m=1), "C", "normal"),
+    (dict(visits_12m=1), "C", "weak"),
+    (dict(latest_stage="A31", visits_12m=3), "D", ""),
+])
+def test_s9_grades_and_subgrades(changes, tier, sub):
+    g = grade(frame([{**S9_BASE, **changes}]), S9).frame.iloc[0]
+    assert (g["tier"], g["subgrade"]) == (tier, sub)
+
+
+def test_s9_non_buyers_are_not_graded():
+    g = grade(frame([S9_BASE, {**S9_BASE, "visits_12m": 1}]), S9)
+    assert g.frame["customer_id"].tolist() == ["C1"] and g.ineligible["customer_id"].tolist() == ["C0"]
+
+
+S10 = load_scheme("s10_bank_value_behaviour")
+
+
+def test_s10_value_by_behaviour_grid():
+    value = {"high": 1_000_000, "mid": 100_000, "low": 10_000}
+    behaviour = {"active": dict(recency_days=10, orders_per_month=2, product_lines_12m=1, days_since_contact=400),
+                 "potential": dict(recency_days=60, orders_per_month=0.5, product_lines_12m=1, days_since_contact=400),
+                 "dormant": dict(recency_days=150, orders_per_month=0.1, product_lines_12m=1, days_since_contact=400)}
+    rows = [dict(annual_amount=value[v], **behaviour[b]) for v in value for b in behaviour]
+    g = grade(frame(rows), S10).frame
+    grid = g.pivot_table(index="value", columns="behaviour", values="tier", aggfunc="first")
+    expected = pd.DataFrame({"active": ["A", "B", "C"], "potential": ["A", "B", "C"], "dormant": ["B", "C", "D"]},
+                            index=["high", "mid", "low"])
+    got = grid.loc[["high", "mid", "low"], ["active", "potential", "dormant"]]
+    assert (got.to_numpy() == expected.to_numpy()).all(), got
+    long_inactive = grade(frame([dict(annual_amount=5_000_000, recency_days=400, orders_per_month=0,
+                                      product_lines_12m=3, days_since_contact=5)]), S10).frame.iloc[0]
+    assert (long_inactive["value"], long_inactive["tier"]) == ("high", "D")
+
+
+# ---------------------------------------------------------------- quantile bands
+
+def test_quantile_bands_follow_the_population():
+    spec = load_scheme("rfm_quantiles").indicators["monetary"]
+    x = pd.Series(np.arange(1, 11, dtype=float))  # quintile edges 2.8, 4.6, 6.4, 8.2
+    cuts: dict = {}
+    assert indicator_points(x, spec, None, cuts).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert cuts["edges"] == pytest.approx([2.8, 4.6, 6.4, 8.2])
+    rec = load_scheme("rfm_quantiles").indicators["recency"]
+    assert indicator_points(pd.Series([1.0, 50.0, np.nan]), rec).tolist() == [5, 1, 1]
+
+
+# ---------------------------------------------------------------- every scheme on the demo
+
+@pytest.fixture(scope="module")
+def demo_tables(tmp_path_factory):
+    from segment.demo import write_demo
+    from segment.validate import load_data
+
+    return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=600, seed=11)).tables
+
+
+@pytest.mark.parametrize("sid", SCHEME_IDS)
+def test_every_scheme_grades_the_demo(sid, demo_tables):
+    scheme = load_scheme(sid)
+    g, snap, n_lost = grade_snapshot(demo_tables, scheme, pd.Timestamp("2026-09-30"))
+    assert len(g.frame) > 0 and g.frame["tier"].isin([t.id for t in scheme.tiers]).all()
+    assert g.frame["tier"].nunique() >= 2, g.tier_counts()
+    if scheme.scored:
+        assert g.frame["score"].notna().all()
+
+
+# ---------------------------------------------------------------- properties
+
+ASCENDING = [(sid, ind) for sid in SCHEME_IDS for ind, spec in load_scheme(sid).indicators.items()
+             if spec.bands is not None and spec.ascending() and ind in load_scheme(sid).weights()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e6, 2e7, allow_nan=False), min_size=1, max_size=20), st.floats(0, 1e7))
+def test_raising_an_ascending_indicator_never_lowers_points_or_score(values, delta):
+    for sid, ind in ASCENDING:
+        spec = load_scheme(sid).indicators[ind]
+        x = pd.Series(values)
+        assert (indicator_points(x + delta, spec) >= indicator_points(x, spec)).all(), (sid, ind)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 3e6), st.floats(0, 10), st.floats(-0.1, 0.4), st.floats(0, 10),
+                          st.integers(0, 4)), min_size=2, max_size=25))
+def test_without_gates_and_overrides_tier_order_follows_score_order(rows):
+    s1 = load_scheme("s1_four_tier").model_copy(deep=True)
+    for t in s1.tiers:
+        t.gate = None
+    s1.overrides = []
+    f = frame([dict(annual_amount=a, profit_12m=a * 0.2, tenure_years=y, industry_growth=gr, budget_growth=gr,
+                    satisfaction_latest=sat, complaint_resolution_hours=24.0, referrals_12m=r)
+               for a, y, gr, sat, r in rows])
+    g = grade(f, s1).frame.sort_values("score")
+    assert (np.diff(g["tier_rank"].to_numpy()) <= 0).all()  # higher score → same or better (lower) rank
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.floats(0.01, 10), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_nested_weights_normalise(raw):
+    dims = {}
+    dsum = sum(sum(r) for r in raw)
+    indicators = {}
+    for i, ws in enumerate(raw):
+        s = sum(ws)
+        dims[f"d{i}"] = {"weight": s / dsum, "indicators": {f"x{i}_{j}": w / s for j, w in enumerate(ws)}}
+        for j in range(len(ws)):
+            indicators[f"x{i}_{j}"] = {"bands": [{"below": 1, "points": 0}, {"from": 1, "points": 10}]}
+    scheme = Scheme.model_validate({"id": "p", "indicators": indicators, "dimensions": dims,
+                                    "tiers": [{"id": "a", "min_score": 5}, {"id": "b"}]})
+    assert sum(scheme.weights().values()) == pytest.approx(1.0)
+    assert scheme.max_score() == pytest.approx(10.0)
+
+
+def test_builtin_effective_weights_sum_to_one():
+    for sid in SCHEME_IDS:
+        scheme = load_scheme(sid)
+        if scheme.scored:
+            assert sum(scheme.weights().values()) == pytest.approx(1.0), sid
+
+
+# ---------------------------------------------------------------- designations and errors
+
+def test_manual_designations_applied_last_and_audited(tmp_path):
+    s4 = S4
+    g = grade(frame([dict(annual_amount=1_000_000, tenure_years=2, **S4_BASE),
+                     dict(annual_amount=1_000_000, tenure_years=2, **S4_BASE)]), s4, as_of="2026-09-30")
+    path = write(tmp_path / "designations.csv", "customer_id,tier,reason,approver,expires\n"
+                 "C0,gold,行业影响力 brand leader,Li Wei (VP Sales),2026-12-31\n"
+                 "C1,diamond,expired,Li Wei,2026-06-30\n")
+    from segment.grading import read_designations
+
+    out = apply_designations(g, read_designations(path)).frame
+    assert out["tier"].tolist() == ["gold", "copper"]
+    assert out["designation"].iloc[0] == ("designated gold (was copper; 行业影响力 brand leader; approved by "
+                                          "Li Wei (VP Sales), until 2026-12-31)")
+    assert out["follow_up_days"].iloc[0] == 30 and out["designation"].iloc[1] == ""
+
+
+def test_bad_designations_name_the_lines(tmp_path):
+    g = grade(frame([dict(annual_amount=1_000_000, tenure_years=2, **S4_BASE)]), S4, as_of="2026-09-30")
+    from segment.grading import read_designations
+
+    path = write(tmp_path / "d.csv", "customer_id,tier,reason,approver,expires\n"
+                 "C0,platinum,x,y,2027-01-01\nC9,gold,x,y,2027-01-01\nC0,gold,,y,2027-01-01\n")
+    with pytest.raises(SegmentError) as e:
+        apply_designations(g, read_designations(path))
+    msg = str(e.value)
+    assert msg.startswith(f"error: {path}: ") and "nothing was applied" in msg
+    assert "lines 2: unknown tier (write one of diamond, gold, silver, copper)" in msg
+    assert "lines 3: customer not in this grading" in msg and "lines 4: reason is empty" in msg
+    assert "lines 2, 4: customer designated more than once" in msg
+
+
+def test_unknown_indicator_is_named_with_a_suggestion(tmp_path):
+    path = write(tmp_path / "typo.yaml", textwrap.dedent("""\
+        id: typo
+        indicators:
+          amt: {column: anual_amount, bands: [{below: 1, points: 0}, {from: 1, points: 1}]}
+        dimensions: {d: {weight: 1, indicators: {amt: 1}}}
+        tiers: [{id: a, min_score: 1}, {id: b}]
+        """))
+    with pytest.raises(MissingInputs, match="unknown indicator\\(s\\) anual_amount \\(anual_amount → did you mean "
+                                            "annual_amount\\?\\)"):
+        grade(frame([dict(annual_amount=1.0)]), load_scheme(path))
+
+
+def test_scheme_needing_a_missing_table_says_which_before_grading(tmp_path, capsys):
+    write(tmp_path / "tx.csv", "customer_id,date,amount\nC1,2026-01-05,100\n")
+    data = write(tmp_path / "data.yaml", "tables:\n  transactions: {path: tx.csv}\n")
+    out = tmp_path / "g.csv"
+    assert main(["grade", "--data", str(data), "--scheme", "s1_four_tier", "--as-of", "2026-09-30",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "budget_growth" in err and "customers, interactions" in err
+    assert "Nothing was graded" in err and not out.exists()
+    assert main(["grade", "--data", str(data), "--scheme", "rfm_quantiles", "--as-of", "2026-09-30",
+                 "--out", str(out)]) == 0 and out.exists()
