@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade report test test-slow test-all lab docs realdata clean
+.PHONY: help venv demo validate grade report test test-slow test-all bench lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,10 @@ test-slow: $(STAMP)  ## only the slow checks (big data)
 
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## benchmarks (not tests): grading 1M customers per scheme → bench/results/
+	@mkdir -p bench/results
+	$(BIN)/python bench/bench_grading.py --customers 1000000 --repeat 3 --json bench/results/grading.json
 
 realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
 	$(BIN)/segment validate --data params/data/online_retail.yaml

@@ -157,9 +157,9 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     else:
         snapshot = snapshot.reset_index(drop=True)
     n = len(snapshot)
-    out: dict[str, object] = {"customer_id": snapshot["customer_id"].to_numpy()}
+    out: dict[str, object] = {"customer_id": snapshot["customer_id"].array}
     if "group" in snapshot:
-        out["group"] = snapshot["group"].to_numpy()
+        out["group"] = snapshot["group"].array
 
     # axes: classifications that later conditions may read
     frame = snapshot
@@ -168,7 +168,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         for name, classes in scheme.axes.items():
             idx = _first_match([c.when for c in classes], frame)
             frame[name] = pd.array(np.array([c.id for c in classes], dtype=object)[idx], dtype="string")
-            out[name] = frame[name].to_numpy()
+            out[name] = pd.Categorical.from_codes(idx, [c.id for c in classes])
 
     # points and score
     weights = scheme.weights()
@@ -177,7 +177,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     for ind, spec in scheme.indicators.items():
         col = spec.column or ind
         if spec.rubric is None:
-            out[ind] = snapshot[col].to_numpy()
+            out[ind] = snapshot[col].array
         box: dict = {}
         points[ind] = indicator_points(None if spec.rubric is not None else snapshot[col], spec, frame, box)
         if "edges" in box:
@@ -222,7 +222,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     eligible = base & gate_ok
     eligible[:, -1] = True
     rank = eligible.argmax(axis=1)
-    out["raw_tier"] = ids[raw_rank]
+    out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids))
     failed = base & ~gate_ok
     failed_txt = np.full(n, "", dtype=object)
     for j in range(t - 1):
@@ -251,7 +251,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
             applied[changed] = _join(applied[changed], note, "; ")
             rank = np.where(changed, new, rank)
     out["overrides"] = applied
-    out["tier"] = ids[rank]
+    out["tier"] = pd.Categorical.from_codes(rank, list(ids))
     out["tier_rank"] = rank
     out["tier_label"] = np.array([x.label or x.id for x in tiers], dtype=object)[rank]
 
@@ -274,10 +274,11 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     out["owner"] = np.array([x.strategy.owner for x in tiers], dtype=object)[rank]
     out.update(_explain(scheme, weights, points, score, gated_rank, cutoffs, ids, n))
 
+    for c in TEXT_COLUMNS:  # few distinct values: categoricals are fast to build and small on disk
+        v = out.get(c)
+        if isinstance(v, np.ndarray):
+            out[c] = pd.Categorical(v)
     result = pd.DataFrame(out)
-    for c in TEXT_COLUMNS:
-        if c in result:
-            result[c] = result[c].astype("string")
     return Grading(result, scheme, as_of, ineligible, cuts)
 
 
@@ -289,33 +290,40 @@ def _explain(scheme: Scheme, weights: dict, points: dict, score: np.ndarray, ran
     if not scheme.scored:
         labels = np.array([f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
                            if x.has_rule else f"no rule above {x.id} matched" for x in scheme.tiers], dtype=object)
-        out["explanation"] = labels[rank]
+        out["explanation"] = pd.Categorical(labels[rank])
         return out
     names = np.array(list(weights), dtype=object)
     factor = scheme.score_factor
     contrib = np.column_stack([factor * weights[i] * points[i] for i in names])
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
-    expl = np.full(n, "", dtype=object)
+    top_vals = np.round(np.take_along_axis(contrib, order, axis=1), 1)
     for k in range(order.shape[1]):
-        name = names[order[:, k]]
-        val = np.take_along_axis(contrib, order[:, k:k + 1], axis=1)[:, 0]
-        out[f"top{k + 1}"] = name
-        part = name + " +" + pd.Series(np.round(val, 1)).map("{:.1f}".format).to_numpy(dtype=object)
-        expl = part if k == 0 else expl + ", " + part
+        out[f"top{k + 1}"] = pd.Categorical.from_codes(order[:, k], list(names))
     next_rank = np.maximum(rank - 1, 0)
     has_cut = np.isfinite(cutoffs[next_rank]) & (rank > 0)
     gap = np.where(has_cut, cutoffs[next_rank] - score, np.nan)
     gap = np.where(np.isfinite(gap), np.maximum(gap, 0), np.nan)
     out["points_to_next_tier"] = np.round(gap, 6)
-    gap_txt = pd.Series(np.round(gap, 1)).map("{:.1f}".format).to_numpy(dtype=object)
-    next_id = ids[next_rank]
-    tail = np.full(n, "", dtype=object)
-    short = has_cut & (gap > 0)
-    reach = has_cut & (gap <= 0)
-    tail[short] = "; " + gap_txt[short] + " points short of " + next_id[short]
-    blocker = np.array(["gate" if x.gate else "rule" for x in scheme.tiers], dtype=object)[next_rank]
-    tail[reach] = "; score reaches " + next_id[reach] + " but its " + blocker[reach] + " fails"
-    out["explanation"] = expl + tail
+    state = np.where(~has_cut, 0, np.where(gap > 0, 1, 2))  # 0 top tier, 1 points short, 2 gate/rule blocks
+    # the text is built once per distinct combination (scores are sums of a few band points, so
+    # there are few), then taken by code: 1M customers cost a group-by, not 1M string builds
+    keys = pd.DataFrame({**{f"o{k}": order[:, k] for k in range(order.shape[1])},
+                         **{f"v{k}": top_vals[:, k] for k in range(order.shape[1])},
+                         "gap": np.round(np.nan_to_num(gap, nan=-1.0), 1), "next": next_rank, "state": state})
+    codes = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    blocker = ["gate" if x.gate else "rule" for x in scheme.tiers]
+    texts = []
+    for r in first:
+        parts = ", ".join(f"{names[order[r, k]]} +{top_vals[r, k]:.1f}" for k in range(order.shape[1]))
+        nxt = ids[next_rank[r]]
+        if state[r] == 1:
+            parts += f"; {gap[r]:.1f} points short of {nxt}"
+        elif state[r] == 2:
+            parts += f"; score reaches {nxt} but its {blocker[next_rank[r]]} fails"
+        texts.append(parts)
+    out["explanation"] = pd.Categorical.from_codes(codes, texts) if len(set(texts)) == len(texts) else \
+        pd.Categorical(np.asarray(texts, dtype=object)[codes])
     return out
 
 
@@ -395,10 +403,12 @@ def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
                                          + cid.map(by_id["expires"]).to_numpy(dtype=object) + ")")
         info = {t.id: (i, t.label or t.id, "; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner)
                 for i, t in enumerate(scheme.tiers)}
-        frame.loc[hit, "tier"] = new
-        frame.loc[hit, "tier_rank"] = [info[x][0] for x in new]
-        frame.loc[hit, "tier_label"] = [info[x][1] for x in new]
-        frame.loc[hit, "strategy"] = [info[x][2] for x in new]
-        frame.loc[hit, "follow_up_days"] = pd.array([info[x][3] for x in new], dtype="Int64")
-        frame.loc[hit, "owner"] = [info[x][4] for x in new]
+        for col, k in (("tier", None), ("tier_rank", 0), ("tier_label", 1), ("strategy", 2), ("follow_up_days", 3),
+                       ("owner", 4)):
+            values = list(new) if k is None else [info[x][k] for x in new]
+            if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                extra = sorted(set(values) - set(frame[col].cat.categories))
+                if extra:
+                    frame[col] = frame[col].cat.add_categories(extra)
+            frame.loc[hit, col] = pd.array(values, dtype="Int64") if col == "follow_up_days" else values
     return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.quantile_cuts)
