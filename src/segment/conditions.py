@@ -71,7 +71,8 @@ def tokenize(text: str) -> list[Tok]:
     return out
 
 
-def _number(text: str) -> float:
+def number(text: str) -> float:
+    """'12', '1.5', '50万' (= 500000), '20%' (= 0.2) → float; ValueError otherwise."""
     if text.endswith("万"):
         return float(text[:-1]) * 10_000
     if text.endswith("%"):
@@ -240,7 +241,7 @@ class _Parser:
 
     @staticmethod
     def _lit(t: Tok):
-        return _number(t.value) if t.kind == "num" else t.value[1:-1]
+        return number(t.value) if t.kind == "num" else t.value[1:-1]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .conditions import ConditionError, parse
+from .conditions import ConditionError, number, parse
 from .errors import ConfigError
 from .io import pydantic_error, read_yaml
 
@@ -43,13 +43,8 @@ SCHEMES_DIR = Path("params") / "schemes"
 def _num(v):
     """Numbers in params may be written 50万 (= 500000) or 15% (= 0.15)."""
     if isinstance(v, str):
-        t = v.strip().replace(",", "").replace("_", "")
         try:
-            if t.endswith("万"):
-                return float(t[:-1]) * 10_000
-            if t.endswith("%"):
-                return float(t[:-1]) / 100
-            return float(t)
+            return number(v.strip().replace(",", "").replace("_", ""))
         except ValueError:
             raise ValueError(f"{v!r} is not a number (write 500000, 50万 or 15%)") from None
     return v
@@ -180,11 +175,13 @@ class Strategy(BaseModel):
     owner: str = ""
 
 
-class Subgrade(BaseModel):
+class Choice(BaseModel):
+    """One of an ordered list of choices (sub-grades, axis classes): the first whose `when` holds."""
+
     model_config = ConfigDict(extra="forbid")
     id: str
     label: str = ""
-    when: Cond | None = Field(None, description="omit on the last sub-grade: the default")
+    when: Cond | None = Field(None, description="omit on the last choice: the default")
 
 
 class Tier(BaseModel):
@@ -196,7 +193,7 @@ class Tier(BaseModel):
     when: Cond | None = Field(None, description="stage rule: the tier applies when this holds")
     all_of: list[Cond] | None = Field(None, description="stage rule: every condition holds")
     any_of: list[Cond] | None = Field(None, description="stage rule: at least one condition holds")
-    subgrades: list[Subgrade] | None = Field(None, description="first matching sub-grade; the last is the default")
+    subgrades: list[Choice] | None = Field(None, description="first matching sub-grade; the last is the default")
     strategy: Strategy = Field(default_factory=Strategy)
 
     @property
@@ -243,13 +240,6 @@ class Adjustment(BaseModel):
     reason: str = ""
 
 
-class AxisClass(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    label: str = ""
-    when: Cond | None = Field(None, description="omit on the last class: the default")
-
-
 class Scheme(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -261,7 +251,7 @@ class Scheme(BaseModel):
     dimensions: dict[str, Dimension] = Field(default_factory=dict)
     score_factor: Num = Field(1.0, gt=0)
     adjustments: list[Adjustment] = Field(default_factory=list)
-    axes: dict[str, list[AxisClass]] = Field(default_factory=dict)
+    axes: dict[str, list[Choice]] = Field(default_factory=dict)
     tiers: list[Tier]
     overrides: list[Override] = Field(default_factory=list)
     provenance: dict | None = Field(None, description="where a generated scheme came from (calibration)")
