@@ -113,7 +113,7 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
 
     # events for customers the master does not know
     if "customers" in tables:
-        known = set(tables["customers"]["customer_id"].dropna())
+        known = tables["customers"]["customer_id"].dropna().unique()
         for name in ("transactions", "interactions", "opportunities"):
             if name in tables:
                 df = tables[name]
