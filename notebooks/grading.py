@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -18,13 +16,12 @@
 quarter: str = "2026Q3"  # the quarter reported, e.g. 2026Q3; grading is at its last day
 data: str = "data/demo/data.yaml"  # data config (DATA.yaml)
 scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a scheme file
-grading: str = ""  # grading already computed by segment report (parquet); empty: grade here
-data_report: str = ""  # validation warnings computed by segment report (parquet); empty: validate here
+bundle: str = ""  # folder prepared by segment report; empty: compute everything here
 
 # %%
-from segment.reports import GradingReport
+from segment.reports import grading_report
 
-report = GradingReport.load(quarter=quarter, data=data, scheme=scheme, grading=grading, data_report=data_report)
+report = grading_report(quarter, data, scheme, bundle)
 report.title()
 
 # %% [markdown]
@@ -40,10 +37,52 @@ report.summary()
 report.tiers()
 
 # %% [markdown]
-# ## What each tier gets
+# ## Who moved since last quarter, and why
+
+# %%
+report.migration()
+
+# %% [markdown]
+# ## Realised churn by tier
+
+# %%
+report.churn_by_tier()
+
+# %% [markdown]
+# ## Stability of the grading
+
+# %%
+report.stability()
+
+# %% [markdown]
+# ## By industry
+
+# %%
+report.breakdown("industry")
+
+# %% [markdown]
+# ## By region
+
+# %%
+report.breakdown("region")
+
+# %% [markdown]
+# ## By account manager
+
+# %%
+report.breakdown("account_manager")
+
+# %% [markdown]
+# ## What each tier gets, and the resources it takes
 
 # %%
 report.strategies()
+
+# %% [markdown]
+# ## Reviewer changes last quarter
+
+# %%
+report.reviewer_changes()
 
 # %% [markdown]
 # ## Data quality

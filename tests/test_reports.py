@@ -56,8 +56,10 @@ def test_html_is_for_readers_offline_and_without_pii(built, demo):
     assert not re.search(r"<script[^>]+src=\"https?:", page) and "cdnjs" not in page and "mathjax" not in page.lower()
     # PII of the demo's contacts never reaches the leadership report
     customers = pd.read_csv(demo.parent / "customers.csv", dtype=str)
+    staff = set(customers["account_manager"].dropna())  # account managers are staff, shown by design
     for col in ("email", "phone", "contact_name"):
-        assert not any(v in page for v in customers[col].dropna().head(200)), col
+        values = [v for v in customers[col].dropna() if v not in staff]
+        assert values and not any(v in page for v in values), col
 
 
 def test_rerun_with_nothing_changed_does_nothing(built, demo):

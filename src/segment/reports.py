@@ -36,147 +36,16 @@ class ReportError(SegmentError):
     """A notebook failed; the message says where the executed notebook with the traceback is."""
 
 
-# --------------------------------------------------------------------------------------------
-# what the notebooks call
-# --------------------------------------------------------------------------------------------
+def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
+    """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
+    JupyterLab with bundle "") computed here from the data config."""
+    from .grading_report import GradingReport, prepare_grading_report
+    from .schemes import resolve
+    from .validate import load_data
 
-@dataclass
-class Section:
-    """A block of report HTML (a heading-less paragraph, tables, figures) that a notebook cell shows."""
-
-    parts: list[str] = field(default_factory=list)
-    frames: list[pd.DataFrame] = field(default_factory=list)
-
-    def _repr_html_(self) -> str:
-        return "\n".join(self.parts)
-
-    def table(self) -> pd.DataFrame:
-        return self.frames[0] if self.frames else pd.DataFrame()
-
-
-def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
-    """A DataFrame as an escaped HTML table with per-column number formats."""
-    shown = df.copy()
-    for col, fmt in (formats or {}).items():
-        if col in shown:
-            shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
-    return shown.to_html(index=False, escape=True, border=0, classes="segment-table", na_rep="")
-
-
-def _money(x: float) -> str:
-    if abs(x) >= 1e8:
-        return f"{x / 1e8:,.2f} 亿"
-    if abs(x) >= 1e4:
-        return f"{x / 1e4:,.1f} 万"
-    return f"{x:,.0f}"
-
-
-class GradingReport:
-    """The leadership grading report for one quarter: built from a grading frame and its scheme."""
-
-    def __init__(self, grading: pd.DataFrame, scheme, quarter: str, data_report: pd.DataFrame | None = None):
-        self.grading = grading
-        self.scheme = scheme
-        self.quarter = quarter
-        self.data_report = data_report if data_report is not None else pd.DataFrame()
-
-    @classmethod
-    def load(cls, *, quarter: str, data: str, scheme: str, grading: str = "", data_report: str = "") -> "GradingReport":
-        from .schemes import load_scheme
-
-        sch = load_scheme(scheme)
-        if grading:
-            frame = pd.read_parquet(grading)
-            dq = pd.read_parquet(data_report) if data_report else None
-        else:
-            from .pipeline import grade_data, quarter_end
-
-            g = grade_data(data, scheme, quarter_end(quarter))
-            frame, dq = g.frame, g.loaded.report
-        return cls(frame, sch, quarter, dq)
-
-    def tier_table(self) -> pd.DataFrame:
-        """Customers and 12-month revenue per tier, best tier first, with shares."""
-        g = self.grading
-        rev = g["annual_amount"] if "annual_amount" in g else pd.Series(0.0, index=g.index)
-        by = pd.DataFrame({"tier": g["tier"], "revenue": rev.astype(float)}).groupby("tier", observed=True)
-        order = [t.id for t in self.scheme.tiers]
-        out = pd.DataFrame({"tier": order})
-        out["label"] = [t.label or t.id for t in self.scheme.tiers]
-        out["customers"] = out["tier"].map(by.size()).fillna(0).astype(int)
-        out["customer_share"] = out["customers"] / max(len(g), 1)
-        out["revenue_12m"] = out["tier"].map(by["revenue"].sum()).fillna(0.0)
-        total = out["revenue_12m"].sum()
-        out["revenue_share"] = out["revenue_12m"] / total if total else 0.0
-        out["follow_up_days"] = [t.strategy.follow_up_days for t in self.scheme.tiers]
-        return out
-
-    def title(self) -> Section:
-        name = html.escape(self.scheme.name or self.scheme.id)
-        return Section([f"<h1>Customer grading — {html.escape(self.quarter)}</h1>"
-                        f"<p>Scheme: <b>{name}</b> ({html.escape(self.scheme.source)}). "
-                        f"{len(self.grading):,} customers graded at the quarter end.</p>"])
-
-    def summary(self) -> Section:
-        t = self.tier_table()
-        top = t.iloc[0]
-        total_rev = t["revenue_12m"].sum()
-        parts = [f"{r.label} {r.customers:,} ({r.customer_share:.1%})" for r in t.itertuples()]
-        text = (f"{len(self.grading):,} customers were graded, bringing {_money(total_rev)} of revenue over the last "
-                f"12 months. By tier: {', '.join(parts)}. The top tier ({top.label}) holds "
-                f"{top.customer_share:.1%} of customers and {top.revenue_share:.1%} of revenue.")
-        if "overrides" in self.grading:
-            n_over = int((self.grading["overrides"].fillna("") != "").sum())
-            text += f" {n_over:,} customers were moved by an override rule."
-        return Section([f"<p>{html.escape(text)}</p>"], [t])
-
-    def tiers(self) -> Section:
-        t = self.tier_table()
-        shown = t.rename(columns={"customer_share": "share of customers", "revenue_12m": "revenue (12 months)",
-                                  "revenue_share": "share of revenue", "follow_up_days": "follow-up (days)"})
-        fig = self._tier_chart(t)
-        return Section([html_table(shown, {"share of customers": ".1%", "share of revenue": ".1%",
-                                           "revenue (12 months)": ",.0f", "customers": ","}), fig], [t])
-
-    def strategies(self) -> Section:
-        rows = [{"tier": t.label or t.id, "actions": "; ".join(t.strategy.actions),
-                 "follow-up (days)": t.strategy.follow_up_days, "owner": t.strategy.owner} for t in self.scheme.tiers]
-        df = pd.DataFrame(rows)
-        return Section([html_table(df)], [df])
-
-    def data_quality(self) -> Section:
-        dq = self.data_report
-        if dq is None or dq.empty:
-            return Section(["<p>The data passed every validation check with no warnings.</p>"], [pd.DataFrame()])
-        return Section([f"<p>{len(dq)} warning(s) from validation (errors stop the report):</p>",
-                        html_table(dq.drop(columns=["rows"], errors="ignore"))], [dq])
-
-    @staticmethod
-    def _tier_chart(t: pd.DataFrame) -> str:
-        """Customer share and revenue share per tier as an inline SVG (renders offline)."""
-        import io
-
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]
-        plt.rcParams["svg.fonttype"] = "none"  # keep text as text: CJK labels render with the reader's fonts
-        plt.rcParams["svg.hashsalt"] = "segment"  # deterministic ids
-        fig, ax = plt.subplots(figsize=(6.5, 2.6))
-        x = range(len(t))
-        ax.bar([i - 0.2 for i in x], t["customer_share"], width=0.4, label="share of customers")
-        ax.bar([i + 0.2 for i in x], t["revenue_share"], width=0.4, label="share of revenue")
-        ax.set_xticks(list(x), list(t["tier"]))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.legend(frameon=False)
-        ax.spines[["top", "right"]].set_visible(False)
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-        plt.close(fig)
-        svg = buf.getvalue()
-        return svg[svg.find("<svg"):]
+    if bundle:
+        return GradingReport.load(bundle)
+    return prepare_grading_report(load_data(data), resolve(scheme), quarter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,8 +100,40 @@ _REMOTE_MODULE = re.compile(r"<script[^>]*>(?:(?!</script>).)*?https?://(?:(?!</
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S | re.I)
 
 
-def to_html(notebook: Path) -> str:
-    """Render an executed notebook for readers: no code, no prompts, no parameters, no CDN requests."""
+_STYLE = """<style>
+body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", system-ui, sans-serif; }
+main { max-width: 1100px; margin: 0 auto; }
+table.segment-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
+table.segment-table th, table.segment-table td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+table.segment-table th { background: #f3f5f7; }
+nav.toc { border: 1px solid #ddd; padding: .5em 1em; margin: 1em 0; background: #fafafa; }
+nav.toc ol { margin: .2em 0; }
+footer.provenance { color: #666; font-size: 12px; border-top: 1px solid #ddd; margin-top: 2em; padding-top: .5em; }
+figure.segment-chart { margin: .5em 0; } figure.segment-chart svg { max-width: 100%; height: auto; }
+@media print {
+  nav.toc { display: none; }
+  .jp-Cell, table.segment-table, figure.segment-chart { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  body { font-size: 11pt; }
+}
+</style>"""
+_H2 = re.compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+
+
+def _toc(body: str) -> str:
+    """A table of contents from the section headings, placed after the title paragraph."""
+    items = "".join(f'<li><a href="#{i}">{t}</a></li>' for i, t in _H2.findall(body))
+    if not items:
+        return body
+    nav = f'<nav class="toc" aria-label="Contents"><b>Contents</b><ol>{items}</ol></nav>'
+    h1 = body.find("</h1>")
+    at = body.find("</p>", h1) + len("</p>") if h1 != -1 and body.find("</p>", h1) != -1 else body.find("<main>") + 6
+    return body[:at] + nav + body[at:]
+
+
+def to_html(notebook: Path, footer: str = "") -> str:
+    """Render an executed notebook for readers: no code, no prompts, no parameters, no CDN requests;
+    a table of contents, print styles and a provenance footer."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -249,7 +150,20 @@ def to_html(notebook: Path) -> str:
     body = _MATHJAX.sub("", body)
     body = _CDN.sub("", body)
     body = _REMOTE_MODULE.sub("", body)
+    body = body.replace("</head>", _STYLE + "</head>", 1)
+    body = _toc(body)
+    if footer:
+        body = body.replace("</main>", f'<footer class="provenance">{footer}</footer></main>', 1)
     return body
+
+
+def _footer(manifest: dict, generated: str) -> str:
+    inputs = manifest.get("inputs", {})
+    short = ", ".join(f"{html.escape(Path(k).name)} {v[:12]}" for k, v in inputs.items())
+    return (f"Generated {html.escape(generated)} by segment {html.escape(manifest['package_version'])}"
+            f"{' (commit ' + html.escape(manifest['git_commit'][:12]) + ')' if manifest.get('git_commit') else ''}; "
+            f"quarter {html.escape(manifest['quarter'])}, as of {html.escape(manifest['as_of'])}, scheme "
+            f"{html.escape(manifest['scheme'])}. Inputs (sha256): {short}.")
 
 
 def _execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
@@ -261,7 +175,8 @@ def _execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
 
 def build_reports(*, quarter: str | None = None, data: str | Path | None = None, scheme: str = "s1_four_tier",
                   reports_dir: str | Path = "reports", force: bool = False) -> BuildResult:
-    from .pipeline import grade_data, latest_complete_quarter, data_end, quarter_end
+    from .grading_report import prepare_grading_report
+    from .pipeline import data_end, latest_complete_quarter, quarter_end
     from .schemes import resolve
     from .validate import load_data
 
@@ -274,14 +189,17 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
             write_demo(Path(data).parent)
     data = Path(data)
+    loaded = load_data(data)  # validated once; every report reads these tables
     if quarter is None:
-        quarter = latest_complete_quarter(data_end(load_data(data)))
+        quarter = latest_complete_quarter(data_end(loaded))
     as_of = quarter_end(quarter)
-    graded = grade_data(data, scheme, as_of)
     scheme_path = resolve(scheme)
 
     out_dir = reports_dir / quarter
-    fingerprints = _inputs_fingerprint(data, scheme_path, graded.loaded)
+    fingerprints = _inputs_fingerprint(data, scheme_path, loaded)
+    audit = reports_dir / "audit_log.csv"
+    if audit.is_file():
+        fingerprints[str(audit.resolve())] = _fingerprint_file(audit)
     manifest_path = out_dir / "manifest.json"
     if not force and manifest_path.is_file():
         try:
@@ -298,11 +216,18 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     staging.mkdir(parents=True)
     timings: dict[str, float] = {}
     try:
-        write_frame(graded.frame, staging / "grading.parquet")
-        write_frame(graded.loaded.report.astype(str), staging / "data_quality.parquet")
+        t1 = time.perf_counter()
+        report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
+        report.save(staging / "bundle")
+        timings["prepare"] = round(time.perf_counter() - t1, 2)
+        manifest = {
+            "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
+            "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
+            "customers": int(len(report.grading)),
+        }
+        generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
         params = {"quarter": quarter, "data": str(data.resolve()), "scheme": str(scheme_path.resolve()),
-                  "grading": str((staging / "grading.parquet").resolve()),
-                  "data_report": str((staging / "data_quality.parquet").resolve())}
+                  "bundle": str((staging / "bundle").resolve())}
         for nb in NOTEBOOKS:
             t1 = time.perf_counter()
             executed = staging / f"{nb}.ipynb"
@@ -318,23 +243,15 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                                   f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
                                   f"  the executed notebook with the traceback is {kept}; "
                                   f"the previous reports in {out_dir} are untouched") from None
-            (staging / f"{nb}.html").write_text(to_html(executed), encoding="utf-8")
+            (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
             timings[nb] = round(time.perf_counter() - t1, 2)
+        manifest["timings_seconds"] = timings
         out_dir.mkdir(parents=True, exist_ok=True)
         files = []
-        for nb in NOTEBOOKS:
-            for suffix in (".ipynb", ".html"):
-                dest = out_dir / f"{nb}{suffix}"
-                os.replace(staging / f"{nb}{suffix}", dest)
-                files.append(dest)
-        os.replace(staging / "grading.parquet", out_dir / "grading.parquet")
-        files.append(out_dir / "grading.parquet")
-        manifest = {
-            "quarter": quarter, "as_of": str(as_of.date()), "scheme": graded.scheme.id,
-            "package_version": __version__, "git_commit": _git_commit(),
-            "inputs": fingerprints, "timings_seconds": timings,
-            "customers": int(len(graded.frame)),
-        }
+        write_frame(report.grading, staging / "grading.parquet")
+        for name in [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]:
+            os.replace(staging / name, out_dir / name)
+            files.append(out_dir / name)
         write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         files.append(manifest_path)
         shutil.rmtree(out_dir / "failed", ignore_errors=True)

@@ -1,0 +1,84 @@
+"""Charts for the reports: matplotlib rendered to inline SVG (text kept as text, so Chinese tier names
+render with the reader's fonts; no scripts; works offline), each with a title and alt text."""
+from __future__ import annotations
+
+import html
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+plt.rcParams.update({
+    "font.sans-serif": ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"],
+    "svg.fonttype": "none",       # text stays text
+    "svg.hashsalt": "segment",    # deterministic element ids: same data → same SVG
+    "axes.spines.top": False, "axes.spines.right": False,
+})
+
+
+def svg(fig, alt: str) -> str:
+    """The figure as an inline <svg> with role="img" and an aria-label / <title> for screen readers."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.find("<svg"):]
+    label = html.escape(alt, quote=True)
+    text = text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+    head_end = text.find(">") + 1
+    text = text[:head_end] + f"<title>{label}</title>" + text[head_end:]
+    # drop the RDF metadata block matplotlib writes (it names external vocabularies)
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    if start != -1 and end != -1:
+        text = text[:start] + text[end + len("</metadata>"):]
+    return f'<figure class="segment-chart">{text}</figure>'
+
+
+def grouped_bars(categories: list[str], series: dict[str, list[float]], alt: str, percent: bool = True,
+                 ylabel: str = "") -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    k = len(series)
+    width = 0.8 / max(k, 1)
+    x = np.arange(len(categories))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=name)
+    ax.set_xticks(x, categories)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if k > 1:
+        ax.legend(frameon=False)
+    return svg(fig, alt)
+
+
+def rates_with_intervals(categories: list[str], rate, low, high, alt: str, ylabel: str = "churn rate") -> str:
+    rate, low, high = (np.asarray(v, dtype=float) for v in (rate, low, high))
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    x = np.arange(len(categories))
+    ok = ~np.isnan(rate)
+    ax.bar(x[ok], rate[ok], color="#c0504d", width=0.6)
+    ax.errorbar(x[ok], rate[ok], yerr=[rate[ok] - low[ok], high[ok] - rate[ok]], fmt="none", ecolor="black",
+                capsize=4, linewidth=1)
+    ax.set_xticks(x, categories)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_ylabel(ylabel)
+    return svg(fig, alt)
+
+
+def calibration_curve(predicted, observed, alt: str) -> str:
+    """Mean predicted vs observed rate per bin, against the diagonal."""
+    p, o = np.asarray(predicted, dtype=float), np.asarray(observed, dtype=float)
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    top = float(np.nanmax(np.concatenate([p, o, [0.01]]))) * 1.1
+    ax.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="perfect")
+    ax.plot(p, o, marker="o", label="calibrated model")
+    ax.set_xlabel("predicted churn")
+    ax.set_ylabel("observed churn")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(frameon=False, fontsize=8)
+    return svg(fig, alt)

@@ -1,0 +1,343 @@
+"""The leadership grading report: what each section of ``notebooks/grading.ipynb`` shows.
+
+``prepare_grading_report`` computes everything once (the quarter's grading, the previous quarter's,
+realised churn of an earlier grading, reviewer changes); ``GradingReport.save`` / ``load`` move it
+between ``segment report`` and the notebook as a folder of parquet files; each section method returns
+a ``Section`` (HTML + the table behind it), so a notebook cell is one call.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import charts, history
+from .atomic import write_frame, write_text
+from .schemes import Scheme, load_scheme
+
+MONEY_COLUMNS = ("annual_amount",)
+
+
+@dataclass
+class Section:
+    """A block of report HTML (paragraphs, tables, figures) and the tables behind it."""
+
+    parts: list[str] = field(default_factory=list)
+    frames: list[pd.DataFrame] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        return "\n".join(self.parts)
+
+    def table(self) -> pd.DataFrame:
+        return self.frames[0] if self.frames else pd.DataFrame()
+
+
+def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
+    """A DataFrame as an escaped HTML table, with per-column number formats."""
+    shown = df.copy()
+    for col, fmt in (formats or {}).items():
+        if col in shown:
+            shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
+    return shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
+
+
+def p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def money(x: float) -> str:
+    if abs(x) >= 1e8:
+        return f"{x / 1e8:,.2f} 亿"
+    if abs(x) >= 1e4:
+        return f"{x / 1e4:,.1f} 万"
+    return f"{x:,.0f}"
+
+
+@dataclass
+class GradingReport:
+    quarter: str
+    scheme: Scheme
+    scheme_path: str
+    grading: pd.DataFrame
+    previous: pd.DataFrame | None = None
+    previous_quarter: str | None = None
+    previous_reviewed: bool = False
+    churn: pd.DataFrame | None = None
+    churn_quarter: str | None = None
+    churn_text: str = ""
+    data_report: pd.DataFrame = field(default_factory=pd.DataFrame)
+    changes: pd.DataFrame | None = None
+    lost_before: int = 0
+    meta: dict = field(default_factory=dict)
+
+    # -- persistence between `segment report` and the notebook ---------------------------------
+    _FRAMES = ("grading", "previous", "churn", "data_report", "changes")
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self._FRAMES:
+            df = getattr(self, name)
+            if df is not None:
+                write_frame(df if name != "data_report" else df.astype(str), folder / f"{name}.parquet")
+        meta = {"quarter": self.quarter, "scheme_path": self.scheme_path, "previous_quarter": self.previous_quarter,
+                "previous_reviewed": self.previous_reviewed, "churn_quarter": self.churn_quarter,
+                "churn_text": self.churn_text, "lost_before": self.lost_before, "meta": self.meta}
+        write_text(folder / "report.json", json.dumps(meta, ensure_ascii=False, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "GradingReport":
+        folder = Path(folder)
+        meta = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        frames = {n: pd.read_parquet(folder / f"{n}.parquet") if (folder / f"{n}.parquet").is_file() else None
+                  for n in cls._FRAMES}
+        return cls(quarter=meta["quarter"], scheme=load_scheme(meta["scheme_path"]), scheme_path=meta["scheme_path"],
+                   grading=frames["grading"], previous=frames["previous"], previous_quarter=meta["previous_quarter"],
+                   previous_reviewed=meta["previous_reviewed"], churn=frames["churn"],
+                   churn_quarter=meta["churn_quarter"], churn_text=meta["churn_text"],
+                   data_report=frames["data_report"] if frames["data_report"] is not None else pd.DataFrame(),
+                   changes=frames["changes"], lost_before=meta["lost_before"], meta=meta["meta"])
+
+    # -- helpers ----------------------------------------------------------------------------
+    @property
+    def tier_ids(self) -> list[str]:
+        return [t.id for t in self.scheme.tiers]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {t.id: t.label or t.id for t in self.scheme.tiers}
+
+    def tier_table(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Customers and 12-month revenue per tier, best tier first, with shares."""
+        g = self.grading if frame is None else frame
+        rev = pd.to_numeric(g["annual_amount"], errors="coerce").fillna(0.0) if "annual_amount" in g \
+            else pd.Series(0.0, index=g.index)
+        tiers = g["tier"].astype(str)
+        out = pd.DataFrame({"tier": self.tier_ids, "label": [self.labels[t] for t in self.tier_ids]})
+        out["customers"] = out["tier"].map(tiers.value_counts()).fillna(0).astype(int)
+        out["customer_share"] = out["customers"] / max(len(g), 1)
+        out["revenue_12m"] = out["tier"].map(rev.groupby(tiers).sum()).fillna(0.0)
+        total = out["revenue_12m"].sum()
+        out["revenue_share"] = out["revenue_12m"] / total if total else 0.0
+        return out
+
+    # -- sections ---------------------------------------------------------------------------
+    def title(self) -> Section:
+        name = html.escape(self.scheme.name or self.scheme.id)
+        what = "customer × product-line grades" if "group" in self.grading else "customers"
+        return Section([f"<h1>Customer grading — {html.escape(self.quarter)}</h1>",
+                        f"<p class='lead'>Scheme <b>{name}</b> ({html.escape(self.scheme.source)}), graded at "
+                        f"{html.escape(str(self.meta.get('as_of', '')))}: {len(self.grading):,} {what}.</p>"])
+
+    def summary(self) -> Section:
+        t = self.tier_table()
+        total_rev = t["revenue_12m"].sum()
+        parts = [f"{r.label} {r.customers:,} ({r.customer_share:.1%} of customers, {r.revenue_share:.1%} of revenue)"
+                 for r in t.itertuples()]
+        text = (f"{len(self.grading):,} customers were graded, bringing {money(total_rev)} of revenue over the last "
+                f"12 months. By tier: {'; '.join(parts)}.")
+        if self.lost_before:
+            text += f" {self.lost_before:,} customers the CRM marks lost were not graded."
+        out = [p(text)]
+        if self.previous is not None:
+            prev = self.tier_table(self.previous)
+            d = t["customers"] - prev["customers"]
+            moves = history.movers(self.previous, self.grading, self.tier_ids, self.scheme.weights(),
+                                   self.scheme.score_factor)
+            up, down = int((moves["move"] == "up").sum()), int((moves["move"] == "down").sum())
+            new = len(set(self.grading["customer_id"]) - set(self.previous["customer_id"]))
+            gone = len(set(self.previous["customer_id"]) - set(self.grading["customer_id"]))
+            change = ", ".join(f"{lab} {dd:+,}" for lab, dd in zip(t["label"], d))
+            rev_change = total_rev - prev["revenue_12m"].sum()
+            out.append(p(f"Since {self.previous_quarter}{' (after review)' if self.previous_reviewed else ''}: "
+                         f"{up:,} customers moved up and {down:,} down; {new:,} are graded for the first time and "
+                         f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
+                         f"changed by {money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
+        if self.churn is not None and len(self.churn):
+            from .calibration import monotone
+
+            c = self.churn[self.churn["n"] > 0]
+            mono = monotone(self.churn)
+            out.append(p(f"Of the customers graded at {self.churn_quarter}, "
+                         + ", ".join(f"{r.label if 'label' in c else r.tier} churned {r.churn_rate:.1%}"
+                                     for r in c.itertuples())
+                         + f" ({self.churn_text}). Churn {'rises' if mono else 'does NOT rise'} steadily from the "
+                         "best tier to the worst" + ("." if mono else ": the grading does not order churn risk; "
+                                                     "see the calibration report.")))
+        return Section(out, [t])
+
+    def tiers(self) -> Section:
+        t = self.tier_table()
+        shown = t.rename(columns={"customer_share": "share of customers", "revenue_12m": "revenue (12 months)",
+                                  "revenue_share": "share of revenue"})
+        chart = charts.grouped_bars(list(t["tier"]), {"share of customers": list(t["customer_share"]),
+                                                      "share of revenue": list(t["revenue_share"])},
+                                    alt="Share of customers and of revenue per tier: "
+                                        + ", ".join(f"{r.tier} {r.customer_share:.0%} / {r.revenue_share:.0%}"
+                                                    for r in t.itertuples()))
+        return Section([html_table(shown, {"share of customers": ".1%", "share of revenue": ".1%",
+                                           "revenue (12 months)": ",.0f", "customers": ","}), chart], [t])
+
+    def migration(self, top: int = 15) -> Section:
+        if self.previous is None:
+            return Section([p("No earlier grading in the data: migration starts next quarter.")])
+        counts, revenue = history.migration(self.previous, self.grading, self.tier_ids)
+        moves = history.movers(self.previous, self.grading, self.tier_ids, self.scheme.weights(),
+                               self.scheme.score_factor)
+        parts = [p(f"Customers by tier at {self.previous_quarter} (rows) and now (columns)."),
+                 html_table(counts.reset_index().rename(columns={"previous tier": "previous \\ now"})),
+                 p("Revenue over the last 12 months (current; previous for customers no longer graded)."),
+                 html_table((revenue / 1e4).round(1).reset_index().rename(columns={"previous tier": "previous \\ now (万)"}))]
+        for direction, title in (("up", "Largest upgrades"), ("down", "Largest downgrades")):
+            m = moves[moves["move"] == direction].head(top)
+            if len(m):
+                parts += [f"<h3>{title}</h3>", html_table(m.drop(columns=["move"]), {"score_before": ".1f", "score": ".1f"})]
+        return Section(parts, [counts, revenue, moves])
+
+    def churn_by_tier(self) -> Section:
+        if self.churn is None or not len(self.churn):
+            return Section([p("Not enough history yet to see what happened after an earlier grading.")])
+        c = self.churn
+        chart = charts.rates_with_intervals(list(c["tier"]), c["churn_rate"], c["ci_low"], c["ci_high"],
+                                            alt=f"Churn rate by tier of the {self.churn_quarter} grading with 95% "
+                                                "intervals: " + ", ".join(f"{r.tier} {r.churn_rate:.1%}"
+                                                                          for r in c.itertuples() if r.n))
+        return Section([p(f"Customers graded at {self.churn_quarter} and what happened in the following "
+                          f"{self.churn_text}; 95% Wilson intervals."),
+                        html_table(c, {"churn_rate": ".1%", "ci_low": ".1%", "ci_high": ".1%"}), chart], [c])
+
+    def stability(self) -> Section:
+        if self.previous is None:
+            return Section([p("No earlier grading to compare with.")])
+        s = history.stability(self.previous, self.grading, self.tier_ids)
+        return Section([p(f"Population stability index of the tier distribution, {self.previous_quarter} → "
+                          f"{self.quarter} (below {history.PSI_STABLE} stable, above {history.PSI_SHIFT} a major "
+                          "shift)."), html_table(s, {"psi": ".3f"})], [s])
+
+    def breakdown(self, by: str, top: int = 15) -> Section:
+        g = self.grading
+        if by not in g:
+            return Section([p(f"The data has no {by}.")])
+        key = g[by].astype("string").fillna("(unknown)")
+        rev = pd.to_numeric(g.get("annual_amount", pd.Series(0.0, index=g.index)), errors="coerce").fillna(0.0)
+        table = pd.crosstab(key, g["tier"].astype(str)).reindex(columns=self.tier_ids, fill_value=0)
+        table["customers"] = table.sum(axis=1)
+        table["revenue (万)"] = (rev.groupby(key).sum() / 1e4).round(1)
+        table = table.sort_values("revenue (万)", ascending=False)
+        note = f" (top {top} of {len(table)} by revenue)" if len(table) > top else ""
+        table.index.name, table.columns.name = by, None
+        return Section([p(f"Customers per tier by {by.replace('_', ' ')}{note}."),
+                        html_table(table.head(top).reset_index(), {"revenue (万)": ",.1f"})], [table])
+
+    def strategies(self) -> Section:
+        t = self.tier_table()
+        rows = []
+        for tier, n in zip(self.scheme.tiers, t["customers"]):
+            days = tier.strategy.follow_up_days
+            rows.append({"tier": tier.label or tier.id, "actions": "; ".join(tier.strategy.actions),
+                         "owner": tier.strategy.owner, "follow-up (days)": days, "customers": int(n),
+                         "contacts a year": int(round(n * 365 / days)) if days else None})
+        df = pd.DataFrame(rows)
+        total = df["contacts a year"].fillna(0).sum()
+        text = (f"Following each tier's cadence means about {int(total):,} follow-ups a year "
+                f"(about {total / 52:,.0f} a week).")
+        if "account_manager" in self.grading:
+            per_am = self.grading.assign(_c=self.grading["follow_up_days"].astype(float).rdiv(365)) \
+                .groupby(self.grading["account_manager"].astype("string").fillna("(none)"))["_c"].sum()
+            text += (f" Spread over {len(per_am):,} account managers, the busiest carries {per_am.max():,.0f} "
+                     f"a year and the median {per_am.median():,.0f}.")
+        return Section([html_table(df, {"customers": ","}), p(text)], [df])
+
+    def reviewer_changes(self) -> Section:
+        if self.changes is None or not len(self.changes):
+            return Section([p("No reviewer changed a tier last quarter.")])
+        return Section([p(f"{len(self.changes):,} decisions by the reviewers of the previous quarter changed a "
+                          "tier (audit log):"), html_table(self.changes)], [self.changes])
+
+    def data_quality(self) -> Section:
+        dq = self.data_report
+        if dq is None or dq.empty:
+            return Section([p("The data passed every validation check with no warnings.")], [pd.DataFrame()])
+        return Section([p(f"{len(dq)} warning(s) from validation (errors stop the report):"),
+                        html_table(dq.drop(columns=["rows"], errors="ignore"))], [dq])
+
+
+def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path = "reports",
+                           calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
+    """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
+    from .churn import at_risk, churn_labels
+    from .pipeline import grade_snapshot, quarter_end, quarter_of
+
+    scheme = load_scheme(scheme_path)
+    as_of = quarter_end(quarter)
+    tables = loaded.tables
+    first = pd.Timestamp(tables.transactions["date"].min())
+    grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
+    reports_dir = Path(reports_dir)
+
+    prev_q = str(pd.Period(quarter, freq="Q") - 1)
+    previous, reviewed = None, False
+    approved = reports_dir / prev_q / "grading.approved.parquet"
+    if approved.is_file():
+        previous, reviewed = pd.read_parquet(approved), True
+    elif quarter_end(prev_q) >= first:
+        previous = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))[0].frame
+
+    churn = None
+    churn_q, churn_text = None, ""
+    definition, horizon = _churn_settings(calibration_params)
+    back = pd.Period(quarter, freq="Q")
+    while quarter_end(str(back)) + pd.Timedelta(days=horizon) > as_of:
+        back -= 1
+    if not scheme.group_by and quarter_end(str(back)) - pd.Timedelta(days=365) >= first:
+        churn_q = str(back)
+        then = grade_snapshot(tables, scheme, quarter_end(churn_q), str(scheme_path))
+        graded = then[1]["customer_id"].isin(then[0].frame["customer_id"])  # CRM-lost are not graded
+        at = (at_risk(then[1], definition) == "").to_numpy(dtype=bool) & graded.to_numpy(dtype=bool)
+        ids = then[1].loc[at, "customer_id"]
+        labels = churn_labels(tables, quarter_end(churn_q), horizon, definition, as_of, customers=ids)
+        labels_text = {t.id: t.label or t.id for t in scheme.tiers}
+        churn = history.realised_churn(then[0].frame, labels, [t.id for t in scheme.tiers], labels_text)
+        crit = [c for c, on in (("no purchase", definition.no_purchase), ("CRM status lost", definition.lost_status),
+                                (f"revenue down ≥ {definition.revenue_drop:.0%}" if definition.revenue_drop else "",
+                                 bool(definition.revenue_drop))) if on]
+        churn_text = f"{horizon} days; churn = {' or '.join(crit)}; customers active in the year before"
+
+    changes = None
+    log = reports_dir / "audit_log.csv"
+    if log.is_file():
+        from .review import reviewer_changes
+
+        since = quarter_end(prev_q) - pd.offsets.QuarterBegin(startingMonth=1)
+        ch = reviewer_changes(log)
+        if len(ch) and "quarter" in ch:
+            ch = ch[ch["quarter"].astype(str) == prev_q]
+        changes = ch if len(ch) else None
+        del since
+
+    return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
+                         grading=_with_context(grading.frame, snap), previous=previous, previous_quarter=prev_q,
+                         previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
+                         data_report=loaded.report, changes=changes, lost_before=n_lost,
+                         meta={"as_of": str(as_of.date()), **(meta or {})})
+
+
+def _with_context(frame: pd.DataFrame, snap: pd.DataFrame) -> pd.DataFrame:
+    """Add the breakdown attributes (industry, region, account manager) and revenue from the snapshot."""
+    cols = [c for c in ("industry", "region", "account_manager", "annual_amount") if c in snap and c not in frame]
+    if not cols or "group" in frame:
+        return frame
+    extra = snap.drop_duplicates("customer_id").set_index("customer_id")[cols]
+    return frame.join(extra, on="customer_id")
+
+
+def _churn_settings(path):
+    from .calibration import load_calibration_params
+
+    params = load_calibration_params(path) if path else load_calibration_params()
+    return params.churn, params.horizon_days
