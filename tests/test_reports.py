@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -35,7 +36,8 @@ def test_report_files_and_manifest(built, demo):
     out, result = built
     assert result.quarter == "2026Q3" and not result.skipped
     q = out / "2026Q3"
-    assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "grading.parquet", "manifest.json"}
+    assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "review.html", "review.ipynb",
+                                             "grading.parquet", "manifest.json"}
     manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
     assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
@@ -78,6 +80,9 @@ def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, mon
     broken.mkdir()
     text = (reports.PROJECT_ROOT / "notebooks" / "grading.ipynb").read_text(encoding="utf-8")
     (broken / "grading.ipynb").write_text(text.replace("report.summary()", "report.no_such_section()"), encoding="utf-8")
+    for other in reports.NOTEBOOKS:
+        if other != "grading":
+            shutil.copy(reports.PROJECT_ROOT / "notebooks" / f"{other}.ipynb", broken / f"{other}.ipynb")
     monkeypatch.setattr(reports, "PROJECT_ROOT", tmp_path)
     with pytest.raises(reports.ReportError) as e:
         reports.build_reports(data=demo, reports_dir=out, force=True)
@@ -112,3 +117,62 @@ def test_cli_grade_writes_csv_and_parquet(demo, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "no scheme 'no_such_scheme'" in err and "s1_four_tier" in err
     assert not (tmp_path / "x.csv").exists()
+
+
+SECTIONS = {
+    "grading": ["Summary", "Customers and revenue by tier", "Who moved since last quarter, and why",
+                "Realised churn by tier", "Stability of the grading", "By industry", "By region",
+                "By account manager", "What each tier gets, and the resources it takes",
+                "Reviewer changes last quarter", "Data quality"],
+    "review": ["Who is reviewed, and why", "The customers to re-check", "How to send decisions back"],
+}
+
+
+@pytest.mark.parametrize("nb", sorted(SECTIONS))
+def test_each_report_has_its_sections_a_toc_and_a_footer(built, nb):
+    out, _ = built
+    page = (out / "2026Q3" / f"{nb}.html").read_text(encoding="utf-8")
+    for title in SECTIONS[nb]:
+        assert f">{title}<a class=\"anchor-link\"" in page, title
+        assert f'<li><a href="#{title.replace(" ", "-").replace(",", ",")}' in page or title in page
+    assert '<nav class="toc"' in page and '<footer class="provenance">Generated ' in page
+    body = page.split("<main>")[1].split("</main>")[0]
+    assert "jp-InputArea-editor" not in body and "<pre>" not in body and "highlight" not in body
+    assert not re.search(r"<script[^>]+src=", page) and not re.search(r"<link[^>]+href=\"https?:", page)
+    assert len(page.encode()) < 3_000_000
+
+
+def test_grading_numbers_match_the_grading_table(built):
+    out, _ = built
+    page = (out / "2026Q3" / "grading.html").read_text(encoding="utf-8")
+    g = pd.read_parquet(out / "2026Q3" / "grading.parquet")
+    summary = page.split('id="Summary"')[1][:3000]
+    for tier, n in g["tier"].astype(str).value_counts().items():
+        assert f"{n:,} (" in summary
+    assert f"{len(g):,} customers were graded" in summary
+
+
+def test_review_loop_shows_in_next_quarters_report_escaped(demo, tmp_path):
+    """2026Q2 report → review sheet → decisions (one reason is hostile HTML) → apply → the 2026Q3
+    grading report lists the change, escaped."""
+    from segment.cli import main
+
+    out = tmp_path / "reports"
+    reports.build_reports(quarter="2026Q2", data=demo, reports_dir=out)
+    assert main(["review", "export", "--quarter", "2026Q2", "--reports-dir", str(out)]) == 0
+    sheet = out / "2026Q2" / "review_sheet.csv"
+    f = pd.read_csv(sheet, dtype=str, encoding="utf-8-sig")
+    row = f.index[f["tier"] != "potential"][0]
+    f.loc[row, ["confirm", "new_tier", "reason", "reviewer"]] = ["no", "potential", "<script>alert(1)</script>", "Li Na"]
+    f.to_csv(sheet, index=False, encoding="utf-8-sig")
+    assert main(["review", "apply", str(sheet), "--reports-dir", str(out)]) == 0
+    log = (out / "audit_log.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(log) == 2 and log[1].split(",")[2] == f.loc[row, "customer_id"]
+    assert (out / "2026Q2" / "grading.approved.parquet").is_file()
+
+    reports.build_reports(quarter="2026Q3", data=demo, reports_dir=out)
+    page = (out / "2026Q3" / "grading.html").read_text(encoding="utf-8")
+    section = page.split('id="Reviewer-changes-last-quarter"')[1][:4000]
+    assert f.loc[row, "customer_id"] in section and "Li Na" in section
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script>alert(1)" not in page
+    assert "(after review)" in page  # the previous quarter is the approved grading

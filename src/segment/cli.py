@@ -38,6 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scheme", default="s1_four_tier")
     r.add_argument("--reports-dir", type=Path, default=Path("reports"))
 
+    rv = sub.add_parser("review", help="the review loop: export the sheet, apply reviewers' decisions")
+    rsub = rv.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    re_ = rsub.add_parser("export", help="write reports/<QUARTER>/review_sheet.xlsx and .csv")
+    re_.add_argument("--quarter", help="default: the latest quarter in --reports-dir")
+    re_.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    re_.add_argument("--params", type=Path, default=Path("params/reports.yaml"))
+    re_.add_argument("--force", action="store_true", help="overwrite a sheet that already holds decisions")
+    ra = rsub.add_parser("apply", help="validate a filled sheet, write the approved grading, append the audit log")
+    ra.add_argument("sheet", type=Path, help="the filled review sheet (.xlsx or .csv)")
+    ra.add_argument("--quarter", help="default: the quarter folder the sheet is in")
+    ra.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
     sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
 
     c = sub.add_parser("contract", help="print the data contract")
@@ -90,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir)
         print(result.summary())
         return 0
+    if args.command == "review":
+        return _review(args)
     if args.command == "indicators":
         from .features import INDICATORS
 
@@ -106,6 +120,54 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{t.name}: " + ", ".join(c.name + ("*" if c.required else "") for c in t.columns))
         return 0
     raise AssertionError(args.command)
+
+
+def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
+    import re
+
+    if quarter:
+        q = reports_dir / quarter.upper()
+    else:
+        found = sorted(p for p in reports_dir.glob("*") if re.fullmatch(r"\d{4}Q[1-4]", p.name)
+                       and (p / "grading.parquet").is_file()) if reports_dir.is_dir() else []
+        if not found:
+            raise SegmentError(f"error: no graded quarter in {reports_dir}; run `make report` first")
+        q = found[-1]
+    if not (q / "grading.parquet").is_file():
+        raise SegmentError(f"error: {q / 'grading.parquet'} not found; run `make report QUARTER={q.name}` first")
+    return q
+
+
+def _review(args) -> int:
+    import json
+
+    import pandas as pd
+
+    from .review import apply_review, export_review, load_review_params
+
+    if args.review_command == "export":
+        q = _quarter_dir(args.reports_dir, args.quarter)
+        manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
+        prev_q = str(pd.Period(q.name, freq="Q") - 1)
+        previous = next((f for f in (args.reports_dir / prev_q / "grading.approved.parquet",
+                                     args.reports_dir / prev_q / "grading.parquet") if f.is_file()), None)
+        customers = None
+        if manifest.get("data"):
+            from .validate import load_data
+
+            customers = load_data(manifest["data"]).tables.customers
+        paths = export_review(q / "grading.parquet", manifest["scheme_path"], q, load_review_params(args.params),
+                              previous, customers, overwrite=args.force)
+        print("wrote the review sheet:\n" + "\n".join(f"  {p}" for p in paths))
+        return 0
+    sheet = args.sheet
+    q = _quarter_dir(args.reports_dir, args.quarter or (sheet.parent.name if sheet.parent.name[:4].isdigit() else None))
+    manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
+    approved = q / "grading.approved.parquet"
+    source = approved if approved.is_file() else q / "grading.parquet"
+    result = apply_review(sheet, source, manifest["scheme_path"], approved, args.reports_dir / "audit_log.csv")
+    print(result.summary())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

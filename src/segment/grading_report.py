@@ -321,19 +321,35 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
         del since
 
     return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
-                         grading=_with_context(grading.frame, snap), previous=previous, previous_quarter=prev_q,
+                         grading=_with_context(grading.frame, snap, scheme), previous=previous, previous_quarter=prev_q,
                          previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
                          data_report=loaded.report, changes=changes, lost_before=n_lost,
                          meta={"as_of": str(as_of.date()), **(meta or {})})
 
 
-def _with_context(frame: pd.DataFrame, snap: pd.DataFrame) -> pd.DataFrame:
-    """Add the breakdown attributes (industry, region, account manager) and revenue from the snapshot."""
-    cols = [c for c in ("industry", "region", "account_manager", "annual_amount") if c in snap and c not in frame]
-    if not cols or "group" in frame:
+#: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
+CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m")
+
+
+def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None = None) -> pd.DataFrame:
+    """Add the breakdown attributes, revenue and the scheme's condition inputs from the snapshot."""
+    wanted = list(CONTEXT) + sorted(scheme.inputs() if scheme is not None else [])
+    cols = [c for c in dict.fromkeys(wanted) if c in snap and c not in frame]
+    if not cols:
         return frame
-    extra = snap.drop_duplicates("customer_id").set_index("customer_id")[cols]
-    return frame.join(extra, on="customer_id")
+    keys = ["customer_id", "group"] if "group" in frame and "group" in snap else ["customer_id"]
+    extra = snap.drop_duplicates(keys).set_index(keys)[cols]
+    return frame.join(extra, on=keys)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _churn_settings(path):

@@ -27,7 +27,7 @@ from . import __version__
 from .atomic import write_frame, write_text
 from .errors import SegmentError
 
-NOTEBOOKS = ("grading",)
+NOTEBOOKS = ("grading", "review")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = Path("data") / "demo" / "data.yaml"
 
@@ -222,17 +222,26 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         timings["prepare"] = round(time.perf_counter() - t1, 2)
         manifest = {
             "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
+            "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
             "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
             "customers": int(len(report.grading)),
         }
         generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-        params = {"quarter": quarter, "data": str(data.resolve()), "scheme": str(scheme_path.resolve()),
-                  "bundle": str((staging / "bundle").resolve())}
+        # the review notebook reads the grading and, for its sample's seed, the manifest beside it
+        write_frame(report.grading, staging / "grading.parquet")
+        write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        bundle = (staging / "bundle").resolve()
+        common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
+        params = {
+            "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
+            "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
+                       "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
+        }
         for nb in NOTEBOOKS:
             t1 = time.perf_counter()
             executed = staging / f"{nb}.ipynb"
             try:
-                _execute(PROJECT_ROOT / "notebooks" / f"{nb}.ipynb", executed, params, PROJECT_ROOT)
+                _execute(PROJECT_ROOT / "notebooks" / f"{nb}.ipynb", executed, params[nb], PROJECT_ROOT)
             except Exception as e:  # papermill's PapermillExecutionError and kernel failures
                 failed_dir = out_dir / "failed"
                 failed_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +257,6 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         manifest["timings_seconds"] = timings
         out_dir.mkdir(parents=True, exist_ok=True)
         files = []
-        write_frame(report.grading, staging / "grading.parquet")
         for name in [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]:
             os.replace(staging / name, out_dir / name)
             files.append(out_dir / name)

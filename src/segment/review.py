@@ -1,0 +1,872 @@
+"""The review loop (SEEDS step 5, S4's process): sample → review sheet → reviewers decide → approved
+grading + an append-only audit log.
+
+1. ``select_for_review`` picks the customers to re-check: a seeded sample of 10–20% stratified by
+   tier, plus every borderline customer (within N points of a cut-off), every one moved by an
+   override rule, big movers since the previous quarter and anomalies (a condition from
+   ``params/reports.yaml``, by default high value with frequent complaints).
+2. ``export_review`` writes ``review_sheet.xlsx`` (dropdowns, frozen header, an instructions sheet)
+   and ``review_sheet.csv`` (UTF-8 with BOM) with the decision columns confirm / new_tier / reason /
+   reviewer left empty.
+3. ``apply_review`` reads the sheet back, checks every row (all problems at once, nothing written on
+   error), writes the approved grading and appends one line per decided row to the audit log, which
+   is only ever appended to.
+4. ``reviewer_changes`` reads the audit log for the next quarter's report.
+
+Grouped schemes (S8: one row per customer and product line) are keyed by customer_id + group.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from .atomic import atomic_path
+from .conditions import ConditionError, parse
+from .errors import ConfigError, SegmentError
+from .io import pydantic_error, read_yaml
+from .schemes import Cond, Scheme, _num, load_scheme
+
+try:
+    import fcntl   # POSIX: concurrent applies append one after the other
+except ImportError:  # Windows (conda analysts): O_APPEND alone
+    fcntl = None
+
+PARAMS_PATH = Path("params") / "reports.yaml"
+SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
+DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")
+SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
+                     "overrides") + DECISION_COLUMNS
+CONTACT_COLUMNS = ("name", "contact_name", "phone", "email")   # name: the company; the rest are PII
+AUDIT_HEADER = ("timestamp", "reviewer", "customer_id", "group", "from_tier", "to_tier", "reason", "sheet",
+                "grading_sha256")
+REASONS = ("sample", "borderline", "override", "big mover", "anomaly")
+_SAMPLE_BOUNDS = (0.10, 0.20)   # SEEDS step 5
+
+
+# ------------------------------------------------------------------------------------------------
+# params
+# ------------------------------------------------------------------------------------------------
+
+class ReviewParams(BaseModel):
+    """``review:`` in ``params/reports.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample_share: Annotated[float, BeforeValidator(_num)] = Field(
+        0.15, description="share of each tier drawn at random (SEEDS step 5: 0.10–0.20)")
+    seed: int = Field(20260930, ge=0, description="random seed of the sample (the quarter is mixed in)")
+    borderline_points: Annotated[float, BeforeValidator(_num)] = Field(
+        3.0, ge=0, description="review scores within this many points of a cut-off")
+    big_mover_tiers: int = Field(2, ge=1, description="review customers who moved this many tiers or more")
+    anomaly: Cond | None = Field("annual_amount >= 50万 and complaints_12m >= 3",
+                                 description="review customers matching this condition (null: off)")
+    include_pii_in_sheet: bool = Field(True, description="the sheet shows contact name, phone and e-mail")
+
+    @field_validator("sample_share")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        lo, hi = _SAMPLE_BOUNDS
+        if not (math.isfinite(v) and lo - 1e-12 <= v <= hi + 1e-12):
+            raise ValueError(f"must be between {lo:.2f} and {hi:.2f} (SEEDS step 5: a 10–20% sample is "
+                             f"re-checked), got {v:g}; write for example 0.15 or 15%")
+        return v
+
+
+class _ReportsFile(BaseModel):
+    model_config = ConfigDict(extra="allow")   # privacy: and whatever else reports.py reads
+    review: ReviewParams = Field(default_factory=ReviewParams)
+
+
+def load_review_params(path: str | Path = PARAMS_PATH) -> ReviewParams:
+    """``review:`` of a reports params file; a bad value raises ConfigError naming the file and key."""
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "expected a mapping with `review:` and `privacy:`", "see params/reports.yaml")
+    if raw.get("review") is None:
+        raw = {**raw, "review": {}}
+    try:
+        return _ReportsFile.model_validate(raw).review
+    except ValidationError as e:
+        raise pydantic_error(path, e) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# selection
+# ------------------------------------------------------------------------------------------------
+
+def _keys(frame: pd.DataFrame) -> list[str]:
+    return ["customer_id", "group"] if "group" in frame.columns else ["customer_id"]
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """A column as plain str ('' for missing), whatever its dtype (categorical, string, object)."""
+    return s.astype(object).where(s.notna(), "").astype(str).str.strip()
+
+
+def _tier_info(scheme: Scheme) -> dict[str, tuple]:
+    return {t.id: (i, t.label or t.id, "; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner)
+            for i, t in enumerate(scheme.tiers)}
+
+
+@dataclass
+class ReviewSelection:
+    """The customers picked for review. ``table()`` is the sheet without contacts; in a notebook it
+    shows the counts by reason × tier (no customer data, so it is safe in the HTML report)."""
+
+    frame: pd.DataFrame
+    scheme: Scheme
+    params: ReviewParams
+    graded: int
+    graded_by_tier: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return self.frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def counts(self) -> pd.DataFrame:
+        """Customers per reason (rows) and tier (columns); one customer may have several reasons."""
+        tiers = [t.id for t in self.scheme.tiers]
+        why = self.frame["why"].astype(str)
+        rows = {}
+        for r in REASONS:
+            hit = why.str.split("; ").map(lambda parts, r=r: any(p == r or p.startswith(r + " (") for p in parts))
+            rows[r] = self.frame.loc[hit.to_numpy(dtype=bool), "tier"].astype(str).value_counts()
+        rows["selected (any reason)"] = self.frame["tier"].astype(str).value_counts()
+        rows["graded"] = pd.Series(self.graded_by_tier)
+        out = pd.DataFrame(rows).T.reindex(columns=tiers).fillna(0).astype(int)
+        out["total"] = out.sum(axis=1)
+        out.index.name = "reason"
+        return out
+
+    def summary(self) -> str:
+        share = len(self.frame) / self.graded if self.graded else 0.0
+        return (f"{len(self.frame):,} of {self.graded:,} graded customers selected for review ({share:.1%}): a "
+                f"{self.params.sample_share:.0%} sample per tier (seed {self.params.seed}), scores within "
+                f"{self.params.borderline_points:g} points of a cut-off, override rules, moves of "
+                f"{self.params.big_mover_tiers}+ tiers since last quarter"
+                + (f", and the anomaly rule `{self.params.anomaly}`" if self.params.anomaly else "") + ".")
+
+    def _repr_html_(self) -> str:
+        labels = {t.id: f"{t.id} ({t.label})" if t.label else t.id for t in self.scheme.tiers}
+        counts = self.counts().rename(columns=labels).reset_index()
+        parts = [f"<p>{html.escape(self.summary())}</p>",
+                 counts.to_html(index=False, escape=True, border=0, classes="segment-table")]
+        if self.notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+        return "\n".join(parts)
+
+
+def _seed(params: ReviewParams, salt: str, tier: str) -> list[int]:
+    return [params.seed, zlib.crc32(salt.encode("utf-8")), zlib.crc32(tier.encode("utf-8"))]
+
+
+def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParams,
+                      previous: pd.DataFrame | None = None, *, salt: str = "",
+                      context: pd.DataFrame | None = None) -> ReviewSelection:
+    """Pick the customers to review; deterministic for the same grading, params and ``salt``.
+
+    ``salt`` is mixed into the seed (``export_review`` passes the quarter, so each quarter draws a
+    fresh sample). ``context`` adds per-customer columns the grading lacks (e.g. the snapshot's
+    ``complaints_12m``) for the anomaly rule; the grading's own columns win."""
+    keys = _keys(grading)
+    for k in ("customer_id", "tier"):
+        if k not in grading.columns:
+            raise SegmentError(f"error: the grading has no `{k}` column; pass the grading.parquet that "
+                               "`segment report` / `segment grade` wrote")
+    g = grading.copy()
+    for k in keys:
+        g[k] = _text(g[k])
+    g = g.sort_values(keys, kind="stable").reset_index(drop=True)
+    n = len(g)
+    tier = _text(g["tier"])
+    info = _tier_info(scheme)
+    unknown = sorted(set(tier) - set(info))
+    if unknown:
+        raise SegmentError(f"error: the grading has tier(s) {', '.join(unknown)} that scheme {scheme.id} does not "
+                           f"define ({', '.join(info)}); grade and review with the same scheme")
+    rank = tier.map(lambda t: info[t][0]).to_numpy(dtype=int)
+    notes: list[str] = []
+    why: list[list[str]] = [[] for _ in range(n)]
+
+    # 1. the stratified sample
+    for t in sorted(set(tier)):
+        idx = np.flatnonzero((tier == t).to_numpy())
+        k = min(len(idx), max(1, int(math.floor(params.sample_share * len(idx) + 0.5))))
+        for i in np.random.default_rng(_seed(params, salt, t)).choice(idx, size=k, replace=False):
+            why[i].append("sample")
+
+    # 2. borderline: within N points of any cut-off (the nearest is named)
+    cuts = [(t.id, float(t.min_score)) for t in scheme.tiers if t.min_score is not None]
+    if scheme.scored and cuts and "score" in g.columns:
+        score = pd.to_numeric(g["score"], errors="coerce").to_numpy(dtype="float64")
+        values = np.array([c for _, c in cuts])
+        dist = np.abs(score[:, None] - values[None, :])
+        near = np.where(np.isnan(dist), np.inf, dist)
+        j = near.argmin(axis=1)
+        best = near[np.arange(n), j]
+        for i in np.flatnonzero(best <= params.borderline_points + 1e-9):
+            d = score[i] - values[j[i]]
+            side = "at" if abs(d) < 0.05 else ("above" if d > 0 else "below")
+            text = f"at {cuts[j[i]][0]}'s cut-off" if side == "at" else f"{abs(d):.1f} {side} {cuts[j[i]][0]}"
+            why[i].append(f"borderline ({text})")
+    elif scheme.scored and "score" not in g.columns:
+        notes.append("borderline rule skipped: the grading has no `score` column")
+
+    # 3. moved by an override rule
+    if "overrides" in g.columns:
+        for i in np.flatnonzero((_text(g["overrides"]) != "").to_numpy()):
+            why[i].append("override")
+
+    # 4. big movers since the previous quarter
+    previous_tier = pd.Series([""] * n, dtype=object)
+    if previous is not None:
+        pkeys = _keys(previous)
+        if pkeys != keys or "tier" not in previous.columns:
+            notes.append("big-mover rule skipped: the previous grading has no `tier` column or is keyed "
+                         "differently (grouped vs not grouped)")
+        else:
+            prev = previous[keys + ["tier"]].copy()
+            for k in keys + ["tier"]:
+                prev[k] = _text(prev[k])
+            prev = prev.drop_duplicates(keys)
+            merged = g[keys].merge(prev, on=keys, how="left")
+            previous_tier = merged["tier"].fillna("").astype(str)
+            prev_rank = previous_tier.map(lambda t: info[t][0] if t in info else np.nan).to_numpy(dtype="float64")
+            stray = sorted(set(previous_tier) - set(info) - {""})
+            if stray:
+                notes.append(f"previous tier(s) {', '.join(stray)} are not tiers of {scheme.id}: those customers "
+                             "are not compared with last quarter")
+            moved = np.abs(rank - prev_rank)
+            for i in np.flatnonzero(np.nan_to_num(moved, nan=0) >= params.big_mover_tiers):
+                steps = int(moved[i])
+                direction = "up" if rank[i] < prev_rank[i] else "down"
+                why[i].append(f"big mover ({previous_tier.iloc[i]} → {tier.iloc[i]}, {steps} tiers {direction})")
+
+    # 5. anomalies
+    if params.anomaly:
+        cond = parse(params.anomaly)
+        frame = g
+        if context is not None:
+            extra = [c for c in context.columns if c not in g.columns and c not in keys]
+            if extra and set(keys) <= set(context.columns):
+                ctx = context[keys + extra].copy()
+                for k in keys:
+                    ctx[k] = _text(ctx[k])
+                frame = g.merge(ctx.drop_duplicates(keys), on=keys, how="left")
+        missing = sorted(cond.names - set(frame.columns))
+        if missing:
+            notes.append(f"anomaly rule `{params.anomaly}` skipped: the grading has no {', '.join(missing)} "
+                         "column(s); pass the snapshot as context (or keep those columns in grading.parquet)")
+        else:
+            try:
+                hit = cond.evaluate(frame.reset_index(drop=True))
+            except ConditionError as e:
+                notes.append(f"anomaly rule `{params.anomaly}` skipped: {e}")
+            else:
+                for i in np.flatnonzero(hit):
+                    why[i].append("anomaly")
+
+    picked = np.array([bool(w) for w in why], dtype=bool)
+    out = g.loc[picked, keys].reset_index(drop=True)
+    sub = g.loc[picked].reset_index(drop=True)
+    out["tier"] = tier[picked].to_numpy()
+    out["tier_label"] = [info[t][1] for t in out["tier"]]
+    out["score"] = pd.to_numeric(sub["score"], errors="coerce") if "score" in sub else np.nan
+    out["previous_tier"] = previous_tier[picked].to_numpy()
+    out["why"] = ["; ".join(w) for w, p in zip(why, picked) if p]
+    out["explanation"] = _text(sub["explanation"]).to_numpy() if "explanation" in sub else ""
+    out["overrides"] = _text(sub["overrides"]).to_numpy() if "overrides" in sub else ""
+    for c in DECISION_COLUMNS:
+        out[c] = ""
+    out["_rank"] = rank[picked]
+    out = out.sort_values(["_rank"] + keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
+    by_tier = {t: int(c) for t, c in tier.value_counts().items()}
+    return ReviewSelection(out, scheme, params, n, by_tier, notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# files
+# ------------------------------------------------------------------------------------------------
+
+def _read_grading(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentError(f"error: grading {path} not found; run `segment report` (or `segment grade`) first")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path, dtype={"customer_id": str, "group": str}, keep_default_na=False,
+                               na_values=[""])
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as e:
+        raise SegmentError(f"error: {path}: cannot read the grading: {str(e).splitlines()[0]}") from None
+
+
+def _salt(grading_path: Path) -> str:
+    """The quarter (or as-of date) from the manifest beside the grading; '' when there is none."""
+    try:
+        m = json.loads((Path(grading_path).parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(m.get("quarter") or m.get("as_of") or "") if isinstance(m, dict) else ""
+
+
+def _scheme(scheme) -> Scheme:
+    return scheme if isinstance(scheme, Scheme) else load_scheme(scheme)
+
+
+def select_from_files(grading_path: str | Path, scheme, params: ReviewParams,
+                      previous_path: str | Path | None = None, *,
+                      context: pd.DataFrame | None = None) -> ReviewSelection:
+    """``select_for_review`` on files, salted with the quarter from ``manifest.json`` beside the
+    grading: what ``export_review`` writes and what the review notebook should show."""
+    grading_path = Path(grading_path)
+    grading = _read_grading(grading_path)
+    previous = _read_grading(Path(previous_path)) if previous_path else None
+    return select_for_review(grading, _scheme(scheme), params, previous, salt=_salt(grading_path), context=context)
+
+
+def _has_decisions(path: Path) -> int:
+    """How many rows of an existing sheet carry a decision (0 if unreadable or none)."""
+    try:
+        df = _read_sheet_frame(path)
+    except SegmentError:
+        return 0
+    cols = [c for c in DECISION_COLUMNS if c in df.columns]
+    if not cols:
+        return 0
+    return int((df[cols].fillna("").astype(str).apply(lambda s: s.str.strip()) != "").any(axis=1).sum())
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(v):
+    """Spreadsheet formula injection: text from the data starting with = + - @ is prefixed with '."""
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+
+
+def export_review(grading_path: str | Path, scheme, out_dir: str | Path, params: ReviewParams,
+                  previous_path: str | Path | None = None, customers: pd.DataFrame | None = None, *,
+                  context: pd.DataFrame | None = None, overwrite: bool = False) -> list[Path]:
+    """Write ``review_sheet.xlsx`` and ``review_sheet.csv`` into ``out_dir``; return their paths.
+
+    With ``customers`` (the customers table), the sheet shows the company name and — when
+    ``params.include_pii_in_sheet`` — contact name, phone and e-mail. An existing sheet that already
+    holds decisions is never overwritten unless ``overwrite``."""
+    scheme = _scheme(scheme)
+    out_dir = Path(out_dir)
+    xlsx, csv_path = out_dir / f"{SHEET_NAME}.xlsx", out_dir / f"{SHEET_NAME}.csv"
+    if not overwrite:
+        for p in (xlsx, csv_path):
+            if p.is_file() and (k := _has_decisions(p)):
+                raise SegmentError(f"error: {p} already holds {k} reviewer decision(s); apply it with `segment "
+                                   "review apply`, or move it away (or pass --force) to export a fresh sheet")
+    sel = select_from_files(grading_path, scheme, params, previous_path, context=context)
+    sheet = sel.table().copy()
+    keys = _keys(sheet)
+    contact_cols: list[str] = []
+    if customers is not None and "customer_id" in customers.columns:
+        wanted = ["name"] + (list(CONTACT_COLUMNS[1:]) if params.include_pii_in_sheet else [])
+        contact_cols = [c for c in wanted if c in customers.columns]
+        if contact_cols:
+            cust = customers[["customer_id"] + contact_cols].copy()
+            cust["customer_id"] = _text(cust["customer_id"])
+            for c in contact_cols:
+                cust[c] = _text(cust[c])
+            cust = cust.drop_duplicates("customer_id")
+            sheet = sheet.merge(cust, on="customer_id", how="left")
+            for c in contact_cols:
+                sheet[c] = sheet[c].fillna("")
+            order = keys + contact_cols + [c for c in sheet.columns if c not in keys + contact_cols]
+            sheet = sheet[order]
+    with atomic_path(xlsx) as tmp:
+        _write_xlsx(sheet, sel, tmp, contact_cols)
+    csv_frame = sheet.copy()
+    for c in contact_cols:
+        csv_frame[c] = csv_frame[c].map(_csv_safe)
+    with atomic_path(csv_path) as tmp:
+        csv_frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+    return [xlsx, csv_path]
+
+
+_COLUMN_HELP = {
+    "customer_id": ("客户编号", "The customer's id in the CRM. Do not change it."),
+    "group": ("产品线", "The product line graded (schemes that grade each line separately)."),
+    "name": ("客户名称", "The company's name."),
+    "contact_name": ("联系人", "Main contact (personal data: do not forward this sheet)."),
+    "phone": ("电话", "Main contact's phone (personal data)."),
+    "email": ("邮箱", "Main contact's e-mail (personal data)."),
+    "tier": ("等级", "The tier the grading gave. Do not edit it: write a different tier in new_tier."),
+    "tier_label": ("等级名称", "The tier's name."),
+    "score": ("得分", "The total score (empty for schemes that grade by rules, not scores)."),
+    "previous_tier": ("上季度等级", "The tier last quarter (empty: not graded last quarter)."),
+    "why": ("入选原因", "Why this customer is on the sheet: sample = drawn at random; borderline = the score "
+            "is close to a tier's cut-off; override = a rule moved the tier; big mover = moved two or more "
+            "tiers since last quarter; anomaly = matches the anomaly rule below."),
+    "explanation": ("评分说明", "The largest contributions to the score and how far the next tier is."),
+    "overrides": ("规则调整", "Which rule moved the tier, from what to what, and why."),
+    "confirm": ("确认", "yes = the tier is right; no = it is wrong (then write new_tier and reason). "
+                "Leave empty if you did not review the customer."),
+    "new_tier": ("新等级", "Only when the tier is wrong: the tier id it should have (the dropdown lists them)."),
+    "reason": ("原因", "Required when the tier changes: why (e.g. high spend but frequent complaints)."),
+    "reviewer": ("审核人", "Your name, on every row you decided."),
+}
+
+
+def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_cols: list[str]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter, quote_sheetname
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "review"
+    cols = list(sheet.columns)
+    ws.append(cols)
+    bold = Font(bold=True)
+    decide = PatternFill("solid", fgColor="FFF2CC")
+    for row in sheet.itertuples(index=False):
+        values = []
+        for v in row:
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+                values.append(None)
+            elif isinstance(v, (np.floating, float)):
+                values.append(float(v))
+            else:
+                values.append(v if isinstance(v, (int, np.integer)) else str(v))
+        ws.append(values)
+    n = len(sheet)
+    for j, c in enumerate(cols, start=1):
+        head = ws.cell(row=1, column=j)
+        head.font = bold
+        letter = get_column_letter(j)
+        if c in DECISION_COLUMNS:
+            head.fill = decide
+            for i in range(2, n + 2):
+                ws.cell(row=i, column=j).fill = decide
+        width = {"why": 40, "explanation": 60, "overrides": 40, "reason": 40, "name": 30, "email": 30}.get(c, 14)
+        ws.column_dimensions[letter].width = width
+        if c == "score":
+            for i in range(2, n + 2):
+                ws.cell(row=i, column=j).number_format = "0.0"
+    # text from the data must stay text (openpyxl would store "=..." as a formula)
+    for j, c in enumerate(cols, start=1):
+        if c in contact_cols or c in ("customer_id", "group", "explanation", "overrides", "why"):
+            for i in range(2, n + 2):
+                cell = ws.cell(row=i, column=j)
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"
+    ws.freeze_panes = "B2"
+    if n:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{n + 1}"
+
+    # instructions (and the tier list the new_tier dropdown reads)
+    ins = wb.create_sheet("instructions")
+    ins.column_dimensions["A"].width = 18
+    ins.column_dimensions["B"].width = 16
+    ins.column_dimensions["C"].width = 100
+    p = sel.params
+    lines = [
+        ("客户分级复核 Review of the customer grading", "", ""),
+        ("", "", f"Scheme: {sel.scheme.name or sel.scheme.id} ({sel.scheme.id}). {sel.summary()}"),
+        ("", "", "For each row: if the tier is right, write yes in confirm. If it is wrong, write no in confirm, "
+                 "the tier it should have in new_tier, and why in reason. Write your name in reviewer on every "
+                 "row you decided. Leave rows you did not review empty. Do not change the other columns or "
+                 "delete rows. Return the file (xlsx or csv) to the CRM team, who run `segment review apply`."),
+        ("", "", "Every decision is recorded in the audit log (who, when, from, to, why)."),
+        ("", "", ""),
+        ("column", "中文", "meaning"),
+    ]
+    for c in cols:
+        zh, text = _COLUMN_HELP.get(c, ("", ""))
+        lines.append((c, zh, text))
+    lines += [("", "", ""), ("rule", "", "setting")]
+    lines += [("sample", "抽样", f"{p.sample_share:.0%} of each tier at random (at least one per tier), seed {p.seed}"),
+              ("borderline", "临界", f"score within {p.borderline_points:g} points of a tier cut-off"),
+              ("override", "规则调整", "a scheme rule promoted or demoted the customer"),
+              ("big mover", "大幅变动", f"moved {p.big_mover_tiers} or more tiers since last quarter"),
+              ("anomaly", "异常", p.anomaly or "(off)")]
+    for note in sel.notes:
+        lines.append(("note", "", note))
+    lines += [("", "", ""), ("tier id", "等级", "cut-off / strategy")]
+    first_tier_row = len(lines) + 1
+    for t in sel.scheme.tiers:
+        cut = f"score ≥ {t.min_score:g}; " if t.min_score is not None else ""
+        lines.append((t.id, t.label, cut + "; ".join(t.strategy.actions)))
+    for r in lines:
+        ins.append(list(r))
+    for r in (1, 6, 6 + len(cols) + 2, first_tier_row - 1):
+        for cell in ins[r]:
+            cell.font = bold
+    for row in ins.iter_rows(min_col=3, max_col=3):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+    if n:
+        if "confirm" in cols:
+            dv = DataValidation(type="list", formula1='"yes,no"', allow_blank=True, showErrorMessage=True,
+                                errorTitle="confirm", error="Write yes or no (or leave it empty).")
+            ws.add_data_validation(dv)
+            letter = get_column_letter(cols.index("confirm") + 1)
+            dv.add(f"{letter}2:{letter}{n + 1}")
+        if "new_tier" in cols:
+            last = first_tier_row + len(sel.scheme.tiers) - 1
+            ref = f"={quote_sheetname('instructions')}!$A${first_tier_row}:$A${last}"
+            dv = DataValidation(type="list", formula1=ref, allow_blank=True, showErrorMessage=True,
+                                errorTitle="new_tier", error="Pick one of the tier ids (see the instructions sheet).")
+            ws.add_data_validation(dv)
+            letter = get_column_letter(cols.index("new_tier") + 1)
+            dv.add(f"{letter}2:{letter}{n + 1}")
+    wb.save(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# apply
+# ------------------------------------------------------------------------------------------------
+
+def _read_sheet_frame(path: Path) -> pd.DataFrame:
+    """A review sheet (.xlsx: the `review` sheet, else the first; .csv: UTF-8, else GB18030 as Excel
+    on a Chinese Windows saves it) as text, '' for empty cells."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentError(f"error: {path}: review sheet not found; check the path")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            import warnings
+
+            from openpyxl import load_workbook
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)   # "Data Validation extension is not supported"
+                names = load_workbook(path, read_only=True).sheetnames
+                df = pd.read_excel(path, sheet_name="review" if "review" in names else 0, dtype=str)
+        elif suffix in (".csv", ".txt"):
+            try:
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            except UnicodeDecodeError:
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="gb18030")
+        else:
+            raise SegmentError(f"error: {path}: a review sheet is an .xlsx or .csv file")
+    except SegmentError:
+        raise
+    except (ValueError, OSError, KeyError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SegmentError(f"error: {path}: cannot read the review sheet: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # openpyxl's BadZipFile / InvalidFileException on a corrupt or renamed file
+        raise SegmentError(f"error: {path}: cannot read the review sheet ({type(e).__name__}); save it again as "
+                           ".xlsx or .csv") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    df = df.fillna("").astype(str).apply(lambda s: s.str.strip())
+    return df
+
+
+@dataclass
+class ApplyResult:
+    sheet: Path
+    out_path: Path
+    audit_log: Path
+    confirmed: int
+    changed: int
+    not_reviewed: int
+    changes: pd.DataFrame   # customer_id, [group,] from_tier, to_tier, reason, reviewer
+
+    @property
+    def logged(self) -> int:
+        return self.confirmed + self.changed
+
+    def summary(self) -> str:
+        lines = [f"applied {self.sheet.name}: {self.confirmed} confirmed, {self.changed} changed, "
+                 f"{self.not_reviewed} not reviewed",
+                 f"  approved grading: {self.out_path}",
+                 f"  audit log: {self.audit_log} (+{self.logged} line(s))"]
+        for r in self.changes.itertuples(index=False):
+            lines.append(f"  {r.customer_id}: {r.from_tier} → {r.to_tier} ({r.reason}; {r.reviewer})")
+        return "\n".join(lines)
+
+
+def _rows(mask: np.ndarray, limit: int = 30) -> str:
+    idx = [str(i + 2) for i in np.flatnonzero(mask)]   # +2: the header row, 1-based
+    word = "row" if len(idx) == 1 else "rows"
+    shown = ", ".join(idx[:limit]) + (f" … and {len(idx) - limit} more" if len(idx) > limit else "")
+    return f"{word} {shown}"
+
+
+def _examples(values, k: int = 3) -> str:
+    uniq = list(dict.fromkeys(v for v in values))
+    return ", ".join(repr(v) for v in uniq[:k]) + (" …" if len(uniq) > k else "")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _audit_header_bytes() -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(AUDIT_HEADER)
+    return buf.getvalue().encode("utf-8")
+
+
+def _check_audit_log(audit_log: Path) -> None:
+    """An existing audit log must start with our header (nothing is ever rewritten to fix it)."""
+    if not audit_log.exists() or audit_log.stat().st_size == 0:
+        return
+    with open(audit_log, "rb") as f:
+        first = f.readline()
+    if first.removeprefix(b"\xef\xbb\xbf") != _audit_header_bytes():
+        raise SegmentError(f"error: {audit_log}: not a segment audit log (its first line is "
+                           f"{first.decode('utf-8', 'replace').strip()!r}, expected {','.join(AUDIT_HEADER)!r}); "
+                           "it is never rewritten: move it aside or pass the right --audit-log. Nothing was applied.")
+
+
+def _append_audit(audit_log: Path, lines: list[tuple]) -> None:
+    """Append under an exclusive lock; the header (with a BOM, for Excel) only into an empty file."""
+    audit_log.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for line in lines:
+        w.writerow(line)
+    body = buf.getvalue().encode("utf-8")
+    fd = os.open(audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_size == 0:
+            body = b"\xef\xbb\xbf" + _audit_header_bytes() + body
+        else:
+            _check_audit_log(audit_log)   # again, under the lock
+        view = memoryview(body)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: str | Path,
+                 audit_log: str | Path, when=None) -> ApplyResult:
+    """Check a filled-in review sheet, write the approved grading and append to the audit log.
+
+    Every row is checked first; any problem raises SegmentError listing them all (spreadsheet row
+    numbers) and nothing is written. A row is decided when confirm or new_tier is filled:
+    confirm=yes (new_tier empty or the same tier) confirms; new_tier with another tier (confirm no
+    or empty) changes the tier and needs a reason. Decided rows need a reviewer. Blank rows are
+    "not reviewed" and not logged. ``grading_path`` may be an approved grading (a second sheet on
+    top of the first): earlier decisions on rows this sheet leaves blank are kept."""
+    sheet, grading_path, out_path, audit_log = Path(sheet), Path(grading_path), Path(out_path), Path(audit_log)
+    scheme = _scheme(scheme)
+    info = _tier_info(scheme)
+    by_label = {v[1]: k for k, v in info.items()}
+    df = _read_sheet_frame(sheet)
+    grading = _read_grading(grading_path)
+    keys = _keys(grading)
+    need = keys + list(DECISION_COLUMNS)
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise SegmentError(f"error: {sheet}: missing column(s) {', '.join(missing)}; the sheet needs "
+                           f"{', '.join(need)} (export a fresh one with `segment review export`). Nothing was applied.")
+    _check_audit_log(audit_log)
+    # rows with nothing at all in them (Excel leaves some at the end) are ignored
+    df = df[(df != "").any(axis=1)]
+    g = grading.reset_index(drop=True)
+    gkey = g[keys].apply(_text)
+    gindex = pd.MultiIndex.from_frame(gkey) if len(keys) > 1 else pd.Index(gkey["customer_id"])
+    if not gindex.is_unique:
+        raise SegmentError(f"error: {grading_path}: the grading has a customer twice ({', '.join(keys)}); "
+                           "it is not a grading segment wrote")
+    skey = pd.MultiIndex.from_frame(df[keys]) if len(keys) > 1 else pd.Index(df["customer_id"])
+    pos = gindex.get_indexer(skey)
+    gtier = _text(g["tier"]).to_numpy(dtype=object)
+
+    confirm = df["confirm"].str.lower().to_numpy(dtype=object)
+    new_raw = df["new_tier"].to_numpy(dtype=object)
+    new = np.array([v if v in info else by_label.get(v, v) for v in new_raw], dtype=object)   # ids or labels
+    reason = df["reason"].to_numpy(dtype=object)
+    reviewer = df["reviewer"].to_numpy(dtype=object)
+    cid = df["customer_id"].to_numpy(dtype=object)
+    known = pos >= 0
+    cur = np.where(known, gtier[np.maximum(pos, 0)] if len(gtier) else "", "")
+    decided = (confirm != "") | (new != "")
+    has_new = new != ""
+    valid_new = np.array([v in info for v in new], dtype=bool)
+    changes = decided & has_new & valid_new & (new != cur)
+    problems: list[tuple[int, str]] = []   # (first row, line): listed in sheet order
+
+    def check(mask, what: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            problems.append((int(np.flatnonzero(mask)[0]), f"  {_rows(mask)}: {what}"))
+
+    ids = ", ".join(info)
+    check(cid == "", "customer_id is empty; write the customer's id as exported (or delete the row)")
+    check((cid != "") & ~known, f"customer not in the grading ({grading_path.name}): "
+          f"{_examples(cid[(cid != '') & ~known])}; check the customer_id, or delete the row")
+    dup = df.duplicated(keys, keep=False).to_numpy() & (cid != "")
+    check(dup, f"customer twice ({_examples(cid[dup])}); keep one row per customer")
+    check(~np.isin(confirm, ["", "yes", "no"]),
+          f"confirm is {_examples(df['confirm'].to_numpy()[~np.isin(confirm, ['', 'yes', 'no'])])}; write yes, no, "
+          "or leave it empty for a customer you did not review")
+    check(has_new & ~valid_new, f"new_tier {_examples(new_raw[has_new & ~valid_new])} is not a tier of "
+          f"{scheme.id}; write one of {ids} (or leave it empty to keep the tier)")
+    if "tier" in df.columns:
+        # a decided row must be about the grading's current tier (not another quarter's, not an earlier
+        # sheet's); on an undecided row only an edit of the tier column matters (it no longer fits tier_label)
+        stier = df["tier"].to_numpy(dtype=object)
+        stale = known & decided & (stier != "") & (stier != cur)
+        if "tier_label" in df.columns:
+            label_of = {k: v[1] for k, v in info.items()}
+            edited = np.array([t != "" and lab != "" and label_of.get(t, t) != lab
+                               for t, lab in zip(stier, df["tier_label"].to_numpy(dtype=object))], dtype=bool)
+            stale |= known & edited
+        check(stale, "the tier column differs from the grading's tier; write the tier you want in new_tier and "
+              "leave the tier column as exported (or export a fresh sheet for this grading)")
+    check((confirm == "no") & ~has_new, "confirm is no but new_tier is empty; write the tier the customer should "
+          "have in new_tier (and why in reason)")
+    check((confirm == "no") & has_new & valid_new & (new == cur) & known,
+          "confirm is no but new_tier is the current tier; write yes to confirm, or the right tier in new_tier")
+    check((confirm == "yes") & changes, "confirm is yes but new_tier is a different tier; write no to change the "
+          "tier, or clear new_tier to confirm it")
+    check(changes & (reason == ""), "the tier changes but reason is empty; write why in reason")
+    check(decided & (reviewer == ""), "reviewer is empty on a decided row; write your name in reviewer")
+    check(~decided & (reason != ""), "reason is filled but confirm and new_tier are empty; write yes in confirm, "
+          "or no and the new tier in new_tier")
+    if problems:
+        raise SegmentError(f"error: {sheet}: {len(problems)} problem(s); nothing was applied or logged:\n"
+                           + "\n".join(line for _, line in sorted(problems, key=lambda p: p[0])))
+
+    # the approved grading
+    out = g.copy()
+    for c in ("review_decision", "reviewed_by", "review_reason"):
+        out[c] = _text(out[c]).to_numpy(dtype=object) if c in out.columns else np.full(len(out), "", dtype=object)
+    rows_changed = pos[changes]
+    rows_confirmed = pos[decided & ~changes]
+    rows_blank = pos[~decided]
+    new_ids = new[changes]
+    if len(rows_changed):
+        _set_tiers(out, rows_changed, list(new_ids), info)
+    dec = out["review_decision"].to_numpy(dtype=object)
+    by = out["reviewed_by"].to_numpy(dtype=object)
+    why = out["review_reason"].to_numpy(dtype=object)
+    dec[rows_blank] = np.where(dec[rows_blank] == "", "not reviewed", dec[rows_blank])
+    kept = decided & ~changes
+    dec[rows_confirmed], by[rows_confirmed], why[rows_confirmed] = "confirmed", reviewer[kept], reason[kept]
+    dec[rows_changed], by[rows_changed], why[rows_changed] = "changed", reviewer[changes], reason[changes]
+    out["review_decision"] = pd.array(dec, dtype="string")
+    out["reviewed_by"] = pd.array(by, dtype="string")
+    out["review_reason"] = pd.array(why, dtype="string")
+
+    # the audit lines, in sheet order
+    stamp = _timestamp(when)
+    sha = _sha256(grading_path)
+    group = df["group"].to_numpy(dtype=object) if "group" in keys else np.full(len(df), "", dtype=object)
+    lines = []
+    for i in np.flatnonzero(decided):
+        to = new[i] if changes[i] else cur[i]
+        lines.append((stamp, _one_line(reviewer[i]), cid[i], group[i], cur[i], to, _one_line(reason[i]), sheet.name,
+                      sha))
+    with atomic_path(out_path) as tmp:
+        if out_path.suffix.lower() == ".csv":
+            out.to_csv(tmp, index=False, encoding="utf-8")
+        else:
+            out.to_parquet(tmp, index=False)
+        if lines:
+            _append_audit(audit_log, lines)   # only once the approved grading is fully written
+    changes_df = pd.DataFrame({"customer_id": cid[changes], **({"group": group[changes]} if "group" in keys else {}),
+                               "from_tier": cur[changes], "to_tier": new_ids, "reason": reason[changes],
+                               "reviewer": reviewer[changes]})
+    return ApplyResult(sheet, out_path, audit_log, int((decided & ~changes).sum()), int(changes.sum()),
+                       int((~decided).sum()), changes_df)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) if ("\n" in str(text) or "\r" in str(text)) else str(text)
+
+
+def _timestamp(when) -> str:
+    if when is None:
+        ts = datetime.now(timezone.utc)
+    else:
+        ts = pd.Timestamp(when)
+        ts = (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    return ts.replace(microsecond=0).isoformat()
+
+
+def _set_tiers(frame: pd.DataFrame, rows: np.ndarray, new: list[str], info: dict) -> None:
+    """Set tier and everything that follows from it on ``rows`` (positions)."""
+    cols = {"tier": new, "tier_rank": [info[t][0] for t in new], "tier_label": [info[t][1] for t in new],
+            "strategy": [info[t][2] for t in new], "follow_up_days": [info[t][3] for t in new],
+            "owner": [info[t][4] for t in new]}
+    if "subgrade" in frame.columns:   # a sub-grade belongs to the old tier; the engine is not re-run
+        cols["subgrade"] = [""] * len(new)
+    if "subgrade_label" in frame.columns:
+        cols["subgrade_label"] = [""] * len(new)
+    idx = frame.index[rows]
+    for col, values in cols.items():
+        if col not in frame.columns:
+            continue
+        s = frame[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            extra = [v for v in dict.fromkeys(values) if v not in s.cat.categories and v is not None]
+            if extra:
+                frame[col] = s.cat.add_categories(extra)
+        if col == "follow_up_days":
+            frame.loc[idx, col] = pd.array(values, dtype="Int64")
+        elif col == "tier_rank":
+            frame.loc[idx, col] = np.asarray(values, dtype=frame[col].dtype if frame[col].dtype.kind in "iu"
+                                             else "int64")
+        else:
+            frame.loc[idx, col] = values
+
+
+# ------------------------------------------------------------------------------------------------
+# the next quarter's report
+# ------------------------------------------------------------------------------------------------
+
+def reviewer_changes(audit_log: str | Path, since=None, until=None) -> pd.DataFrame:
+    """Tier changes reviewers made (from ≠ to), oldest first: when (UTC), reviewer, customer_id, group,
+    from_tier, to_tier, reason, sheet, grading_sha256. ``since`` inclusive, ``until`` exclusive
+    (dates or timestamps; naive ones are UTC). A missing audit log → no rows."""
+    audit_log = Path(audit_log)
+    cols = ["when"] + [c for c in AUDIT_HEADER if c != "timestamp"]
+    if not audit_log.is_file() or audit_log.stat().st_size == 0:
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "when" else "string") for c in cols})
+    _check_audit_log(audit_log)
+    df = pd.read_csv(audit_log, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.insert(0, "when", pd.to_datetime(df.pop("timestamp"), utc=True, format="ISO8601"))
+
+    def utc(x):
+        t = pd.Timestamp(x)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+    keep = df["from_tier"] != df["to_tier"]
+    if since is not None:
+        keep &= df["when"] >= utc(since)
+    if until is not None:
+        keep &= df["when"] < utc(until)
+    out = df.loc[keep, cols].sort_values("when", kind="stable").reset_index(drop=True)
+    for c in cols[1:]:
+        out[c] = out[c].astype("string")
+    return out
