@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade report test test-slow test-all bench lab docs realdata clean
+.PHONY: help venv demo validate grade report test test-slow test-all test-browser bench lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,8 +43,13 @@ grade: $(STAMP) $(NEEDS_DEMO)  ## grade DATA with SCHEME into reports/grading-<s
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
 	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME)
 
-test: $(STAMP)  ## the test suite (without the slow marker)
-	$(BIN)/python -m pytest -q -m "not slow"
+test: $(STAMP)  ## the test suite (without the slow and browser markers)
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debian's chromium + CJK fonts if missing)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \
+	  || echo "warning: could not install chromium; the browser tests will be skipped"
+	$(BIN)/python -m pytest -q -m browser
 
 test-slow: $(STAMP)  ## only the slow checks (big data)
 	$(BIN)/python -m pytest -q -m slow

@@ -300,9 +300,25 @@ class _LogitProblem:
     penalty: float = 0.0  # k · c: prior strength × information per row
     Q: np.ndarray | None = None  # penalty matrix (p × p)
     constrained: bool = False    # β ≤ 0
+    A: np.ndarray | None = None  # [1, Z], built once and shared by the bootstrap replicates
+    A32: np.ndarray | None = None  # float32 copy for the Hessian of very large problems
+
+    #: above this many patterns the Hessian is accumulated in float32 (half the memory traffic); the
+    #: gradient stays float64, so the fixed point is the same, only the steps are approximate
+    FLOAT32_HESSIAN = 200_000
 
     def _A(self) -> np.ndarray:
-        return np.column_stack([np.ones(len(self.Z)), self.Z])
+        if self.A is None:
+            self.A = np.column_stack([np.ones(len(self.Z)), self.Z])
+        if self.A32 is None and len(self.A) > self.FLOAT32_HESSIAN:
+            self.A32 = self.A.astype(np.float32)
+        return self.A
+
+    def _hessian(self, A: np.ndarray, w: np.ndarray) -> np.ndarray:
+        if self.A32 is not None:
+            A32 = self.A32
+            return (A32.T @ (A32 * w.astype(np.float32)[:, None])).astype("float64")
+        return A.T @ (A * w[:, None])
 
     def objective(self, theta: np.ndarray, eta: np.ndarray) -> float:
         """The penalised negative log-likelihood at θ, given the linear predictor η = Aθ."""
@@ -332,7 +348,7 @@ class _LogitProblem:
         for it in range(1, maxiter + 1):
             mu = expit(eta)
             g = -(A.T @ (self.y1 - self.n * mu))
-            H = A.T @ (A * (self.n * mu * (1 - mu))[:, None])
+            H = self._hessian(A, self.n * mu * (1 - mu))
             if self.penalty and self.Q is not None:
                 g[1:] += self.penalty * (self.Q @ theta[1:])
                 H[1:, 1:] += self.penalty * self.Q
@@ -601,7 +617,7 @@ class WeightCalibrator:
             w = counts[self._gcodes]
             prob = _LogitProblem(self._prob.Z, np.bincount(self._inv, weights=w, minlength=npat),
                                  np.bincount(self._inv, weights=w * self._y, minlength=npat),
-                                 self._prob.penalty, self._prob.Q, constrained=True)
+                                 self._prob.penalty, self._prob.Q, constrained=True, A=self._prob.A, A32=self._prob.A32)
             theta, _ = prob.solve(self._theta, tol=1e-8)
             beta_v = theta[1:] / self._sd
             if not np.any(beta_v < 0):

@@ -41,7 +41,7 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], v
     revenue = both.pivot_table(index="before", columns="after", values="revenue", aggfunc="sum", fill_value=0.0,
                                observed=False).reindex(index=rows, columns=cols, fill_value=0.0)
     for m in (counts, revenue):
-        m.index.name, m.columns.name = "previous tier", "current tier"
+        m.index.name, m.columns.name = "previous tier", None
     return counts, revenue
 
 
