@@ -176,3 +176,13 @@ def test_review_loop_shows_in_next_quarters_report_escaped(demo, tmp_path):
     assert f.loc[row, "customer_id"] in section and "Li Na" in section
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script>alert(1)" not in page
     assert "(after review)" in page  # the previous quarter is the approved grading
+
+
+def test_report_tables_drop_personal_data_and_escape_values():
+    from segment.grading_report import html_table
+
+    df = pd.DataFrame({"customer_id": ["<b>C1</b>"], "contact_name": ["Zhang San"], "phone": ["138-0000-0000"],
+                       "email": ["z@x.example"], "reason": ["<script>alert(1)</script>"]})
+    out = html_table(df)
+    assert "Zhang San" not in out and "138-0000" not in out and "z@x.example" not in out
+    assert "&lt;b&gt;C1&lt;/b&gt;" in out and "&lt;script&gt;" in out and "<script>" not in out

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import charts, history
 from .atomic import write_frame, write_text
+from .contract import TABLES
 from .schemes import Scheme, load_scheme
 
 MONEY_COLUMNS = ("annual_amount",)
@@ -36,9 +37,14 @@ class Section:
         return self.frames[0] if self.frames else pd.DataFrame()
 
 
+#: personal data columns (the contract's pii flag): never rendered into a report table
+PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
+
+
 def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
-    """A DataFrame as an escaped HTML table, with per-column number formats."""
-    shown = df.copy()
+    """A DataFrame as an escaped HTML table, with per-column number formats. Personal data columns
+    (contact name, phone, e-mail) are dropped whatever the caller passes: the privacy policy."""
+    shown = df.drop(columns=[c for c in df.columns if c in PII_COLUMNS])
     for col, fmt in (formats or {}).items():
         if col in shown:
             shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
