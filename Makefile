@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade report test test-slow test-all test-browser bench lab docs realdata clean
+.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser bench lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,13 @@ validate: $(STAMP) $(NEEDS_DEMO)  ## check the data config DATA (default: the de
 grade: $(STAMP) $(NEEDS_DEMO)  ## grade DATA with SCHEME into reports/grading-<scheme>.csv
 	$(BIN)/segment grade --data $(DATA) --scheme $(SCHEME) --out reports/grading-$(notdir $(basename $(SCHEME))).csv
 
+calibrate: $(STAMP) $(NEEDS_DEMO)  ## calibrate SCHEME on the demo's history → reports/calibration/
+	$(BIN)/segment calibrate --data $(DATA) --scheme $(SCHEME) --train-as-of 2025-03-31,2025-06-30,2025-09-30 \
+	  --test-as-of 2026-03-31 --horizon-days 180 --out reports/calibration
+
+review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the latest reported) into reports/<QUARTER>/
+	$(BIN)/segment review export $(if $(QUARTER),--quarter $(QUARTER))
+
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
 	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME)
 
@@ -57,9 +64,10 @@ test-slow: $(STAMP)  ## only the slow checks (big data)
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmarks (not tests): grading 1M customers per scheme → bench/results/
+bench: $(STAMP)  ## benchmarks (not tests): grading 1M customers; calibration on a ~1M-row panel → bench/results/
 	@mkdir -p bench/results
 	$(BIN)/python bench/bench_grading.py --customers 1000000 --repeat 3 --json bench/results/grading.json
+	$(BIN)/python bench/bench_calibration.py --json bench/results/calibration.json
 
 realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
 	$(BIN)/segment validate --data params/data/online_retail.yaml

@@ -37,7 +37,9 @@ def test_report_files_and_manifest(built, demo):
     assert result.quarter == "2026Q3" and not result.skipped
     q = out / "2026Q3"
     assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "review.html", "review.ipynb",
+                                             "calibration.html", "calibration.ipynb", "calibration",
                                              "grading.parquet", "manifest.json"}
+    assert {p.name for p in (q / "calibration").iterdir()} == {"metrics.json", "s1_four_tier.calibrated.yaml"}
     manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
     assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
@@ -75,7 +77,7 @@ def test_rerun_with_nothing_changed_does_nothing(built, demo):
 def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, monkeypatch, tmp_path):
     out, _ = built
     q = out / "2026Q3"
-    before = {p.name: p.read_bytes() for p in q.iterdir()}
+    before = {str(p.relative_to(q)): p.read_bytes() for p in sorted(q.rglob("*")) if p.is_file()}
     broken = tmp_path / "notebooks"
     broken.mkdir()
     text = (reports.PROJECT_ROOT / "notebooks" / "grading.ipynb").read_text(encoding="utf-8")
@@ -89,7 +91,8 @@ def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, mon
     msg = str(e.value)
     assert msg.startswith("error: the grading notebook failed") and "no_such_section" in msg
     assert str(q / "failed" / "grading.ipynb") in msg and (q / "failed" / "grading.ipynb").is_file()
-    assert {p.name: p.read_bytes() for p in q.iterdir() if p.is_file()} == before
+    after = {str(p.relative_to(q)): p.read_bytes() for p in sorted(q.rglob("*")) if p.is_file()}
+    assert {k: v for k, v in after.items() if not k.startswith("failed/")} == before
     assert not list(out.glob(".staging-*"))
 
 
@@ -125,6 +128,8 @@ SECTIONS = {
                 "By account manager", "What each tier gets, and the resources it takes",
                 "Reviewer changes last quarter", "Data quality"],
     "review": ["Who is reviewed, and why", "The customers to re-check", "How to send decisions back"],
+    "calibration": ["Recommendation", "Expert and calibrated weights", "How well each weighting predicts churn out of time",
+                    "Calibration: predicted against observed churn", "Churn by tier", "Who was counted"],
 }
 
 
@@ -186,3 +191,20 @@ def test_report_tables_drop_personal_data_and_escape_values():
     out = html_table(df)
     assert "Zhang San" not in out and "138-0000" not in out and "z@x.example" not in out
     assert "&lt;b&gt;C1&lt;/b&gt;" in out and "&lt;script&gt;" in out and "<script>" not in out
+
+
+def test_calibration_report_numbers_come_from_metrics(built):
+    out, _ = built
+    m = json.loads((out / "2026Q3" / "calibration" / "metrics.json").read_text(encoding="utf-8"))
+    page = (out / "2026Q3" / "calibration.html").read_text(encoding="utf-8")
+    assert m["test_as_of"] == "2026-03-31" and m["train_as_of"] == ["2025-03-31", "2025-06-30", "2025-09-30"]
+    assert f"{m['calibrated']['test']['auc']:.3f}" in page and f"{m['expert']['test']['auc']:.3f}" in page
+    assert "The analysts' scheme is unchanged" in page
+
+
+def test_calibration_dates():
+    from segment.calibration_report import calibration_dates
+
+    assert calibration_dates("2026-09-30", "2023-01-01", 180) == (["2025-03-31", "2025-06-30", "2025-09-30"],
+                                                                    "2026-03-31")
+    assert calibration_dates("2024-06-30", "2023-01-01", 180) is None  # no full year before a leak-free train date

@@ -75,7 +75,7 @@ def sample_rows(sel) -> pd.DataFrame:
 def test_params_file_and_defaults(tmp_path):
     p = load_review_params(ROOT / "params" / "reports.yaml")
     assert p == ReviewParams()
-    assert (p.sample_share, p.borderline_points, p.big_mover_tiers, p.include_pii_in_sheet) == (0.15, 3, 2, True)
+    assert (p.sample_share, p.borderline_points, p.big_mover_tiers, p.include_pii_in_sheet) == (0.15, 0.5, 2, True)
     assert p.anomaly == "annual_amount >= 50万 and complaints_12m >= 3"
     assert load_review_params(write(tmp_path / "a.yaml", "privacy: {pii_columns: [email]}\n")) == ReviewParams()
     assert load_review_params(write(tmp_path / "b.yaml", "review: {sample_share: 12%, anomaly: null}\n")).sample_share == 0.12
@@ -164,7 +164,7 @@ def hand_made(scheme) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_borderline_override_big_mover_and_anomaly_are_included(scheme):
     g, prev = hand_made(scheme)
-    sel = select_for_review(g, scheme, ReviewParams(sample_share=0.10, seed=1), prev)
+    sel = select_for_review(g, scheme, ReviewParams(sample_share=0.10, seed=1, borderline_points=3), prev)
     why = sel.table().set_index("customer_id")["why"]
 
     def reasons(cid):
@@ -188,18 +188,18 @@ def test_borderline_override_big_mover_and_anomaly_are_included(scheme):
         assert t.loc["K13", "previous_tier"] == ""
     assert sel.notes == []
     # a column the anomaly rule reads is missing: the rule is skipped with a note, nothing crashes
-    sel2 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1), prev)
+    sel2 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3), prev)
     assert "anomaly" not in " ".join(sel2.table()["why"])
     assert len(sel2.notes) == 1 and "complaints_12m" in sel2.notes[0] and "skipped" in sel2.notes[0]
     assert "complaints_12m" in sel2._repr_html_()
     # … and the snapshot can supply it
     ctx = g[["customer_id", "complaints_12m"]]
-    sel3 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1), prev, context=ctx)
+    sel3 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3), prev, context=ctx)
     assert "anomaly" in sel3.table().set_index("customer_id").loc["K07", "why"]
 
 
 def test_demo_selection_matches_an_independent_count(graded, previous, scheme):
-    params = ReviewParams(seed=5)
+    params = ReviewParams(seed=5, borderline_points=3)
     sel = select_for_review(graded.frame, scheme, params, previous, context=graded.snapshot)
     t = sel.table().set_index("customer_id")
     f = graded.frame.set_index("customer_id")

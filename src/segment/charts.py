@@ -46,6 +46,10 @@ def grouped_bars(categories: list[str], series: dict[str, list[float]], alt: str
     for i, (name, values) in enumerate(series.items()):
         ax.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=name)
     ax.set_xticks(x, categories)
+    if max((len(str(c)) for c in categories), default=0) > 9:
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     if percent:
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     if ylabel:

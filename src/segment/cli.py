@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--designations", type=Path, help="manual designations (.csv/.xlsx: customer_id, tier, reason, "
                    "approver, expires), applied last")
 
+    k = sub.add_parser("calibrate", help="fit weights and cut-offs to past churn; validate out of time")
+    k.add_argument("--data", required=True, type=Path)
+    k.add_argument("--scheme", required=True, help="a scheme file or the id of one under params/schemes/")
+    k.add_argument("--train-as-of", required=True, help="training as-of dates, comma-separated: D1[,D2…]")
+    k.add_argument("--test-as-of", required=True, help="the out-of-time test date")
+    k.add_argument("--horizon-days", type=int, default=None, help="churn horizon (default: params/calibration.yaml)")
+    k.add_argument("--out", required=True, type=Path, help="folder for metrics.json and <scheme>.calibrated.yaml")
+    k.add_argument("--params", type=Path, default=Path("params/calibration.yaml"))
+
     r = sub.add_parser("report", help="execute the report notebooks for a quarter into reports/<QUARTER>/")
     r.add_argument("--quarter", help="e.g. 2026Q3 (default: the latest complete quarter in the data)")
     r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
@@ -95,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"note: {note}")
         print(graded.tier_counts().to_string(index=False))
+        return 0
+    if args.command == "calibrate":
+        from .calibration import run_calibration
+
+        result = run_calibration(args.data, args.scheme, args.train_as_of, args.test_as_of, args.horizon_days,
+                                 args.out, params_path=args.params)
+        print(result.summary())
         return 0
     if args.command == "report":
         from .reports import build_reports

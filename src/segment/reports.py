@@ -27,7 +27,7 @@ from . import __version__
 from .atomic import write_frame, write_text
 from .errors import SegmentError
 
-NOTEBOOKS = ("grading", "review")
+NOTEBOOKS = ("grading", "review", "calibration")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = Path("data") / "demo" / "data.yaml"
 
@@ -226,6 +226,10 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
             "customers": int(len(report.grading)),
         }
+        t1 = time.perf_counter()
+        calib_dir = staging / "calibration"
+        manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
+        timings["calibrate"] = round(time.perf_counter() - t1, 2)
         generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
         # the review notebook reads the grading and, for its sample's seed, the manifest beside it
         write_frame(report.grading, staging / "grading.parquet")
@@ -236,6 +240,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
             "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
                        "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
+            "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
         }
         for nb in NOTEBOOKS:
             t1 = time.perf_counter()
@@ -257,7 +262,10 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         manifest["timings_seconds"] = timings
         out_dir.mkdir(parents=True, exist_ok=True)
         files = []
-        for name in [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]:
+        names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
+        names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
+        (out_dir / "calibration").mkdir(exist_ok=True)
+        for name in names:
             os.replace(staging / name, out_dir / name)
             files.append(out_dir / name)
         write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -267,6 +275,31 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         shutil.rmtree(staging, ignore_errors=True)
     write_index(reports_dir)
     return BuildResult(quarter, out_dir, files, time.perf_counter() - t0)
+
+
+def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:
+    """Calibrate the scheme on the quarter's history (dates from ``calibration_dates``) into ``folder``;
+    when the scheme or the history does not allow it, say why in ``folder/skipped.json``."""
+    from .calibration import load_calibration_params, run_calibration
+    from .calibration_report import calibration_dates
+
+    folder.mkdir(parents=True, exist_ok=True)
+    params = load_calibration_params()
+    dates = calibration_dates(as_of, loaded.tables.transactions["date"].min(), params.horizon_days)
+    reason = ""
+    if dates is None:
+        reason = (f"the data start {pd.Timestamp(loaded.tables.transactions['date'].min()).date()}: not enough history "
+                  f"for a training year plus two {params.horizon_days}-day horizons before {as_of.date()}")
+    else:
+        try:
+            result = run_calibration(data, scheme_path, dates[0], dates[1], params.horizon_days, folder,
+                                     params=params)
+            return {"train_as_of": dates[0], "test_as_of": dates[1],
+                    "test_auc": {k: result.metrics[k]["test"]["auc"] for k in ("expert", "calibrated")}}
+        except SegmentError as e:
+            reason = str(e).removeprefix("error: ")
+    write_text(folder / "skipped.json", json.dumps({"reason": reason}, ensure_ascii=False))
+    return {"skipped": reason}
 
 
 def write_index(reports_dir: Path) -> Path:

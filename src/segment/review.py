@@ -69,7 +69,7 @@ class ReviewParams(BaseModel):
         0.15, description="share of each tier drawn at random (SEEDS step 5: 0.10–0.20)")
     seed: int = Field(20260930, ge=0, description="random seed of the sample (the quarter is mixed in)")
     borderline_points: Annotated[float, BeforeValidator(_num)] = Field(
-        3.0, ge=0, description="review scores within this many points of a cut-off")
+        0.5, ge=0, description="review scores within this many points of a cut-off")
     big_mover_tiers: int = Field(2, ge=1, description="review customers who moved this many tiers or more")
     anomaly: Cond | None = Field("annual_amount >= 50万 and complaints_12m >= 3",
                                  description="review customers matching this condition (null: off)")

@@ -1,0 +1,59 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+# Parameters (papermill injects the real values; these defaults work after `make calibrate` in JupyterLab)
+quarter: str = "2026Q3"  # the quarter reported
+calibration: str = "reports/calibration"  # folder with metrics.json and the calibrated scheme
+
+# %%
+from segment.calibration_report import calibration_report
+
+report = calibration_report(quarter, calibration)
+report.title()
+
+# %% [markdown]
+# ## Recommendation
+
+# %%
+report.recommendation()
+
+# %% [markdown]
+# ## Expert and calibrated weights
+
+# %%
+report.weights()
+
+# %% [markdown]
+# ## How well each weighting predicts churn out of time
+
+# %%
+report.performance()
+
+# %% [markdown]
+# ## Calibration: predicted against observed churn
+
+# %%
+report.calibration_plot()
+
+# %% [markdown]
+# ## Churn by tier
+
+# %%
+report.tiers()
+
+# %% [markdown]
+# ## Who was counted
+
+# %%
+report.caveats()

@@ -1,0 +1,184 @@
+"""The calibration report: does the grading predict churn out of time, and what do the data suggest?
+What ``notebooks/calibration.ipynb`` shows, read from the ``metrics.json`` a calibration wrote.
+
+``calibration_dates`` picks, for a reported quarter, the out-of-time design that the data allow:
+the test date is the latest quarter end whose horizon is fully observed; training dates are the
+quarter ends whose horizon ends before the test date (no leakage), at least a year into the data."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import charts
+from .grading_report import Section, html_table, p
+
+
+def calibration_dates(as_of, data_start, horizon_days: int, n_train: int = 3) -> tuple[list[str], str] | None:
+    """(train dates, test date) as ISO strings, or None when the history is too short."""
+    as_of, start = pd.Timestamp(as_of).normalize(), pd.Timestamp(data_start).normalize()
+    h = pd.Timedelta(days=int(horizon_days))
+    q = pd.Period(as_of, freq="Q")
+    while q.end_time.normalize() + h > as_of:
+        q -= 1
+    test = q.end_time.normalize()
+    train = []
+    t = pd.Period(test - h, freq="Q")
+    if t.end_time.normalize() > test - h:
+        t -= 1
+    while len(train) < n_train and t.end_time.normalize() >= start + pd.Timedelta(days=365):
+        train.append(t.end_time.normalize())
+        t -= 1
+    if not train:
+        return None
+    return [str(d.date()) for d in sorted(train)], str(test.date())
+
+
+class CalibrationReport:
+    def __init__(self, metrics: dict | None, quarter: str, reason: str = "", calibrated_path: str = ""):
+        self.m = metrics
+        self.quarter = quarter
+        self.reason = reason
+        self.calibrated_path = calibrated_path
+
+    @classmethod
+    def load(cls, quarter: str, folder: str) -> "CalibrationReport":
+        folder = Path(folder)
+        skipped = folder / "skipped.json"
+        if skipped.is_file():
+            return cls(None, quarter, json.loads(skipped.read_text(encoding="utf-8"))["reason"])
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        return cls(metrics, quarter, calibrated_path=str(folder / f"{metrics['scheme']['id']}.calibrated.yaml"))
+
+    def _missing(self) -> Section | None:
+        if self.m is None:
+            return Section([p(f"No calibration this quarter: {self.reason}")])
+        return None
+
+    def title(self) -> Section:
+        head = f"<h1>Calibration against churn — {html.escape(self.quarter)}</h1>"
+        if self.m is None:
+            return Section([head])
+        m = self.m
+        return Section([head, p(f"Scheme {m['scheme']['id']}: trained on {m['n_train']:,} customer-dates "
+                                f"({', '.join(m['train_as_of'])}), tested out of time on {m['n_test']:,} customers "
+                                f"at {m['test_as_of']}; {m['churn_definition']['text']}; horizon "
+                                f"{m['horizon_days']} days. Churn in the test period: {m['churn_rate_test']:.1%}.")])
+
+    def recommendation(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        m = self.m
+        e, c = m["expert"]["test"], m["calibrated"]["test"]
+        gain = c["auc"] - e["auc"]
+        w, ew, ci = m["calibrated"]["weights"], m["expert"]["weights"], m["calibrated"]["weights_ci"]
+        no_evidence = [i for i in w if ci.get(i) and ci[i][1] is not None and ci[i][1] < 0.02 and ew.get(i, 0) > 0]
+        up = sorted((i for i in w if ci.get(i) and ci[i][0] is not None and ci[i][0] > ew.get(i, 0)), key=lambda i: -w[i])
+        lines = []
+        if gain >= 0.01:
+            lines.append(f"The weights fitted to past churn rank customers by churn risk better than the current "
+                         f"expert weights on a later quarter they never saw (AUC {e['auc']:.3f} → {c['auc']:.3f}, "
+                         f"KS {e['ks']:.3f} → {c['ks']:.3f}). Consider adopting them after review.")
+        elif gain > -0.01:
+            lines.append(f"The fitted weights predict churn about as well as the expert weights (AUC {e['auc']:.3f} vs "
+                         f"{c['auc']:.3f}): the data do not argue for changing the weights.")
+        else:
+            lines.append(f"The fitted weights predict churn worse out of time than the expert weights (AUC "
+                         f"{e['auc']:.3f} → {c['auc']:.3f}): keep the expert weights.")
+        if no_evidence:
+            lines.append("No evidence that these indicators predict churn (their weight's 95% interval stays near "
+                         f"zero): {', '.join(no_evidence)}. Their expert weight could go to indicators that do.")
+        if up:
+            lines.append(f"The data give more weight than the experts to: {', '.join(up)} (the whole interval lies "
+                         "above the expert weight).")
+        if not m["tiers"]["monotone"]:
+            viol = "; ".join(f"{v['better']} {v['churn_better']:.1%} vs {v['worse']} {v['churn_worse']:.1%}"
+                             for v in m["tiers"].get("violations", []))
+            within = m["tiers"].get("monotone_within_ci")
+            lines.append("Churn does not rise steadily from the best calibrated tier to the worst"
+                         + (f" ({viol})" if viol else "")
+                         + ("; the difference lies within the intervals (small tiers)." if within else
+                            ": the cut-offs deserve a look."))
+        else:
+            lines.append("Churn rises steadily from the best calibrated tier to the worst.")
+        lines.append(f"The analysts' scheme is unchanged; the proposal is {Path(self.calibrated_path).name} "
+                     "(same format, with its provenance).")
+        return Section(["<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"])
+
+    def weights(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        m = self.m
+        w, ci, ew = m["calibrated"]["weights"], m["calibrated"]["weights_ci"], m["expert"]["weights"]
+        df = pd.DataFrame({"indicator": list(w), "expert weight": [ew.get(i) for i in w],
+                           "calibrated weight": [w[i] for i in w],
+                           "95% interval": [f"{ci[i][0]:.3f} – {ci[i][1]:.3f}" if ci.get(i) and ci[i][0] is not None
+                                            else "" for i in w]})
+        dims = pd.DataFrame({"dimension": list(m["calibrated"]["dimension_weights"]),
+                             "expert weight": [m["expert"]["dimension_weights"].get(d) for d in m["calibrated"]["dimension_weights"]],
+                             "calibrated weight": list(m["calibrated"]["dimension_weights"].values())})
+        chart = charts.grouped_bars(list(w), {"expert": [ew.get(i, 0) for i in w], "calibrated": [w[i] for i in w]},
+                                    alt="Expert and calibrated weight per indicator: "
+                                        + ", ".join(f"{i} {ew.get(i, 0):.2f} → {w[i]:.2f}" for i in w), percent=False)
+        return Section([html_table(df, {"expert weight": ".3f", "calibrated weight": ".3f"}),
+                        html_table(dims, {"expert weight": ".3f", "calibrated weight": ".3f"}), chart], [df, dims])
+
+    def performance(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        m = self.m
+        rows = [{"weights": who, "panel": part, **{k: m[who][part].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")}}
+                for who in ("expert", "calibrated") for part in ("train", "test")]
+        df = pd.DataFrame(rows)
+        return Section([p("Out of time = the test date, after every training horizon has ended. AUC 0.5 is a coin "
+                          "toss, 1 a perfect ranking; KS the largest gap between churners' and stayers' score "
+                          "distributions; Brier and log loss measure the predicted probabilities (lower is better)."),
+                        html_table(df, {k: ".3f" for k in ("auc", "gini", "ks", "log_loss")} | {"brier": ".4f"})], [df])
+
+    def calibration_plot(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        t = pd.DataFrame(self.m["calibrated"]["calibration_table"])
+        chart = charts.calibration_curve(t["predicted"], t["observed"],
+                                         alt="Predicted vs observed churn by decile of predicted risk on the test date")
+        lift = pd.DataFrame(self.m["calibrated"]["lift"])
+        return Section([chart, html_table(t, {"predicted": ".1%", "observed": ".1%", "ci_low": ".1%", "ci_high": ".1%"}),
+                        p("Lift: churn in each tenth of customers, riskiest first, against the average."),
+                        html_table(lift, {"churn_rate": ".1%", "lift": ".2f", "captured": ".1%", "cumulative_lift": ".2f"})],
+                       [t, lift])
+
+    def tiers(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        m = self.m
+        c = pd.DataFrame(m["tiers"]["calibrated"])
+        e = pd.DataFrame(m["tiers"]["expert"])
+        cut = pd.DataFrame({"tier": list(m["calibrated"]["cutoffs"]),
+                            "expert cut-off": [m["expert"]["cutoffs"].get(t) for t in m["calibrated"]["cutoffs"]],
+                            "calibrated cut-off": list(m["calibrated"]["cutoffs"].values())})
+        chart = charts.rates_with_intervals(list(c["tier"]), c["churn_rate"], c["ci_low"], c["ci_high"],
+                                            alt="Test-date churn by calibrated tier with 95% intervals: "
+                                                + ", ".join(f"{r.tier} {r.churn_rate:.1%}" for r in c.itertuples()
+                                                            if r.n))
+        keep = ["tier", "label", "n", "churned", "churn_rate", "ci_low", "ci_high"]
+        fmt = {"churn_rate": ".1%", "ci_low": ".1%", "ci_high": ".1%"}
+        return Section([p("Calibrated tiers on the test date (95% Wilson intervals):"),
+                        html_table(c[[k for k in keep if k in c]], fmt), chart,
+                        p("Expert tiers on the same customers:"), html_table(e[[k for k in keep if k in e]], fmt),
+                        p("Cut-offs:"), html_table(cut)], [c, e, cut])
+
+    def caveats(self) -> Section:
+        if (miss := self._missing()) is not None:
+            return miss
+        pop = pd.DataFrame(self.m["population"])
+        warn = self.m.get("warnings") or []
+        return Section([p("Who was labelled at each date (customers not at risk are left out, never counted as "
+                          "retained; censored customers, whose horizon runs past the data, are left out too):"),
+                        html_table(pop, {"churn_rate": ".1%"})]
+                       + ([f"<ul>{''.join(f'<li>{html.escape(w)}</li>' for w in warn)}</ul>"] if warn else []), [pop])
+
+
+def calibration_report(quarter: str, folder: str) -> CalibrationReport:
+    return CalibrationReport.load(quarter, folder)
