@@ -208,3 +208,15 @@ def test_calibration_dates():
     assert calibration_dates("2026-09-30", "2023-01-01", 180) == (["2025-03-31", "2025-06-30", "2025-09-30"],
                                                                     "2026-03-31")
     assert calibration_dates("2024-06-30", "2023-01-01", 180) is None  # no full year before a leak-free train date
+
+
+def test_a_second_build_of_the_same_quarter_is_refused_while_one_runs(demo, tmp_path):
+    import fcntl
+
+    out = tmp_path / "reports"
+    out.mkdir()
+    with open(out / ".lock-2026Q3", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(reports.SegmentError, match="being built by another run"):
+            reports.build_reports(quarter="2026Q3", data=demo, reports_dir=out)
+    assert not (out / "2026Q3").exists()

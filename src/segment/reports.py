@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,9 +82,10 @@ def _inputs_fingerprint(data: Path, scheme_path: Path, loaded) -> dict:
         if src.path:
             p = (data.parent / src.path).resolve()
             files[str(p)] = _fingerprint_file(p)
-    for nb in NOTEBOOKS:
-        p = PROJECT_ROOT / "notebooks" / f"{nb}.ipynb"
-        files[str(p)] = _fingerprint_file(p)
+    for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] + \
+            [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"]:
+        if p.is_file():
+            files[str(p)] = _fingerprint_file(p)
     return files
 
 
@@ -173,6 +175,26 @@ def _execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
                         progress_bar=False, log_output=False, request_save_on_cell_execute=False)
 
 
+@contextmanager
+def _quarter_lock(reports_dir: Path, quarter: str):
+    """One build per quarter at a time: a second `make report` for the same quarter is refused
+    (different quarters build side by side, so `make -j` is safe)."""
+    import fcntl
+
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f".lock-{quarter}"
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SegmentError(f"error: the {quarter} reports are being built by another run (lock {path}); "
+                               "wait for it to finish, then run again") from None
+        yield
+    finally:
+        handle.close()
+
+
 def build_reports(*, quarter: str | None = None, data: str | Path | None = None, scheme: str = "s1_four_tier",
                   reports_dir: str | Path = "reports", force: bool = False) -> BuildResult:
     from .grading_report import prepare_grading_report
@@ -195,86 +217,87 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     as_of = quarter_end(quarter)
     scheme_path = resolve(scheme)
 
-    out_dir = reports_dir / quarter
-    fingerprints = _inputs_fingerprint(data, scheme_path, loaded)
-    audit = reports_dir / "audit_log.csv"
-    if audit.is_file():
-        fingerprints[str(audit.resolve())] = _fingerprint_file(audit)
-    manifest_path = out_dir / "manifest.json"
-    if not force and manifest_path.is_file():
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = {}
-        if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
-                (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
-            return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
-
-    staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    timings: dict[str, float] = {}
-    try:
-        t1 = time.perf_counter()
-        report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
-        report.save(staging / "bundle")
-        timings["prepare"] = round(time.perf_counter() - t1, 2)
-        manifest = {
-            "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
-            "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
-            "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
-            "customers": int(len(report.grading)),
-        }
-        t1 = time.perf_counter()
-        calib_dir = staging / "calibration"
-        manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
-        timings["calibrate"] = round(time.perf_counter() - t1, 2)
-        generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-        # the review notebook reads the grading and, for its sample's seed, the manifest beside it
-        write_frame(report.grading, staging / "grading.parquet")
-        write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        bundle = (staging / "bundle").resolve()
-        common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
-        params = {
-            "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
-            "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
-                       "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
-            "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
-        }
-        for nb in NOTEBOOKS:
-            t1 = time.perf_counter()
-            executed = staging / f"{nb}.ipynb"
+    with _quarter_lock(reports_dir, quarter):
+        out_dir = reports_dir / quarter
+        fingerprints = _inputs_fingerprint(data, scheme_path, loaded)
+        audit = reports_dir / "audit_log.csv"
+        if audit.is_file():
+            fingerprints[str(audit.resolve())] = _fingerprint_file(audit)
+        manifest_path = out_dir / "manifest.json"
+        if not force and manifest_path.is_file():
             try:
-                _execute(PROJECT_ROOT / "notebooks" / f"{nb}.ipynb", executed, params[nb], PROJECT_ROOT)
-            except Exception as e:  # papermill's PapermillExecutionError and kernel failures
-                failed_dir = out_dir / "failed"
-                failed_dir.mkdir(parents=True, exist_ok=True)
-                kept = failed_dir / f"{nb}.ipynb"
-                if executed.exists():
-                    os.replace(executed, kept)
-                raise ReportError(f"error: the {nb} notebook failed: {type(e).__name__}: "
-                                  f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
-                                  f"  the executed notebook with the traceback is {kept}; "
-                                  f"the previous reports in {out_dir} are untouched") from None
-            (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
-            timings[nb] = round(time.perf_counter() - t1, 2)
-        manifest["timings_seconds"] = timings
-        out_dir.mkdir(parents=True, exist_ok=True)
-        files = []
-        names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
-        names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
-        (out_dir / "calibration").mkdir(exist_ok=True)
-        for name in names:
-            os.replace(staging / name, out_dir / name)
-            files.append(out_dir / name)
-        write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        files.append(manifest_path)
-        shutil.rmtree(out_dir / "failed", ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_index(reports_dir)
-    return BuildResult(quarter, out_dir, files, time.perf_counter() - t0)
+                old = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                old = {}
+            if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
+                    (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
+                return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
+
+        staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        timings: dict[str, float] = {}
+        try:
+            t1 = time.perf_counter()
+            report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
+            report.save(staging / "bundle")
+            timings["prepare"] = round(time.perf_counter() - t1, 2)
+            manifest = {
+                "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
+                "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
+                "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
+                "customers": int(len(report.grading)),
+            }
+            t1 = time.perf_counter()
+            calib_dir = staging / "calibration"
+            manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
+            timings["calibrate"] = round(time.perf_counter() - t1, 2)
+            generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+            # the review notebook reads the grading and, for its sample's seed, the manifest beside it
+            write_frame(report.grading, staging / "grading.parquet")
+            write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            bundle = (staging / "bundle").resolve()
+            common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
+            params = {
+                "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
+                "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
+                           "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
+                "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
+            }
+            for nb in NOTEBOOKS:
+                t1 = time.perf_counter()
+                executed = staging / f"{nb}.ipynb"
+                try:
+                    _execute(PROJECT_ROOT / "notebooks" / f"{nb}.ipynb", executed, params[nb], PROJECT_ROOT)
+                except Exception as e:  # papermill's PapermillExecutionError and kernel failures
+                    failed_dir = out_dir / "failed"
+                    failed_dir.mkdir(parents=True, exist_ok=True)
+                    kept = failed_dir / f"{nb}.ipynb"
+                    if executed.exists():
+                        os.replace(executed, kept)
+                    raise ReportError(f"error: the {nb} notebook failed: {type(e).__name__}: "
+                                      f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
+                                      f"  the executed notebook with the traceback is {kept}; "
+                                      f"the previous reports in {out_dir} are untouched") from None
+                (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
+                timings[nb] = round(time.perf_counter() - t1, 2)
+            manifest["timings_seconds"] = timings
+            out_dir.mkdir(parents=True, exist_ok=True)
+            files = []
+            names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
+            names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
+            (out_dir / "calibration").mkdir(exist_ok=True)
+            for name in names:
+                os.replace(staging / name, out_dir / name)
+                files.append(out_dir / name)
+            write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            files.append(manifest_path)
+            shutil.rmtree(out_dir / "failed", ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        write_index(reports_dir)
+        return BuildResult(quarter, out_dir, files, time.perf_counter() - t0)
 
 
 def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:
