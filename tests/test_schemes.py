@@ -3,7 +3,6 @@ plus the properties every scheme must have. S1 is in test_grading.py."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy.special import expit
 from scipy.stats import rankdata
 
-from .atomic import write_text
+from .atomic import sha256_file, write_text
 from .churn import ChurnDefinition, Panel, _day, build_panel, linear_score
 from .errors import ConfigError, SegmentError
 from .grading import PTS
@@ -1210,12 +1210,6 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
 # ================================================================================================
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_fingerprint(config_path: str | Path) -> dict:
@@ -1226,14 +1220,14 @@ def data_fingerprint(config_path: str | Path) -> dict:
     path = Path(config_path)
     config = read_data_config(path)
     h = hashlib.sha256()
-    conf_hash = _sha256_file(path)
+    conf_hash = sha256_file(path)
     h.update(b"config\0" + conf_hash.encode())
     files = {}
     for name in sorted(config.tables):
         src = config.tables[name]
         if src.path is not None:
             f = (path.parent / src.path).resolve()
-            digest = _sha256_file(f)
+            digest = sha256_file(f)
             files[name] = {"path": src.path, "sha256": digest}
         else:
             digest = hashlib.sha256((src.sql.url + "\0" + src.sql.query).encode()).hexdigest()
@@ -1276,7 +1270,7 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
     end = _data_end(loaded)
     fp = data_fingerprint(data)
     prov = {"input_scheme": scheme_obj.id, "input_scheme_path": str(scheme_path),
-            "input_scheme_sha256": _sha256_file(scheme_path),
+            "input_scheme_sha256": sha256_file(scheme_path),
             "data": {"config": str(data), "fingerprint": "sha256:" + fp["sha256"], "data_end": str(end.date()),
                      "tables": fp["tables"]},
             "params": str(params_path) if from_file else "given in code"}

@@ -12,11 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import charts, history
-from .atomic import write_frame, write_text
+from .atomic import sha256_file, write_frame, write_text
 from .contract import TABLES
 from .schemes import Scheme, load_scheme
 
@@ -277,7 +276,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
                            calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
     """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
     from .churn import at_risk, churn_labels
-    from .pipeline import grade_snapshot, quarter_end, quarter_of
+    from .pipeline import grade_snapshot, quarter_end
 
     scheme = load_scheme(scheme_path)
     as_of = quarter_end(quarter)
@@ -319,12 +318,11 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     if log.is_file():
         from .review import reviewer_changes
 
-        since = quarter_end(prev_q) - pd.offsets.QuarterBegin(startingMonth=1)
+        # decisions applied to the previous quarter's grading (its file or its approved version)
+        shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
         ch = reviewer_changes(log)
-        if len(ch) and "quarter" in ch:
-            ch = ch[ch["quarter"].astype(str) == prev_q]
-        changes = ch if len(ch) else None
-        del since
+        ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
+        changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None
 
     return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
                          grading=_with_context(grading.frame, snap, scheme), previous=previous, previous_quarter=prev_q,
@@ -348,14 +346,6 @@ def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None
     return frame.join(extra, on=keys)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _churn_settings(path):

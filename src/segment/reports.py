@@ -10,7 +10,6 @@ renders itself as HTML, so a notebook cell is one call.
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -19,13 +18,13 @@ import shutil
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import __version__
-from .atomic import write_frame, write_text
+from .atomic import sha256_file, write_frame, write_text
 from .errors import SegmentError
 
 NOTEBOOKS = ("grading", "review", "calibration")
@@ -68,24 +67,18 @@ class BuildResult:
         return f"wrote the {self.quarter} reports in {self.seconds:.1f} s:\n{listed}"
 
 
-def _fingerprint_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _inputs_fingerprint(data: Path, scheme_path: Path, loaded) -> dict:
-    files = {str(data): _fingerprint_file(data), str(scheme_path): _fingerprint_file(scheme_path)}
+    files = {str(data): sha256_file(data), str(scheme_path): sha256_file(scheme_path)}
     for name, src in loaded.config.tables.items():
         if src.path:
             p = (data.parent / src.path).resolve()
-            files[str(p)] = _fingerprint_file(p)
+            files[str(p)] = sha256_file(p)
     for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] + \
             [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"]:
         if p.is_file():
-            files[str(p)] = _fingerprint_file(p)
+            files[str(p)] = sha256_file(p)
     return files
 
 
@@ -222,7 +215,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         fingerprints = _inputs_fingerprint(data, scheme_path, loaded)
         audit = reports_dir / "audit_log.csv"
         if audit.is_file():
-            fingerprints[str(audit.resolve())] = _fingerprint_file(audit)
+            fingerprints[str(audit.resolve())] = sha256_file(audit)
         manifest_path = out_dir / "manifest.json"
         if not force and manifest_path.is_file():
             try:

@@ -18,7 +18,6 @@ Grouped schemes (S8: one row per customer and product line) are keyed by custome
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import io
 import json
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from .atomic import atomic_path
+from .atomic import sha256_file, atomic_path
 from .conditions import ConditionError, parse
 from .errors import ConfigError, SegmentError
 from .io import pydantic_error, read_yaml
@@ -615,12 +614,6 @@ def _examples(values, k: int = 3) -> str:
     return ", ".join(repr(v) for v in uniq[:k]) + (" …" if len(uniq) > k else "")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _audit_header_bytes() -> bytes:
@@ -780,7 +773,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
 
     # the audit lines, in sheet order
     stamp = _timestamp(when)
-    sha = _sha256(grading_path)
+    sha = sha256_file(grading_path)
     group = df["group"].to_numpy(dtype=object) if "group" in keys else np.full(len(df), "", dtype=object)
     lines = []
     for i in np.flatnonzero(decided):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import pandas as pd
 
 from .grading_report import Section, html_table, p
 from .review import ReviewSelection, load_review_params, select_from_files
