@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser bench lab docs realdata clean
+.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark bench bench-quick lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,13 +50,18 @@ review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the late
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
 	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME)
 
-test: $(STAMP)  ## the test suite (without the slow and browser markers)
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+test: $(STAMP)  ## the test suite (without the slow, browser and spark markers)
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not spark"
 
 test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debian's chromium + CJK fonts if missing)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \
 	  || echo "warning: could not install chromium; the browser tests will be skipped"
 	$(BIN)/python -m pytest -q -m browser
+
+test-spark: $(STAMP)  ## Spark (local[2]) gives the same snapshots as DuckDB (installs the spark extra; needs Java 17)
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@java -version >/dev/null 2>&1 || echo "warning: no working java on PATH: the Spark tests are skipped (Spark needs Java 17)"
+	$(BIN)/python -m pytest -q -m spark
 
 test-slow: $(STAMP)  ## only the slow checks (big data)
 	$(BIN)/python -m pytest -q -m slow
@@ -64,10 +69,11 @@ test-slow: $(STAMP)  ## only the slow checks (big data)
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmarks (not tests): grading 1M customers; calibration on a ~1M-row panel → bench/results/
-	@mkdir -p bench/results
-	$(BIN)/python bench/bench_grading.py --customers 1000000 --repeat 3 --json bench/results/grading.json
-	$(BIN)/python bench/bench_calibration.py --json bench/results/calibration.json
+bench: $(STAMP)  ## benchmarks (not tests), ~8 min: demo, features 1M/10M/50M vs raw DuckDB, grading, calibration, reports → bench/results/
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)  ## the benchmarks at small sizes (~1 min) → bench/results/quick/
+	$(BIN)/python bench/run.py --quick
 
 realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
 	$(BIN)/segment validate --data params/data/online_retail.yaml

@@ -220,3 +220,54 @@ def test_a_second_build_of_the_same_quarter_is_refused_while_one_runs(demo, tmp_
         with pytest.raises(reports.SegmentError, match="being built by another run"):
             reports.build_reports(quarter="2026Q3", data=demo, reports_dir=out)
     assert not (out / "2026Q3").exists()
+
+
+def _files(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_report_leaves_the_previous_reports(built, demo, tmp_path, monkeypatch, capsys, sig):
+    """Issue 7: Ctrl-C or a SIGTERM while a notebook runs — previous reports and index byte-identical,
+    no staging folder left, the quarter's lock free again."""
+    import os
+    import signal
+
+    from segment.cli import main
+    from segment.review import AUDIT_HEADER
+
+    out, _ = built
+    copy = tmp_path / "reports"
+    shutil.copytree(out, copy)
+    # the audit log is an input of the report: a new one makes the quarter stale, so the run rebuilds
+    (copy / "audit_log.csv").write_text(",".join(AUDIT_HEADER) + "\n", encoding="utf-8")
+    before = _files(copy)
+    execute = reports._execute
+
+    def interrupted(nb_in, nb_out, params, cwd):
+        if nb_in.stem == "review":   # the grading notebook has run; the signal comes before the second
+            os.kill(os.getpid(), getattr(signal, sig))
+        return execute(nb_in, nb_out, params, cwd)
+
+    monkeypatch.setattr(reports, "_execute", interrupted)
+    assert main(["report", "--data", str(demo), "--reports-dir", str(copy)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert _files(copy) == before and not list(copy.glob(".staging-*"))
+    with reports._quarter_lock(copy, "2026Q3"):
+        pass
+
+
+def test_a_rebuild_differs_only_in_the_generation_time(built, demo, tmp_path):
+    """Issue 7: same inputs → byte-identical grading and calibration; HTML equal but for the footer's time."""
+    out, first = built
+    again = reports.build_reports(data=demo, reports_dir=tmp_path / "reports")
+    a, b = _files(first.out_dir), _files(again.out_dir)
+    stamp = re.compile(rb"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    for nb in reports.NOTEBOOKS:
+        assert stamp.sub(b"Generated T", a[f"{nb}.html"]) == stamp.sub(b"Generated T", b[f"{nb}.html"]), nb
+    for name in a:
+        if name.startswith("calibration/") or name == "grading.parquet":
+            assert a[name] == b[name], name
+    ma, mb = (json.loads(x["manifest.json"]) for x in (a, b))
+    ma.pop("timings_seconds"), mb.pop("timings_seconds")
+    assert ma == mb

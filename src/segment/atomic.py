@@ -62,3 +62,33 @@ def write_frame(df: pd.DataFrame, target: str | Path) -> Path:
         else:
             df.to_parquet(tmp, index=False)
     return target
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block — the commit of several renames that belong together
+    (a report's files, a calibrated scheme and its metrics): a signal arriving meanwhile is acted on
+    when the block ends, so an interrupt leaves either every old output or every new one, never a mix.
+
+    (Python-level handlers are swapped, not the thread's signal mask: in a process with BLAS or DuckDB
+    threads the OS may deliver the signal to another thread, and Python still runs its handler.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            handler = previous[held[0]]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(held[0])

@@ -42,11 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy.special import expit
 from scipy.stats import rankdata
 
-from .atomic import sha256_file, write_text
+from .atomic import sha256_file, signals_deferred, write_text
 from .churn import ChurnDefinition, Panel, _day, build_panel, linear_score
 from .errors import ConfigError, SegmentError
 from .grading import PTS
 from .io import Tables, pydantic_error, read_yaml
+from .progress import progress
 from .schemes import Scheme
 
 PARAMS_PATH = Path("params") / "calibration.yaml"
@@ -516,6 +517,9 @@ class WeightCalibrator:
                                "needs both churned and retained customers (choose other dates or a longer horizon)")
         groups = np.arange(len(y)) if groups is None else np.asarray(pd.Series(groups).astype("string").to_numpy(dtype=object))
         gcodes, guniq = pd.factorize(pd.Series(groups, dtype="object"))
+        if len(guniq) < 2:  # one cluster: statsmodels divides by zero in the cluster-robust covariance
+            raise SegmentError(f"error: the training panel holds {len(guniq)} customer; weights cannot be fitted on "
+                               "one customer — calibrate on data with many customers (churned and retained)")
         self.n_rows_, self.n_customers_, self.churned_ = len(y), len(guniq), churned
 
         varies = Xa.std(axis=0) > 0
@@ -612,7 +616,7 @@ class WeightCalibrator:
         npat = len(self._prob.n)
         rows = np.empty((B, len(inds)))
         degenerate = 0
-        for b in range(B):
+        for b in progress(range(B), desc="bootstrap", unit="rep"):
             counts = np.bincount(rng.integers(0, ncust, ncust), minlength=ncust).astype("float64")
             w = counts[self._gcodes]
             prob = _LogitProblem(self._prob.Z, np.bincount(self._inv, weights=w, minlength=npat),
@@ -1274,14 +1278,21 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
             "data": {"config": str(data), "fingerprint": "sha256:" + fp["sha256"], "data_end": str(end.date()),
                      "tables": fp["tables"]},
             "params": str(params_path) if from_file else "given in code"}
-    result = calibrate(loaded.tables, scheme_obj, train_as_of, test_as_of, h, params, end, scheme_raw=raw,
-                       provenance=prov)
+    try:
+        result = calibrate(loaded.tables, scheme_obj, train_as_of, test_as_of, h, params, end, scheme_raw=raw,
+                           provenance=prov)
+    except SegmentError as e:  # name the inputs: "the training panel has 0 churned" alone does not say of what
+        msg = str(e).removeprefix("error: ")
+        raise SegmentError(f"error: {data} with {scheme_path.name}: {msg}") from None
     result.metrics["data"] = _plain(prov["data"])
     result.metrics["scheme"]["path"] = str(scheme_path)
     header = (f"# {scheme_obj.id} calibrated against churn by `segment calibrate` — a proposal, not the analysts' scheme.\n"
               f"# Trained on {', '.join(result.metrics['train_as_of'])}, tested on {result.metrics['test_as_of']}, "
               f"horizon {h} days. See metrics.json beside this file and docs/calibration.md.\n")
-    write_text(target, scheme_yaml(result.scheme, header))
-    write_text(metrics_path, json.dumps(result.metrics, indent=2, ensure_ascii=False, default=str) + "\n")
+    scheme_text = scheme_yaml(result.scheme, header)
+    metrics_text = json.dumps(result.metrics, indent=2, ensure_ascii=False, default=str) + "\n"
+    with signals_deferred():  # the proposed scheme and its metrics are replaced together or not at all
+        write_text(target, scheme_text)
+        write_text(metrics_path, metrics_text)
     result.paths = {"scheme": target, "metrics": metrics_path}
     return result

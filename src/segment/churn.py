@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .errors import SegmentError
 from .grading import DIM, PTS, grade
 from .io import Tables
+from .progress import progress
 from .schemes import Scheme
 
 DAYS_PER_YEAR = 365.25  # as segment.features (tenure_years = days / 365.25)
@@ -259,7 +260,7 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
     end = _day(data_end, "data end")
     inds = list(scheme.weights())
     parts, counts = [], []
-    for day in dates:
+    for day in progress(dates, desc="panel snapshots", unit="date"):
         snap = snapshot(tables, day)
         lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
         current = snap[~lost].reset_index(drop=True)

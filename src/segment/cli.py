@@ -86,14 +86,19 @@ def run(args: argparse.Namespace) -> int:
             print(format_report(loaded.report))
         return 0
     if args.command == "grade":
-        from .pipeline import grade_data
+        import pandas as pd
+
         from .atomic import write_frame
+        from .pipeline import grade_data
 
         out = args.out
         if out.suffix.lower() not in (".parquet", ".csv"):
             raise SegmentError(f"error: --out {out}: must end in .parquet or .csv")
         graded = grade_data(args.data, args.scheme, args.as_of, designations=args.designations)
         write_frame(graded.frame, out)
+        report = graded.loaded.report if graded.loaded is not None else pd.DataFrame()  # None: engine spark
+        if not report.empty:  # warnings (errors stopped the run): future-dated rows, returns, declared drops
+            print(f"warning: {args.data}: {len(report)} data warning(s), graded anyway:\n{format_report(report)}")
         what = "customers" if "group" not in graded.frame else "customer × group rows"
         print(f"graded {len(graded.frame):,} {what} at {graded.as_of.date()} with {graded.scheme.id}: {out}")
         notes = []
@@ -186,8 +191,18 @@ def _review(args) -> int:
     return 0
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporary files and staging folders are removed
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return run(args)
     except SegmentError as e:
@@ -199,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was replaced", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -80,11 +80,20 @@ class TableSource(BaseModel):
         return self
 
 
+class SparkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    master: str = Field("local[*]", description="Spark master URL: local[*], spark://host:7077, yarn, k8s://…")
+    conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings (spark.executor.memory …)")
+
+
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = ""
     as_of: date | None = Field(None, description="the data's end: default as-of date for commands")
     tables: dict[Literal["customers", "transactions", "interactions", "opportunities"], TableSource]
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
+                                               "(segment.engines): DuckDB on this machine, or Spark")
+    spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":
@@ -135,6 +144,31 @@ def read_yaml(path: str | Path) -> Any:
         else:
             fix = "fix the YAML syntax at that line"
         raise ConfigError(path, None, f"invalid YAML at {where}{problem}", fix) from None
+    except (ValueError, OverflowError) as e:  # the timestamp constructor: `as_of: 2026-02-30`
+        where = ""
+        try:
+            for node in _scalar_nodes(yaml.compose(text, Loader=yaml.SafeLoader)):
+                if node.tag == "tag:yaml.org,2002:timestamp":
+                    try:
+                        yaml.SafeLoader("").construct_yaml_timestamp(node)
+                    except (ValueError, OverflowError):
+                        where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}: {node.value!r}: "
+                        break
+        except yaml.YAMLError:
+            pass
+        raise ConfigError(path, None, f"invalid value at {where}{e}", "write a date that exists, as YYYY-MM-DD") from None
+
+
+def _scalar_nodes(node):
+    if isinstance(node, yaml.ScalarNode):
+        yield node
+    elif isinstance(node, yaml.SequenceNode):
+        for n in node.value:
+            yield from _scalar_nodes(n)
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            yield from _scalar_nodes(k)
+            yield from _scalar_nodes(v)
 
 
 def pydantic_error(path: str | Path, err: ValidationError) -> ConfigError:
@@ -153,8 +187,14 @@ def pydantic_error(path: str | Path, err: ValidationError) -> ConfigError:
     elif first["type"] == "literal_error":
         fix = msg.replace("Input should be", "write one of")
         msg = f"invalid value {first.get('input')!r}"
+    elif first["type"] == "missing":
+        fix = "add it (the README's data config and scheme tables list every key)"
+    elif first["type"] != "value_error":   # greater_than, float_parsing …: pydantic says what is wrong, not what to do
+        fix = "correct the value at that key (the README describes every key)"
     else:
         fix = None
+    if key:
+        key = key.replace(".[key]", "")   # a bad mapping key: `tables.orders`, not `tables.orders.[key]`
     more = len(err.errors()) - 1
     if more:
         msg += f" (and {more} more problem(s) in this file)"
@@ -231,7 +271,15 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_excel(path, sheet_name=src.sheet, header=src.header_row - 1, dtype=object)
+            with pd.ExcelFile(path) as book:
+                names = [str(n) for n in book.sheet_names]
+                if (src.sheet not in names) if isinstance(src.sheet, str) else not 0 <= src.sheet < len(names):
+                    raise ConfigError(config_path, f"{key}.sheet", f"{path.name} has no sheet {src.sheet!r}; its sheets "
+                                      f"are {', '.join(map(repr, names))}",
+                                      "set `sheet:` to the name of the sheet holding the table (or its 0-based position)")
+                df = pd.read_excel(book, sheet_name=src.sheet, header=src.header_row - 1, dtype=object)
+            shown = names[src.sheet] if isinstance(src.sheet, int) else src.sheet
+            label = f"{path} (sheet {shown!r}" + (f" of {', '.join(map(repr, names))}" if len(names) > 1 else "") + ")"
     except UnicodeDecodeError as e:
         raise ConfigError(config_path, f"{key}.encoding", f"{path.name} is not {src.encoding} text ({e.reason})",
                           "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)") from None
@@ -239,8 +287,10 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
         raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows") from None
     except (ValueError, OSError, pd.errors.ParserError) as e:
         raise SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
-                           f"check `tables.{name}` in {config_path} (format, delimiter, sheet)") from None
-    df.columns = [str(c).strip() if isinstance(c, str) else str(c) for c in df.columns]
+                           f"check `tables.{name}` in {config_path} (format, delimiter, encoding, sheet, "
+                           "header_row)") from None
+    # a BOM the decoder kept (utf-8 declared for a utf-8-sig file read by another engine) must not hide a column
+    df.columns = [str(c).lstrip("\ufeff").strip() if isinstance(c, str) else str(c) for c in df.columns]
     return df, label
 
 
@@ -258,6 +308,10 @@ def _format_of(path: Path) -> str | None:
 # --------------------------------------------------------------------------------------------
 # coercion onto the contract
 # --------------------------------------------------------------------------------------------
+
+#: a currency value beyond this (after amount_unit) is an error, not a number to grade with: 1e12 is a
+#: trillion — more than any one customer line in any currency; it catches unit slips (万 twice, 1e15 typos)
+IMPLAUSIBLE_AMOUNT = 1e12
 
 _TRUE = {"true", "t", "yes", "y", "1", "是", "x"}
 _FALSE = {"false", "f", "no", "n", "0", "否", ""}
@@ -308,12 +362,27 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
             else:
                 text = raw.astype("string").str.strip()
                 val = pd.to_numeric(text, errors="coerce").astype("float64")
+                val = val.mask(np.isinf(val))  # 'inf' / '-Infinity' parse as floats: not a value anyone typed
                 bad = text.notna() & (text != "") & val.isna()
                 if bad.any():
-                    problems.append(Problem("error", table.name, col.name, "not a number",
-                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+                    problems.append(Problem("error", table.name, col.name, "not a number (write plain digits such as "
+                                            "1200.5: no thousands separators, currency signs or units — declare "
+                                            "`amount_unit:` for 万)", _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+            if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+                inf = np.isinf(val)
+                if inf.any():
+                    problems.append(Problem("error", table.name, col.name, "not a finite number; fix the source value",
+                                            _bad_rows(df, inf), int(inf.sum()), val[inf].iloc[0]))
+                    val = val.mask(inf)
             if "currency" in col.unit and amount_unit != 1:
                 val = val * amount_unit
+            if "currency" in col.unit:
+                huge = val.abs() > IMPLAUSIBLE_AMOUNT
+                if huge.any():
+                    problems.append(Problem("error", table.name, col.name, f"implausible amount (beyond ±{IMPLAUSIBLE_AMOUNT:.0e} "
+                                            "after amount_unit); check the unit, the decimal separator or a stray "
+                                            "exponent in the source", _bad_rows(df, huge), int(huge.sum()), val[huge].iloc[0]))
+                    val = val.mask(huge)
             if col.dtype == "int":
                 frac = val.notna() & (val != val.round())
                 if frac.any():
@@ -362,7 +431,8 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
         close = _close_match(s, df.columns)
         problems.append(Problem("error", table.name, mapping[s],
                                 f"mapped source column {s!r} not in {label}"
-                                + (f" (did you mean {close!r}?)" if close else f"; it has: {', '.join(map(str, df.columns[:12]))}"),
+                                + (f" (did you mean {close!r}?)" if close else
+                                   f"; it has: {', '.join(str(c) for c in df.columns[:13] if c != ROW)}"),
                                 [], 0, ""))
     unknown = [c for c in mapping.values() if c not in table.by_name]
     for c in unknown:
@@ -372,10 +442,18 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
     if table.name == "transactions" and "amount" not in df.columns and {"quantity", "unit_price"} <= set(df.columns):
         df = df.assign(amount=None)  # derived after coercion
     missing = [c for c in table.required if c not in df.columns]
+    cols = [str(x) for x in df.columns if x != ROW]
+    hint = ""
+    if len(cols) == 1 and any(d in cols[0] for d in (";", "\t", "|")):
+        d = next(d for d in (";", "\t", "|") if d in cols[0])
+        hint = f" (the header {cols[0][:40]!r} is one column: the file looks {d!r}-separated; set `delimiter: {d!r}`)"
+    elif cols and sum(x.startswith("Unnamed:") for x in cols) >= len(cols) / 2:
+        hint = (" (most header cells are empty: a title or merged cells above the header? set `header_row:` "
+                "to the row number holding the column names)")
     for c in missing:
         close = _close_match(c, [x for x in df.columns if x not in table.by_name])
         problems.append(Problem("error", table.name, c,
-                                f"required column missing from {label}"
+                                f"required column missing from {label}" + hint
                                 + (f"; map it with `columns: {{{close!r}: {c}}}`" if close else
                                    f"; add it or map a source column onto it under tables.{table.name}.columns"),
                                 [], 0, ""))
@@ -416,7 +494,10 @@ def read_table(config_path: Path, name: str, src: TableSource, problems: list[Pr
     raw = raw.reset_index(drop=True)
     raw.insert(0, ROW, range(1, len(raw) + 1))
     if raw.empty:
-        problems.append(Problem("error", name, "", f"no rows in {label}", [], 0, ""))
+        problems.append(Problem("error", name, "", f"no rows in {label}: a header line but no data; export the rows "
+                                "too" + ("" if name == "transactions" else f", or remove the optional `tables.{name}`")
+                                + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label else ""),
+                                [], 0, ""))
         return None
     df = map_columns(raw, table, src, config_path, label, problems)
     if df is None:

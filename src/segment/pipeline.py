@@ -45,7 +45,7 @@ def data_end(loaded: Loaded) -> pd.Timestamp:
 @dataclass
 class Graded:
     grading: Grading
-    loaded: Loaded
+    loaded: Loaded | None  # None with engine: spark (the tables stay where they are)
     snapshot: pd.DataFrame  # every customer known at as_of, lost ones included
     lost_before: int = 0  # customers the CRM marks lost/closed on or before as_of: not graded
 
@@ -110,6 +110,13 @@ def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") ->
         snap = group_snapshots(tables, as_of, scheme.group_by)
     else:
         snap = snapshot(tables, as_of)
+    grading, n_lost = grade_current(snap, scheme, as_of, source)
+    return grading, snap, n_lost
+
+
+def grade_current(snap: pd.DataFrame, scheme: Scheme, as_of, source: str = "the scheme") -> tuple[Grading, int]:
+    """Grade the customers of a snapshot the CRM does not mark lost; returns the grading and how many
+    were left out as lost."""
     lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
     current = snap[~lost].reset_index(drop=True)
     if scheme.group_by:
@@ -123,7 +130,7 @@ def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") ->
     else:
         grading = grade(current, scheme, as_of=as_of, source=source)
     n_lost = int(snap.loc[lost, "customer_id"].nunique()) if lost.any() else 0
-    return grading, snap, n_lost
+    return grading, n_lost
 
 
 def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: str | Path | None = None) -> Graded:
@@ -131,13 +138,31 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
 
     Customers whose CRM status is lost/closed on or before ``as_of`` are not graded (they are counted
     in ``lost_before``); customers who simply stopped buying are graded like everyone else. A
-    designation file, when given, is applied last."""
+    designation file, when given, is applied last. With ``engine: spark`` in the data config the
+    snapshot is computed on Spark straight from the files (docs/scale.md) and only the snapshot comes
+    back; rows are then not validated one by one (``loaded`` is None)."""
+    from .io import read_data_config
+
     scheme_obj = load_scheme(scheme)  # params errors first: they are cheaper to find than data errors
     designated = read_designations(designations) if designations else None
-    loaded = load_data(data, as_of=as_of)
-    when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
     source = str(resolve(scheme))
-    grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
+    config = read_data_config(data)
+    if config.engine == "spark":
+        from .engines import snapshot_from_config
+
+        if scheme_obj.group_by:
+            raise SegmentError(f"error: {source}: `group_by` schemes are graded from loaded tables; set "
+                               f"`engine: duckdb` in {data} for this scheme")
+        if as_of is None and config.as_of is None:
+            raise SegmentError(f"error: {data}: with `engine: spark` give --as-of or `as_of:` in the data config")
+        when = pd.Timestamp(as_of if as_of is not None else config.as_of)
+        snap = snapshot_from_config(data, when)
+        grading, n_lost = grade_current(snap, scheme_obj, when, source)
+        loaded = None
+    else:
+        loaded = load_data(data, as_of=as_of)
+        when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
+        grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
     if designated is not None:
         grading = apply_designations(grading, designated)
     return Graded(grading, loaded, snap, n_lost)

@@ -24,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .atomic import sha256_file, write_frame, write_text
+from .atomic import sha256_file, signals_deferred, write_frame, write_text
 from .errors import SegmentError
+from .progress import progress
 
 NOTEBOOKS = ("grading", "review", "calibration")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -258,7 +259,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                            "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
                 "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
             }
-            for nb in NOTEBOOKS:
+            for nb in progress(NOTEBOOKS, desc="reports", unit="notebook"):
                 t1 = time.perf_counter()
                 executed = staging / f"{nb}.ipynb"
                 try:
@@ -281,11 +282,12 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
             names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
             (out_dir / "calibration").mkdir(exist_ok=True)
-            for name in names:
-                os.replace(staging / name, out_dir / name)
-                files.append(out_dir / name)
-            write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-            files.append(manifest_path)
+            with signals_deferred():  # Ctrl-C / SIGTERM during the renames: all new files, or all old ones
+                for name in names:
+                    os.replace(staging / name, out_dir / name)
+                    files.append(out_dir / name)
+                write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                files.append(manifest_path)
             shutil.rmtree(out_dir / "failed", ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

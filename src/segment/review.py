@@ -569,7 +569,8 @@ def _read_sheet_frame(path: Path) -> pd.DataFrame:
     except SegmentError:
         raise
     except (ValueError, OSError, KeyError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise SegmentError(f"error: {path}: cannot read the review sheet: {str(e).splitlines()[0]}") from None
+        raise SegmentError(f"error: {path}: cannot read the review sheet: {str(e).splitlines()[0]}; fill in the "
+                           "sheet `segment review export` wrote (it must keep its header row)") from None
     except Exception as e:  # openpyxl's BadZipFile / InvalidFileException on a corrupt or renamed file
         raise SegmentError(f"error: {path}: cannot read the review sheet ({type(e).__name__}); save it again as "
                            ".xlsx or .csv") from None

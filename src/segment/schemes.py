@@ -44,9 +44,12 @@ def _num(v):
     """Numbers in params may be written 50万 (= 500000) or 15% (= 0.15)."""
     if isinstance(v, str):
         try:
-            return number(v.strip().replace(",", "").replace("_", ""))
+            v = number(v.strip().replace(",", "").replace("_", ""))
         except ValueError:
             raise ValueError(f"{v!r} is not a number (write 500000, 50万 or 15%)") from None
+    # .nan / .inf (or 'nan' text) would slip past every comparison: NaN points silently lower the top score
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+        raise ValueError(f"{v!r} is not a finite number; write a plain number (500000, 50万 or 15%)")
     return v
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import COMPLETENESS_THRESHOLD, TABLES
-from .errors import DataError
+from .errors import DataError, SegmentError
 from .io import DUP, ROW, DataConfig, Problem, Tables, read_data_config, read_table
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
@@ -151,6 +151,17 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
     return tables
 
 
+def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
+    """An as-of date given by a user, or a clear error (``2026-02-30`` is not a date)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        ts = None
+    if ts is None or pd.isna(ts):
+        raise SegmentError(f"error: {what} {value!r} is not a date; write it as YYYY-MM-DD (for example 2026-09-30)")
+    return ts
+
+
 def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, *, strict: bool = True) -> Loaded:
     """Load and validate every table of the data config at ``path``.
 
@@ -158,19 +169,21 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     otherwise returns the tables (declared drops applied, ``_row`` removed) and the report."""
     path = Path(path)
     config = read_data_config(path)
+    as_of_ts = parse_as_of(as_of, "--as-of") if as_of is not None else None  # before reading any table
     problems: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
     for name, src in config.tables.items():
         df = read_table(path, name, src, problems)
         if df is not None:
             tables[name] = df
-    if as_of is None and config.as_of is not None:
-        as_of = config.as_of
-    as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
+    if as_of_ts is None and config.as_of is not None:
+        as_of_ts = pd.Timestamp(config.as_of)
     if "transactions" in tables:
         tables = check(tables, config, as_of_ts, problems)
     report = report_frame(problems)
     if strict and (report["severity"] == "error").any():
-        raise DataError(report, source=str(path))
+        # name the files too: the report's rows are counted in each table's own source
+        sources = "; ".join(f"{n}: {src.path}" for n, src in config.tables.items() if src.path)
+        raise DataError(report, source=f"{path}" + (f" ({sources})" if sources else ""))
     clean = {n: df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True) for n, df in tables.items()}
     return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)
