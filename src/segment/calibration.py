@@ -44,9 +44,9 @@ from scipy.stats import rankdata
 
 from .atomic import sha256_file, signals_deferred, write_text
 from .churn import ChurnDefinition, Panel, _day, build_panel, linear_score
-from .errors import ConfigError, SegmentError
+from .errors import SegmentError
 from .grading import PTS
-from .io import Tables, pydantic_error, read_yaml
+from .io import Tables, load_params, read_yaml
 from .progress import progress
 from .schemes import Scheme
 
@@ -105,15 +105,8 @@ class CalibrationParams(BaseModel):
 
 def load_calibration_params(path: str | Path = PARAMS_PATH) -> CalibrationParams:
     """Read and validate a calibration params file; errors name the file and the key."""
-    raw = read_yaml(path)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(path, None, "expected a mapping (churn:, fit:, cutoffs:)", "see params/calibration.yaml")
-    try:
-        return CalibrationParams.model_validate(raw)
-    except ValidationError as e:
-        raise pydantic_error(path, e) from None
+    return load_params(path, CalibrationParams, "expected a mapping (churn:, fit:, cutoffs:)",
+                       "see params/calibration.yaml", empty_ok=True)
 
 
 # ================================================================================================

@@ -201,14 +201,23 @@ def pydantic_error(path: str | Path, err: ValidationError) -> ConfigError:
     return ConfigError(path, key, msg, fix)
 
 
-def read_data_config(path: str | Path) -> DataConfig:
+def load_params(path: str | Path, model, problem: str, fix: str, empty_ok: bool = False):
+    """A params file validated by a pydantic ``model``; every error names the file and the key path.
+    ``problem`` / ``fix``: the message when the file is not a mapping (an empty file reads as {} when
+    ``empty_ok``)."""
     raw = read_yaml(path)
+    if raw is None and empty_ok:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(path, None, "expected a mapping with a `tables:` key", "see the README's data config example")
+        raise ConfigError(path, None, problem, fix)
     try:
-        return DataConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         raise pydantic_error(path, e) from None
+
+
+def read_data_config(path: str | Path) -> DataConfig:
+    return load_params(path, DataConfig, "expected a mapping with a `tables:` key", "see the README's data config example")
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,11 +30,11 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .conditions import ConditionError, number, parse
 from .errors import ConfigError
-from .io import pydantic_error, read_yaml
+from .io import load_params
 
 WEIGHT_TOLERANCE = 1e-6
 SCHEMES_DIR = Path("params") / "schemes"
@@ -392,12 +392,5 @@ def resolve(scheme: str | Path, base: Path | None = None) -> Path:
 
 
 def load_scheme(scheme: str | Path) -> Scheme:
-    path = resolve(scheme)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(path, None, "a scheme must be a mapping (id, indicators, dimensions, tiers …)",
-                          "start from params/schemes/s1_four_tier.yaml")
-    try:
-        return Scheme.model_validate(raw)
-    except ValidationError as e:
-        raise pydantic_error(path, e) from None
+    return load_params(resolve(scheme), Scheme, "a scheme must be a mapping (id, indicators, dimensions, tiers …)",
+                       "start from params/schemes/s1_four_tier.yaml")
