@@ -273,3 +273,15 @@ def test_a_rebuild_differs_only_in_the_generation_time(built, demo, tmp_path):
     for m in (ma, mb):
         m.pop("timings_seconds"), m.pop("git_commit")
     assert ma == mb
+
+
+def test_review_html_lists_at_most_the_row_limit(built):
+    from segment.review_report import review_report
+
+    out, _ = built
+    r = review_report("2026Q3", str(out / "2026Q3" / "grading.parquet"), "s1_four_tier")
+    n = len(r.selection.frame)
+    sec = r.customers(limit=10)
+    html_text = sec._repr_html_()
+    assert n > 10 and html_text.count("<tr") == 11  # header + 10 rows
+    assert f"The first 10 of {n:,} customers" in html_text and len(sec.table()) == n

@@ -12,6 +12,7 @@ from pathlib import Path
 from .grading_report import Section, html_table, p
 from .review import ReviewSelection, load_review_params, select_from_files
 
+MAX_ROWS = 2_000  # rows of the customer list in the HTML; keeps a 1M-customer review report readable
 SHOWN = ["customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation", "overrides"]
 
 
@@ -36,10 +37,16 @@ class ReviewReport:
     def summary(self) -> Section:
         return Section([self.selection._repr_html_()], [self.selection.counts()])
 
-    def customers(self) -> Section:
+    def customers(self, limit: int = MAX_ROWS) -> Section:
+        """The selected customers (at most ``limit`` rows in the HTML: the sheet has them all)."""
         f = self.selection.frame
         shown = f[[c for c in SHOWN if c in f]]
-        return Section([html_table(shown, {"score": ".1f"})], [shown])
+        parts = []
+        if len(shown) > limit:
+            parts.append(p(f"The first {limit:,} of {len(shown):,} customers to re-check, best tier first; the "
+                           "review sheet lists them all."))
+        parts.append(html_table(shown.head(limit), {"score": ".1f"}))
+        return Section(parts, [shown])
 
     def how_to(self) -> Section:
         hint = html.escape(self.sheet_hint)
