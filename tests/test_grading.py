@@ -200,3 +200,8 @@ def test_yaml_python_tags_are_refused(tmp_path):
     path = scheme_file(tmp_path, BASE + "    x: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_scheme(path)
+
+
+def test_evaluating_an_unknown_name_is_a_clear_error():
+    with pytest.raises(ConditionError, match="unknown indicator\\(s\\) None, os in 'None >= a or os > 1'"):
+        parse("None >= a or os > 1").evaluate(FRAME)

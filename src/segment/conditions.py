@@ -277,6 +277,10 @@ class Condition:
         return out
 
     def evaluate(self, frame: pd.DataFrame) -> np.ndarray:
+        unknown = sorted(self.names - set(frame.columns))
+        if unknown:
+            raise ConditionError(f"unknown indicator(s) {', '.join(unknown)} in {self.text!r}; "
+                                 "`segment indicators` lists the names a condition can read")
         return np.asarray(_eval(self.tree, frame, len(frame)), dtype=bool)
 
 
