@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,9 @@ class Section:
 PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
 
 
+_NUMBER_CELL = re.compile(r"<td>([-+]?[\d,]*\.?\d+(?:%| 万| 亿)?)</td>")
+
+
 def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
     """A DataFrame as an escaped HTML table, with per-column number formats. Personal data columns
     (contact name, phone, e-mail) are dropped whatever the caller passes: the privacy policy."""
@@ -47,7 +51,8 @@ def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: b
     for col, fmt in (formats or {}).items():
         if col in shown:
             shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
-    return shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
+    out = shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
+    return _NUMBER_CELL.sub(r'<td class="num">\1</td>', out)  # numbers right-aligned, text left
 
 
 def p(text: str) -> str:
