@@ -1234,12 +1234,14 @@ def data_fingerprint(config_path: str | Path) -> dict:
 
 
 def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: int | None, out_dir,
-                    params_path=PARAMS_PATH, *, params: CalibrationParams | None = None) -> CalibrationResult:
+                    params_path=PARAMS_PATH, *, params: CalibrationParams | None = None,
+                    loaded=None) -> CalibrationResult:
     """Calibrate ``scheme`` (a path or an id under params/schemes/) on the data config ``data`` and write
     ``out_dir/metrics.json`` and ``out_dir/<scheme id>.calibrated.yaml``.
 
     ``horizon_days`` None takes the params file's. Every input is checked before anything is written
-    (``SegmentError`` otherwise); the analysts' scheme is never overwritten."""
+    (``SegmentError`` otherwise); the analysts' scheme is never overwritten. ``loaded``: the data config's
+    tables already loaded and validated by the caller (``segment report``), so they are not read twice."""
     from .pipeline import data_end as _data_end
     from .schemes import load_scheme, resolve
     from .validate import load_data
@@ -1263,7 +1265,7 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
         train_as_of = [d for d in train_as_of.split(",") if d.strip()]
     # cheap checks first (data end comes with the data)
     check_dates(train_as_of, test_as_of, h, pd.Timestamp.max.normalize())
-    loaded = load_data(data)
+    loaded = loaded if loaded is not None else load_data(data)
     end = _data_end(loaded)
     fp = data_fingerprint(data)
     prov = {"input_scheme": scheme_obj.id, "input_scheme_path": str(scheme_path),

@@ -312,7 +312,7 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
     else:
         try:
             result = run_calibration(data, scheme_path, dates[0], dates[1], params.horizon_days, folder,
-                                     params=params)
+                                     params=params, loaded=loaded)
             return {"train_as_of": dates[0], "test_as_of": dates[1],
                     "test_auc": {k: result.metrics[k]["test"]["auc"] for k in ("expert", "calibrated")}}
         except SegmentError as e:
