@@ -1000,8 +1000,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     replaced); ``provenance`` is merged into the calibrated scheme's provenance block."""
     params = params or CalibrationParams()
     if data_end is None:
-        data_end = pd.Timestamp(tables.transactions["date"].max()).normalize()
-    start = tables.transactions["date"].min()
+        data_end = tables.date_range()[1].normalize()
+    start = tables.date_range()[0]
     train_dates, test_date, warn = check_dates(train_as_of, test_as_of, horizon_days, data_end,
                                                None if pd.isna(start) else start)
     inds, home, expert = _scheme_structure(scheme)

@@ -89,6 +89,67 @@ def _day(value, what: str = "date") -> pd.Timestamp:
     return ts.normalize().as_unit("ns")
 
 
+def _windows(tables: Tables, customers, lo, cut, hi):
+    """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
+    the CRM marks lost/closed within [cut, hi) (None without those columns) — from pandas frames."""
+    tx = tables.transactions
+    if customers is None:
+        ids = pd.Index(tx["customer_id"].dropna().unique(), dtype="string").sort_values()
+    else:
+        ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
+    dates = tx["date"]
+    win = tx.loc[(dates >= lo) & (dates < hi), ["customer_id", "date", "amount"]]
+    win = win[win["customer_id"].isin(ids)]
+    after = win["date"] >= cut
+    amount_before = win.loc[~after].groupby("customer_id", observed=True)["amount"].sum()
+    amount_after = win.loc[after].groupby("customer_id", observed=True)["amount"].sum()
+    bought = pd.Index(win.loc[after & (win["amount"] > 0), "customer_id"].unique())
+    before = amount_before.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
+    aft = amount_after.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
+    lost_ids = None
+    cu = tables.customers
+    if cu is not None and {"status", "status_date"} <= set(cu.columns):
+        st = cu["status"].astype("string").str.lower().isin(["lost", "closed"]).fillna(False).to_numpy(dtype=bool)
+        sd = cu["status_date"]
+        inside = st & (sd >= cut).fillna(False).to_numpy(dtype=bool) & (sd < hi).fillna(False).to_numpy(dtype=bool)
+        lost_ids = pd.Index(cu.loc[inside, "customer_id"].dropna().unique())
+    return ids, before, aft, bought, lost_ids
+
+
+def _windows_duckdb(tables, customers, lo, cut, hi):
+    """:func:`_windows` in SQL over tables kept in DuckDB (segment.store): only per-customer sums return."""
+    def ts(t) -> str:
+        return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
+
+    cur = tables.cursor()
+    try:
+        if customers is None:
+            ids = pd.Index(cur.execute("SELECT DISTINCT customer_id FROM tx WHERE customer_id IS NOT NULL")
+                           .df()["customer_id"], dtype="string").sort_values()
+        else:
+            ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
+        cur.register("wanted_ids", pd.DataFrame({"customer_id": pd.Series(ids.unique(), dtype="string")}))
+        sums = cur.execute(
+            f"SELECT customer_id, round(fsum(amount) FILTER (WHERE date < {ts(cut)}), 6) AS before, "
+            f"round(fsum(amount) FILTER (WHERE date >= {ts(cut)}), 6) AS after, "
+            f"bool_or(date >= {ts(cut)} AND amount > 0) AS bought FROM tx "
+            f"WHERE date >= {ts(lo)} AND date < {ts(hi)} AND customer_id IN (SELECT customer_id FROM wanted_ids) "
+            "GROUP BY customer_id").df()
+        lost_ids = None
+        if "customers" in tables.present() and {"status", "status_date"} <= set(tables.columns("customers")):
+            lost_ids = pd.Index(cur.execute(
+                f"SELECT DISTINCT customer_id FROM cu WHERE lower(status) IN ('lost', 'closed') AND status_date >= "
+                f"{ts(cut)} AND status_date < {ts(hi)} AND customer_id IS NOT NULL").df()["customer_id"], dtype="string")
+    finally:
+        cur.close()
+    sums["customer_id"] = sums["customer_id"].astype("string")
+    sums = sums.set_index("customer_id")
+    before = sums["before"].astype("float64").fillna(0.0).reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
+    aft = sums["after"].astype("float64").fillna(0.0).reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
+    bought = pd.Index(sums.index[sums["bought"].fillna(False).astype(bool).to_numpy()])
+    return ids, before, aft, bought, lost_ids
+
+
 def churn_labels(tables: Tables, as_of, horizon_days: int, definition: ChurnDefinition, data_end,
                  customers: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per customer (``customers``, or every customer with a transaction): the label at ``as_of``.
@@ -105,35 +166,16 @@ def churn_labels(tables: Tables, as_of, horizon_days: int, definition: ChurnDefi
         raise SegmentError(f"error: the horizon must be at least 1 day (got {horizon_days})")
     cut = day + pd.Timedelta(days=1)
     lo, hi = cut - pd.Timedelta(days=h), cut + pd.Timedelta(days=h)
-    tx = tables.transactions
-    if customers is None:
-        ids = pd.Index(tx["customer_id"].dropna().unique(), dtype="string").sort_values()
+    if getattr(tables, "is_duckdb", False):
+        ids, before, aft, bought, lost_ids = _windows_duckdb(tables, customers, lo, cut, hi)
     else:
-        ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
+        ids, before, aft, bought, lost_ids = _windows(tables, customers, lo, cut, hi)
     n = len(ids)
     censored = day + pd.Timedelta(days=h) > end
-
-    dates = tx["date"]
-    win = tx.loc[(dates >= lo) & (dates < hi), ["customer_id", "date", "amount"]]
-    win = win[win["customer_id"].isin(ids)]
-    after = win["date"] >= cut
-    amount_before = win.loc[~after].groupby("customer_id", observed=True)["amount"].sum()
-    amount_after = win.loc[after].groupby("customer_id", observed=True)["amount"].sum()
-    bought = pd.Index(win.loc[after & (win["amount"] > 0), "customer_id"].unique())
-    before = amount_before.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
-    aft = amount_after.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
-
     no_purchase = ~ids.isin(bought)
     drop = definition.revenue_drop if definition.revenue_drop is not None else 0.30
     revenue_drop = (before > 0) & (aft <= (1.0 - drop) * before + 1e-9)
-    lost = np.zeros(n, dtype=bool)
-    cu = tables.customers
-    if cu is not None and {"status", "status_date"} <= set(cu.columns):
-        st = cu["status"].astype("string").str.lower().isin(["lost", "closed"]).fillna(False).to_numpy(dtype=bool)
-        sd = cu["status_date"]
-        inside = st & (sd >= cut).fillna(False).to_numpy(dtype=bool) & (sd < hi).fillna(False).to_numpy(dtype=bool)
-        lost_ids = pd.Index(cu.loc[inside, "customer_id"].dropna().unique())
-        lost = ids.isin(lost_ids)
+    lost = ids.isin(lost_ids) if lost_ids is not None else np.zeros(n, dtype=bool)
 
     churn = np.zeros(n, dtype=bool)
     if definition.no_purchase:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         loaded = load_data(args.data, as_of=args.as_of)
         t = loaded.tables
-        sizes = ", ".join(f"{n}: {len(t.get(n)):,} rows" for n in t.present())
+        sizes = ", ".join(f"{n}: {t.rows(n):,} rows" for n in t.present())
         print(f"ok: {args.data} is valid ({sizes})")
         if not loaded.report.empty:
             print(format_report(loaded.report))

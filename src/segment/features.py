@@ -253,7 +253,7 @@ def required_tables(indicator_names: Iterable[str] | str) -> set[str]:
 
 def missing_indicators(tables: Tables) -> dict[str, str]:
     """Registered indicators these tables cannot provide, each with the reason."""
-    return _missing({n: tables.get(n).columns for n in tables.present()})
+    return _missing({n: tables.columns(n) for n in tables.present()})
 
 
 def available_indicators(tables: Tables) -> list[str]:
@@ -329,7 +329,7 @@ def _cols(present, spec: dict[str, str], d: Dialect) -> str:
 
 def _check_required(tables: Tables) -> None:
     for name in tables.present():
-        absent = [c for c in TABLES[name].required if c not in tables.get(name).columns]
+        absent = [c for c in TABLES[name].required if c not in tables.columns(name)]
         if absent:
             raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(absent)} "
                                f"(see the data contract)")
@@ -602,12 +602,15 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
     Columns: ``customer_id``, ``as_of`` and every indicator the loaded tables and columns allow (see
     :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used; the
     input frames are not modified. Runs in DuckDB over the in-memory frames; for files bigger than
-    memory or for Spark, see :mod:`segment.engines` (same SQL, :func:`plan`)."""
+    memory or for Spark, see :mod:`segment.engines` (same SQL, :func:`plan`). Tables kept in DuckDB
+    (:class:`segment.store.DuckTables`) are computed there, without fetching them."""
+    if getattr(tables, "is_duckdb", False):
+        return tables.snapshot(as_of, customers)
     if tables.transactions is None:
         raise SegmentError("error: the transactions table is mandatory")
     _check_required(tables)
     restricted = customers is not None
-    p = plan({n: list(tables.get(n).columns) for n in tables.present()}, as_of, restricted=restricted)
+    p = plan({n: tables.columns(n) for n in tables.present()}, as_of, restricted=restricted)
     con = duckdb.connect()
     try:
         if restricted:

@@ -286,7 +286,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     scheme = load_scheme(scheme_path)
     as_of = quarter_end(quarter)
     tables = loaded.tables
-    first = pd.Timestamp(tables.transactions["date"].min())
+    first = tables.date_range()[0]
     grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
     reports_dir = Path(reports_dir)
 

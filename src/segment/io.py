@@ -44,6 +44,20 @@ class Tables:
     def present(self) -> list[str]:
         return [n for n in ("customers", "transactions", "interactions", "opportunities") if self.get(n) is not None]
 
+    # the interface segment.store.DuckTables shares (tables kept on disk in DuckDB)
+    is_duckdb = False
+
+    def columns(self, name: str) -> list[str]:
+        return [str(c) for c in self.get(name).columns]
+
+    def rows(self, name: str) -> int:
+        return len(self.get(name))
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last transaction date."""
+        d = self.transactions["date"]
+        return pd.Timestamp(d.min()), pd.Timestamp(d.max())
+
 
 # --------------------------------------------------------------------------------------------
 # the data config
@@ -94,6 +108,10 @@ class DataConfig(BaseModel):
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
                                                "(segment.engines): DuckDB on this machine, or Spark")
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
+    storage: Literal["auto", "memory", "duckdb"] = Field(
+        "auto", description="where validated tables are kept (segment.store): memory (pandas), duckdb (a database "
+        "file in a temporary folder: data bigger than memory), or auto (duckdb for Parquet/CSV transactions of 5 M "
+        "lines or more)")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":
@@ -275,8 +293,7 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
                           "add `format: csv`, `parquet` or `excel`")
     try:
         if fmt == "csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=src.encoding,
-                             sep=src.delimiter, skipinitialspace=False)
+            df = csv_chunks(path, src)
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         else:
@@ -289,18 +306,30 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
                 df = pd.read_excel(book, sheet_name=src.sheet, header=src.header_row - 1, dtype=object)
             shown = names[src.sheet] if isinstance(src.sheet, int) else src.sheet
             label = f"{path} (sheet {shown!r}" + (f" of {', '.join(map(repr, names))}" if len(names) > 1 else "") + ")"
-    except UnicodeDecodeError as e:
-        raise ConfigError(config_path, f"{key}.encoding", f"{path.name} is not {src.encoding} text ({e.reason})",
-                          "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)") from None
-    except pd.errors.EmptyDataError:
-        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows") from None
-    except (ValueError, OSError, pd.errors.ParserError) as e:
-        raise SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
-                           f"check `tables.{name}` in {config_path} (format, delimiter, encoding, sheet, "
-                           "header_row)") from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, pd.errors.ParserError) as e:
+        raise read_error(e, config_path, name, src, path, fmt) from None
     # a BOM the decoder kept (utf-8 declared for a utf-8-sig file read by another engine) must not hide a column
     df.columns = [str(c).lstrip("\ufeff").strip() if isinstance(c, str) else str(c) for c in df.columns]
     return df, label
+
+
+def read_error(e: Exception, config_path: Path, name: str, src: TableSource, path: Path, fmt: str) -> SegmentError:
+    """The message for a source file that cannot be read (encoding, empty, parser errors)."""
+    key = f"tables.{name}"
+    if isinstance(e, UnicodeDecodeError):
+        return ConfigError(config_path, f"{key}.encoding", f"{path.name} is not {src.encoding} text ({e.reason})",
+                           "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)")
+    if isinstance(e, pd.errors.EmptyDataError):
+        return SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
+    return SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
+                        f"check `tables.{name}` in {config_path} (format, delimiter, encoding, sheet, "
+                        "header_row)")
+
+
+def csv_chunks(path: Path, src: TableSource, chunksize: int | None = None, nrows: int | None = None):
+    """``pandas.read_csv`` as the loader reads a CSV source (every value text; only blanks missing)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=src.encoding,
+                       sep=src.delimiter, skipinitialspace=False, chunksize=chunksize, nrows=nrows)
 
 
 def _format_of(path: Path) -> str | None:

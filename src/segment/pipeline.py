@@ -39,7 +39,7 @@ def latest_complete_quarter(last_date) -> str:
 def data_end(loaded: Loaded) -> pd.Timestamp:
     if loaded.config.as_of is not None:
         return pd.Timestamp(loaded.config.as_of)
-    return pd.Timestamp(loaded.tables.transactions["date"].max()).normalize()
+    return loaded.tables.date_range()[1].normalize()
 
 
 @dataclass
@@ -74,6 +74,8 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
     from .features import snapshot
     from .io import Tables
 
+    if getattr(tables, "is_duckdb", False):
+        return _group_snapshots_duckdb(tables, as_of, group_by)
     tx = tables.transactions
     if group_by not in tx:
         raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
@@ -92,6 +94,32 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
         sub = Tables(transactions=sub_tx, customers=tables.customers, interactions=tables.interactions,
                      opportunities=sub_opp)
         snap = snapshot(sub, as_of, customers=sorted(ids))
+        snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
+        parts.append(snap)
+    if not parts:
+        raise SegmentError(f"error: no {group_by} values in the data: nothing to grade per {group_by}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _group_snapshots_duckdb(tables, as_of, group_by: str) -> pd.DataFrame:
+    """``group_snapshots`` over tables kept in DuckDB: each group's snapshot is the same SQL over the
+    tables filtered to the group (nothing fetched but the per-customer results)."""
+    if group_by not in tables.columns("transactions"):
+        raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
+                           f"`{group_by}` column; map one in the data config or remove `group_by`")
+    with_opp = "opportunities" in tables.present() and group_by in tables.columns("opportunities")
+    col = '"' + group_by.replace('"', '""') + '"'
+    union = f"SELECT {col} AS g, customer_id FROM tx" + (f" UNION ALL SELECT {col}, customer_id FROM op" if with_opp else "")
+    members = tables.sql(f"SELECT g, list(DISTINCT customer_id ORDER BY customer_id) AS ids FROM ({union}) "
+                         "WHERE g IS NOT NULL GROUP BY g ORDER BY g")
+    parts = []
+    for g, ids in zip(members["g"], members["ids"]):
+        lit = "'" + str(g).replace("'", "''") + "'"
+        filters = {"transactions": f"{col} = {lit}"}
+        if with_opp:
+            filters["opportunities"] = f"{col} = {lit}"
+        ids = [i for i in ids if i is not None]
+        snap = tables.where(**filters).snapshot(as_of, customers=ids)
         snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
         parts.append(snap)
     if not parts:

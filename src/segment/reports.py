@@ -70,12 +70,59 @@ class BuildResult:
 
 
 
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):([^@/]*)@")
+_ENV_ONLY = re.compile(r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\})*")
+
+
+def _url_as_written(url: str) -> str:
+    """A SQL source's URL for the manifest: as written in the data config, ``${VAR}`` unexpanded (the
+    environment's values — credentials — never reach a manifest); a password written literally into the
+    URL (which the README advises against) is masked."""
+    m = _URL_PASSWORD.match(url)
+    if m and m.group(2) and not _ENV_ONLY.fullmatch(m.group(2)):
+        return f"{m.group(1)}:***@{url[m.end():]}"
+    return url
+
+
+def _table_sha256(df: pd.DataFrame | None) -> str:
+    """sha256 of a loaded table's content: column names and dtypes, row count, and pandas' per-row hashes
+    (deterministic across processes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    if df is None:
+        h.update(b"absent")
+        return h.hexdigest()
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()], ensure_ascii=False).encode("utf-8"))
+    h.update(f"\n{len(df)}\n".encode())
+    try:
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    except TypeError:   # a column of unhashable cells: hash its text instead
+        h.update(df.to_csv(index=False).encode("utf-8"))
+    return h.hexdigest()
+
+
+def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
+    """A SQL source as (manifest key, sha256): the key names the table and its URL as written; the hash
+    covers the URL, the query and the rows the query returned (``loaded.tables.<name>``: SQL sources are
+    always loaded in memory), so a changed database makes the quarter stale."""
+    import hashlib
+
+    url = _url_as_written(src.sql.url)
+    material = json.dumps({"url": url, "query": src.sql.query,
+                           "table": _table_sha256(getattr(loaded.tables, name, None))}, ensure_ascii=False)
+    return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
 def _inputs_fingerprint(data: Path, scheme_path: Path, loaded) -> dict:
     files = {str(data): sha256_file(data), str(scheme_path): sha256_file(scheme_path)}
     for name, src in loaded.config.tables.items():
         if src.path:
             p = (data.parent / src.path).resolve()
             files[str(p)] = sha256_file(p)
+        elif src.sql is not None:
+            key, digest = _sql_fingerprint(name, src, loaded)
+            files[key] = digest
     for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] + \
             [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"]:
         if p.is_file():
@@ -304,10 +351,11 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
 
     folder.mkdir(parents=True, exist_ok=True)
     params = load_calibration_params()
-    dates = calibration_dates(as_of, loaded.tables.transactions["date"].min(), params.horizon_days)
+    first = loaded.tables.date_range()[0]
+    dates = calibration_dates(as_of, first, params.horizon_days)
     reason = ""
     if dates is None:
-        reason = (f"the data start {pd.Timestamp(loaded.tables.transactions['date'].min()).date()}: not enough history "
+        reason = (f"the data start {first.date()}: not enough history "
                   f"for a training year plus two {params.horizon_days}-day horizons before {as_of.date()}")
     else:
         try:

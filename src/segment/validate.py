@@ -162,28 +162,43 @@ def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
     return ts
 
 
+def _raise_errors(report: pd.DataFrame, config: DataConfig, path: Path, strict: bool) -> None:
+    if strict and (report["severity"] == "error").any():
+        # name the files too: the report's rows are counted in each table's own source
+        sources = "; ".join(f"{n}: {src.path}" for n, src in config.tables.items() if src.path)
+        raise DataError(report, source=f"{path}" + (f" ({sources})" if sources else ""))
+
+
 def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, *, strict: bool = True) -> Loaded:
     """Load and validate every table of the data config at ``path``.
 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
-    otherwise returns the tables (declared drops applied, ``_row`` removed) and the report."""
+    otherwise returns the tables (declared drops applied, ``_row`` removed) and the report.
+
+    The tables are pandas frames (:class:`segment.io.Tables`), or, with ``storage: duckdb`` (or
+    ``auto`` and a big Parquet/CSV source), a :class:`segment.store.DuckTables` kept in a DuckDB file:
+    the same checks, the same report."""
     path = Path(path)
     config = read_data_config(path)
     as_of_ts = parse_as_of(as_of, "--as-of") if as_of is not None else None  # before reading any table
     problems: list[Problem] = []
+    if as_of_ts is None and config.as_of is not None:
+        as_of_ts = pd.Timestamp(config.as_of)
+    from . import store
+
+    if store.choose(path, config) == "duckdb":
+        kept = store.load(path, config, as_of_ts, problems)
+        report = report_frame(problems)
+        _raise_errors(report, config, path, strict)
+        return Loaded(kept, report, config, path)
     tables: dict[str, pd.DataFrame] = {}
     for name, src in config.tables.items():
         df = read_table(path, name, src, problems)
         if df is not None:
             tables[name] = df
-    if as_of_ts is None and config.as_of is not None:
-        as_of_ts = pd.Timestamp(config.as_of)
     if "transactions" in tables:
         tables = check(tables, config, as_of_ts, problems)
     report = report_frame(problems)
-    if strict and (report["severity"] == "error").any():
-        # name the files too: the report's rows are counted in each table's own source
-        sources = "; ".join(f"{n}: {src.path}" for n, src in config.tables.items() if src.path)
-        raise DataError(report, source=f"{path}" + (f" ({sources})" if sources else ""))
+    _raise_errors(report, config, path, strict)
     clean = {n: df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True) for n, df in tables.items()}
     return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)

@@ -1,0 +1,599 @@
+"""Validated tables kept on disk in DuckDB: data bigger than memory, same checks, same answers.
+
+``load_data`` reads every table into pandas, which costs ≈ 400 bytes a transaction line (18.5 GB for
+45 M lines). With ``storage: duckdb`` in the data config (or ``storage: auto`` and a big Parquet / CSV
+source) this module does the same work inside a DuckDB database file in a temporary folder instead:
+
+* every source file is read by DuckDB (streaming; aggregates and joins spill to disk),
+* each contract column is cast with the rules of :func:`segment.io.coerce` — the same problems,
+  with the same texts, counts and first row numbers (a test runs the bad-input corpus both ways),
+* the cross-row rules of :func:`segment.validate.check` (declared drops, duplicate ids, duplicate
+  lines, unknown customers, completeness, future dates) are SQL over the typed tables,
+* the result is a :class:`DuckTables`: the same interface as :class:`segment.io.Tables`
+  (``present()``, ``columns()``, ``rows()``, ``date_range()``) whose snapshots
+  (:func:`segment.features.snapshot`), churn labels and per-group subsets run in DuckDB over the
+  typed tables. Only per-customer results come back to Python.
+
+Reading ``tables.transactions`` on a :class:`DuckTables` still works (the table is fetched into
+pandas) but costs the memory this module exists to avoid; ``DuckTables.fetched`` records every such
+fetch so tests can prove the report path never does it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .contract import COMPLETENESS_THRESHOLD, TABLES, Table
+from .errors import ConfigError, SegmentError
+from .io import (
+    _FALSE,
+    _TRUE,
+    IMPLAUSIBLE_AMOUNT,
+    DataConfig,
+    Problem,
+    TableSource,
+    _format_of,
+    map_columns,
+)
+
+#: ``storage: auto`` keeps tables in DuckDB when the transactions source has at least this many lines
+#: (Parquet: from its metadata) or, for CSV, is at least ``AUTO_CSV_BYTES`` big (≈ 2.5 M lines)
+AUTO_ROWS = 5_000_000
+AUTO_CSV_BYTES = 500 * 2**20
+
+#: relation names the snapshot SQL reads (segment.features.plan)
+ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}
+_SAMPLE = 11  # first rows fetched per problem: the report shows 10 and "…" when there are more
+
+
+def _q(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------------------------
+# which storage
+# --------------------------------------------------------------------------------------------
+
+def _source_file(config_path: Path, src: TableSource) -> tuple[Path | None, str | None]:
+    if src.path is None:
+        return None, None
+    path = (config_path.parent / src.path).resolve()
+    return path, src.format or _format_of(path)
+
+
+def _duckdb_encoding(encoding: str) -> str | None:
+    e = encoding.lower().replace("_", "-")
+    return {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
+            "iso-8859-1": "latin-1", "utf-16": "utf-16"}.get(e)
+
+
+def unsupported(config_path: Path, config: DataConfig) -> list[str]:
+    """Why ``storage: duckdb`` cannot read this config (empty when it can)."""
+    why = []
+    for name, src in config.tables.items():
+        path, fmt = _source_file(config_path, src)
+        if path is None:
+            why.append(f"tables.{name}: a SQL source (read into memory)")
+        elif fmt not in ("csv", "parquet"):
+            why.append(f"tables.{name}: {fmt or 'unknown'} files (DuckDB storage reads CSV and Parquet)")
+        elif fmt == "csv" and _duckdb_encoding(src.encoding) is None:
+            why.append(f"tables.{name}: encoding {src.encoding} (DuckDB storage reads UTF-8, UTF-16 and Latin-1 CSV)")
+    return why
+
+
+def choose(config_path: Path, config: DataConfig) -> str:
+    """``memory`` or ``duckdb`` for this config (``storage:``, or ``SEGMENT_STORAGE`` when it is auto)."""
+    wanted = config.storage
+    if wanted == "auto":
+        wanted = os.environ.get("SEGMENT_STORAGE", "auto") or "auto"
+        if wanted not in ("auto", "memory", "duckdb"):
+            raise SegmentError(f"error: SEGMENT_STORAGE={wanted!r}: write auto, memory or duckdb")
+    why = unsupported(config_path, config)
+    if wanted == "duckdb":
+        if why and config.storage == "duckdb":
+            raise ConfigError(config_path, "storage", "duckdb storage cannot read " + "; ".join(why),
+                              "convert those tables to Parquet (or UTF-8 CSV), or set `storage: memory`")
+        return "memory" if why else "duckdb"
+    if wanted == "memory" or why:
+        return "memory"
+    path, fmt = _source_file(config_path, config.tables["transactions"])
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return "duckdb" if pq.ParquetFile(path).metadata.num_rows >= AUTO_ROWS else "memory"
+        return "duckdb" if path.stat().st_size >= AUTO_CSV_BYTES else "memory"
+    except Exception:  # unreadable: the memory path gives the precise error
+        return "memory"
+
+
+# --------------------------------------------------------------------------------------------
+# the tables in DuckDB
+# --------------------------------------------------------------------------------------------
+
+class DuckTables:
+    """The contract's tables, validated and typed, in a DuckDB database (a temporary folder removed
+    when the object goes away). Same interface as :class:`segment.io.Tables` for what segment needs."""
+
+    is_duckdb = True
+
+    def __init__(self, con, folder: Path, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
+                 owner: "DuckTables | None" = None):
+        self.con = con
+        self.folder = folder
+        self._columns = columns
+        self.filters = dict(filters or {})
+        self._owner = owner  # a filtered view keeps its parent (and so the database) alive
+        self.fetched: list[str] = owner.fetched if owner is not None else []
+        if owner is None:
+            self._finalizer = weakref.finalize(self, _close, con, folder)
+
+    # ---- the Tables interface
+    def present(self) -> list[str]:
+        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._columns[name])
+
+    def cursor(self):
+        """A connection of its own onto the database, with the views ``tx``, ``cu``, ``it``, ``op``."""
+        cur = self.con.cursor()
+        for name in self.present():
+            where = f" WHERE {self.filters[name]}" if name in self.filters else ""
+            cols = ", ".join(_q(c) for c in self._columns[name])
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW {ALIAS[name]} AS SELECT {cols} FROM t_{name}{where}")
+        return cur
+
+    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+        cur = self.cursor()
+        try:
+            return cur.execute(query, params or []).df()
+        finally:
+            cur.close()
+
+    def rows(self, name: str) -> int:
+        return int(self.sql(f"SELECT count(*) FROM {ALIAS[name]}").iloc[0, 0])
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        lo, hi = self.sql("SELECT min(date), max(date) FROM tx").iloc[0]
+        return pd.Timestamp(lo), pd.Timestamp(hi)
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        """The whole table in pandas — what this class avoids; recorded in ``fetched``."""
+        if name not in self._columns:
+            return None
+        self.fetched.append(name)
+        return _pandas_types(self.sql(f"SELECT * FROM {ALIAS[name]}"), TABLES[name])
+
+    transactions = property(lambda self: self.get("transactions"))
+    customers = property(lambda self: self.get("customers"))
+    interactions = property(lambda self: self.get("interactions"))
+    opportunities = property(lambda self: self.get("opportunities"))
+
+    def where(self, **filters: str) -> "DuckTables":
+        """The same tables with extra SQL filters per table (``transactions="product_line = 'x'"``)."""
+        merged = dict(self.filters)
+        for name, cond in filters.items():
+            merged[name] = f"({merged[name]}) AND ({cond})" if name in merged else cond
+        return DuckTables(self.con, self.folder, self._columns, merged, owner=self._owner or self)
+
+    # ---- what segment computes over them
+    def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
+        from .features import _to_pandas, plan, run_duckdb
+
+        restricted = customers is not None
+        p = plan(self._columns, as_of, restricted=restricted)
+        cur = self.cursor()
+        try:
+            if restricted:
+                ids = pd.DataFrame({"customer_id": pd.Series(sorted({str(c) for c in customers}), dtype="string")})
+                cur.register("wanted", ids)
+            result = run_duckdb(cur, p)
+        finally:
+            cur.close()
+        return _to_pandas(result, p.day, p.keep)
+
+
+def _close(con, folder: Path) -> None:
+    try:
+        con.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pandas_types(df: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """The dtypes ``load_data`` gives (string, float64, Int64, boolean, datetime64[ns])."""
+    for col in table.columns:
+        if col.name not in df:
+            continue
+        if col.dtype == "string":
+            df[col.name] = df[col.name].astype("string")
+        elif col.dtype == "float":
+            df[col.name] = df[col.name].astype("float64")
+        elif col.dtype == "int":
+            df[col.name] = df[col.name].astype("Int64")
+        elif col.dtype == "bool":
+            df[col.name] = df[col.name].astype("boolean")
+        else:
+            df[col.name] = df[col.name].astype("datetime64[ns]")
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# loading and validating
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Check:
+    """One per-value rule of a column: SQL flagging a bad value, the problem text, the example."""
+    column: str
+    flag: str  # SQL over the typed-stage columns
+    problem: str
+    example: str  # SQL for the example value
+
+
+def connect(folder: Path):
+    import duckdb
+
+    con = duckdb.connect(str(folder / "tables.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = {_lit(str(folder / 'spill'))}")
+    if os.environ.get("SEGMENT_DUCKDB_MEMORY"):
+        con.execute(f"SET memory_limit = {_lit(os.environ['SEGMENT_DUCKDB_MEMORY'])}")
+    if os.environ.get("SEGMENT_DUCKDB_THREADS"):
+        con.execute(f"SET threads = {int(os.environ['SEGMENT_DUCKDB_THREADS'])}")
+    return con
+
+
+def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
+         problems: list[Problem]) -> DuckTables | None:
+    """Read and validate every table into a DuckDB database; problems are appended to ``problems``
+    exactly as :func:`segment.validate.load_data` would list them. None when the transactions table
+    could not be read onto the contract."""
+    base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="segment-tables-", dir=base))
+    con = None
+    try:
+        con = connect(folder)
+        columns: dict[str, list[str]] = {}
+        for name, src in config.tables.items():
+            cols = _read_table(con, config_path, name, src, problems)
+            if cols is not None:
+                columns[name] = cols
+        if "transactions" not in columns:
+            _close(con, folder)
+            return None
+        _check(con, columns, config, as_of, problems)
+        con.execute("CHECKPOINT")
+        return DuckTables(con, folder, columns)
+    except BaseException:
+        if con is not None:
+            _close(con, folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[str, list[tuple[str, str]], str]:
+    """Create ``raw_<name>`` (a view over Parquet, a table for CSV) with a 1-based ``_row_`` column;
+    returns its name, the source's columns with their DuckDB types, and a label for messages."""
+    import duckdb
+
+    path, fmt = _source_file(config_path, src)
+    key = f"tables.{name}"
+    if not path.is_file():
+        raise ConfigError(config_path, f"{key}.path", f"file {path} not found", "check the path (relative to the data config)")
+    label = str(path)
+    if path.stat().st_size == 0:
+        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
+    raw = f"raw_{name}"
+    if fmt == "csv":  # the first lines through pandas: an encoding, an empty file or a ragged line gets its exact message
+        _explain_csv(config_path, name, src, path, nrows=1000)
+    try:
+        if fmt == "parquet":
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * EXCLUDE (file_row_number), "
+                        f"file_row_number + 1 AS _row_ FROM read_parquet({_lit(str(path))}, file_row_number = true)")
+        else:
+            enc = _duckdb_encoding(src.encoding)
+            con.execute(f"CREATE OR REPLACE TABLE {raw}_text AS SELECT * FROM read_csv({_lit(str(path))}, "
+                        f"all_varchar = true, header = true, delim = {_lit(src.delimiter)}, quote = '\"', "
+                        f"escape = '\"', encoding = {_lit(enc)}, null_padding = false)")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT *, rowid + 1 AS _row_ FROM {raw}_text")
+        described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
+    except duckdb.Error as e:
+        if fmt == "csv":  # find the line as the in-memory loader would (chunked: memory stays flat)
+            _explain_csv(config_path, name, src, path)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SegmentError(f"error: {path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
+                           "(format, delimiter, encoding)") from None
+    return raw, [(str(c).lstrip("\ufeff").strip(), str(t)) for c, t, *_ in described], label
+
+
+def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
+    """Raise the loader's own message if pandas cannot read the CSV (its first ``nrows`` lines)."""
+    from .io import csv_chunks, read_error
+
+    try:
+        if nrows is not None:
+            csv_chunks(path, src, nrows=nrows)
+        else:
+            for _ in csv_chunks(path, src, chunksize=1_000_000):
+                pass
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, pd.errors.ParserError) as e:
+        raise read_error(e, config_path, name, src, path, "csv") from None
+
+
+def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
+    """``t_<name>``: the typed table (contract columns + ``_row_``; ``_dup_`` for transactions)."""
+    table = TABLES[name]
+    raw, described, label = _raw_relation(con, config_path, name, src)
+    source_cols = [c for c, _ in described]
+    types = dict(described)
+    original = {c.lstrip("\ufeff").strip(): c for c in
+                [r[0] for r in con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()]}
+    n = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+    if n == 0:
+        problems.append(Problem("error", name, "", f"no rows in {label}: a header line but no data; export the rows "
+                                "too" + ("" if name == "transactions" else f", or remove the optional `tables.{name}`"),
+                                [], 0, ""))
+        return None
+    from .io import ROW
+
+    mapped = map_columns(pd.DataFrame(columns=[ROW, *source_cols]), table, src, config_path, label, problems)
+    if mapped is None:
+        return None
+    rename = {s: c for s, c in src.columns.items() if s in source_cols}
+    by_contract = {}
+    for c in source_cols:
+        target = rename.get(c, c)
+        if target in table.by_name and target not in by_contract:
+            by_contract[target] = c
+
+    first_new = len(problems)
+    stage1, checks, present = [], [], []
+    for col in table.columns:
+        if col.name not in by_contract:
+            continue
+        src_col = by_contract[col.name]
+        ref, typ = _q(original[src_col]), types[src_col].upper()
+        text = f"NULLIF(trim(CAST({ref} AS VARCHAR)), '')"
+        is_text = typ.startswith("VARCHAR") or typ == "BLOB"
+        c = _q(col.name)
+        if col.dtype in ("date", "datetime"):
+            if typ.startswith("TIMESTAMP") or typ == "DATE":
+                stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
+            else:
+                parse = (f"try_strptime({text}, {_lit(src.date_format)})" if src.date_format
+                         else f"TRY_CAST({text} AS TIMESTAMP)")
+                stage1.append(f"{parse} AS {c}")
+                stage1.append(f"{text} AS {_q(col.name + '__text')}")
+                checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
+                                     f"unparseable date (expected {src.date_format or 'ISO YYYY-MM-DD'})",
+                                     _q(col.name + "__text")))
+        elif col.dtype in ("float", "int"):
+            numeric = not is_text and typ != "BOOLEAN"
+            if numeric:
+                stage1.append(f"CASE WHEN isnan(CAST({ref} AS DOUBLE)) THEN NULL ELSE CAST({ref} AS DOUBLE) END AS {c}")
+                checks.append(_Check(col.name, f"isinf({c})", "not a finite number; fix the source value", c))
+            else:
+                stage1.append(f"TRY_CAST({text} AS DOUBLE) AS {c}")
+                stage1.append(f"{text} AS {_q(col.name + '__text')}")
+                checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND ({c} IS NULL OR NOT isfinite({c}))",
+                                     "not a number (write plain digits such as 1200.5: no thousands separators, "
+                                     "currency signs or units — declare `amount_unit:` for 万)",
+                                     _q(col.name + "__text")))
+            scaled = f"({c} * {float(src.amount_unit)!r})" if "currency" in col.unit and src.amount_unit != 1 else c
+            huge = f"isfinite({c}) AND abs({scaled}) > {IMPLAUSIBLE_AMOUNT!r}"
+            if "currency" in col.unit:
+                checks.append(_Check(col.name, huge, f"implausible amount (beyond ±{IMPLAUSIBLE_AMOUNT:.0e} after "
+                                     "amount_unit); check the unit, the decimal separator or a stray exponent in the "
+                                     "source", scaled))
+            if col.dtype == "int":
+                not_huge = f" AND NOT ({huge})" if "currency" in col.unit else ""
+                checks.append(_Check(col.name, f"isfinite({c}){not_huge} AND {scaled} <> round({scaled})",
+                                     "not a whole number", scaled))
+        elif col.dtype == "bool":
+            if typ == "BOOLEAN":
+                stage1.append(f"{ref} AS {c}")
+            else:
+                low = f"lower({text})"
+                trues = ", ".join(_lit(v) for v in sorted(_TRUE))
+                falses = ", ".join(_lit(v) for v in sorted(_FALSE - {""}))
+                stage1.append(f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END AS {c}")
+                stage1.append(f"{text} AS {_q(col.name + '__text')}")
+                checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
+                                     "not true/false", f"lower({_q(col.name + '__text')})"))
+        else:
+            if typ in ("DOUBLE", "FLOAT", "REAL") or typ.startswith("DECIMAL"):
+                val = (f"CASE WHEN {ref} IS NULL THEN NULL WHEN {ref} = floor({ref}) AND abs({ref}) < 1e18 "
+                       f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
+            else:
+                val = text
+            if col.values:
+                stage1.append(f"lower({val}) AS {c}")
+                stage1.append(f"{val} AS {_q(col.name + '__text')}")
+                allowed = ", ".join(_lit(v) for v in col.values)
+                checks.append(_Check(col.name, f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
+                                     f"unknown value (allowed: {', '.join(col.values)})", _q(col.name + "__text")))
+            else:
+                stage1.append(f"{val} AS {c}")
+        present.append(col.name)
+
+    derive_amount = name == "transactions" and "amount" not in by_contract and {"quantity", "unit_price"} <= set(present)
+    dup = ""
+    if name == "transactions":
+        dup = ", hash(" + ", ".join(_q(original[c]) for c in source_cols) + ") AS _hash_"
+    con.execute(f"CREATE OR REPLACE TABLE stage_{name} AS SELECT _row_, {', '.join(stage1)}{dup} FROM {raw}")
+
+    # the per-value problems, in contract column order (as segment.io.coerce lists them)
+    if checks:
+        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
+                             + f" FROM stage_{name}").fetchone()
+        for k, cnt in zip(checks, counts):
+            if cnt:
+                sample = con.execute(f"SELECT _row_, {k.example} FROM stage_{name} WHERE {k.flag} ORDER BY _row_ "
+                                     f"LIMIT {_SAMPLE}").fetchall()
+                problems.append(Problem("error", name, k.column, k.problem, [int(r[0]) for r in sample], int(cnt),
+                                        _value(sample[0][1])))
+
+    # the typed values: a bad value is missing; currency scaled; ints whole
+    final = ["_row_"]
+    for col in table.columns:
+        if col.name not in present:
+            continue
+        c = _q(col.name)
+        bad = [k.flag for k in checks if k.column == col.name]
+        expr = c
+        if col.dtype in ("float", "int") and "currency" in col.unit and src.amount_unit != 1:
+            expr = f"({c} * {float(src.amount_unit)!r})"
+        if bad:
+            expr = f"CASE WHEN {' OR '.join(f'coalesce({b}, false)' for b in bad)} THEN NULL ELSE {expr} END"
+        if col.dtype == "int":
+            expr = f"CAST(round({expr}) AS BIGINT)"
+        final.append(f"{expr} AS {c}")
+    where = ""
+    if "unparseable_rows" in src.drop and len(problems) > first_new:
+        for p in problems[first_new:]:
+            p.severity = "warning"
+            p.problem += " — rows dropped (drop: unparseable_rows)"
+        where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks) + ")"
+    if name == "transactions":
+        final.append("_hash_")
+    sql = f"SELECT {', '.join(final)} FROM stage_{name}{where}"
+    if derive_amount:  # as segment.io.read_table: quantity × unit_price (unit_price already in currency units)
+        sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
+        present.append("amount")
+    con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
+    con.execute(f"DROP TABLE stage_{name}")
+    if name == "transactions":
+        _flag_duplicate_lines(con, raw, source_cols, original)
+    if _table_exists(con, f"{raw}_text"):
+        con.execute(f"DROP TABLE {raw}_text")
+    con.execute(f"DROP VIEW IF EXISTS {raw}")
+    return [c.name for c in table.columns if c.name in present]
+
+
+def _table_exists(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+
+
+def _flag_duplicate_lines(con, raw: str, source_cols: list[str], original: dict[str, str]) -> None:
+    """``t_transactions._dup_``: the source line equals an earlier line in every source column.
+    Lines are hashed; only lines sharing a hash are compared in full."""
+    cols = ", ".join(_q(original[c]) for c in source_cols)
+    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT _hash_ FROM t_transactions GROUP BY _hash_ "
+                "HAVING count(*) > 1")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE dup_rows AS SELECT _row_ FROM (SELECT _row_, row_number() OVER "
+                f"(PARTITION BY {cols} ORDER BY _row_) AS n_ FROM {raw} WHERE hash({cols}) IN "
+                f"(SELECT _hash_ FROM dup_hashes)) WHERE n_ > 1")
+    con.execute("ALTER TABLE t_transactions ADD COLUMN _dup_ BOOLEAN DEFAULT false")
+    con.execute("UPDATE t_transactions SET _dup_ = true WHERE _row_ IN (SELECT _row_ FROM dup_rows)")
+    con.execute("ALTER TABLE t_transactions DROP COLUMN _hash_")
+    con.execute("DROP TABLE dup_hashes")
+    con.execute("DROP TABLE dup_rows")
+
+
+def _value(v):
+    if isinstance(v, (pd.Timestamp,)) or hasattr(v, "isoformat"):
+        return pd.Timestamp(v)
+    return v
+
+
+def _rows(con, table: str, cond: str, example: str = "NULL") -> tuple[int, list[int], object]:
+    cnt = con.execute(f"SELECT count(*) FROM {table} WHERE {cond}").fetchone()[0]
+    if not cnt:
+        return 0, [], None
+    sample = con.execute(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}").fetchall()
+    return int(cnt), [int(r[0]) for r in sample], _value(sample[0][1])
+
+
+def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Timestamp | None,
+           problems: list[Problem]) -> None:
+    """:func:`segment.validate.check` in SQL, in the same order and with the same texts."""
+    drops = {name: set(src.drop) for name, src in config.tables.items()}
+
+    def drop(name: str, cond: str, kind: str, column: str, problem: str, example: str = "''") -> None:
+        cnt, rows, ex = _rows(con, f"t_{name}", cond, example)
+        if not cnt:
+            return
+        if kind in drops.get(name, set()):
+            problems.append(Problem("warning", name, column, problem + f" — dropped (drop: {kind})", rows, cnt, ex))
+            con.execute(f"DELETE FROM t_{name} WHERE {cond}")
+        else:
+            problems.append(Problem("error", name, column, problem + f"; fix the source or add `{kind}` to "
+                                    f"tables.{name}.drop", rows, cnt, ex))
+
+    for name in ("transactions", "interactions", "opportunities"):
+        if name in columns and "customer_id" in columns[name] and "missing_customer_id" in drops.get(name, set()):
+            drop(name, "customer_id IS NULL", "missing_customer_id", "customer_id", "rows without a customer_id")
+
+    for name in columns:
+        for key in TABLES[name].unique:
+            k = _q(key)
+            dup_ids = f"(SELECT {k} FROM t_{name} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1)"
+            cond = f"{k} IN {dup_ids}"
+            cnt, rows, ex = _rows(con, f"t_{name}", cond, k)
+            if cnt:
+                attrs = ", ".join(_q(c) for c in columns[name])
+                ids, distinct = con.execute(f"SELECT count(DISTINCT {k}), (SELECT count(*) FROM (SELECT DISTINCT "
+                                            f"{attrs} FROM t_{name} WHERE {cond})) FROM t_{name} WHERE {cond}").fetchone()
+                problems.append(Problem("error", name, key, f"duplicate {key} ({ids} ids on {cnt} rows"
+                                        + (", with conflicting attributes" if distinct > ids else "")
+                                        + "); keep one row per id", rows, cnt, ex))
+
+    if "transactions" in columns:
+        example = "order_id" if "order_id" in columns["transactions"] else "customer_id"
+        drop("transactions", "_dup_", "duplicate_lines", "", "duplicate transaction lines (every column equal to an "
+             "earlier line)", example)
+        for cond, what in (("amount < 0", "negative amounts (returns / cancellations): kept, they reduce revenue"),
+                           ("amount = 0", "zero amounts: kept, they count as orders without revenue")):
+            cnt, rows, ex = _rows(con, "t_transactions", cond, "amount")
+            if cnt:
+                problems.append(Problem("warning", "transactions", "amount", what, rows, cnt, ex))
+
+    if "customers" in columns:
+        for name in ("transactions", "interactions", "opportunities"):
+            if name in columns:
+                drop(name, "customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM t_customers "
+                     "WHERE customer_id IS NOT NULL)", "unknown_customers", "customer_id",
+                     "customer_id not in the customers table", "customer_id")
+
+    for name in columns:
+        n = con.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
+        if not n:
+            continue
+        for key in TABLES[name].keys:
+            if key in columns[name]:
+                cnt, rows, _ = _rows(con, f"t_{name}", f"{_q(key)} IS NULL")
+                share = (n - cnt) / n
+                if share < COMPLETENESS_THRESHOLD:
+                    problems.append(Problem("error", name, key,
+                                            f"only {share:.1%} complete (at least {COMPLETENESS_THRESHOLD:.0%} needed, "
+                                            "SEEDS step 3); fill the field in the source"
+                                            + (" or add `missing_customer_id` to drop:" if key == "customer_id" else ""),
+                                            rows, cnt, ""))
+
+    if as_of is not None:
+        cutoff = (as_of.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+        for name in columns:
+            dcol = TABLES[name].date_column
+            if dcol and dcol in columns[name]:
+                cnt, rows, ex = _rows(con, f"t_{name}", f"{_q(dcol)} >= TIMESTAMP {_lit(cutoff)}", _q(dcol))
+                if cnt:
+                    problems.append(Problem("warning", name, dcol, f"dated after the as-of date {as_of.date()}: "
+                                            "counted here, never used in features", rows, cnt, ex))
+    if "customers" in columns:  # the snapshot reads one row per customer (the first), as the memory path does
+        con.execute("DELETE FROM t_customers WHERE _row_ IN (SELECT _row_ FROM (SELECT _row_, row_number() OVER "
+                    "(PARTITION BY customer_id ORDER BY _row_) AS n_ FROM t_customers) WHERE n_ > 1)")
