@@ -136,6 +136,10 @@ class DuckTables:
         self.filters = dict(filters or {})
         self._owner = owner  # a filtered view keeps its parent (and so the database) alive
         self.fetched: list[str] = owner.fetched if owner is not None else []
+        self._unique_customers = owner._unique_customers if owner is not None else (
+            "customers" not in columns or not con.execute(
+                "SELECT count(*) FROM (SELECT customer_id FROM t_customers GROUP BY customer_id HAVING count(*) > 1)"
+            ).fetchone()[0])
         if owner is None:
             self._finalizer = weakref.finalize(self, _close, con, folder)
 
@@ -150,10 +154,16 @@ class DuckTables:
         """A connection of its own onto the database, with the views ``tx``, ``cu``, ``it``, ``op``."""
         cur = self.con.cursor()
         for name in self.present():
-            where = f" WHERE {self.filters[name]}" if name in self.filters else ""
-            cols = ", ".join(_q(c) for c in self._columns[name])
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW {ALIAS[name]} AS SELECT {cols} FROM t_{name}{where}")
+            sql = self._select(name)
+            if name == "customers" and not self._unique_customers:  # one row per customer (the first), as
+                sql += " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY _row_) = 1"  # snapshot() does
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW {ALIAS[name]} AS {sql}")
         return cur
+
+    def _select(self, name: str) -> str:
+        cols = ", ".join(_q(c) for c in self._columns[name])
+        where = f" WHERE {self.filters[name]}" if name in self.filters else ""
+        return f"SELECT {cols} FROM t_{name}{where}"
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         cur = self.cursor()
@@ -174,7 +184,7 @@ class DuckTables:
         if name not in self._columns:
             return None
         self.fetched.append(name)
-        return _pandas_types(self.sql(f"SELECT * FROM {ALIAS[name]}"), TABLES[name])
+        return _pandas_types(self.sql(self._select(name) + " ORDER BY _row_"), TABLES[name])
 
     transactions = property(lambda self: self.get("transactions"))
     customers = property(lambda self: self.get("customers"))
@@ -594,6 +604,3 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
                 if cnt:
                     problems.append(Problem("warning", name, dcol, f"dated after the as-of date {as_of.date()}: "
                                             "counted here, never used in features", rows, cnt, ex))
-    if "customers" in columns:  # the snapshot reads one row per customer (the first), as the memory path does
-        con.execute("DELETE FROM t_customers WHERE _row_ IN (SELECT _row_ FROM (SELECT _row_, row_number() OVER "
-                    "(PARTITION BY customer_id ORDER BY _row_) AS n_ FROM t_customers) WHERE n_ > 1)")

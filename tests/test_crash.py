@@ -1,0 +1,488 @@
+"""Issue 7, reliability leftovers, with real processes and real crashes:
+
+1. `segment report` interrupted for real (SIGINT / SIGTERM sent to the running CLI process while a notebook
+   executes): exit 130, the previous reports byte-identical, no staging folder, the lock free, and the next
+   build works; two processes building the same quarter at once: one builds, the other is refused.
+2. The audit log survives a crash in the middle of an append (torn bytes, and a writer killed with SIGKILL):
+   every complete record is still read, the torn line is skipped with a warning naming it, and the next
+   append starts on a fresh line — never merged, never rewritten.
+3. SQL sources are fingerprinted in the report manifest (URL as written, query, the rows returned), so a
+   changed database makes the quarter stale — and no credential from the environment reaches the manifest.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from segment import reports
+from segment.demo import write_demo
+from segment.review import AUDIT_HEADER, AuditLogWarning, _append_audit, apply_review, reviewer_changes
+
+from .conftest import ROOT, write
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs POSIX signals and /proc (Linux)")
+
+Q = "2026Q3"
+REPORT_FILES = {"grading.html", "grading.ipynb", "review.html", "review.ipynb", "calibration.html", "calibration.ipynb",
+                "grading.parquet", "manifest.json", "calibration/metrics.json",
+                "calibration/s1_four_tier.calibrated.yaml"}
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers: real processes
+# ------------------------------------------------------------------------------------------------
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    """The CLI as a real process, in its own session (so a failed test can clean up the kernels too)."""
+    return subprocess.Popen([sys.executable, "-m", "segment.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:   # only the group of the process this test started
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return proc.returncode, out, err
+
+
+def _report(data: Path, reports_dir: Path, timeout: float = 120) -> tuple[int, str, str]:
+    return _finish(_start("report", "--data", str(data), "--reports-dir", str(reports_dir)), timeout)
+
+
+def _kernels(pid: int) -> list[int]:
+    """Child processes of ``pid`` that are Jupyter kernels (papermill starts one per notebook)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+            cmd = (p / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"ipykernel" in cmd:
+            found.append(int(p.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _lock_is_free(reports_dir: Path, quarter: str = Q) -> bool:
+    with open(reports_dir / f".lock-{quarter}", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def _stale(reports_dir: Path) -> None:
+    """A new (empty) audit log: an input of the report, so the next build of the quarter rebuilds it."""
+    (reports_dir / "audit_log.csv").write_text(",".join(AUDIT_HEADER) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
+
+
+@pytest.fixture(scope="module")
+def built(demo, tmp_path_factory):
+    """A quarter's reports built fully by a real `segment report` process."""
+    out = tmp_path_factory.mktemp("built") / "reports"
+    rc, stdout, err = _report(demo, out)
+    assert rc == 0, err
+    assert set(_files(out / Q)) == REPORT_FILES
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. a real interrupt of `segment report`
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig, during", [("SIGINT", "grading"), ("SIGTERM", "review")])
+def test_a_real_signal_while_a_notebook_executes_leaves_the_previous_reports(built, demo, tmp_path, sig, during):
+    """SIGINT while the first notebook (grading) executes, SIGTERM while the second (review) executes —
+    its predecessor's HTML already in the staging folder. Sent to the CLI process alone (`kill -INT pid`,
+    the harder case than a terminal's Ctrl-C, which reaches the kernel too)."""
+    rd = tmp_path / "reports"
+    shutil.copytree(built, rd)
+    _stale(rd)
+    before = _files(rd)
+    entries = sorted(p.name for p in rd.iterdir())
+
+    proc = _start("report", "--data", str(demo), "--reports-dir", str(rd))
+    staging, kernels, deadline = None, [], time.monotonic() + 90
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            found = list(rd.glob(f".staging-{Q}-*"))
+            if found:
+                staging = found[0]
+                kernels = _kernels(proc.pid)
+                ready = during == "grading" or (staging / "grading.html").exists()
+                if kernels and ready and not (staging / f"{during}.ipynb").exists():
+                    break
+            time.sleep(0.02)
+        assert proc.poll() is None and staging is not None and kernels, "never saw a notebook executing"
+        assert staging.name == f".staging-{Q}-{proc.pid}"
+        time.sleep(0.3)   # well inside the notebook's cells
+        os.kill(proc.pid, getattr(signal, sig))
+    finally:
+        rc, out, err = _finish(proc, timeout=60)
+
+    assert rc == 130, err
+    assert "interrupted: nothing was replaced" in err and "Traceback" not in err
+    assert _files(rd) == before   # every previous file byte-identical, index.html and the audit log included
+    assert sorted(p.name for p in rd.iterdir()) == entries   # no staging folder, no new lock or temporary file
+    assert not list(rd.glob(".staging-*")) and not (rd / Q / "failed").exists()
+    assert _lock_is_free(rd)   # the lock file stays between builds (as after any build); nobody holds it
+    deadline = time.monotonic() + 15
+    while any(_alive(k) for k in kernels) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(k) for k in kernels), "a notebook kernel outlived the interrupted build"
+
+    # the next normal build works, and builds the same grading
+    rc, out, err = _report(demo, rd)
+    assert rc == 0 and f"wrote the {Q} reports" in out, err
+    assert set(_files(rd / Q)) == REPORT_FILES and not list(rd.glob(".staging-*"))
+    assert (rd / Q / "grading.parquet").read_bytes() == before[f"{Q}/grading.parquet"]
+    manifest = json.loads((rd / Q / "manifest.json").read_text(encoding="utf-8"))
+    assert str((rd / "audit_log.csv").resolve()) in manifest["inputs"]
+
+
+def test_two_processes_building_the_same_quarter_one_builds_the_other_is_refused(demo, tmp_path):
+    rd = tmp_path / "reports"
+    procs = [_start("report", "--data", str(demo), "--reports-dir", str(rd)) for _ in range(2)]
+    results = [_finish(p) for p in procs]
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 2], [r[2][-2000:] for r in results]
+    (_, won, _), (_, _, refused) = sorted(results, key=lambda r: r[0])
+    assert f"wrote the {Q} reports" in won
+    errors = [line for line in refused.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: the {Q} reports are being built by another run (lock {rd / f'.lock-{Q}'}); "
+                      "wait for it to finish, then run again"]
+    # no corruption: the winner's reports are complete and consistent, nothing half-built is left
+    assert set(_files(rd / Q)) == REPORT_FILES and not list(rd.glob(".staging-*")) and _lock_is_free(rd)
+    manifest = json.loads((rd / Q / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["quarter"] == Q and len(pd.read_parquet(rd / Q / "grading.parquet")) == manifest["customers"]
+    rc, out, err = _report(demo, rd)
+    assert rc == 0 and "up to date" in out, err
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. the audit log across a crash in the middle of an append
+# ------------------------------------------------------------------------------------------------
+
+SHA = "ab" * 32
+HEADER = ("\ufeff" + ",".join(AUDIT_HEADER) + "\n").encode("utf-8")
+
+
+def _line(*fields: str) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue().encode("utf-8")
+
+
+FIRST = ("2026-10-01T09:00:00+00:00", "张伟", "C1", "", "core", "ordinary", "连续两季度无采购", "a.csv", SHA)
+CONFIRM = ("2026-10-01T09:00:00+00:00", "张伟", "C2", "", "important", "important", "", "a.csv", SHA)
+# quoting (a comma and quotes in the reason) and multi-byte text: a cut can land inside either
+TORN = ("2026-10-02T10:00:00+00:00", "李娜", "C3", "", "ordinary", "potential", '高消费, "frequent" complaints',
+        "b.csv", "cd" * 32)
+NEXT = ("2026-10-03T11:00:00+00:00", "王芳", "C4", "", "potential", "ordinary", "new contract", "c.csv", "ef" * 32)
+
+
+def _rows(df: pd.DataFrame) -> list[tuple]:
+    return [tuple(r) for r in df[["customer_id", "from_tier", "to_tier", "reason", "reviewer"]].itertuples(index=False)]
+
+
+def test_every_torn_tail_is_skipped_with_a_warning_and_the_next_append_starts_a_fresh_line(tmp_path):
+    """A crash can cut an append after any byte: for every cut point, the complete records are read,
+    the fragment is reported (its line number) and never read as a decision, and the next append leaves
+    the fragment a line of its own — the file only grows."""
+    good = HEADER + _line(*FIRST) + _line(*CONFIRM)
+    torn = _line(*TORN)
+    first = [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+    for cut in range(1, len(torn) - 1):   # everything short of the record's last sha digit
+        log = tmp_path / f"log{cut}.csv"
+        log.write_bytes(good + torn[:cut])
+        with pytest.warns(AuditLogWarning, match=r"line 4: .*no line end") as caught:
+            df = reviewer_changes(log)
+        assert _rows(df) == first and df.attrs["skipped_lines"] == [4], cut
+        assert len(caught) == 1
+
+        with pytest.warns(AuditLogWarning, match="line 4 is an incomplete record"):
+            _append_audit(log, [NEXT])
+        assert log.read_bytes() == good + torn[:cut] + b"\n" + _line(*NEXT), cut   # appended, never rewritten
+        with pytest.warns(AuditLogWarning, match=r"skipped 1 line\(s\).*\(line 4: ") as caught:
+            df = reviewer_changes(log)
+        assert _rows(df) == first + [("C4", "potential", "ordinary", "new contract", "王芳")], cut
+        assert df.attrs["skipped_lines"] == [4] and len(caught) == 1
+        assert "Traceback" not in str(caught[0].message)
+
+
+def test_a_record_missing_only_its_line_end_counts_before_and_after_the_next_append(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_bytes(HEADER + _line(*FIRST) + _line(*TORN)[:-1])
+    with pytest.warns(AuditLogWarning):   # the next append adds the missing line end (and says so)
+        _append_audit(log, [NEXT])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r[0] for r in _rows(reviewer_changes(log))] == ["C1", "C3", "C4"]
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 20, len(HEADER) - 1])
+def test_a_header_cut_short_is_completed_by_the_next_append(tmp_path, cut):
+    """A crash during the very first append (header and lines are one write): a log holding only part of
+    the header is still ours — no rows, a warning — and the next append completes the header."""
+    log = tmp_path / "log.csv"
+    log.write_bytes(HEADER[:cut])
+    with pytest.warns(AuditLogWarning, match="line 1: the header is incomplete"):
+        assert reviewer_changes(log).empty
+    _append_audit(log, [FIRST])
+    assert log.read_bytes() == HEADER + _line(*FIRST)
+    assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+
+
+def test_broken_lines_in_the_middle_are_skipped_each_named(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_bytes(HEADER + _line(*FIRST) + b"2026-10-0\n" + _line(*TORN[:5], "", *TORN[6:])
+                    + _line("yesterday", *TORN[1:]) + _line(*TORN[:8], "cd" * 31) + b"\xe6\x9d\n" + _line(*NEXT))
+    with pytest.warns(AuditLogWarning) as caught:
+        df = reviewer_changes(log)
+    msg = str(caught[0].message)
+    assert _rows(df) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟"),
+                         ("C4", "potential", "ordinary", "new contract", "王芳")]
+    assert df.attrs["skipped_lines"] == [3, 4, 5, 6, 7]
+    for part in ("line 3: 1 of 9 fields", "line 4: customer_id, from_tier or to_tier is empty",
+                 "line 5: timestamp 'yesterday'", "line 6: grading_sha256", "line 7: not UTF-8"):
+        assert part in msg, part
+
+
+# a tiny grading of s1_four_tier and a sheet: enough for apply_review
+def _grading(path: Path) -> Path:
+    pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C4"],
+                  "tier": pd.Categorical(["core", "important", "ordinary", "potential"],
+                                         ["core", "important", "ordinary", "potential"]),
+                  "tier_rank": [0, 1, 2, 3], "tier_label": ["核心客户", "重要客户", "普通客户", "潜在客户"],
+                  "score": [95.0, 80.0, 60.0, 20.0], "overrides": [""] * 4, "explanation": [""] * 4}
+                 ).to_parquet(path, index=False)
+    return path
+
+
+def _sheet(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows, columns=["customer_id", "confirm", "new_tier", "reason", "reviewer"]).to_csv(
+        path, index=False, encoding="utf-8-sig")
+    return path
+
+
+SLOW_APPLY = textwrap.dedent("""
+    import os, sys, time
+    import segment.review as review
+
+    class SlowOS:   # this process's audit appends trickle out 3 bytes at a time
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def write(fd, data):
+            n = os.write(fd, bytes(data[:3]))
+            time.sleep(0.03)
+            return n
+
+    review.os = SlowOS()
+    sheet, grading, scheme, out, log = sys.argv[1:]
+    print("applying", flush=True)
+    review.apply_review(sheet, grading, scheme, out, log, when="2026-10-02T10:00:00Z")
+    print("done", flush=True)
+""")
+
+
+def test_a_writer_killed_mid_append_loses_only_its_own_line(tmp_path):
+    """A real process appending to the audit log is killed with SIGKILL half-way through its line: its
+    approved grading never appears, the earlier records are read, the torn line is skipped with a
+    warning, and the next apply starts on a fresh line."""
+    scheme = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
+    grading = _grading(tmp_path / "grading.parquet")
+    log = tmp_path / "audit_log.csv"
+    apply_review(_sheet(tmp_path / "a.csv", [{"customer_id": "C1", "confirm": "no", "new_tier": "ordinary",
+                                              "reason": "连续两季度无采购", "reviewer": "张伟"},
+                                             {"customer_id": "C2", "confirm": "yes", "reviewer": "张伟"}]),
+                 grading, scheme, tmp_path / "approved.parquet", log, when="2026-10-01T09:00:00Z")
+    before = log.read_bytes()
+    assert before.count(b"\n") == 3
+
+    killed = tmp_path / "killed.parquet"
+    sheet = _sheet(tmp_path / "b.csv", [{"customer_id": "C3", "confirm": "no", "new_tier": "potential",
+                                         "reason": '高消费, "frequent" complaints', "reviewer": "李娜"}])
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_APPLY, str(sheet), str(grading), str(scheme), str(killed),
+                             str(log)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(log.read_bytes()) > len(before) + 40:   # well into its line, far from the end
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        _finish(proc, timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    after_kill = log.read_bytes()
+    fragment = after_kill[len(before):]
+    assert after_kill.startswith(before) and fragment and not fragment.endswith(b"\n") and b"\n" not in fragment
+    assert fragment.startswith(b"2026-10-02T10:00:00+00:00,") and not killed.exists()   # nothing applied
+
+    with pytest.warns(AuditLogWarning, match="line 4: .*no line end"):
+        assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+
+    # the next apply (reviewers redo the lost sheet): its line starts on a fresh line
+    with pytest.warns(AuditLogWarning, match="line 4 is an incomplete record"):
+        apply_review(sheet, tmp_path / "approved.parquet", scheme, tmp_path / "approved.parquet", log,
+                     when="2026-10-03T11:00:00Z")
+    final = log.read_bytes()
+    assert final.startswith(after_kill) and final[len(after_kill):len(after_kill) + 1] == b"\n"
+    assert final.count(b"\n") == 5
+    with pytest.warns(AuditLogWarning, match=r"skipped 1 line\(s\).*\(line 4: ") as caught:
+        df = reviewer_changes(log)
+    assert df.attrs["skipped_lines"] == [4] and len(caught) == 1
+    assert _rows(df) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟"),
+                         ("C3", "ordinary", "potential", '高消费, "frequent" complaints', "李娜")]
+    assert str(df["when"].iloc[1]) == "2026-10-03 11:00:00+00:00"
+    assert pd.read_parquet(tmp_path / "approved.parquet").set_index("customer_id")["tier"].astype(str).tolist() == \
+        ["ordinary", "important", "potential", "potential"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. SQL sources in the report manifest
+# ------------------------------------------------------------------------------------------------
+
+SECRET = "s3cr3t-Pa55-91c2"
+
+
+@pytest.fixture
+def duck(tmp_path, monkeypatch):
+    """transactions from a DuckDB file whose path comes from the environment (the secret rides in it)."""
+    folder = tmp_path / f"db-{SECRET}"
+    folder.mkdir()
+    db = folder / "crm.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table orders as select * from (values ('C1', date '2026-01-05', 12.5), "
+                    "('C2', date '2026-02-01', 20.0), ('C1', date '2026-03-09', 7.25)) t(cust, d, amt)")
+    monkeypatch.setenv("SEG_CRASH_DB", str(db))
+    data = write(tmp_path / "data.yaml", "tables:\n  transactions:\n    sql:\n      url: duckdb:///${SEG_CRASH_DB}\n"
+                 "      query: select cust, d, amt from orders\n    columns: {cust: customer_id, d: date, amt: amount}\n")
+    return data, db
+
+
+def _fingerprint(data: Path) -> dict:
+    from segment.validate import load_data
+
+    return reports._inputs_fingerprint(data, ROOT / "params" / "schemes" / "rfm_quantiles.yaml", load_data(data))
+
+
+def test_a_sql_source_is_fingerprinted_by_its_rows(duck):
+    data, db = duck
+    first = _fingerprint(data)
+    key = "duckdb:///${SEG_CRASH_DB}#transactions"
+    assert key in first and len(first[key]) == 64
+    assert _fingerprint(data) == first   # nothing changed: the same fingerprint
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("update orders set amt = 12.75 where cust = 'C1' and d = date '2026-01-05'")
+    changed = _fingerprint(data)
+    assert changed[key] != first[key]
+    assert {k: v for k, v in changed.items() if k != key} == {k: v for k, v in first.items() if k != key}
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("update orders set amt = 12.5 where cust = 'C1' and d = date '2026-01-05'")
+    assert _fingerprint(data) == first   # back as it was: the content decides, not the file's bytes
+    with duckdb.connect(str(db)) as con:
+        con.execute("insert into orders values ('C3', date '2026-04-01', 1.0)")
+    assert _fingerprint(data)[key] not in (first[key], changed[key])
+
+    text = json.dumps(first, ensure_ascii=False)
+    assert SECRET not in text and str(db) not in text and "${SEG_CRASH_DB}" in text
+
+
+def test_the_query_is_part_of_a_sql_fingerprint(duck):
+    data, _ = duck
+    first = _fingerprint(data)
+    other = write(data.parent / "data.yaml", data.read_text(encoding="utf-8").replace(
+        "from orders", "from orders where amt > 10"))
+    key = "duckdb:///${SEG_CRASH_DB}#transactions"
+    assert _fingerprint(other)[key] != first[key]
+
+
+def test_a_password_written_into_a_url_is_masked_in_the_manifest():
+    assert reports._url_as_written("postgresql://${CRM_USER}:${CRM_PASSWORD}@crm-db/crm") == \
+        "postgresql://${CRM_USER}:${CRM_PASSWORD}@crm-db/crm"
+    assert reports._url_as_written("postgresql://analyst:hunter2@crm-db/crm") == "postgresql://analyst:***@crm-db/crm"
+    assert reports._url_as_written("duckdb:///${SEG_DB}") == "duckdb:///${SEG_DB}"
+    assert reports._url_as_written("mysql+pymysql://u:${P}x@h/db") == "mysql+pymysql://u:***@h/db"
+
+
+def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, monkeypatch):
+    """End to end: the demo's transactions in a DuckDB file behind ${VAR}; nothing changed → up to date; one
+    amount changed in the database → rebuilt. The manifest never holds the database's path."""
+    folder = tmp_path / f"db-{SECRET}"
+    folder.mkdir()
+    db = folder / "crm.duckdb"
+    tx = pd.read_parquet(demo.parent / "transactions.parquet")
+    with duckdb.connect(str(db)) as con:
+        con.register("tx", tx)
+        con.execute("create table orders as select * from tx")
+    for f in demo.parent.iterdir():
+        if f.suffix in (".csv", ".parquet") and f.name != "transactions.parquet":
+            shutil.copy(f, tmp_path / f.name)
+    cfg = demo.read_text(encoding="utf-8").replace(
+        "transactions: {path: transactions.parquet}",
+        "transactions: {sql: {url: 'duckdb:///${SEG_CRASH_DB}', query: 'select * from orders order by all'}}")
+    data = write(tmp_path / "data.yaml", cfg)
+    monkeypatch.setenv("SEG_CRASH_DB", str(db))
+    rd = tmp_path / "reports"
+
+    first = reports.build_reports(data=data, reports_dir=rd)
+    assert not first.skipped
+    manifest = (rd / Q / "manifest.json").read_text(encoding="utf-8")
+    assert "duckdb:///${SEG_CRASH_DB}#transactions" in json.loads(manifest)["inputs"]
+    assert reports.build_reports(data=data, reports_dir=rd).skipped
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("update orders set amount = amount + 1000 where order_id = (select min(order_id) from orders)")
+    again = reports.build_reports(data=data, reports_dir=rd)
+    assert not again.skipped
+    for f in rd.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f

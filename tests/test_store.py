@@ -1,0 +1,245 @@
+"""Tables kept in DuckDB (segment.store, ``storage: duckdb``): the path data bigger than memory takes.
+
+Every test compares it with the in-memory path (``storage: memory``), which the rest of the suite
+checks against hand computations: the same validation report, the same tables, snapshots, churn
+labels, gradings and calibration — and the report build never fetches a whole table into pandas.
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from segment import store
+from segment.churn import ChurnDefinition, churn_labels
+from segment.errors import ConfigError, DataError
+from segment.features import snapshot
+from segment.validate import load_data
+
+DATES = ["2025-06-30", "2026-09-30"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """A 1,200-customer demo with two data configs over the same files: memory.yaml and duckdb.yaml."""
+    from segment.demo import write_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo(out, customers=1200)
+    text = (out / "data.yaml").read_text(encoding="utf-8")
+    (out / "memory.yaml").write_text(text + "storage: memory\n", encoding="utf-8")
+    (out / "duckdb.yaml").write_text(text + "storage: duckdb\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def both(demo):
+    return load_data(demo / "memory.yaml"), load_data(demo / "duckdb.yaml")
+
+
+def test_demo_loads_the_same_either_way(both):
+    mem, duck = both
+    assert not mem.tables.is_duckdb and duck.tables.is_duckdb
+    pd.testing.assert_frame_equal(mem.report, duck.report)
+    assert duck.tables.present() == mem.tables.present()
+    for name in mem.tables.present():
+        assert duck.tables.rows(name) == mem.tables.rows(name)
+        assert duck.tables.columns(name) == mem.tables.columns(name)
+    assert duck.tables.date_range() == mem.tables.date_range()
+    assert duck.tables.fetched == []
+    for name in mem.tables.present():  # fetching is possible (and recorded): the same frames, in file order
+        a, b = mem.tables.get(name), duck.tables.get(name)
+        pd.testing.assert_frame_equal(a, b[list(a.columns)], check_exact=False, rtol=1e-12)
+    assert duck.tables.fetched == mem.tables.present()
+    duck.tables.fetched.clear()
+
+
+@pytest.mark.parametrize("day", DATES)
+def test_snapshots_and_churn_labels_are_the_same(both, day):
+    mem, duck = both
+    a, b = snapshot(mem.tables, day), snapshot(duck.tables, day)
+    assert len(a) > 900
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    some = a["customer_id"].iloc[::7].tolist()
+    pd.testing.assert_frame_equal(snapshot(mem.tables, day, customers=some), snapshot(duck.tables, day, customers=some),
+                                  check_exact=False, rtol=1e-9)
+    for definition in (ChurnDefinition(), ChurnDefinition(revenue_drop=0.5, lost_status=True)):
+        la = churn_labels(mem.tables, day, 180, definition, "2026-09-30")
+        lb = churn_labels(duck.tables, day, 180, definition, "2026-09-30")
+        assert la["churn"].notna().any() or day == "2026-09-30"
+        pd.testing.assert_frame_equal(la, lb, check_exact=False, rtol=1e-9)
+    assert duck.tables.fetched == []
+
+
+@pytest.mark.parametrize("scheme", ["s1_four_tier", "s2_rfm_lifecycle", "s7_sales_stages",
+                                    "s8_government_product_line", "s9_property_buyers", "rfm_quantiles"])
+def test_gradings_are_the_same(demo, scheme):
+    from segment.pipeline import grade_data
+
+    a = grade_data(demo / "memory.yaml", scheme, "2026-06-30")
+    b = grade_data(demo / "duckdb.yaml", scheme, "2026-06-30")
+    assert b.loaded.tables.is_duckdb
+    assert len(a.frame) > 100
+    pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=False, rtol=1e-9)
+    assert a.lost_before == b.lost_before
+    assert b.loaded.tables.fetched == []
+
+
+def test_calibration_is_the_same(both):
+    from segment.calibration import calibrate
+    from segment.schemes import load_scheme
+
+    scheme = load_scheme("s1_four_tier")
+    args = (["2025-03-31", "2025-06-30"], "2026-03-31", 180)
+    a = calibrate(both[0].tables, scheme, *args)
+    b = calibrate(both[1].tables, scheme, *args)
+    for k in ("expert", "calibrated"):
+        assert a.metrics[k]["test"]["auc"] == pytest.approx(b.metrics[k]["test"]["auc"], rel=1e-9)
+    assert a.calibrated.weights() == pytest.approx(b.calibrated.weights(), rel=1e-9)
+    pd.testing.assert_frame_equal(a.train.rows, b.train.rows, check_exact=False, rtol=1e-9)
+    assert both[1].tables.fetched == []
+
+
+QUIRKS = """\
+cust,order_id,day,qty,price,channel,note
+C1,O1,03/01/2026,2,0.5,online,a
+C1,O1,03/01/2026,2,0.5,online,a
+C2,O2,04/01/2026,1,1.2,store,
+,O3,05/01/2026,1,1.0,online,no customer
+C9,O4,06/01/2026,1,1.0,online,unknown customer
+C2,O5,31/02/2026,1,1.0,online,impossible date
+C2,O6,07/01/2026,"1,200",1.0,online,thousands separator
+C2,O7,08/01/2026,1,inf,online,infinite price
+C1,O8,09/01/2026,-1,0.5,online,return
+C1,O9,10/01/2026,0,0.5,store,zero
+C2,O10,01/12/2026,1,1.0,online,future
+C1,O11,11/01/2026,1,9e9,online,implausible
+C1,O12,12/01/2026,1,0.3,fax,bad channel
+"""
+CUSTOMERS = """\
+customer_id,name,industry,size_employees,strategic,status,created_date
+C1,甲,retail,12,yes,active,2020-01-01
+C2,乙,retail,3.5,no,gone,2021-02-03
+C2,乙二,energy,4,maybe,active,2021-02-03
+C3,丙,energy,,, ,2022-13-01
+"""
+
+
+def _quirks(folder: Path, drop: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tx.csv").write_text(QUIRKS, encoding="utf-8")
+    (folder / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    (folder / "data.yaml").write_text(f"""\
+as_of: 2026-09-30
+tables:
+  customers: {{path: customers.csv}}
+  transactions:
+    path: tx.csv
+    date_format: "%d/%m/%Y"
+    amount_unit: 10000
+    columns: {{cust: customer_id, day: date, qty: quantity, price: unit_price}}
+    drop: [{drop}]
+""", encoding="utf-8")
+    return folder / "data.yaml"
+
+
+@pytest.mark.parametrize("drop", ["", "missing_customer_id, duplicate_lines, unknown_customers",
+                                  "missing_customer_id, duplicate_lines, unknown_customers, unparseable_rows"])
+def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, monkeypatch):
+    config = _quirks(tmp_path, drop)
+    monkeypatch.setenv("SEGMENT_STORAGE", "memory")
+    mem = load_data(config, strict=False)
+    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    duck = load_data(config, strict=False)
+    assert duck.tables.is_duckdb and not mem.tables.is_duckdb
+    pd.testing.assert_frame_equal(mem.report, duck.report)
+    kinds = set(mem.report["problem"].str.split(r" \(|;|:| —", regex=True).str[0])
+    assert {"unparseable date", "not a number", "implausible amount", "unknown value", "not a whole number",
+            "not true/false", "duplicate customer_id", "negative amounts", "zero amounts"} <= kinds, kinds
+    for name in mem.tables.present():
+        a, b = mem.tables.get(name), duck.tables.get(name)
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b[list(a.columns)].reset_index(drop=True),
+                                      check_exact=False, rtol=1e-12)
+    # amounts derived as quantity × unit_price in 万: C1's first line is 2 × 0.5 × 10,000
+    tx = duck.tables.get("transactions")
+    assert tx.loc[tx["order_id"] == "O1", "amount"].tolist()[0] == 10000.0
+    # strict: the same errors stop both
+    monkeypatch.setenv("SEGMENT_STORAGE", "memory")
+    with pytest.raises(DataError) as em:
+        load_data(config)
+    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    with pytest.raises(DataError) as ed:
+        load_data(config)
+    assert str(em.value) == str(ed.value)
+
+
+def test_storage_auto_uses_duckdb_for_big_sources_only(demo, monkeypatch):
+    monkeypatch.delenv("SEGMENT_STORAGE", raising=False)
+    assert not load_data(demo / "data.yaml").tables.is_duckdb  # 1,200 customers: well below AUTO_ROWS
+    monkeypatch.setattr(store, "AUTO_ROWS", 1000)
+    assert load_data(demo / "data.yaml").tables.is_duckdb
+    assert not load_data(demo / "memory.yaml").tables.is_duckdb  # `storage: memory` is obeyed
+
+
+def test_storage_duckdb_refuses_what_it_cannot_read(tmp_path, demo):
+    folder = tmp_path / "x"
+    shutil.copytree(demo, folder)
+    pd.read_csv(folder / "customers.csv").to_excel(folder / "customers.xlsx", index=False)
+    (folder / "excel.yaml").write_text("storage: duckdb\ntables:\n  customers: {path: customers.xlsx}\n"
+                                       "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_data(folder / "excel.yaml")
+    msg = str(e.value)
+    assert "excel.yaml" in msg and "key `storage`" in msg and "tables.customers: excel files" in msg
+    assert "set `storage: memory`" in msg
+    # auto (or SEGMENT_STORAGE=duckdb) falls back to memory for such a config instead of failing
+    (folder / "auto.yaml").write_text("tables:\n  customers: {path: customers.xlsx}\n"
+                                      "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
+    assert not load_data(folder / "auto.yaml").tables.is_duckdb
+
+
+def test_the_temporary_database_is_removed(demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
+    loaded = load_data(demo / "duckdb.yaml")
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("segment-tables-")
+    assert (folders[0] / "tables.duckdb").is_file()
+    sub = loaded.tables.where(transactions="amount > 0")  # a filtered view keeps the database alive
+    del loaded
+    gc.collect()
+    assert sub.rows("transactions") > 0
+    del sub
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_validate_prints_the_same(demo, capsys, monkeypatch):
+    from segment.cli import main
+
+    outs = []
+    for config in ("memory.yaml", "duckdb.yaml"):
+        assert main(["validate", "--data", str(demo / config)]) == 0
+        outs.append(capsys.readouterr().out.replace(config, "X"))
+    assert outs[0] == outs[1]
+    assert "transactions: " in outs[0] and " rows" in outs[0]
+
+
+def test_report_build_never_fetches_a_whole_table(demo, tmp_path, monkeypatch):
+    """``segment report`` on tables kept in DuckDB: grading, previous quarter, realised churn and the
+    calibration all run in SQL — fetching a table into pandas would fail this test."""
+    from segment.reports import build_reports
+
+    def refuse(self, name):
+        raise AssertionError(f"the report fetched the whole {name} table into pandas")
+
+    monkeypatch.setattr(store.DuckTables, "get", refuse)
+    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    result = build_reports(quarter="2026Q2", data=demo / "data.yaml", reports_dir=tmp_path / "reports")
+    assert {p.name for p in result.files} >= {"grading.html", "review.html", "calibration.html", "manifest.json"}
+    import json
+
+    manifest = json.loads((tmp_path / "reports" / "2026Q2" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["calibration"]["test_auc"]["calibrated"] > 0.5
