@@ -193,15 +193,17 @@ def _dates(days: np.ndarray) -> np.ndarray:
 
 def _strings(values, idx: np.ndarray, valid: np.ndarray | None = None) -> pd.arrays.ArrowStringArray:
     """Take strings from a small dictionary by index, in C (pyarrow) — fast for tens of millions of rows."""
-    dictionary = pa.array(list(values), type=pa.string())
+    dictionary = pa.array(list(values), type=pa.large_string())
     indices = pa.array(np.asarray(idx, dtype=np.int32), mask=None if valid is None else ~np.asarray(valid))
     return pd.arrays.ArrowStringArray(pc.take(dictionary, indices))
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pd.arrays.ArrowStringArray:
-    digits = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, dtype=np.int64)), pa.string()),
+    # large_string: 50 M ids of 11 characters overflow the 2 GiB of a 32-bit-offset string array
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, dtype=np.int64)), pa.large_string()),
                           width=width, padding="0")
-    return pd.arrays.ArrowStringArray(pc.binary_join_element_wise(prefix, digits, ""))
+    return pd.arrays.ArrowStringArray(pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), digits,
+                                                                  pa.scalar("", pa.large_string())))
 
 
 def _string_series(arr) -> pd.Series:

@@ -16,8 +16,10 @@ Grading and calibration then run on the snapshot (one row per customer) as usual
 
     snap = snapshot_from_config("data.yaml", "2026-09-30")
 
-What this path does **not** do: the row-level validation of ``segment validate`` (run it on the data
-once, or on a sample); a value the cast cannot read stops the query with the engine's message. Of
+What this path does **not** do: the row-level validation of ``segment validate``; a value the cast
+cannot read stops the query with the engine's message. For one machine, ``storage: duckdb`` in the
+data config (:mod:`segment.store`) validates every row in DuckDB and keeps the typed tables there, so
+every command (report and calibration included) runs on data bigger than memory. Of
 the ``drop:`` quirks, ``missing_customer_id`` (such rows never count), ``duplicate_lines`` (``SELECT
 DISTINCT`` over the source's columns) and ``unknown_customers`` (kept only when in the customers
 table) are applied; ``date_format``, ``unparseable_rows``, Excel files and SQL sources need the
