@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -118,7 +119,7 @@ def demo(tmp_path_factory):
 def built(demo, tmp_path_factory):
     """A quarter's reports built fully by a real `segment report` process."""
     out = tmp_path_factory.mktemp("built") / "reports"
-    rc, stdout, err = _report(demo, out)
+    rc, _, err = _report(demo, out)
     assert rc == 0, err
     assert set(_files(out / Q)) == REPORT_FILES
     return out
@@ -187,8 +188,8 @@ def test_two_processes_building_the_same_quarter_one_builds_the_other_is_refused
     (_, won, _), (_, _, refused) = sorted(results, key=lambda r: r[0])
     assert f"wrote the {Q} reports" in won
     errors = [line for line in refused.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: the {Q} reports are being built by another run (lock {rd / f'.lock-{Q}'}); "
-                      "wait for it to finish, then run again"]
+    assert errors == [(f"error: the {Q} reports are being built by another run (lock {rd / f'.lock-{Q}'}); "
+                       "wait for it to finish, then run again")]
     # no corruption: the winner's reports are complete and consistent, nothing half-built is left
     assert set(_files(rd / Q)) == REPORT_FILES and not list(rd.glob(".staging-*")) and _lock_is_free(rd)
     manifest = json.loads((rd / Q / "manifest.json").read_text(encoding="utf-8"))
@@ -253,8 +254,6 @@ def test_a_record_missing_only_its_line_end_counts_before_and_after_the_next_app
     log.write_bytes(HEADER + _line(*FIRST) + _line(*TORN)[:-1])
     with pytest.warns(AuditLogWarning):   # the next append adds the missing line end (and says so)
         _append_audit(log, [NEXT])
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r[0] for r in _rows(reviewer_changes(log))] == ["C1", "C3", "C4"]

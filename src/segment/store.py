@@ -256,7 +256,7 @@ class _Check:
 def connect(folder: Path):
     import duckdb
 
-    con = duckdb.connect(str(folder / "tables.duckdb"))
+    con = duckdb.connect(str(folder / "tables.duckdb"), config={"preserve_insertion_order": False})
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = {_lit(str(folder / 'spill'))}")
     if os.environ.get("SEGMENT_DUCKDB_MEMORY"):
@@ -317,9 +317,11 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[
                         f"file_row_number + 1 AS _row_ FROM read_parquet({_lit(str(path))}, file_row_number = true)")
         else:
             enc = _duckdb_encoding(src.encoding)
+            con.execute("SET preserve_insertion_order = true")  # rowid = the line's position in the file
             con.execute(f"CREATE OR REPLACE TABLE {raw}_text AS SELECT * FROM read_csv({_lit(str(path))}, "
                         f"all_varchar = true, header = true, delim = {_lit(src.delimiter)}, quote = '\"', "
                         f"escape = '\"', encoding = {_lit(enc)}, null_padding = false)")
+            con.execute("SET preserve_insertion_order = false")  # elsewhere row order comes from _row_
             con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT *, rowid + 1 AS _row_ FROM {raw}_text")
         described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
     except duckdb.Error as e:
@@ -445,7 +447,8 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     dup = ""
     if name == "transactions":
         dup = ", hash(" + ", ".join(_q(original[c]) for c in source_cols) + ") AS _hash_"
-    con.execute(f"CREATE OR REPLACE TABLE stage_{name} AS SELECT _row_, {', '.join(stage1)}{dup} FROM {raw}")
+    # a view: the checks read it once, the typed table is written from it once
+    con.execute(f"CREATE OR REPLACE TEMP VIEW stage_{name} AS SELECT _row_, {', '.join(stage1)}{dup} FROM {raw}")
 
     # the per-value problems, in contract column order (as segment.io.coerce lists them)
     if checks:
@@ -486,7 +489,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
         present.append("amount")
     con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
-    con.execute(f"DROP TABLE stage_{name}")
+    con.execute(f"DROP VIEW stage_{name}")
     if name == "transactions":
         _flag_duplicate_lines(con, raw, source_cols, original)
     if _table_exists(con, f"{raw}_text"):
