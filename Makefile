@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark bench bench-quick lab docs realdata clean
+.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark bench bench-quick bench-big lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ bench: $(STAMP)  ## benchmarks (not tests), ~8 min: demo, features 1M/10M/50M vs
 
 bench-quick: $(STAMP)  ## the benchmarks at small sizes (~1 min) → bench/results/quick/
 	$(BIN)/python bench/run.py --quick
+
+bench-big: $(STAMP)  ## segment validate / grade / report on a 1.1M-customer demo (~50M lines; ~15 min, 1.5 GB under SEGMENT_BENCH_DATA) → bench/results/big/
+	$(BIN)/python bench/run.py --big
 
 realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
 	$(BIN)/segment validate --data params/data/online_retail.yaml

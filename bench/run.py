@@ -31,11 +31,11 @@ def sizes(quick: bool) -> dict:
         return {"demo": [5_000], "features": [1_000_000], "memory_features": [1_000_000], "grading": 100_000,
                 "schemes": "s1_four_tier,rfm_quantiles,s10_bank_value_behaviour",
                 "calibration": ["--rows", "100000", "--bootstrap", "50", "--demo-customers", "10000", "--repeat", "3"],
-                "reports": [5_000], "reports_repeat": 3}
+                "reports": [5_000], "reports_repeat": 3, "store": [5_000]}
     return {"demo": [100_000], "features": [1_000_000, 10_000_000, 50_000_000],
             "memory_features": [1_000_000, 10_000_000], "grading": 1_000_000, "schemes": None,
             "calibration": ["--rows", "1000000", "--bootstrap", "200", "--demo-customers", "100000", "--repeat", "3"],
-            "reports": [5_000, 50_000], "reports_repeat": 3}
+            "reports": [5_000, 50_000], "reports_repeat": 3, "store": [100_000]}
 
 
 def human(n: int) -> str:
@@ -64,12 +64,16 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: a couple of minutes")
     p.add_argument("--out", type=Path)
     p.add_argument("--data", type=Path, default=Path(os.environ.get("SEGMENT_BENCH_DATA", "/tmp/segment-bench")))
-    p.add_argument("--only", help="comma-separated groups: demo,features,grading,calibration,reports")
+    p.add_argument("--big", action="store_true", help="only the big-data CLI runs (1.1M-customer demo, ~50M lines)")
+    p.add_argument("--only", help="comma-separated groups: demo,features,store,grading,calibration,reports")
     a = p.parse_args()
     out = a.out or (BENCH / "results" / ("quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     s = sizes(a.quick)
-    groups = set((a.only or "demo,features,grading,calibration,reports").split(","))
+    groups = set((a.only or ("big" if a.big else "demo,features,store,grading,calibration,reports")).split(","))
+    if a.big and not a.out:
+        out = BENCH / "results" / "big"
+        out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows: list[dict] = []
 
@@ -101,6 +105,25 @@ def main() -> None:
                 add("features: segment, in-memory pandas (snapshot only)", f"{human(n)} tx", mem,
                     vs_floor=round(mem["data"]["median_s"] / floor["data"]["median_s"], 2),
                     note=f"+ {mem['data']['read_s']} s pd.read_parquet; RSS includes the frames")
+
+    if "store" in groups:
+        for n in s["store"]:
+            for storage in ("memory", "duckdb"):
+                r = run_case(f"store_{storage}_{human(n)}", ["bench/bench_store.py", "--customers", str(n),
+                                                             "--storage", storage, "--repeat", "3"], out)
+                add(f"load + validate, tables in {'pandas' if storage == 'memory' else 'DuckDB'}",
+                    f"{human(n)} demo, {r['data']['transactions'] / 1e6:.1f}M tx", r,
+                    note=f"then a snapshot in {r['data']['snapshot_s']} s")
+
+    if "big" in groups:
+        for command in ("validate", "grade", "report"):
+            r = run_case(f"cli_{command}_1100k", ["bench/bench_cli.py", "--customers", "1100000", "--command", command],
+                         out)
+            note = ""
+            if command == "report":
+                note = ("HTML KiB " + ", ".join(f"{k} {v:,}" for k, v in r["data"]["html_kib"].items())
+                        + "; steps s " + ", ".join(f"{k} {v}" for k, v in r["data"]["timings_s"].items()))
+            add(f"segment {command} (storage auto → DuckDB)", "1.1M customers, 49.9M tx", r, note=note)
 
     if "grading" in groups:
         argv = ["bench/bench_grading.py", "--customers", str(s["grading"]), "--repeat", "3"]

@@ -45,6 +45,21 @@ def test_report_files_and_manifest(built, demo):
     assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
     assert '<a href="2026Q3/grading.html">grading</a>' in (out / "index.html").read_text(encoding="utf-8")
     assert not list(out.glob(".staging-*"))
+    assert manifest["html_bytes"] == {nb: (q / f"{nb}.html").stat().st_size for nb in reports.NOTEBOOKS}
+    assert all(0 < v < reports.HTML_BUDGET_BYTES for v in manifest["html_bytes"].values())
+    assert result.warnings == [] and "warning" not in result.summary()
+
+
+def test_a_report_above_the_html_budget_is_written_with_a_warning(demo, tmp_path, monkeypatch):
+    monkeypatch.setattr(reports, "HTML_BUDGET_BYTES", 200_000)
+    result = reports.build_reports(data=demo, reports_dir=tmp_path)
+    sizes = json.loads((tmp_path / "2026Q3" / "manifest.json").read_text(encoding="utf-8"))["html_bytes"]
+    over = sorted(nb for nb, size in sizes.items() if size > 200_000)
+    assert over and len(result.warnings) == len(over)
+    for nb, warning in zip(over, sorted(result.warnings)):
+        assert warning.startswith(f"{nb}.html is {sizes[nb] / 1024:.0f} KiB, above the 195 KiB budget")
+        assert f"\nwarning: {warning}" in result.summary()
+    assert (tmp_path / "2026Q3" / "grading.html").is_file()
 
 
 def test_html_is_for_readers_offline_and_without_pii(built, demo):

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -60,13 +60,24 @@ class BuildResult:
     files: list[Path]
     seconds: float
     skipped: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.skipped:
             return f"reports for {self.quarter} are up to date in {self.out_dir} (nothing changed)"
         listed = "\n".join(f"  {p}" for p in self.files)
-        return f"wrote the {self.quarter} reports in {self.seconds:.1f} s:\n{listed}"
+        return f"wrote the {self.quarter} reports in {self.seconds:.1f} s:\n{listed}" + "".join(
+            f"\nwarning: {w}" for w in self.warnings)
 
+
+#: each HTML report must stay under this size to be readable (opened from a mail, printed, kept): the
+#: reports show aggregates and top lists, never one row per customer — at 1.1M customers they are
+#: 0.3–0.75 MiB (docs/scale.md). A report above it is still written, with a warning in the summary.
+HTML_BUDGET_BYTES = 2 * 2**20
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 
@@ -327,6 +338,10 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
                 timings[nb] = round(time.perf_counter() - t1, 2)
             manifest["timings_seconds"] = timings
+            manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}
+            over = [f"{nb}.html is {_size(size)}, above the {_size(HTML_BUDGET_BYTES)} budget for a "
+                    "readable report (reports.HTML_BUDGET_BYTES): a table grew with the customers — cap it"
+                    for nb, size in manifest["html_bytes"].items() if size > HTML_BUDGET_BYTES]
             out_dir.mkdir(parents=True, exist_ok=True)
             files = []
             names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
@@ -342,7 +357,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         write_index(reports_dir)
-        return BuildResult(quarter, out_dir, files, time.perf_counter() - t0)
+        return BuildResult(quarter, out_dir, files, time.perf_counter() - t0, warnings=over)
 
 
 def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:
