@@ -155,7 +155,7 @@ def main() -> None:
     meta = {"quick": a.quick, "total_s": round(total), "python": platform.python_version(),
             "cpus": os.cpu_count(), "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M")}
     (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    md = [f"Benchmarks ({'quick' if a.quick else 'full'}), {meta['date']}, {meta['cpus']} CPUs, "
+    md = [f"Benchmarks ({'quick' if a.quick else 'big' if a.big else 'full'}), {meta['date']}, {meta['cpus']} CPUs, "
           f"Python {meta['python']}; whole suite {total / 60:.1f} min.", "",
           "| benchmark | size | median s | runs | × floor | peak RSS MiB | note |",
           "| --- | --- | ---: | ---: | ---: | ---: | --- |"]

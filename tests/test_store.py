@@ -163,6 +163,9 @@ def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, monkeypatch)
         a, b = mem.tables.get(name), duck.tables.get(name)
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b[list(a.columns)].reset_index(drop=True),
                                       check_exact=False, rtol=1e-12)
+    # the snapshot over what was kept (duplicate customer rows: the first counts, on both paths)
+    pd.testing.assert_frame_equal(snapshot(mem.tables, "2026-09-30"), snapshot(duck.tables, "2026-09-30"),
+                                  check_exact=False, rtol=1e-9)
     # amounts derived as quantity × unit_price in 万: C1's first line is 2 × 0.5 × 10,000
     tx = duck.tables.get("transactions")
     assert tx.loc[tx["order_id"] == "O1", "amount"].tolist()[0] == 10000.0
