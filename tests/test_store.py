@@ -246,3 +246,48 @@ def test_report_build_never_fetches_a_whole_table(demo, tmp_path, monkeypatch):
 
     manifest = json.loads((tmp_path / "reports" / "2026Q2" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["calibration"]["test_auc"]["calibrated"] > 0.5
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_duckdb_query_is_an_interrupt(demo, tmp_path, monkeypatch, capsys, sig):
+    """DuckDB turns Ctrl-C / SIGTERM arriving during a query into its own RuntimeError("Query interrupted");
+    the CLI still exits 130 with its message (no traceback), and the temporary database is removed."""
+    import os
+    import signal
+    import threading
+
+    from segment.cli import main
+
+    real = store._read_table
+
+    def slow_read(con, *args):
+        threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, sig))).start()
+        con.execute("SELECT sum(hash(x)) FROM range(100000000000) AS a(x)").fetchall()  # minutes, unless interrupted
+        return real(con, *args)
+
+    monkeypatch.setattr(store, "_read_table", slow_read)
+    monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
+    assert main(["validate", "--data", str(demo / "duckdb.yaml")]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted: nothing was replaced\n"
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_a_clear_error(demo, tmp_path, monkeypatch):
+    """DuckDB's I/O errors (a full disk under SEGMENT_TMPDIR) name the folder and say what to do."""
+    import duckdb
+
+    from segment.errors import SegmentError
+
+    def full(*args):
+        raise duckdb.IOException("IO Error: Could not write file \"tables.duckdb\": No space left on device")
+
+    monkeypatch.setattr(store, "_check", full)
+    monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
+    with pytest.raises(SegmentError) as e:
+        load_data(demo / "duckdb.yaml")
+    msg = str(e.value)
+    assert msg.startswith(f"error: {demo / 'duckdb.yaml'}: DuckDB could not keep the tables in {tmp_path}")
+    assert "No space left on device" in msg and "SEGMENT_TMPDIR" in msg
+    assert list(tmp_path.iterdir()) == []

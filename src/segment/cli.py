@@ -191,8 +191,15 @@ def _review(args) -> int:
     return 0
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporary files and staging folders are removed
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum, frame):
+    """SIGTERM unwinds like Ctrl-C: temporary files and staging folders are removed. The signal is
+    recorded because a library may turn the KeyboardInterrupt into its own error (DuckDB raises
+    "Query interrupted") — after a signal, any failure is the interruption."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,12 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     args = _parser().parse_args(argv)
-    previous = None
+    previous = {}
+    _SIGNALLED.clear()
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # `cmd &` in a script ignores SIGINT: keep that
+                previous[sig] = signal.signal(sig, _on_signal)
     try:
         return run(args)
     except SegmentError as e:
+        if _SIGNALLED:
+            print("interrupted: nothing was replaced", file=sys.stderr)
+            return 130
         print(str(e), file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # `segment indicators | head`
@@ -214,9 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was replaced", file=sys.stderr)
         return 130
+    except Exception:
+        if _SIGNALLED:
+            print("interrupted: nothing was replaced", file=sys.stderr)
+            return 130
+        raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -271,6 +271,8 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
     """Read and validate every table into a DuckDB database; problems are appended to ``problems``
     exactly as :func:`segment.validate.load_data` would list them. None when the transactions table
     could not be read onto the contract."""
+    import duckdb
+
     base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="segment-tables-", dir=base))
@@ -288,6 +290,13 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
         _check(con, columns, config, as_of, problems)
         con.execute("CHECKPOINT")
         return DuckTables(con, folder, columns)
+    except (duckdb.IOException, duckdb.OutOfMemoryException) as e:
+        if con is not None:
+            _close(con, folder)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SegmentError(f"error: {config_path}: DuckDB could not keep the tables in {base} ({first}); they need "
+                           "about 1.5× the size of the source files on disk: free some space, point SEGMENT_TMPDIR "
+                           "at a bigger disk, or set SEGMENT_DUCKDB_MEMORY lower so that DuckDB spills sooner") from None
     except BaseException:
         if con is not None:
             _close(con, folder)
