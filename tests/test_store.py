@@ -291,3 +291,35 @@ def test_a_full_disk_is_a_clear_error(demo, tmp_path, monkeypatch):
     assert msg.startswith(f"error: {demo / 'duckdb.yaml'}: DuckDB could not keep the tables in {tmp_path}")
     assert "No space left on device" in msg and "SEGMENT_TMPDIR" in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next_run(demo, tmp_path, monkeypatch):
+    """SIGKILL (or a power cut) skips every cleanup: the next run removes the dead run's temporary
+    database folder and temporary output files — never those of a run still alive."""
+    import os
+    import subprocess
+
+    from segment.atomic import write_text
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = os.getppid()
+    (tmp_path / f"segment-tables-{dead.pid}-abc").mkdir()
+    (tmp_path / f"segment-tables-{dead.pid}-abc" / "tables.duckdb").write_bytes(b"x" * 1000)
+    (tmp_path / f"segment-tables-{alive}-def").mkdir()
+    monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
+    loaded = load_data(demo / "duckdb.yaml")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert f"segment-tables-{dead.pid}-abc" not in names and f"segment-tables-{alive}-def" in names
+    del loaded
+    gc.collect()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"segment-tables-{alive}-def"]
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for pid in (dead.pid, alive):
+        (out / f".grading.csv.{pid}.x1y2.tmp").write_text("half a file")
+    (out / f".other.csv.{dead.pid}.x1y2.tmp").write_text("another target's")
+    write_text(out / "grading.csv", "a,b\n")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f".grading.csv.{alive}.x1y2.tmp", f".other.csv.{dead.pid}.x1y2.tmp", "grading.csv"])

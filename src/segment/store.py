@@ -275,7 +275,10 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
 
     base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="segment-tables-", dir=base))
+    from .atomic import remove_orphans
+
+    remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
+    folder = Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
     con = None
     try:
         con = connect(folder)
