@@ -110,7 +110,7 @@ class DataConfig(BaseModel):
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
     storage: Literal["auto", "memory", "duckdb"] = Field(
         "auto", description="where validated tables are kept (segment.store): memory (pandas), duckdb (a database "
-        "file in a temporary folder: data bigger than memory), or auto (duckdb for Parquet/CSV transactions of 5 M "
+        "file in a temporary folder: data bigger than memory), or auto (duckdb for Parquet/CSV transactions of 2 M "
         "lines or more)")
 
     @model_validator(mode="after")
