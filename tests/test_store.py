@@ -323,3 +323,24 @@ def test_what_a_killed_run_left_is_removed_by_the_next_run(demo, tmp_path, monke
     write_text(out / "grading.csv", "a,b\n")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f".grading.csv.{alive}.x1y2.tmp", f".other.csv.{dead.pid}.x1y2.tmp", "grading.csv"])
+
+
+def test_zoned_parquet_timestamps_keep_their_wall_clock_time(tmp_path, monkeypatch):
+    """A Parquet export with Asia/Shanghai timestamps: both paths keep the local time the order was
+    placed at (an order at 00:30 in Shanghai is on that day, not the evening before in UTC)."""
+    tx = pd.DataFrame({"customer_id": ["C1", "C1", "C2"], "amount": [10.0, 20.0, 5.0],
+                       "date": pd.to_datetime(["2026-06-30 00:30", "2026-07-01 00:10", "2026-05-02 23:50"])
+                       .tz_localize("Asia/Shanghai")})
+    tx.to_parquet(tmp_path / "tx.parquet")
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet}\n", encoding="utf-8")
+    loaded = {}
+    for storage in ("memory", "duckdb"):
+        monkeypatch.setenv("SEGMENT_STORAGE", storage)
+        loaded[storage] = load_data(tmp_path / "data.yaml")
+    dates = loaded["duckdb"].tables.get("transactions")["date"]
+    assert dates.tolist() == [pd.Timestamp("2026-06-30 00:30"), pd.Timestamp("2026-07-01 00:10"),
+                              pd.Timestamp("2026-05-02 23:50")]
+    pd.testing.assert_frame_equal(loaded["memory"].tables.get("transactions"), loaded["duckdb"].tables.get("transactions"))
+    a, b = (snapshot(loaded[s].tables, "2026-06-30") for s in ("memory", "duckdb"))
+    pd.testing.assert_frame_equal(a, b)
+    assert a.set_index("customer_id").loc["C1", "annual_amount"] == 10.0  # the 07-01 order is after the cut

@@ -361,6 +361,18 @@ def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nro
         raise read_error(e, config_path, name, src, path, "csv") from None
 
 
+def _parquet_zones(config_path: Path, src: TableSource) -> dict[str, str]:
+    """Time zones of a Parquet file's zoned timestamp columns (DuckDB reads them as instants only)."""
+    path, fmt = _source_file(config_path, src)
+    if fmt != "parquet":
+        return {}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return {f.name.lstrip("\ufeff").strip(): f.type.tz for f in pq.read_schema(path)
+            if pa.types.is_timestamp(f.type) and f.type.tz}
+
+
 def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``; ``_dup_`` for transactions)."""
     table = TABLES[name]
@@ -369,6 +381,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     types = dict(described)
     original = {c.lstrip("\ufeff").strip(): c for c in
                 [r[0] for r in con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()]}
+    zones = _parquet_zones(config_path, src)
     n = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
     if n == 0:
         problems.append(Problem("error", name, "", f"no rows in {label}: a header line but no data; export the rows "
@@ -398,7 +411,10 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         is_text = typ.startswith("VARCHAR") or typ == "BLOB"
         c = _q(col.name)
         if col.dtype in ("date", "datetime"):
-            if typ.startswith("TIMESTAMP") or typ == "DATE":
+            if "WITH TIME ZONE" in typ:  # the wall-clock time where it was recorded, as pandas' tz_localize(None)
+                zone = zones.get(src_col, "UTC")
+                stage1.append(f"timezone({_lit(zone)}, {ref}) AS {c}")
+            elif typ.startswith("TIMESTAMP") or typ == "DATE":
                 stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
             else:
                 parse = (f"try_strptime({text}, {_lit(src.date_format)})" if src.date_format
