@@ -344,3 +344,49 @@ def test_zoned_parquet_timestamps_keep_their_wall_clock_time(tmp_path, monkeypat
     a, b = (snapshot(loaded[s].tables, "2026-06-30") for s in ("memory", "duckdb"))
     pd.testing.assert_frame_equal(a, b)
     assert a.set_index("customer_id").loc["C1", "annual_amount"] == 10.0  # the 07-01 order is after the cut
+
+
+DATE_TEXTS = ["2026-09-30", "2026-09-30 10:00", "2026-09-30T10:00:00", "2026-09-30 10:00:00.123", "20260930",
+              "2026/09/30", "2026-9-3", "2026-09-30T10:00:00Z", "2026-09-30 10:00:00+08:00", "2026-09-30T10:00-0500",
+              "30/09/2026", "2026-09", "2026", "2026-02-30", "2026-09-30 25:00", " 2026-09-30 ", "2026-09-30 10",
+              "2026-09-30T23:59:59.999999+0800", "yesterday", "2026-13-01", "0000-01-01", ""]
+
+
+def test_date_texts_parse_the_same_either_way(tmp_path, monkeypatch):
+    """Every spelling of a date a CSV may hold: the same value (or the same 'unparseable date') on both
+    paths. A UTC offset is dropped (the wall-clock time where it was recorded): before, a 'Z' or
+    '+08:00' crashed the pandas path with a TypeError."""
+    rows = "".join(f'C1,"{d}",{i + 1}\n' for i, d in enumerate(DATE_TEXTS))
+    (tmp_path / "tx.csv").write_text("customer_id,date,amount\n" + rows, encoding="utf-8")
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.csv}\n", encoding="utf-8")
+    got = {}
+    for storage in ("memory", "duckdb"):
+        monkeypatch.setenv("SEGMENT_STORAGE", storage)
+        got[storage] = load_data(tmp_path / "data.yaml", strict=False)
+    pd.testing.assert_frame_equal(got["memory"].report, got["duckdb"].report)
+    a, b = (got[s].tables.get("transactions") for s in ("memory", "duckdb"))
+    pd.testing.assert_frame_equal(a, b)
+    by_text = dict(zip(DATE_TEXTS, a["date"]))
+    assert by_text["2026-09-30T10:00:00Z"] == by_text["2026-09-30 10:00:00+08:00"] == pd.Timestamp("2026-09-30 10:00")
+    assert by_text["20260930"] == pd.Timestamp("2026-09-30")
+    assert all(pd.isna(by_text[t]) for t in ("30/09/2026", "2026-02-30", "2026-09-30 25:00", "yesterday", "2026-13-01"))
+    bad = got["memory"].report.query("problem.str.startswith('unparseable date')")
+    assert bad["count"].tolist() == [6]
+
+
+def test_placeholder_dates_in_parquet_are_an_error_on_both_paths(tmp_path, monkeypatch):
+    """0001-01-01 (a CRM's 'no date') in a Parquet timestamp column: before, the pandas path crashed
+    with OutOfBoundsDatetime; now both paths report it, with its row."""
+    tx = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "amount": [1.0, 2.0, 3.0],
+                       "date": pd.array([pd.Timestamp("2026-01-02"), pd.Timestamp("0001-01-01"),
+                                         pd.Timestamp("2026-01-03")], dtype="datetime64[us]")})
+    tx.to_parquet(tmp_path / "tx.parquet")
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet}\n", encoding="utf-8")
+    errors = []
+    for storage in ("memory", "duckdb"):
+        monkeypatch.setenv("SEGMENT_STORAGE", storage)
+        with pytest.raises(DataError) as e:
+            load_data(tmp_path / "data.yaml")
+        errors.append(str(e.value))
+        assert "date outside 1677-09-22 … 2262-04-11" in str(e.value) and "0001-01-01" in str(e.value)
+    assert errors[0] == errors[1]

@@ -351,6 +351,15 @@ def _format_of(path: Path) -> str | None:
 #: trillion — more than any one customer line in any currency; it catches unit slips (万 twice, 1e15 typos)
 IMPLAUSIBLE_AMOUNT = 1e12
 
+#: a trailing UTC offset of an ISO timestamp (``Z``, ``+08:00``, ``-0500``): dropped, so that a time
+#: is the wall-clock time where it was recorded — as zoned Parquet timestamps are read — and a file
+#: mixing offsets still parses (segment.store applies the same pattern in DuckDB)
+UTC_OFFSET = r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+#: dates segment can hold (pandas' nanosecond range, whole days); outside it a date is an error
+DATE_MIN, DATE_MAX = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
+DATE_RANGE_PROBLEM = "date outside 1677-09-22 … 2262-04-11 (a placeholder such as 0001-01-01?); fix the source value"
+
 _TRUE = {"true", "t", "yes", "y", "1", "是", "x"}
 _FALSE = {"false", "f", "no", "n", "0", "否", ""}
 
@@ -381,13 +390,18 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
         if col.dtype in ("date", "datetime"):
             if pd.api.types.is_datetime64_any_dtype(raw):
                 val = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
-                val = val.astype("datetime64[ns]")
+                outside = val.notna() & ((val < DATE_MIN) | (val > DATE_MAX))
+                if outside.any():
+                    problems.append(Problem("error", table.name, col.name, DATE_RANGE_PROBLEM, _bad_rows(df, outside),
+                                            int(outside.sum()), str(val[outside].iloc[0])))
+                val = val.mask(outside).astype("datetime64[ns]")
             else:
                 text = raw.astype("string").str.strip()
-                val = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
+                parse = text if date_format else text.str.replace(UTC_OFFSET, r"\1", regex=True)
+                val = pd.to_datetime(parse, format=date_format or "ISO8601", errors="coerce")
                 if not pd.api.types.is_datetime64_any_dtype(val):  # mixed types from Excel
-                    val = pd.to_datetime(text, errors="coerce", format="mixed")
-                val = val.astype("datetime64[ns]")
+                    val = pd.to_datetime(parse, errors="coerce", format="mixed")
+                val = val.mask((val < DATE_MIN) | (val > DATE_MAX)).astype("datetime64[ns]")  # 0000-01-01 placeholders
                 bad = text.notna() & (text != "") & val.isna()
                 if bad.any():
                     problems.append(Problem("error", table.name, col.name,

@@ -35,7 +35,11 @@ from .errors import ConfigError, SegmentError
 from .io import (
     _FALSE,
     _TRUE,
+    DATE_MAX,
+    DATE_MIN,
+    DATE_RANGE_PROBLEM,
     IMPLAUSIBLE_AMOUNT,
+    UTC_OFFSET,
     DataConfig,
     Problem,
     TableSource,
@@ -52,7 +56,10 @@ AUTO_CSV_BYTES = 200 * 2**20
 
 #: relation names the snapshot SQL reads (segment.features.plan)
 ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}
-_SAMPLE = 11  # first rows fetched per problem: the report shows 10 and "…" when there are more
+#: ISO 8601 forms pandas' ISO8601 parser reads and DuckDB's TIMESTAMP cast does not
+_ISO_PARTIAL = ("%Y%m%d", "%Y%m%dT%H%M%S", "%Y%m%d %H%M%S", "%Y-%m", "%Y", "%Y-%m-%d %H", "%Y-%m-%dT%H")
+_SAMPLE = 11
+_DATE_MIN, _DATE_MAX = (f"TIMESTAMP '{d:%Y-%m-%d}'" for d in (DATE_MIN, DATE_MAX))  # first rows fetched per problem: the report shows 10 and "…" when there are more
 
 
 def _q(name: str) -> str:
@@ -411,14 +418,21 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         is_text = typ.startswith("VARCHAR") or typ == "BLOB"
         c = _q(col.name)
         if col.dtype in ("date", "datetime"):
-            if "WITH TIME ZONE" in typ:  # the wall-clock time where it was recorded, as pandas' tz_localize(None)
-                zone = zones.get(src_col, "UTC")
-                stage1.append(f"timezone({_lit(zone)}, {ref}) AS {c}")
-            elif typ.startswith("TIMESTAMP") or typ == "DATE":
-                stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
+            if "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMP") or typ == "DATE":
+                if "WITH TIME ZONE" in typ:  # the wall-clock time where it was recorded, as pandas' tz_localize(None)
+                    stage1.append(f"timezone({_lit(zones.get(src_col, 'UTC'))}, {ref}) AS {c}")
+                else:
+                    stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
+                checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", DATE_RANGE_PROBLEM,
+                                     f"CAST({c} AS VARCHAR)"))
             else:
-                parse = (f"try_strptime({text}, {_lit(src.date_format)})" if src.date_format
-                         else f"TRY_CAST({text} AS TIMESTAMP)")
+                if src.date_format:
+                    parse = f"try_strptime({text}, {_lit(src.date_format)})"
+                else:  # what pandas' ISO8601 parser accepts; a trailing UTC offset dropped (io.UTC_OFFSET)
+                    bare = f"regexp_replace({text}, {_lit(UTC_OFFSET)}, '\\1')"
+                    parse = "coalesce(" + ", ".join([f"TRY_CAST({bare} AS TIMESTAMP)"] + [
+                        f"try_strptime({bare}, {_lit(f)})" for f in _ISO_PARTIAL]) + ")"
+                parse = f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"  # 0000-01-01
                 stage1.append(f"{parse} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
