@@ -485,3 +485,39 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
     for f in rd.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
+
+
+def test_an_apply_stopped_between_the_audit_and_the_rename_is_applied_again_and_counted_once(tmp_path, monkeypatch):
+    """The audit lines are written ahead of the approved grading's rename. Stopped in between, nothing is
+    approved yet; applying the sheet again logs the same decision a second time, and the next report's
+    reviewer changes count it once (the latest line)."""
+    from segment import atomic
+
+    scheme = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
+    grading = _grading(tmp_path / "grading.parquet")
+    log = tmp_path / "audit_log.csv"
+    approved = tmp_path / "approved.parquet"
+    sheet = _sheet(tmp_path / "a.csv", [{"customer_id": "C3", "confirm": "no", "new_tier": "potential",
+                                         "reason": "三个月无订单", "reviewer": "李娜"}])
+
+    class StopAtRename:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src, dst):
+            raise KeyboardInterrupt  # Ctrl-C right after the audit append, before the rename
+
+    monkeypatch.setattr(atomic, "os", StopAtRename())
+    with pytest.raises(KeyboardInterrupt):
+        apply_review(sheet, grading, scheme, approved, log, when="2026-10-02T10:00:00Z")
+    monkeypatch.undo()
+    assert not approved.exists() and log.read_bytes().count(b"\n") == 2   # header + the decision, written ahead
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    apply_review(sheet, grading, scheme, approved, log, when="2026-10-02T10:05:00Z")
+    assert log.read_bytes().count(b"\n") == 3
+    df = reviewer_changes(log)
+    assert _rows(df) == [("C3", "ordinary", "potential", "三个月无订单", "李娜")]
+    assert str(df["when"].iloc[0]) == "2026-10-02 10:05:00+00:00" and df.attrs["replayed"] == 1
+    assert pd.read_parquet(approved).set_index("customer_id").loc["C3", "tier"] == "potential"

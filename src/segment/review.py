@@ -943,7 +943,9 @@ def reviewer_changes(audit_log: str | Path, since=None, until=None) -> pd.DataFr
     (dates or timestamps; naive ones are UTC). A missing audit log → no rows.
 
     Lines that are not complete records (a crash in the middle of an append leaves one) are skipped
-    with an ``AuditLogWarning`` naming each line; their numbers are in ``attrs["skipped_lines"]``."""
+    with an ``AuditLogWarning`` naming each line; their numbers are in ``attrs["skipped_lines"]``. The
+    same decision logged again by a re-run apply (same grading sha256, sheet, reviewer, customer,
+    tiers and reason) counts once, at its latest time; ``attrs["replayed"]`` counts the lines dropped."""
     audit_log = Path(audit_log)
     cols = ["when"] + [c for c in AUDIT_HEADER if c != "timestamp"]
     empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "when" else "string") for c in cols})
@@ -970,8 +972,14 @@ def reviewer_changes(audit_log: str | Path, since=None, until=None) -> pd.DataFr
         keep &= df["when"] >= utc(since)
     if until is not None:
         keep &= df["when"] < utc(until)
-    out = df.loc[keep, cols].sort_values("when", kind="stable").reset_index(drop=True)
+    out = df.loc[keep, cols].sort_values("when", kind="stable")
+    # the audit lines are appended before the approved grading is renamed into place (write-ahead): a run
+    # stopped between the two is applied again, which logs the same decisions — on the same grading
+    # (sha256), from the same sheet — a second time. They are one decision: the latest line counts.
+    replayed = out.duplicated(subset=cols[1:], keep="last")
+    out = out.loc[~replayed].reset_index(drop=True)
     for c in cols[1:]:
         out[c] = out[c].astype("string")
     out.attrs["skipped_lines"] = [no for no, _ in bad]
+    out.attrs["replayed"] = int(replayed.sum())
     return out
