@@ -250,3 +250,30 @@ def test_cli_validate_exit_codes_and_messages(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "unparseable date" in err and "Traceback" not in err
     assert "transactions" in err and " 2 " in err
+
+
+def test_load_table_reads_one_table_alone(tmp_path):
+    """`segment review export` reads the customers table alone: the same frame load_data gives, even
+    when another table's file is gone; its own errors still stop it."""
+    import shutil
+
+    import pytest
+
+    from segment.demo import write_demo
+    from segment.errors import DataError
+    from segment.validate import load_data, load_table
+
+    config = write_demo(tmp_path / "d", customers=300)
+    whole = load_data(config).tables.customers
+    pd.testing.assert_frame_equal(load_table(config, "customers"), whole)
+    (config.parent / "transactions.parquet").unlink()
+    pd.testing.assert_frame_equal(load_table(config, "customers"), whole)
+    assert load_table(config, "no_such_table") is None
+    bad = tmp_path / "bad"
+    shutil.copytree(config.parent, bad)
+    cu = pd.read_csv(bad / "customers.csv", dtype=str, keep_default_na=False)
+    cu.loc[0, "status"] = "gone"
+    cu.to_csv(bad / "customers.csv", index=False)
+    with pytest.raises(DataError) as e:
+        load_table(bad / "data.yaml", "customers")
+    assert "unknown value" in str(e.value) and "gone" in str(e.value)

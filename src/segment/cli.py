@@ -173,10 +173,10 @@ def _review(args) -> int:
         previous = next((f for f in (args.reports_dir / prev_q / "grading.approved.parquet",
                                      args.reports_dir / prev_q / "grading.parquet") if f.is_file()), None)
         customers = None
-        if manifest.get("data"):
-            from .validate import load_data
+        if manifest.get("data"):  # contacts for the sheet: the customers table alone, not the whole data again
+            from .validate import load_table
 
-            customers = load_data(manifest["data"]).tables.customers
+            customers = load_table(manifest["data"], "customers")
         paths = export_review(q / "grading.parquet", manifest["scheme_path"], q, load_review_params(args.params),
                               previous, customers, overwrite=args.force)
         print("wrote the review sheet:\n" + "\n".join(f"  {p}" for p in paths))

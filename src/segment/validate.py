@@ -202,3 +202,19 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     _raise_errors(report, config, path, strict)
     clean = {n: df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True) for n, df in tables.items()}
     return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)
+
+
+def load_table(path: str | Path, name: str) -> pd.DataFrame | None:
+    """One table of the data config, read and checked on its own (its columns and values, not the
+    cross-table rules): what `segment review export` needs from the customers table without reading
+    50 M transaction lines again. None when the config has no such table; ``DataError`` on errors."""
+    path = Path(path)
+    config = read_data_config(path)
+    src = config.tables.get(name)
+    if src is None:
+        return None
+    problems: list[Problem] = []
+    df = read_table(path, name, src, problems)
+    report = report_frame(problems)
+    _raise_errors(report, config, path, strict=True)
+    return None if df is None else df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True)
