@@ -204,44 +204,6 @@ def _on_signal(signum, frame):
         raise KeyboardInterrupt
 
 
-def _watch_sigterm():
-    """DuckDB stops a running query on Ctrl-C only (it polls SIGINT, not the other signals Python
-    handles): a thread woken by Python's signal wakeup fd turns a SIGTERM into a SIGINT, so that
-    `kill` stops a 50M-line load at once instead of when the query ends. Returns the cleanup."""
-    import os
-    import signal
-    import threading
-
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    try:
-        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    except ValueError:  # not the main thread
-        os.close(r)
-        os.close(w)
-        return lambda: None
-
-    def watch():
-        while True:
-            try:
-                data = os.read(r, 64)
-            except OSError:
-                return
-            if not data:
-                return
-            if signal.SIGTERM in data:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=watch, name="segment-sigterm", daemon=True).start()
-
-    def stop():
-        signal.set_wakeup_fd(previous)
-        os.close(w)  # the watcher reads EOF and ends
-        os.close(r)
-
-    return stop
-
-
 def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
@@ -251,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     _SIGNALLED.clear()
     stop_watch = lambda: None  # noqa: E731
     if threading.current_thread() is threading.main_thread():
+        from .signals import watch
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             if signal.getsignal(sig) is not signal.SIG_IGN:  # `cmd &` in a script ignores SIGINT: keep that
                 previous[sig] = signal.signal(sig, _on_signal)
-        if signal.SIGINT in previous:
-            stop_watch = _watch_sigterm()
+        stop_watch = watch(previous)  # a running DuckDB query is interrupted at once
     try:
         return run(args)
     except SegmentError as e:

@@ -163,7 +163,9 @@ def duckdb_files_snapshot(config: DataConfig, path: Path, as_of, *, customers=No
     import duckdb
 
     d = DIALECTS["duckdb"]
-    con = duckdb.connect(config={"preserve_insertion_order": False})
+    from .signals import track
+
+    con = track(duckdb.connect(config={"preserve_insertion_order": False}))
     try:
         if memory_limit or os.environ.get("SEGMENT_DUCKDB_MEMORY"):
             con.execute(f"SET memory_limit = '{memory_limit or os.environ['SEGMENT_DUCKDB_MEMORY']}'")

@@ -611,7 +611,9 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
     _check_required(tables)
     restricted = customers is not None
     p = plan({n: tables.columns(n) for n in tables.present()}, as_of, restricted=restricted)
-    con = duckdb.connect()
+    from .signals import track
+
+    con = track(duckdb.connect())
     try:
         if restricted:
             ids = pd.DataFrame({"customer_id": pd.Series([str(c) for c in customers], dtype="string")})

@@ -161,7 +161,9 @@ class DuckTables:
 
     def cursor(self):
         """A connection of its own onto the database, with the views ``tx``, ``cu``, ``it``, ``op``."""
-        cur = self.con.cursor()
+        from .signals import track
+
+        cur = track(self.con.cursor())
         for name in self.present():
             sql = self._select(name)
             if name == "customers" and not self._unique_customers:  # one row per customer (the first), as
@@ -224,6 +226,10 @@ class DuckTables:
         return _to_pandas(result, p.day, p.keep)
 
 
+class _Owner:
+    """What the temporary folder's finalizer watches while the tables are being loaded."""
+
+
 def _close(con, folder: Path) -> None:
     try:
         con.close()
@@ -265,7 +271,9 @@ class _Check:
 def connect(folder: Path):
     import duckdb
 
-    con = duckdb.connect(str(folder / "tables.duckdb"), config={"preserve_insertion_order": False})
+    from .signals import track
+
+    con = track(duckdb.connect(str(folder / "tables.duckdb"), config={"preserve_insertion_order": False}))
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = {_lit(str(folder / 'spill'))}")
     if os.environ.get("SEGMENT_DUCKDB_MEMORY"):
@@ -288,6 +296,10 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
 
     remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
     folder = Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
+    # the folder goes with this frame unless DuckTables takes it over: even when a second signal or an
+    # interrupt arriving during the cleanup below cuts that cleanup short (and at exit at the latest)
+    owner = _Owner()
+    guard = weakref.finalize(owner, shutil.rmtree, folder, True)
     con = None
     try:
         con = connect(folder)
@@ -301,7 +313,9 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
             return None
         _check(con, columns, config, as_of, problems)
         con.execute("CHECKPOINT")
-        return DuckTables(con, folder, columns)
+        kept = DuckTables(con, folder, columns)
+        guard.detach()
+        return kept
     except (duckdb.IOException, duckdb.OutOfMemoryException) as e:
         if con is not None:
             _close(con, folder)
