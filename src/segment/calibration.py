@@ -999,9 +999,9 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     ``scheme_raw`` is the scheme as read from its YAML (kept as written, weights and cut-offs
     replaced); ``provenance`` is merged into the calibrated scheme's provenance block."""
     params = params or CalibrationParams()
+    start, last = tables.date_range()
     if data_end is None:
-        data_end = tables.date_range()[1].normalize()
-    start = tables.date_range()[0]
+        data_end = last.normalize()
     train_dates, test_date, warn = check_dates(train_as_of, test_as_of, horizon_days, data_end,
                                                None if pd.isna(start) else start)
     inds, home, expert = _scheme_structure(scheme)

@@ -221,22 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         stop_watch = watch(previous)  # a running DuckDB query is interrupted at once
     try:
         return run(args)
-    except SegmentError as e:
-        if _SIGNALLED:
-            print("interrupted: nothing was replaced", file=sys.stderr)
-            return 130
-        print(str(e), file=sys.stderr)
-        return e.exit_code
     except BrokenPipeError:  # `segment indicators | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted: nothing was replaced", file=sys.stderr)
-        return 130
-    except Exception:
-        if _SIGNALLED:
+    except (KeyboardInterrupt, Exception) as e:
+        if isinstance(e, KeyboardInterrupt) or _SIGNALLED:  # after a signal, any failure is the interruption
             print("interrupted: nothing was replaced", file=sys.stderr)
             return 130
+        if isinstance(e, SegmentError):
+            print(str(e), file=sys.stderr)
+            return e.exit_code
         raise
     finally:
         stop_watch()

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .contract import TABLES, Table
+from .contract import COMPLETENESS_THRESHOLD, TABLES, Table
 from .errors import ConfigError, SegmentError
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
@@ -375,6 +375,60 @@ class Problem:
     example: Any = ""
 
 
+class Texts:
+    """What validation says, in one place: the pandas loader (``coerce``, ``validate.check``) and the
+    DuckDB one (``segment.store``) list the same problems in the same words (a test compares them)."""
+
+    NOT_A_NUMBER = ("not a number (write plain digits such as 1200.5: no thousands separators, currency signs or "
+                    "units — declare `amount_unit:` for 万)")
+    NOT_FINITE = "not a finite number; fix the source value"
+    IMPLAUSIBLE = (f"implausible amount (beyond ±{IMPLAUSIBLE_AMOUNT:.0e} after amount_unit); check the unit, the "
+                   "decimal separator or a stray exponent in the source")
+    NOT_WHOLE = "not a whole number"
+    NOT_BOOL = "not true/false"
+    DATE_RANGE = DATE_RANGE_PROBLEM
+    UNPARSEABLE_DROPPED = " — rows dropped (drop: unparseable_rows)"
+    MISSING_IDS = "rows without a customer_id"
+    DUPLICATE_LINES = "duplicate transaction lines (every column equal to an earlier line)"
+    UNKNOWN_CUSTOMERS = "customer_id not in the customers table"
+    RETURNS = "negative amounts (returns / cancellations): kept, they reduce revenue"
+    ZEROS = "zero amounts: kept, they count as orders without revenue"
+
+    @staticmethod
+    def unparseable_date(date_format: str | None) -> str:
+        return f"unparseable date (expected {date_format or 'ISO YYYY-MM-DD'})"
+
+    @staticmethod
+    def unknown_value(values) -> str:
+        return f"unknown value (allowed: {', '.join(values)})"
+
+    @staticmethod
+    def no_rows(label: str, name: str) -> str:
+        return (f"no rows in {label}: a header line but no data; export the rows too"
+                + ("" if name == "transactions" else f", or remove the optional `tables.{name}`"))
+
+    @staticmethod
+    def declared(problem: str, name: str, kind: str, dropped: bool) -> tuple[str, str]:
+        """(severity, text) of a quirk ``drop:`` may declare: dropped with a warning, or an error saying so."""
+        if dropped:
+            return "warning", problem + f" — dropped (drop: {kind})"
+        return "error", problem + f"; fix the source or add `{kind}` to tables.{name}.drop"
+
+    @staticmethod
+    def duplicate_ids(key: str, ids: int, rows: int, conflicting: bool) -> str:
+        return (f"duplicate {key} ({ids} ids on {rows} rows" + (", with conflicting attributes" if conflicting else "")
+                + "); keep one row per id")
+
+    @staticmethod
+    def incomplete(key: str, share: float) -> str:
+        return (f"only {share:.1%} complete (at least {COMPLETENESS_THRESHOLD:.0%} needed, SEEDS step 3); fill the "
+                "field in the source" + (" or add `missing_customer_id` to drop:" if key == "customer_id" else ""))
+
+    @staticmethod
+    def after_as_of(as_of) -> str:
+        return f"dated after the as-of date {as_of.date()}: counted here, never used in features"
+
+
 def _bad_rows(df: pd.DataFrame, mask) -> list[int]:
     return df.loc[mask, ROW].astype(int).tolist()
 
@@ -392,7 +446,7 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
                 val = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
                 outside = val.notna() & ((val < DATE_MIN) | (val > DATE_MAX))
                 if outside.any():
-                    problems.append(Problem("error", table.name, col.name, DATE_RANGE_PROBLEM, _bad_rows(df, outside),
+                    problems.append(Problem("error", table.name, col.name, Texts.DATE_RANGE, _bad_rows(df, outside),
                                             int(outside.sum()), str(val[outside].iloc[0])))
                 val = val.mask(outside).astype("datetime64[ns]")
             else:
@@ -404,8 +458,7 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
                 val = val.mask((val < DATE_MIN) | (val > DATE_MAX)).astype("datetime64[ns]")  # 0000-01-01 placeholders
                 bad = text.notna() & (text != "") & val.isna()
                 if bad.any():
-                    problems.append(Problem("error", table.name, col.name,
-                                            f"unparseable date (expected {date_format or 'ISO YYYY-MM-DD'})",
+                    problems.append(Problem("error", table.name, col.name, Texts.unparseable_date(date_format),
                                             _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
             out[col.name] = val
         elif col.dtype in ("float", "int"):
@@ -417,13 +470,12 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
                 val = val.mask(np.isinf(val))  # 'inf' / '-Infinity' parse as floats: not a value anyone typed
                 bad = text.notna() & (text != "") & val.isna()
                 if bad.any():
-                    problems.append(Problem("error", table.name, col.name, "not a number (write plain digits such as "
-                                            "1200.5: no thousands separators, currency signs or units — declare "
-                                            "`amount_unit:` for 万)", _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
+                    problems.append(Problem("error", table.name, col.name, Texts.NOT_A_NUMBER, _bad_rows(df, bad),
+                                            int(bad.sum()), text[bad].iloc[0]))
             if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
                 inf = np.isinf(val)
                 if inf.any():
-                    problems.append(Problem("error", table.name, col.name, "not a finite number; fix the source value",
+                    problems.append(Problem("error", table.name, col.name, Texts.NOT_FINITE,
                                             _bad_rows(df, inf), int(inf.sum()), val[inf].iloc[0]))
                     val = val.mask(inf)
             if "currency" in col.unit and amount_unit != 1:
@@ -431,14 +483,13 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
             if "currency" in col.unit:
                 huge = val.abs() > IMPLAUSIBLE_AMOUNT
                 if huge.any():
-                    problems.append(Problem("error", table.name, col.name, f"implausible amount (beyond ±{IMPLAUSIBLE_AMOUNT:.0e} "
-                                            "after amount_unit); check the unit, the decimal separator or a stray "
-                                            "exponent in the source", _bad_rows(df, huge), int(huge.sum()), val[huge].iloc[0]))
+                    problems.append(Problem("error", table.name, col.name, Texts.IMPLAUSIBLE, _bad_rows(df, huge),
+                                            int(huge.sum()), val[huge].iloc[0]))
                     val = val.mask(huge)
             if col.dtype == "int":
                 frac = val.notna() & (val != val.round())
                 if frac.any():
-                    problems.append(Problem("error", table.name, col.name, "not a whole number",
+                    problems.append(Problem("error", table.name, col.name, Texts.NOT_WHOLE,
                                             _bad_rows(df, frac), int(frac.sum()), val[frac].iloc[0]))
                     val = val.where(~frac)
                 val = val.round().astype("Int64")
@@ -453,7 +504,7 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
                 val[(text.isin(_FALSE - {""})).fillna(False).astype(bool)] = False
                 bad = text.notna() & (text != "") & val.isna()
                 if bad.any():
-                    problems.append(Problem("error", table.name, col.name, "not true/false",
+                    problems.append(Problem("error", table.name, col.name, Texts.NOT_BOOL,
                                             _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
             out[col.name] = val
         else:
@@ -466,8 +517,7 @@ def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, am
                 norm = val.str.lower()
                 bad = norm.notna() & ~norm.isin(col.values)
                 if bad.any():
-                    problems.append(Problem("error", table.name, col.name,
-                                            f"unknown value (allowed: {', '.join(col.values)})",
+                    problems.append(Problem("error", table.name, col.name, Texts.unknown_value(col.values),
                                             _bad_rows(df, bad), int(bad.sum()), val[bad].iloc[0]))
                 val = norm.where(~bad)
             out[col.name] = val
@@ -546,8 +596,7 @@ def read_table(config_path: Path, name: str, src: TableSource, problems: list[Pr
     raw = raw.reset_index(drop=True)
     raw.insert(0, ROW, range(1, len(raw) + 1))
     if raw.empty:
-        problems.append(Problem("error", name, "", f"no rows in {label}: a header line but no data; export the rows "
-                                "too" + ("" if name == "transactions" else f", or remove the optional `tables.{name}`")
+        problems.append(Problem("error", name, "", Texts.no_rows(label, name)
                                 + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label else ""),
                                 [], 0, ""))
         return None
@@ -560,7 +609,7 @@ def read_table(config_path: Path, name: str, src: TableSource, problems: list[Pr
         bad: set[int] = set()
         for p in problems[first_new:]:
             p.severity = "warning"
-            p.problem += " — rows dropped (drop: unparseable_rows)"
+            p.problem += Texts.UNPARSEABLE_DROPPED
             bad.update(p.rows)
         out = out[~out[ROW].isin(bad)]
     if name == "transactions":

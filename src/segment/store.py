@@ -37,12 +37,12 @@ from .io import (
     _TRUE,
     DATE_MAX,
     DATE_MIN,
-    DATE_RANGE_PROBLEM,
     IMPLAUSIBLE_AMOUNT,
     UTC_OFFSET,
     DataConfig,
     Problem,
     TableSource,
+    Texts,
     _format_of,
     map_columns,
 )
@@ -144,6 +144,7 @@ class DuckTables:
         self._columns = columns
         self.filters = dict(filters or {})
         self._owner = owner  # a filtered view keeps its parent (and so the database) alive
+        self._dates: tuple[pd.Timestamp, pd.Timestamp] | None = None
         self.fetched: list[str] = owner.fetched if owner is not None else []
         self._unique_customers = owner._unique_customers if owner is not None else (
             "customers" not in columns or not con.execute(
@@ -187,8 +188,11 @@ class DuckTables:
         return int(self.sql(f"SELECT count(*) FROM {ALIAS[name]}").iloc[0, 0])
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        lo, hi = self.sql("SELECT min(date), max(date) FROM tx").iloc[0]
-        return pd.Timestamp(lo), pd.Timestamp(hi)
+        """First and last transaction date (one scan, kept: the tables never change once loaded)."""
+        if self._dates is None:
+            lo, hi = self.sql("SELECT min(date), max(date) FROM tx").iloc[0]
+            self._dates = pd.Timestamp(lo), pd.Timestamp(hi)
+        return self._dates
 
     def get(self, name: str) -> pd.DataFrame | None:
         """The whole table in pandas — what this class avoids; recorded in ``fetched``."""
@@ -331,9 +335,9 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
         raise
 
 
-def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[str, list[tuple[str, str]], str]:
+def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[str, list[tuple[str, str, str]], str]:
     """Create ``raw_<name>`` (a view over Parquet, a table for CSV) with a 1-based ``_row_`` column;
-    returns its name, the source's columns with their DuckDB types, and a label for messages."""
+    returns its name, the source's columns (cleaned name, name in the file, DuckDB type) and a label."""
     import duckdb
 
     path, fmt = _source_file(config_path, src)
@@ -365,7 +369,7 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SegmentError(f"error: {path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
                            "(format, delimiter, encoding)") from None
-    return raw, [(str(c).lstrip("\ufeff").strip(), str(t)) for c, t, *_ in described], label
+    return raw, [(str(c).lstrip("\ufeff").strip(), str(c), str(t)) for c, t, *_ in described], label
 
 
 def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
@@ -398,16 +402,13 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     """``t_<name>``: the typed table (contract columns + ``_row_``; ``_dup_`` for transactions)."""
     table = TABLES[name]
     raw, described, label = _raw_relation(con, config_path, name, src)
-    source_cols = [c for c, _ in described]
-    types = dict(described)
-    original = {c.lstrip("\ufeff").strip(): c for c in
-                [r[0] for r in con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()]}
+    source_cols = [clean for clean, _, _ in described]  # as segment.io names them (a BOM or spaces stripped)
+    original = {clean: name for clean, name, _ in described}
+    types = {clean: typ for clean, _, typ in described}
     zones = _parquet_zones(config_path, src)
     n = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
     if n == 0:
-        problems.append(Problem("error", name, "", f"no rows in {label}: a header line but no data; export the rows "
-                                "too" + ("" if name == "transactions" else f", or remove the optional `tables.{name}`"),
-                                [], 0, ""))
+        problems.append(Problem("error", name, "", Texts.no_rows(label, name), [], 0, ""))
         return None
     from .io import ROW
 
@@ -437,7 +438,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
                     stage1.append(f"timezone({_lit(zones.get(src_col, 'UTC'))}, {ref}) AS {c}")
                 else:
                     stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
-                checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", DATE_RANGE_PROBLEM,
+                checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", Texts.DATE_RANGE,
                                      f"CAST({c} AS VARCHAR)"))
             else:
                 if src.date_format:
@@ -450,30 +451,25 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
                 stage1.append(f"{parse} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
-                                     f"unparseable date (expected {src.date_format or 'ISO YYYY-MM-DD'})",
-                                     _q(col.name + "__text")))
+                                     Texts.unparseable_date(src.date_format), _q(col.name + "__text")))
         elif col.dtype in ("float", "int"):
             numeric = not is_text and typ != "BOOLEAN"
             if numeric:
                 stage1.append(f"CASE WHEN isnan(CAST({ref} AS DOUBLE)) THEN NULL ELSE CAST({ref} AS DOUBLE) END AS {c}")
-                checks.append(_Check(col.name, f"isinf({c})", "not a finite number; fix the source value", c))
+                checks.append(_Check(col.name, f"isinf({c})", Texts.NOT_FINITE, c))
             else:
                 stage1.append(f"TRY_CAST({text} AS DOUBLE) AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND ({c} IS NULL OR NOT isfinite({c}))",
-                                     "not a number (write plain digits such as 1200.5: no thousands separators, "
-                                     "currency signs or units — declare `amount_unit:` for 万)",
-                                     _q(col.name + "__text")))
+                                     Texts.NOT_A_NUMBER, _q(col.name + "__text")))
             scaled = f"({c} * {float(src.amount_unit)!r})" if "currency" in col.unit and src.amount_unit != 1 else c
             huge = f"isfinite({c}) AND abs({scaled}) > {IMPLAUSIBLE_AMOUNT!r}"
             if "currency" in col.unit:
-                checks.append(_Check(col.name, huge, f"implausible amount (beyond ±{IMPLAUSIBLE_AMOUNT:.0e} after "
-                                     "amount_unit); check the unit, the decimal separator or a stray exponent in the "
-                                     "source", scaled))
+                checks.append(_Check(col.name, huge, Texts.IMPLAUSIBLE, scaled))
             if col.dtype == "int":
                 not_huge = f" AND NOT ({huge})" if "currency" in col.unit else ""
                 checks.append(_Check(col.name, f"isfinite({c}){not_huge} AND {scaled} <> round({scaled})",
-                                     "not a whole number", scaled))
+                                     Texts.NOT_WHOLE, scaled))
         elif col.dtype == "bool":
             if typ == "BOOLEAN":
                 stage1.append(f"{ref} AS {c}")
@@ -484,7 +480,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
                 stage1.append(f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
-                                     "not true/false", f"lower({_q(col.name + '__text')})"))
+                                     Texts.NOT_BOOL, f"lower({_q(col.name + '__text')})"))
         else:
             if typ in ("DOUBLE", "FLOAT", "REAL") or typ.startswith("DECIMAL"):
                 val = (f"CASE WHEN {ref} IS NULL THEN NULL WHEN {ref} = floor({ref}) AND abs({ref}) < 1e18 "
@@ -496,7 +492,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
                 stage1.append(f"{val} AS {_q(col.name + '__text')}")
                 allowed = ", ".join(_lit(v) for v in col.values)
                 checks.append(_Check(col.name, f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
-                                     f"unknown value (allowed: {', '.join(col.values)})", _q(col.name + "__text")))
+                                     Texts.unknown_value(col.values), _q(col.name + "__text")))
             else:
                 stage1.append(f"{val} AS {c}")
         present.append(col.name)
@@ -538,7 +534,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     if "unparseable_rows" in src.drop and len(problems) > first_new:
         for p in problems[first_new:]:
             p.severity = "warning"
-            p.problem += " — rows dropped (drop: unparseable_rows)"
+            p.problem += Texts.UNPARSEABLE_DROPPED
         where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks) + ")"
     if name == "transactions":
         final.append("_hash_")
@@ -599,16 +595,15 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         cnt, rows, ex = _rows(con, f"t_{name}", cond, example)
         if not cnt:
             return
-        if kind in drops.get(name, set()):
-            problems.append(Problem("warning", name, column, problem + f" — dropped (drop: {kind})", rows, cnt, ex))
+        dropped = kind in drops.get(name, set())
+        severity, text = Texts.declared(problem, name, kind, dropped)
+        problems.append(Problem(severity, name, column, text, rows, cnt, ex))
+        if dropped:
             con.execute(f"DELETE FROM t_{name} WHERE {cond}")
-        else:
-            problems.append(Problem("error", name, column, problem + f"; fix the source or add `{kind}` to "
-                                    f"tables.{name}.drop", rows, cnt, ex))
 
     for name in ("transactions", "interactions", "opportunities"):
         if name in columns and "customer_id" in columns[name] and "missing_customer_id" in drops.get(name, set()):
-            drop(name, "customer_id IS NULL", "missing_customer_id", "customer_id", "rows without a customer_id")
+            drop(name, "customer_id IS NULL", "missing_customer_id", "customer_id", Texts.MISSING_IDS)
 
     for name in columns:
         for key in TABLES[name].unique:
@@ -620,16 +615,13 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
                 attrs = ", ".join(_q(c) for c in columns[name])
                 ids, distinct = con.execute(f"SELECT count(DISTINCT {k}), (SELECT count(*) FROM (SELECT DISTINCT "
                                             f"{attrs} FROM t_{name} WHERE {cond})) FROM t_{name} WHERE {cond}").fetchone()
-                problems.append(Problem("error", name, key, f"duplicate {key} ({ids} ids on {cnt} rows"
-                                        + (", with conflicting attributes" if distinct > ids else "")
-                                        + "); keep one row per id", rows, cnt, ex))
+                problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, cnt, distinct > ids), rows,
+                                        cnt, ex))
 
     if "transactions" in columns:
         example = "order_id" if "order_id" in columns["transactions"] else "customer_id"
-        drop("transactions", "_dup_", "duplicate_lines", "", "duplicate transaction lines (every column equal to an "
-             "earlier line)", example)
-        for cond, what in (("amount < 0", "negative amounts (returns / cancellations): kept, they reduce revenue"),
-                           ("amount = 0", "zero amounts: kept, they count as orders without revenue")):
+        drop("transactions", "_dup_", "duplicate_lines", "", Texts.DUPLICATE_LINES, example)
+        for cond, what in (("amount < 0", Texts.RETURNS), ("amount = 0", Texts.ZEROS)):
             cnt, rows, ex = _rows(con, "t_transactions", cond, "amount")
             if cnt:
                 problems.append(Problem("warning", "transactions", "amount", what, rows, cnt, ex))
@@ -638,8 +630,8 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         for name in ("transactions", "interactions", "opportunities"):
             if name in columns:
                 drop(name, "customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM t_customers "
-                     "WHERE customer_id IS NOT NULL)", "unknown_customers", "customer_id",
-                     "customer_id not in the customers table", "customer_id")
+                     "WHERE customer_id IS NOT NULL)", "unknown_customers", "customer_id", Texts.UNKNOWN_CUSTOMERS,
+                     "customer_id")
 
     for name in columns:
         n = con.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
@@ -650,11 +642,7 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
                 cnt, rows, _ = _rows(con, f"t_{name}", f"{_q(key)} IS NULL")
                 share = (n - cnt) / n
                 if share < COMPLETENESS_THRESHOLD:
-                    problems.append(Problem("error", name, key,
-                                            f"only {share:.1%} complete (at least {COMPLETENESS_THRESHOLD:.0%} needed, "
-                                            "SEEDS step 3); fill the field in the source"
-                                            + (" or add `missing_customer_id` to drop:" if key == "customer_id" else ""),
-                                            rows, cnt, ""))
+                    problems.append(Problem("error", name, key, Texts.incomplete(key, share), rows, cnt, ""))
 
     if as_of is not None:
         cutoff = (as_of.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
@@ -663,5 +651,4 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
             if dcol and dcol in columns[name]:
                 cnt, rows, ex = _rows(con, f"t_{name}", f"{_q(dcol)} >= TIMESTAMP {_lit(cutoff)}", _q(dcol))
                 if cnt:
-                    problems.append(Problem("warning", name, dcol, f"dated after the as-of date {as_of.date()}: "
-                                            "counted here, never used in features", rows, cnt, ex))
+                    problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows, cnt, ex))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .contract import COMPLETENESS_THRESHOLD, TABLES
 from .errors import DataError, SegmentError
-from .io import DUP, ROW, DataConfig, Problem, Tables, read_data_config, read_table
+from .io import DUP, ROW, DataConfig, Problem, Tables, Texts, read_data_config, read_table
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
 MAX_ROWS_SHOWN = 10
@@ -68,20 +68,19 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
         if not mask.any():
             return
         example = df.loc[mask, example_col].iloc[0] if example_col else ""
-        if kind in drops.get(name, set()):
-            problems.append(Problem("warning", name, column, problem + f" — dropped (drop: {kind})",
-                                    df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), example))
+        dropped = kind in drops.get(name, set())
+        severity, text = Texts.declared(problem, name, kind, dropped)
+        problems.append(Problem(severity, name, column, text, df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()),
+                                example))
+        if dropped:
             tables[name] = df.loc[~mask]
-        else:
-            problems.append(Problem("error", name, column, problem + f"; fix the source or add `{kind}` to "
-                                    f"tables.{name}.drop", df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), example))
 
     # rows without a customer id cannot be attributed to anyone
     for name in ("transactions", "interactions", "opportunities"):
         if name in tables and "customer_id" in tables[name]:
             miss = tables[name]["customer_id"].isna()
             if "missing_customer_id" in drops.get(name, set()):
-                drop(name, miss, "missing_customer_id", "customer_id", "rows without a customer_id")
+                drop(name, miss, "missing_customer_id", "customer_id", Texts.MISSING_IDS)
 
     # duplicate keys
     for name, df in tables.items():
@@ -89,24 +88,22 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
             dup = df[key].notna() & df.duplicated(subset=[key], keep=False)
             if dup.any():
                 conflicting = df[dup].drop(columns=ROW).drop_duplicates()
-                problems.append(Problem("error", name, key,
-                                        f"duplicate {key} ({df.loc[dup, key].nunique()} ids on {int(dup.sum())} rows"
-                                        + (", with conflicting attributes" if len(conflicting) > df.loc[dup, key].nunique() else "")
-                                        + "); keep one row per id", df.loc[dup, ROW].astype(int).tolist(), int(dup.sum()),
-                                        df.loc[dup, key].iloc[0]))
+                ids = df.loc[dup, key].nunique()
+                problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, int(dup.sum()),
+                                                                                len(conflicting) > ids),
+                                        df.loc[dup, ROW].astype(int).tolist(), int(dup.sum()), df.loc[dup, key].iloc[0]))
 
     # exact duplicate transaction lines: every column of the source line equals an earlier line's
     if "transactions" in tables:
         df = tables["transactions"]
         dup = df[DUP] if DUP in df else df.duplicated(subset=[c for c in df.columns if c != ROW], keep="first")
-        drop("transactions", dup, "duplicate_lines", "", "duplicate transaction lines (every column equal to an "
-             "earlier line)", "order_id" if "order_id" in df else "customer_id")
+        drop("transactions", dup, "duplicate_lines", "", Texts.DUPLICATE_LINES,
+             "order_id" if "order_id" in df else "customer_id")
 
     # returns and zero lines are legal but worth knowing about
     if "transactions" in tables:
         df = tables["transactions"]
-        for mask, what in ((df["amount"] < 0, "negative amounts (returns / cancellations): kept, they reduce revenue"),
-                           (df["amount"] == 0, "zero amounts: kept, they count as orders without revenue")):
+        for mask, what in ((df["amount"] < 0, Texts.RETURNS), (df["amount"] == 0, Texts.ZEROS)):
             if mask.any():
                 problems.append(Problem("warning", "transactions", "amount", what,
                                         df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), df.loc[mask, "amount"].iloc[0]))
@@ -118,8 +115,7 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
             if name in tables:
                 df = tables[name]
                 unknown = df["customer_id"].notna() & ~df["customer_id"].isin(known)
-                drop(name, unknown, "unknown_customers", "customer_id", "customer_id not in the customers table",
-                     "customer_id")
+                drop(name, unknown, "unknown_customers", "customer_id", Texts.UNKNOWN_CUSTOMERS, "customer_id")
 
     # completeness of key fields (SEEDS step 3: at least 95%)
     for name, df in tables.items():
@@ -131,10 +127,7 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
                 present = df[key].notna()
                 share = float(present.mean())
                 if share < COMPLETENESS_THRESHOLD:
-                    problems.append(Problem("error", name, key,
-                                            f"only {share:.1%} complete (at least {COMPLETENESS_THRESHOLD:.0%} needed, "
-                                            "SEEDS step 3); fill the field in the source"
-                                            + (" or add `missing_customer_id` to drop:" if key == "customer_id" else ""),
+                    problems.append(Problem("error", name, key, Texts.incomplete(key, share),
                                             df.loc[~present, ROW].astype(int).tolist(), int((~present).sum()), ""))
 
     # dates after the as-of date: counted, never used
@@ -145,8 +138,7 @@ def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timesta
             if dcol and dcol in df:
                 late = df[dcol] >= cutoff
                 if late.any():
-                    problems.append(Problem("warning", name, dcol, f"dated after the as-of date {as_of.date()}: "
-                                            "counted here, never used in features", df.loc[late, ROW].astype(int).tolist(),
+                    problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), df.loc[late, ROW].astype(int).tolist(),
                                             int(late.sum()), df.loc[late, dcol].iloc[0]))
     return tables
 
