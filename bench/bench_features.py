@@ -109,7 +109,7 @@ def run(mode: str, d: Path, repeat: int) -> dict:
     times, extra = [], {}
     if mode == "memory":
         t = time.perf_counter()
-        from segment.io import Tables
+        from segment.store import Tables
 
         tables = Tables(transactions=pd.read_parquet(d / "transactions.parquet").astype(
                             {"customer_id": "string", "order_id": "string", "product_line": "string",

@@ -1,10 +1,10 @@
-"""Benchmark: loading + validating a data config, tables kept in pandas or in DuckDB (segment.store).
+"""Benchmark: loading + validating a data config, tables kept by DuckDB in memory or on disk (segment.store).
 Not a test.
 
-    .venv/bin/python bench/bench_store.py --customers 100000 --storage duckdb [--repeat 3] [--json OUT]
+    .venv/bin/python bench/bench_store.py --customers 100000 --storage disk [--repeat 3] [--json OUT]
 
 The demo of that size is written once into ``$SEGMENT_BENCH_DATA/demo_<n>`` (default /tmp/segment-bench)
-and reused. Times ``segment.validate.load_data`` (read every table, every check) and, for DuckDB,
+and reused. Times ``segment.validate.load_data`` (read every table, every check) and
 the first snapshot over the kept tables.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def demo_config(customers: int, storage: str) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--customers", type=int, default=100_000)
-    p.add_argument("--storage", choices=["memory", "duckdb"], default="duckdb")
+    p.add_argument("--storage", choices=["memory", "disk"], default="disk")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", type=Path)
     a = p.parse_args()

@@ -72,22 +72,13 @@ def _state(paths: list[Path]) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_bad_input(case, tmp_path, capsys, base_grading):
-    _run(case, tmp_path, capsys, base_grading)
-
-
-DATA_CASES = [c for c in CASES if c["kind"] in ("data", "calibrate", "designations")]
-
-
-@pytest.mark.parametrize("case", DATA_CASES, ids=[c["id"] for c in DATA_CASES])
-def test_bad_input_with_tables_kept_in_duckdb(case, tmp_path, capsys, base_grading, monkeypatch):
-    """The same corpus with ``storage: duckdb`` forced (segment.store: the path big data takes): the same
-    messages, nothing written — and the temporary database folder is removed."""
+def test_bad_input(case, tmp_path, capsys, base_grading, monkeypatch):
+    """Each case once: the expected message and exit code, nothing written — and the temporary folder
+    of the DuckDB tables is removed."""
     import gc
 
     spill = tmp_path / "spill"
     spill.mkdir()
-    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
     monkeypatch.setenv("SEGMENT_TMPDIR", str(spill))
     _run(case, tmp_path, capsys, base_grading)
     gc.collect()

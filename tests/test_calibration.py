@@ -27,7 +27,7 @@ from segment.churn import ChurnDefinition, build_panel, churn_labels
 from segment.demo import END_DATE, write_demo
 from segment.errors import ConfigError, SegmentError
 from segment.grading import PTS
-from segment.io import Tables
+from segment.store import Tables
 from segment.schemes import Scheme, load_scheme
 from segment.validate import load_data
 

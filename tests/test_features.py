@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from segment.contract import TABLES
 from segment.features import (INDICATORS, WINDOWS, Indicator, available_indicators, missing_indicators,
                               required_tables, snapshot)
-from segment.io import Tables
+from segment.store import Tables
 
 AS_OF = "2024-06-30"
 NA = None
@@ -474,9 +474,10 @@ def test_empty_transactions_table_keeps_customers():
 def test_missing_required_column_is_an_input_error():
     from segment.errors import SegmentError
     t = make_tables()
-    t.interactions = t.interactions.drop(columns=["kind"])
     with pytest.raises(SegmentError, match="interactions table lacks required column"):
-        snapshot(t, AS_OF)
+        t.interactions = t.interactions.drop(columns=["kind"])  # refused when the frame is handed over
+    with pytest.raises(SegmentError, match="interactions table lacks required column"):
+        snapshot(Tables(transactions=t.transactions, interactions=t.interactions.drop(columns=["kind"])), AS_OF)
 
 
 def test_restricting_to_no_customers():

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from segment.cli import main
 from segment.errors import SegmentError
 from segment.grading import MissingInputs, apply_designations, grade, indicator_points
-from segment.io import Tables
+from segment.store import Tables
 from segment.pipeline import grade_snapshot
 from segment.schemes import SCHEMES_DIR, Scheme, load_scheme
 

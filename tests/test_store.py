@@ -1,8 +1,8 @@
-"""Tables kept in DuckDB (segment.store, ``storage: duckdb``): the path data bigger than memory takes.
+"""segment.store: every source read, cast and checked in DuckDB, kept in memory or on disk.
 
-Every test compares it with the in-memory path (``storage: memory``), which the rest of the suite
-checks against hand computations: the same validation report, the same tables, snapshots, churn
-labels, gradings and calibration — and the report build never fetches a whole table into pandas.
+Where the database lives (``storage: memory`` or ``disk``) must change nothing: the same validation
+report, tables, snapshots, churn labels, gradings and calibration; the report build never fetches a
+whole table into pandas; the problems of a file with every kind of quirk are frozen below.
 """
 from __future__ import annotations
 
@@ -24,25 +24,25 @@ DATES = ["2025-06-30", "2026-09-30"]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    """A 1,200-customer demo with two data configs over the same files: memory.yaml and duckdb.yaml."""
+    """A 1,200-customer demo with two data configs over the same files: memory.yaml and disk.yaml."""
     from segment.demo import write_demo
 
     out = tmp_path_factory.mktemp("demo")
     write_demo(out, customers=1200)
     text = (out / "data.yaml").read_text(encoding="utf-8")
     (out / "memory.yaml").write_text(text + "storage: memory\n", encoding="utf-8")
-    (out / "duckdb.yaml").write_text(text + "storage: duckdb\n", encoding="utf-8")
+    (out / "disk.yaml").write_text(text + "storage: disk\n", encoding="utf-8")
     return out
 
 
 @pytest.fixture(scope="module")
 def both(demo):
-    return load_data(demo / "memory.yaml"), load_data(demo / "duckdb.yaml")
+    return load_data(demo / "memory.yaml"), load_data(demo / "disk.yaml")
 
 
 def test_demo_loads_the_same_either_way(both):
     mem, duck = both
-    assert not mem.tables.is_duckdb and duck.tables.is_duckdb
+    assert mem.tables.storage == "memory" and duck.tables.storage == "disk"
     pd.testing.assert_frame_equal(mem.report, duck.report)
     assert duck.tables.present() == mem.tables.present()
     for name in mem.tables.present():
@@ -80,8 +80,8 @@ def test_gradings_are_the_same(demo, scheme):
     from segment.pipeline import grade_data
 
     a = grade_data(demo / "memory.yaml", scheme, "2026-06-30")
-    b = grade_data(demo / "duckdb.yaml", scheme, "2026-06-30")
-    assert b.loaded.tables.is_duckdb
+    b = grade_data(demo / "disk.yaml", scheme, "2026-06-30")
+    assert b.loaded.tables.storage == "disk"
     assert len(a.frame) > 100
     pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=False, rtol=1e-9)
     assert a.lost_before == b.lost_before
@@ -128,6 +128,377 @@ C3,丙,energy,,, ,2022-13-01
 """
 
 
+#: what validation says about QUIRKS / CUSTOMERS for each `drop:` (severity, table, column, problem, count,
+#: rows, example): frozen from the pandas loader that preceded the DuckDB one, which gave the same
+QUIRK_PROBLEMS = {'': [('error', 'customers', 'size_employees', 'not a whole number', 1, '2', '3.5'),
+      ('error', 'customers', 'created_date', 'unparseable date (expected ISO YYYY-MM-DD)', 1, '4', '2022-13-01'),
+      ('error', 'customers', 'strategic', 'not true/false', 1, '3', 'maybe'),
+      ('error', 'customers', 'status', 'unknown value (allowed: active, lost, closed)', 1, '2', 'gone'),
+      ('error', 'transactions', 'date', 'unparseable date (expected %d/%m/%Y)', 1, '6', '31/02/2026'),
+      ('error',
+       'transactions',
+       'quantity',
+       'not a number (write plain digits such as 1200.5: no thousands separators, currency signs or units — '
+       'declare `amount_unit:` for 万)',
+       1,
+       '7',
+       '1,200'),
+      ('error',
+       'transactions',
+       'unit_price',
+       'not a number (write plain digits such as 1200.5: no thousands separators, currency signs or units — '
+       'declare `amount_unit:` for 万)',
+       1,
+       '8',
+       'inf'),
+      ('error',
+       'transactions',
+       'unit_price',
+       'implausible amount (beyond ±1e+12 after amount_unit); check the unit, the decimal separator or a stray '
+       'exponent in the source',
+       1,
+       '12',
+       '9e+13'),
+      ('error',
+       'customers',
+       'customer_id',
+       'duplicate customer_id (1 ids on 2 rows, with conflicting attributes); keep one row per id',
+       2,
+       '2, 3',
+       'C2'),
+      ('error',
+       'transactions',
+       '',
+       'duplicate transaction lines (every column equal to an earlier line); fix the source or add '
+       '`duplicate_lines` to tables.transactions.drop',
+       1,
+       '2',
+       'O1'),
+      ('error',
+       'transactions',
+       'customer_id',
+       'customer_id not in the customers table; fix the source or add `unknown_customers` to '
+       'tables.transactions.drop',
+       1,
+       '5',
+       'C9'),
+      ('error',
+       'transactions',
+       'customer_id',
+       'only 92.3% complete (at least 95% needed, SEEDS step 3); fill the field in the source or add '
+       '`missing_customer_id` to drop:',
+       1,
+       '4',
+       ''),
+      ('error',
+       'transactions',
+       'date',
+       'only 92.3% complete (at least 95% needed, SEEDS step 3); fill the field in the source',
+       1,
+       '6',
+       ''),
+      ('error',
+       'transactions',
+       'amount',
+       'only 76.9% complete (at least 95% needed, SEEDS step 3); fill the field in the source',
+       3,
+       '7, 8, 12',
+       ''),
+      ('warning',
+       'transactions',
+       'amount',
+       'negative amounts (returns / cancellations): kept, they reduce revenue',
+       1,
+       '9',
+       '-5000'),
+      ('warning',
+       'transactions',
+       'amount',
+       'zero amounts: kept, they count as orders without revenue',
+       1,
+       '10',
+       '0'),
+      ('warning',
+       'transactions',
+       'date',
+       'dated after the as-of date 2026-09-30: counted here, never used in features',
+       1,
+       '11',
+       '2026-12-01')],
+ 'missing_customer_id, duplicate_lines, unknown_customers': [('error',
+                                                              'customers',
+                                                              'size_employees',
+                                                              'not a whole number',
+                                                              1,
+                                                              '2',
+                                                              '3.5'),
+                                                             ('error',
+                                                              'customers',
+                                                              'created_date',
+                                                              'unparseable date (expected ISO YYYY-MM-DD)',
+                                                              1,
+                                                              '4',
+                                                              '2022-13-01'),
+                                                             ('error',
+                                                              'customers',
+                                                              'strategic',
+                                                              'not true/false',
+                                                              1,
+                                                              '3',
+                                                              'maybe'),
+                                                             ('error',
+                                                              'customers',
+                                                              'status',
+                                                              'unknown value (allowed: active, lost, closed)',
+                                                              1,
+                                                              '2',
+                                                              'gone'),
+                                                             ('error',
+                                                              'transactions',
+                                                              'date',
+                                                              'unparseable date (expected %d/%m/%Y)',
+                                                              1,
+                                                              '6',
+                                                              '31/02/2026'),
+                                                             ('error',
+                                                              'transactions',
+                                                              'quantity',
+                                                              'not a number (write plain digits such as 1200.5: no '
+                                                              'thousands separators, currency signs or units — '
+                                                              'declare `amount_unit:` for 万)',
+                                                              1,
+                                                              '7',
+                                                              '1,200'),
+                                                             ('error',
+                                                              'transactions',
+                                                              'unit_price',
+                                                              'not a number (write plain digits such as 1200.5: no '
+                                                              'thousands separators, currency signs or units — '
+                                                              'declare `amount_unit:` for 万)',
+                                                              1,
+                                                              '8',
+                                                              'inf'),
+                                                             ('error',
+                                                              'transactions',
+                                                              'unit_price',
+                                                              'implausible amount (beyond ±1e+12 after '
+                                                              'amount_unit); check the unit, the decimal separator '
+                                                              'or a stray exponent in the source',
+                                                              1,
+                                                              '12',
+                                                              '9e+13'),
+                                                             ('error',
+                                                              'customers',
+                                                              'customer_id',
+                                                              'duplicate customer_id (1 ids on 2 rows, with '
+                                                              'conflicting attributes); keep one row per id',
+                                                              2,
+                                                              '2, 3',
+                                                              'C2'),
+                                                             ('error',
+                                                              'transactions',
+                                                              'date',
+                                                              'only 90.0% complete (at least 95% needed, SEEDS '
+                                                              'step 3); fill the field in the source',
+                                                              1,
+                                                              '6',
+                                                              ''),
+                                                             ('error',
+                                                              'transactions',
+                                                              'amount',
+                                                              'only 70.0% complete (at least 95% needed, SEEDS '
+                                                              'step 3); fill the field in the source',
+                                                              3,
+                                                              '7, 8, 12',
+                                                              ''),
+                                                             ('warning',
+                                                              'transactions',
+                                                              'customer_id',
+                                                              'rows without a customer_id — dropped (drop: '
+                                                              'missing_customer_id)',
+                                                              1,
+                                                              '4',
+                                                              ''),
+                                                             ('warning',
+                                                              'transactions',
+                                                              '',
+                                                              'duplicate transaction lines (every column equal to '
+                                                              'an earlier line) — dropped (drop: duplicate_lines)',
+                                                              1,
+                                                              '2',
+                                                              'O1'),
+                                                             ('warning',
+                                                              'transactions',
+                                                              'amount',
+                                                              'negative amounts (returns / cancellations): kept, '
+                                                              'they reduce revenue',
+                                                              1,
+                                                              '9',
+                                                              '-5000'),
+                                                             ('warning',
+                                                              'transactions',
+                                                              'amount',
+                                                              'zero amounts: kept, they count as orders without '
+                                                              'revenue',
+                                                              1,
+                                                              '10',
+                                                              '0'),
+                                                             ('warning',
+                                                              'transactions',
+                                                              'customer_id',
+                                                              'customer_id not in the customers table — dropped '
+                                                              '(drop: unknown_customers)',
+                                                              1,
+                                                              '5',
+                                                              'C9'),
+                                                             ('warning',
+                                                              'transactions',
+                                                              'date',
+                                                              'dated after the as-of date 2026-09-30: counted '
+                                                              'here, never used in features',
+                                                              1,
+                                                              '11',
+                                                              '2026-12-01')],
+ 'missing_customer_id, duplicate_lines, unknown_customers, unparseable_rows': [('error',
+                                                                                'customers',
+                                                                                'size_employees',
+                                                                                'not a whole number',
+                                                                                1,
+                                                                                '2',
+                                                                                '3.5'),
+                                                                               ('error',
+                                                                                'customers',
+                                                                                'created_date',
+                                                                                'unparseable date (expected ISO '
+                                                                                'YYYY-MM-DD)',
+                                                                                1,
+                                                                                '4',
+                                                                                '2022-13-01'),
+                                                                               ('error',
+                                                                                'customers',
+                                                                                'strategic',
+                                                                                'not true/false',
+                                                                                1,
+                                                                                '3',
+                                                                                'maybe'),
+                                                                               ('error',
+                                                                                'customers',
+                                                                                'status',
+                                                                                'unknown value (allowed: active, '
+                                                                                'lost, closed)',
+                                                                                1,
+                                                                                '2',
+                                                                                'gone'),
+                                                                               ('error',
+                                                                                'customers',
+                                                                                'customer_id',
+                                                                                'duplicate customer_id (1 ids on 2 '
+                                                                                'rows, with conflicting '
+                                                                                'attributes); keep one row per id',
+                                                                                2,
+                                                                                '2, 3',
+                                                                                'C2'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'date',
+                                                                                'unparseable date (expected '
+                                                                                '%d/%m/%Y) — rows dropped (drop: '
+                                                                                'unparseable_rows)',
+                                                                                1,
+                                                                                '6',
+                                                                                '31/02/2026'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'quantity',
+                                                                                'not a number (write plain digits '
+                                                                                'such as 1200.5: no thousands '
+                                                                                'separators, currency signs or '
+                                                                                'units — declare `amount_unit:` '
+                                                                                'for 万) — rows dropped (drop: '
+                                                                                'unparseable_rows)',
+                                                                                1,
+                                                                                '7',
+                                                                                '1,200'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'unit_price',
+                                                                                'not a number (write plain digits '
+                                                                                'such as 1200.5: no thousands '
+                                                                                'separators, currency signs or '
+                                                                                'units — declare `amount_unit:` '
+                                                                                'for 万) — rows dropped (drop: '
+                                                                                'unparseable_rows)',
+                                                                                1,
+                                                                                '8',
+                                                                                'inf'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'unit_price',
+                                                                                'implausible amount (beyond ±1e+12 '
+                                                                                'after amount_unit); check the '
+                                                                                'unit, the decimal separator or a '
+                                                                                'stray exponent in the source — '
+                                                                                'rows dropped (drop: '
+                                                                                'unparseable_rows)',
+                                                                                1,
+                                                                                '12',
+                                                                                '9e+13'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'customer_id',
+                                                                                'rows without a customer_id — '
+                                                                                'dropped (drop: '
+                                                                                'missing_customer_id)',
+                                                                                1,
+                                                                                '4',
+                                                                                ''),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                '',
+                                                                                'duplicate transaction lines '
+                                                                                '(every column equal to an earlier '
+                                                                                'line) — dropped (drop: '
+                                                                                'duplicate_lines)',
+                                                                                1,
+                                                                                '2',
+                                                                                'O1'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'amount',
+                                                                                'negative amounts (returns / '
+                                                                                'cancellations): kept, they reduce '
+                                                                                'revenue',
+                                                                                1,
+                                                                                '9',
+                                                                                '-5000'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'amount',
+                                                                                'zero amounts: kept, they count as '
+                                                                                'orders without revenue',
+                                                                                1,
+                                                                                '10',
+                                                                                '0'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'customer_id',
+                                                                                'customer_id not in the customers '
+                                                                                'table — dropped (drop: '
+                                                                                'unknown_customers)',
+                                                                                1,
+                                                                                '5',
+                                                                                'C9'),
+                                                                               ('warning',
+                                                                                'transactions',
+                                                                                'date',
+                                                                                'dated after the as-of date '
+                                                                                '2026-09-30: counted here, never '
+                                                                                'used in features',
+                                                                                1,
+                                                                                '11',
+                                                                                '2026-12-01')]}
+
+
 def _quirks(folder: Path, drop: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tx.csv").write_text(QUIRKS, encoding="utf-8")
@@ -152,10 +523,13 @@ def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, monkeypatch)
     config = _quirks(tmp_path, drop)
     monkeypatch.setenv("SEGMENT_STORAGE", "memory")
     mem = load_data(config, strict=False)
-    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    monkeypatch.setenv("SEGMENT_STORAGE", "disk")
     duck = load_data(config, strict=False)
-    assert duck.tables.is_duckdb and not mem.tables.is_duckdb
+    assert duck.tables.storage == "disk" and mem.tables.storage == "memory"
     pd.testing.assert_frame_equal(mem.report, duck.report)
+    frozen = QUIRK_PROBLEMS[drop]
+    got = [(r.severity, r.table, r.column, r.problem, r.count, r.rows, r.example) for r in mem.report.itertuples()]
+    assert got == frozen
     kinds = set(mem.report["problem"].str.split(r" \(|;|:| —", regex=True).str[0])
     assert {"unparseable date", "not a number", "implausible amount", "unknown value", "not a whole number",
             "not true/false", "duplicate customer_id", "negative amounts", "zero amounts"} <= kinds, kinds
@@ -173,40 +547,43 @@ def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, monkeypatch)
     monkeypatch.setenv("SEGMENT_STORAGE", "memory")
     with pytest.raises(DataError) as em:
         load_data(config)
-    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    monkeypatch.setenv("SEGMENT_STORAGE", "disk")
     with pytest.raises(DataError) as ed:
         load_data(config)
     assert str(em.value) == str(ed.value)
 
 
-def test_storage_auto_uses_duckdb_for_big_sources_only(demo, monkeypatch):
+def test_storage_auto_keeps_big_sources_on_disk_only(demo, monkeypatch):
     monkeypatch.delenv("SEGMENT_STORAGE", raising=False)
-    assert not load_data(demo / "data.yaml").tables.is_duckdb  # 1,200 customers: well below AUTO_ROWS
+    assert load_data(demo / "data.yaml").tables.storage == "memory"  # 1,200 customers: well below AUTO_ROWS
     monkeypatch.setattr(store, "AUTO_ROWS", 1000)
-    assert load_data(demo / "data.yaml").tables.is_duckdb
-    assert not load_data(demo / "memory.yaml").tables.is_duckdb  # `storage: memory` is obeyed
+    assert load_data(demo / "data.yaml").tables.storage == "disk"
+    assert load_data(demo / "memory.yaml").tables.storage == "memory"  # `storage: memory` is obeyed
+    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")  # the former name of disk
+    monkeypatch.setattr(store, "AUTO_ROWS", 10**9)
+    assert load_data(demo / "data.yaml").tables.storage == "disk"
+    monkeypatch.setenv("SEGMENT_STORAGE", "cloud")
+    with pytest.raises(Exception, match="SEGMENT_STORAGE='cloud': write auto, memory or disk"):
+        load_data(demo / "data.yaml")
 
 
-def test_storage_duckdb_refuses_what_it_cannot_read(tmp_path, demo):
+def test_excel_sources_load_into_either_storage(tmp_path, demo):
+    """Excel (like SQL) is read into a frame and handed to DuckDB: the same checks, the same tables."""
     folder = tmp_path / "x"
     shutil.copytree(demo, folder)
-    pd.read_csv(folder / "customers.csv").to_excel(folder / "customers.xlsx", index=False)
-    (folder / "excel.yaml").write_text("storage: duckdb\ntables:\n  customers: {path: customers.xlsx}\n"
-                                       "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
-    with pytest.raises(ConfigError) as e:
-        load_data(folder / "excel.yaml")
-    msg = str(e.value)
-    assert "excel.yaml" in msg and "key `storage`" in msg and "tables.customers: excel files" in msg
-    assert "set `storage: memory`" in msg
-    # auto (or SEGMENT_STORAGE=duckdb) falls back to memory for such a config instead of failing
-    (folder / "auto.yaml").write_text("tables:\n  customers: {path: customers.xlsx}\n"
-                                      "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
-    assert not load_data(folder / "auto.yaml").tables.is_duckdb
+    pd.read_csv(folder / "customers.csv", dtype=str).to_excel(folder / "customers.xlsx", index=False)
+    csv = load_data(folder / "memory.yaml").tables.get("customers")
+    for storage in ("disk", "memory", "auto"):
+        (folder / "excel.yaml").write_text(f"storage: {storage}\ntables:\n  customers: {{path: customers.xlsx}}\n"
+                                           "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
+        loaded = load_data(folder / "excel.yaml")
+        assert loaded.tables.storage == ("disk" if storage == "disk" else "memory")
+        pd.testing.assert_frame_equal(loaded.tables.get("customers"), csv)
 
 
 def test_the_temporary_database_is_removed(demo, tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
-    loaded = load_data(demo / "duckdb.yaml")
+    loaded = load_data(demo / "disk.yaml")
     folders = list(tmp_path.iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("segment-tables-")
     assert (folders[0] / "tables.duckdb").is_file()
@@ -223,7 +600,7 @@ def test_cli_validate_prints_the_same(demo, capsys, monkeypatch):
     from segment.cli import main
 
     outs = []
-    for config in ("memory.yaml", "duckdb.yaml"):
+    for config in ("memory.yaml", "disk.yaml"):
         assert main(["validate", "--data", str(demo / config)]) == 0
         outs.append(capsys.readouterr().out.replace(config, "X"))
     assert outs[0] == outs[1]
@@ -238,8 +615,8 @@ def test_report_build_never_fetches_a_whole_table(demo, tmp_path, monkeypatch):
     def refuse(self, name):
         raise AssertionError(f"the report fetched the whole {name} table into pandas")
 
-    monkeypatch.setattr(store.DuckTables, "get", refuse)
-    monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")
+    monkeypatch.setattr(store.Tables, "get", refuse)
+    monkeypatch.setenv("SEGMENT_STORAGE", "disk")
     result = build_reports(quarter="2026Q2", data=demo / "data.yaml", reports_dir=tmp_path / "reports")
     assert {p.name for p in result.files} >= {"grading.html", "review.html", "calibration.html", "manifest.json"}
     import json
@@ -267,7 +644,7 @@ def test_a_signal_during_a_duckdb_query_is_an_interrupt(demo, tmp_path, monkeypa
 
     monkeypatch.setattr(store, "_read_table", slow_read)
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
-    assert main(["validate", "--data", str(demo / "duckdb.yaml")]) == 130
+    assert main(["validate", "--data", str(demo / "disk.yaml")]) == 130
     err = capsys.readouterr().err
     assert err == "interrupted: nothing was replaced\n"
     gc.collect()
@@ -286,9 +663,9 @@ def test_a_full_disk_is_a_clear_error(demo, tmp_path, monkeypatch):
     monkeypatch.setattr(store, "_check", full)
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
     with pytest.raises(SegmentError) as e:
-        load_data(demo / "duckdb.yaml")
+        load_data(demo / "disk.yaml")
     msg = str(e.value)
-    assert msg.startswith(f"error: {demo / 'duckdb.yaml'}: DuckDB could not keep the tables in {tmp_path}")
+    assert msg.startswith(f"error: {demo / 'disk.yaml'}: DuckDB could not keep the tables in {tmp_path}")
     assert "No space left on device" in msg and "SEGMENT_TMPDIR" in msg
     assert list(tmp_path.iterdir()) == []
 
@@ -308,7 +685,7 @@ def test_what_a_killed_run_left_is_removed_by_the_next_run(demo, tmp_path, monke
     (tmp_path / f"segment-tables-{dead.pid}-abc" / "tables.duckdb").write_bytes(b"x" * 1000)
     (tmp_path / f"segment-tables-{alive}-def").mkdir()
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
-    loaded = load_data(demo / "duckdb.yaml")
+    loaded = load_data(demo / "disk.yaml")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert f"segment-tables-{dead.pid}-abc" not in names and f"segment-tables-{alive}-def" in names
     del loaded
@@ -334,14 +711,14 @@ def test_zoned_parquet_timestamps_keep_their_wall_clock_time(tmp_path, monkeypat
     tx.to_parquet(tmp_path / "tx.parquet")
     (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet}\n", encoding="utf-8")
     loaded = {}
-    for storage in ("memory", "duckdb"):
+    for storage in ("memory", "disk"):
         monkeypatch.setenv("SEGMENT_STORAGE", storage)
         loaded[storage] = load_data(tmp_path / "data.yaml")
-    dates = loaded["duckdb"].tables.get("transactions")["date"]
+    dates = loaded["disk"].tables.get("transactions")["date"]
     assert dates.tolist() == [pd.Timestamp("2026-06-30 00:30"), pd.Timestamp("2026-07-01 00:10"),
                               pd.Timestamp("2026-05-02 23:50")]
-    pd.testing.assert_frame_equal(loaded["memory"].tables.get("transactions"), loaded["duckdb"].tables.get("transactions"))
-    a, b = (snapshot(loaded[s].tables, "2026-06-30") for s in ("memory", "duckdb"))
+    pd.testing.assert_frame_equal(loaded["memory"].tables.get("transactions"), loaded["disk"].tables.get("transactions"))
+    a, b = (snapshot(loaded[s].tables, "2026-06-30") for s in ("memory", "disk"))
     pd.testing.assert_frame_equal(a, b)
     assert a.set_index("customer_id").loc["C1", "annual_amount"] == 10.0  # the 07-01 order is after the cut
 
@@ -360,11 +737,11 @@ def test_date_texts_parse_the_same_either_way(tmp_path, monkeypatch):
     (tmp_path / "tx.csv").write_text("customer_id,date,amount\n" + rows, encoding="utf-8")
     (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.csv}\n", encoding="utf-8")
     got = {}
-    for storage in ("memory", "duckdb"):
+    for storage in ("memory", "disk"):
         monkeypatch.setenv("SEGMENT_STORAGE", storage)
         got[storage] = load_data(tmp_path / "data.yaml", strict=False)
-    pd.testing.assert_frame_equal(got["memory"].report, got["duckdb"].report)
-    a, b = (got[s].tables.get("transactions") for s in ("memory", "duckdb"))
+    pd.testing.assert_frame_equal(got["memory"].report, got["disk"].report)
+    a, b = (got[s].tables.get("transactions") for s in ("memory", "disk"))
     pd.testing.assert_frame_equal(a, b)
     by_text = dict(zip(DATE_TEXTS, a["date"]))
     assert by_text["2026-09-30T10:00:00Z"] == by_text["2026-09-30 10:00:00+08:00"] == pd.Timestamp("2026-09-30 10:00")
@@ -383,7 +760,7 @@ def test_placeholder_dates_in_parquet_are_an_error_on_both_paths(tmp_path, monke
     tx.to_parquet(tmp_path / "tx.parquet")
     (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet}\n", encoding="utf-8")
     errors = []
-    for storage in ("memory", "duckdb"):
+    for storage in ("memory", "disk"):
         monkeypatch.setenv("SEGMENT_STORAGE", storage)
         with pytest.raises(DataError) as e:
             load_data(tmp_path / "data.yaml")

@@ -46,7 +46,8 @@ from .atomic import sha256_file, signals_deferred, write_text
 from .churn import ChurnDefinition, Panel, _day, build_panel, linear_score
 from .errors import SegmentError
 from .grading import PTS
-from .io import Tables, load_params, read_yaml
+from .io import load_params, read_yaml
+from .store import Tables
 from .progress import progress
 from .schemes import Scheme
 

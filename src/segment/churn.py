@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import SegmentError
 from .grading import DIM, PTS, grade
-from .io import Tables
+from .store import Tables
 from .progress import progress
 from .schemes import Scheme
 
@@ -91,33 +91,8 @@ def _day(value, what: str = "date") -> pd.Timestamp:
 
 def _windows(tables: Tables, customers, lo, cut, hi):
     """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
-    the CRM marks lost/closed within [cut, hi) (None without those columns) — from pandas frames."""
-    tx = tables.transactions
-    if customers is None:
-        ids = pd.Index(tx["customer_id"].dropna().unique(), dtype="string").sort_values()
-    else:
-        ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
-    dates = tx["date"]
-    win = tx.loc[(dates >= lo) & (dates < hi), ["customer_id", "date", "amount"]]
-    win = win[win["customer_id"].isin(ids)]
-    after = win["date"] >= cut
-    amount_before = win.loc[~after].groupby("customer_id", observed=True)["amount"].sum()
-    amount_after = win.loc[after].groupby("customer_id", observed=True)["amount"].sum()
-    bought = pd.Index(win.loc[after & (win["amount"] > 0), "customer_id"].unique())
-    before = amount_before.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
-    aft = amount_after.reindex(ids, fill_value=0.0).to_numpy(dtype="float64")
-    lost_ids = None
-    cu = tables.customers
-    if cu is not None and {"status", "status_date"} <= set(cu.columns):
-        st = cu["status"].astype("string").str.lower().isin(["lost", "closed"]).fillna(False).to_numpy(dtype=bool)
-        sd = cu["status_date"]
-        inside = st & (sd >= cut).fillna(False).to_numpy(dtype=bool) & (sd < hi).fillna(False).to_numpy(dtype=bool)
-        lost_ids = pd.Index(cu.loc[inside, "customer_id"].dropna().unique())
-    return ids, before, aft, bought, lost_ids
-
-
-def _windows_duckdb(tables, customers, lo, cut, hi):
-    """:func:`_windows` in SQL over tables kept in DuckDB (segment.store): only per-customer sums return."""
+    the CRM marks lost/closed within [cut, hi) (None without those columns): SQL in DuckDB, only
+    per-customer sums return."""
     def ts(t) -> str:
         return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
 
@@ -166,10 +141,7 @@ def churn_labels(tables: Tables, as_of, horizon_days: int, definition: ChurnDefi
         raise SegmentError(f"error: the horizon must be at least 1 day (got {horizon_days})")
     cut = day + pd.Timedelta(days=1)
     lo, hi = cut - pd.Timedelta(days=h), cut + pd.Timedelta(days=h)
-    if getattr(tables, "is_duckdb", False):
-        ids, before, aft, bought, lost_ids = _windows_duckdb(tables, customers, lo, cut, hi)
-    else:
-        ids, before, aft, bought, lost_ids = _windows(tables, customers, lo, cut, hi)
+    ids, before, aft, bought, lost_ids = _windows(tables, customers, lo, cut, hi)
     n = len(ids)
     censored = day + pd.Timedelta(days=h) > end
     no_purchase = ~ids.isin(bought)

@@ -1,6 +1,6 @@
 """The deterministic demo company: four contract tables simulated month by month from a seed.
 
-``generate(customers, seed)`` returns :class:`segment.io.Tables`; ``write_demo(out, ...)`` writes
+``generate(customers, seed)`` returns :class:`segment.store.Tables`; ``write_demo(out, ...)`` writes
 ``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv`` and a
 ``data.yaml`` pointing at them (every file atomically; same seed and size → byte-identical files).
 
@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, write_text
 from .contract import INTERACTION_KINDS
-from .io import Tables
+from .store import Tables
 
 END_DATE = pd.Timestamp("2026-09-30")
 START_DATE = pd.Timestamp("2023-01-01")
@@ -685,7 +685,7 @@ def _opportunities(rng: np.random.Generator, op: dict, c: dict, churn_day: np.nd
     return df
 
 
-def simulate(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> tuple[Tables, pd.DataFrame]:
+def _frames(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The demo tables plus the hidden truth (one row per customer): ``customer_id``, ``prospect``,
     ``churn_date`` (NaT if the customer never churned; churned customers only carry ``status='lost'``
     in the CRM for a share of them). ``generate`` returns the same tables without the truth."""
@@ -696,7 +696,7 @@ def simulate(customers: int = 5000, seed: int = 20260930, progress: bool = False
     sim = _simulate(c, rng, progress)
     width = max(6, len(str(c["n"])))
     cust_df = _customer_frame(rng, c, sim["churn_day"])
-    tables = Tables(
+    frames = dict(
         transactions=_transactions(sim["tx"], width, c["n"]),
         customers=cust_df,
         interactions=_interactions(rng, sim["it"], width, c["n"]),
@@ -708,7 +708,13 @@ def simulate(customers: int = 5000, seed: int = 20260930, progress: bool = False
         "churn_date": _dates(sim["churn_day"]),
     })
     truth.attrs["hazard_log"] = sim["hazard_log"]
-    return tables, truth
+    return frames, truth
+
+
+def simulate(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> tuple[Tables, pd.DataFrame]:
+    """The demo company's tables and, per customer, its truth (see :func:`_frames`)."""
+    frames, truth = _frames(customers, seed, progress)
+    return Tables(**frames), truth
 
 
 def generate(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> Tables:
@@ -751,9 +757,9 @@ def write_demo(out: str | Path, customers: int = 5000, seed: int = 20260930, pro
     written last, so a data.yaml always points at complete tables."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    t = generate(customers, seed, progress)
-    _write_csv(t.customers, out / "customers.csv")
-    _write_parquet(t.transactions, out / "transactions.parquet")
-    _write_parquet(t.interactions, out / "interactions.parquet")
-    _write_csv(t.opportunities, out / "opportunities.csv")
+    t, _ = _frames(customers, seed, progress)
+    _write_csv(t["customers"], out / "customers.csv")
+    _write_parquet(t["transactions"], out / "transactions.parquet")
+    _write_parquet(t["interactions"], out / "interactions.parquet")
+    _write_csv(t["opportunities"], out / "opportunities.csv")
     return write_text(out / "data.yaml", data_yaml(customers, seed))

@@ -38,10 +38,10 @@ import pandas as pd
 from .contract import TABLES
 from .errors import ConfigError, SegmentError
 from .features import DIALECTS, Dialect, SnapshotPlan, _to_pandas, plan, run_duckdb
+from .store import Tables
 from .io import (
     DataConfig,
     SparkOptions,
-    Tables,
     TableSource,
     _format_of,
     read_data_config,

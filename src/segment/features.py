@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -71,7 +72,9 @@ import pyarrow as pa
 
 from segment.contract import TABLES
 from segment.errors import SegmentError
-from segment.io import Tables
+
+if TYPE_CHECKING:
+    from segment.store import Tables
 
 SOURCES = ("transactions", "interactions", "customers", "opportunities")
 
@@ -325,14 +328,6 @@ def _cols(present, spec: dict[str, str], d: Dialect) -> str:
     """A projection casting each column to its SQL type; an optional column the source lacks is NULL."""
     return ", ".join(f"CAST({d.q(c)} AS {t}) AS {c}" if c in present else f"CAST(NULL AS {t}) AS {c}"
                      for c, t in spec.items())
-
-
-def _check_required(tables: Tables) -> None:
-    for name in tables.present():
-        absent = [c for c in TABLES[name].required if c not in tables.columns(name)]
-        if absent:
-            raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(absent)} "
-                               f"(see the data contract)")
 
 
 #: floating sums and means are rounded to this many decimals: DuckDB adds the rows of a group in
@@ -601,34 +596,11 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
 
     Columns: ``customer_id``, ``as_of`` and every indicator the loaded tables and columns allow (see
     :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used; the
-    input frames are not modified. Runs in DuckDB over the in-memory frames; for files bigger than
-    memory or for Spark, see :mod:`segment.engines` (same SQL, :func:`plan`). Tables kept in DuckDB
-    (:class:`segment.store.DuckTables`) are computed there, without fetching them."""
-    if getattr(tables, "is_duckdb", False):
-        return tables.snapshot(as_of, customers)
-    if tables.transactions is None:
+    tables are not modified. Runs in DuckDB where the tables are (:class:`segment.store.Tables`); only
+    the per-customer rows come back. Spark runs the same SQL (:func:`plan`, :mod:`segment.engines`)."""
+    if tables is None or "transactions" not in tables.present():
         raise SegmentError("error: the transactions table is mandatory")
-    _check_required(tables)
-    restricted = customers is not None
-    p = plan({n: tables.columns(n) for n in tables.present()}, as_of, restricted=restricted)
-    from .signals import track
-
-    con = track(duckdb.connect())
-    try:
-        if restricted:
-            ids = pd.DataFrame({"customer_id": pd.Series([str(c) for c in customers], dtype="string")})
-            con.register("wanted", ids.drop_duplicates())
-        for name, alias in p.sources.items():
-            if name == "wanted":
-                continue
-            frame = tables.get(name)
-            if name == "customers" and not frame["customer_id"].is_unique:
-                frame = frame.drop_duplicates("customer_id", keep="first")
-            con.register(alias, frame)
-        result = run_duckdb(con, p)
-    finally:
-        con.close()
-    return _to_pandas(result, p.day, p.keep)
+    return tables.snapshot(as_of, customers)
 
 
 def run_duckdb(con: "duckdb.DuckDBPyConnection", p: SnapshotPlan):

@@ -2,8 +2,10 @@
 
 A data config names, per table, a source (a CSV / Parquet / Excel file, or a SQL query against a
 DuckDB file or any SQLAlchemy URL), how its columns map onto the contract, its date format and the
-unit its amounts are kept in. ``load_data`` reads every table, coerces it to the contract's types
-and returns the tables with a validation report (``segment.validate``) listing every problem at once.
+unit its amounts are kept in. Every source becomes a DuckDB relation (:mod:`segment.store` casts
+and checks it there, once, in SQL); this module holds the config's models, the validation texts and
+the readers for what DuckDB cannot scan itself (Excel workbooks, SQL queries, CSV files in encodings
+other than UTF-8/UTF-16/Latin-1), which hand it a pandas frame.
 """
 from __future__ import annotations
 
@@ -19,44 +21,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .contract import COMPLETENESS_THRESHOLD, TABLES, Table
+from .contract import COMPLETENESS_THRESHOLD, Table
 from .errors import ConfigError, SegmentError
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
-DUP = "_dup"  # transactions: the source line equals an earlier one in every source column
-
-
-@dataclass
-class Tables:
-    """The contract's four tables, loaded and coerced. Only ``transactions`` is mandatory.
-
-    Column dtypes after loading: string → pandas string dtype, float → float64, int → Int64,
-    bool → boolean, date/datetime → datetime64[ns]. Missing values are NA/NaN/NaT."""
-
-    transactions: pd.DataFrame
-    customers: pd.DataFrame | None = None
-    interactions: pd.DataFrame | None = None
-    opportunities: pd.DataFrame | None = None
-
-    def get(self, name: str) -> pd.DataFrame | None:
-        return getattr(self, name)
-
-    def present(self) -> list[str]:
-        return [n for n in ("customers", "transactions", "interactions", "opportunities") if self.get(n) is not None]
-
-    # the interface segment.store.DuckTables shares (tables kept on disk in DuckDB)
-    is_duckdb = False
-
-    def columns(self, name: str) -> list[str]:
-        return [str(c) for c in self.get(name).columns]
-
-    def rows(self, name: str) -> int:
-        return len(self.get(name))
-
-    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First and last transaction date."""
-        d = self.transactions["date"]
-        return pd.Timestamp(d.min()), pd.Timestamp(d.max())
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,10 +76,10 @@ class DataConfig(BaseModel):
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
                                                "(segment.engines): DuckDB on this machine, or Spark")
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
-    storage: Literal["auto", "memory", "duckdb"] = Field(
-        "auto", description="where validated tables are kept (segment.store): memory (pandas), duckdb (a database "
-        "file in a temporary folder: data bigger than memory), or auto (duckdb for Parquet/CSV transactions of 2 M "
-        "lines or more)")
+    storage: Literal["auto", "memory", "disk", "duckdb"] = Field(
+        "auto", description="where DuckDB keeps the validated tables (segment.store): memory, disk (a database "
+        "file in a temporary folder: data bigger than memory; `duckdb` is its former name), or auto (disk for "
+        "Parquet/CSV transactions of 2 M lines or more)")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":
@@ -255,6 +223,53 @@ def _expand_env(config_path: Path, key: str, value: str) -> str:
     return _ENV.sub(sub, value)
 
 
+def read_frame(config_path: Path, name: str, src: TableSource, fmt: str | None = None) -> tuple[pd.DataFrame, str]:
+    """A source DuckDB cannot scan itself — a SQL query, an Excel sheet, or a CSV file (``fmt="csv"``:
+    encodings DuckDB does not read) — as a DataFrame whose columns DuckDB can hold
+    (:func:`duckdb_ready`), and a label naming it in messages."""
+    df, label = _read_source(config_path, name, src)
+    return duckdb_ready(df), label
+
+
+def duckdb_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns (Excel cells, driver values) DuckDB can scan: a column of one Python type is
+    left to pandas' inference; a mixed one becomes text as a person reads the cell — whole floats
+    without ``.0`` (ids read as numbers), dates as ISO, booleans as true/false."""
+    import datetime as dt
+    from decimal import Decimal
+
+    def text(v):
+        if v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (float, Decimal)) and v == v and float(v).is_integer() and abs(float(v)) < 1e18:
+            return str(int(v))
+        if isinstance(v, (pd.Timestamp, dt.datetime)):
+            return pd.Timestamp(v).isoformat(sep=" ")
+        if isinstance(v, (dt.date, dt.time)):
+            return v.isoformat()
+        if isinstance(v, bytes):
+            return v.decode("utf-8", errors="replace")
+        return str(v)
+
+    out = {}
+    for i, c in enumerate(df.columns):
+        col = df.iloc[:, i]
+        if col.dtype == object:
+            kinds = {type(v) for v in col.dropna().head(100_000)}
+            inferred = col.infer_objects() if len(kinds) == 1 and not kinds & {bool, bytes, Decimal} else col
+            if inferred.dtype == object:
+                inferred = pd.Series([text(v) for v in col], index=col.index, dtype="string")
+            col = inferred
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype("string")
+        out[i] = col
+    frame = pd.DataFrame(out)
+    frame.columns = list(df.columns)
+    return frame
+
+
 def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str]:
     """The raw source as a DataFrame (text columns as str where the format allows) and a label."""
     key = f"tables.{name}"
@@ -297,7 +312,7 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         else:
-            with pd.ExcelFile(path) as book:
+            with pd.ExcelFile(path, engine=_excel_engine(path)) as book:
                 names = [str(n) for n in book.sheet_names]
                 if (src.sheet not in names) if isinstance(src.sheet, str) else not 0 <= src.sheet < len(names):
                     raise ConfigError(config_path, f"{key}.sheet", f"{path.name} has no sheet {src.sheet!r}; its sheets "
@@ -308,9 +323,25 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
             label = f"{path} (sheet {shown!r}" + (f" of {', '.join(map(repr, names))}" if len(names) > 1 else "") + ")"
     except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, pd.errors.ParserError) as e:
         raise read_error(e, config_path, name, src, path, fmt) from None
+    except SegmentError:
+        raise
+    except Exception as e:  # a reader's own error type (python-calamine: a broken workbook)
+        if fmt != "excel":
+            raise
+        raise read_error(e, config_path, name, src, path, fmt) from None
     # a BOM the decoder kept (utf-8 declared for a utf-8-sig file read by another engine) must not hide a column
     df.columns = [str(c).lstrip("\ufeff").strip() if isinstance(c, str) else str(c) for c in df.columns]
     return df, label
+
+
+def _excel_engine(path: Path) -> str | None:
+    """python-calamine (Rust) reads .xlsx/.xlsm/.xls/.ods ~10× faster than openpyxl; pandas' default
+    when it is not installed."""
+    try:
+        import python_calamine  # noqa: F401
+    except ImportError:
+        return None
+    return "calamine"
 
 
 def read_error(e: Exception, config_path: Path, name: str, src: TableSource, path: Path, fmt: str) -> SegmentError:
@@ -376,8 +407,7 @@ class Problem:
 
 
 class Texts:
-    """What validation says, in one place: the pandas loader (``coerce``, ``validate.check``) and the
-    DuckDB one (``segment.store``) list the same problems in the same words (a test compares them)."""
+    """What validation says, in one place (the checks themselves are SQL in :mod:`segment.store`)."""
 
     NOT_A_NUMBER = ("not a number (write plain digits such as 1200.5: no thousands separators, currency signs or "
                     "units — declare `amount_unit:` for 万)")
@@ -427,101 +457,6 @@ class Texts:
     @staticmethod
     def after_as_of(as_of) -> str:
         return f"dated after the as-of date {as_of.date()}: counted here, never used in features"
-
-
-def _bad_rows(df: pd.DataFrame, mask) -> list[int]:
-    return df.loc[mask, ROW].astype(int).tolist()
-
-
-def coerce(df: pd.DataFrame, table: Table, *, date_format: str | None = None, amount_unit: float = 1.0,
-           problems: list[Problem]) -> pd.DataFrame:
-    """Cast the contract's columns present in ``df``; every unparseable value becomes a Problem."""
-    out = pd.DataFrame({ROW: df[ROW].to_numpy()}, index=df.index)
-    for col in table.columns:
-        if col.name not in df.columns:
-            continue
-        raw = df[col.name]
-        if col.dtype in ("date", "datetime"):
-            if pd.api.types.is_datetime64_any_dtype(raw):
-                val = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
-                outside = val.notna() & ((val < DATE_MIN) | (val > DATE_MAX))
-                if outside.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.DATE_RANGE, _bad_rows(df, outside),
-                                            int(outside.sum()), str(val[outside].iloc[0])))
-                val = val.mask(outside).astype("datetime64[ns]")
-            else:
-                text = raw.astype("string").str.strip()
-                parse = text if date_format else text.str.replace(UTC_OFFSET, r"\1", regex=True)
-                val = pd.to_datetime(parse, format=date_format or "ISO8601", errors="coerce")
-                if not pd.api.types.is_datetime64_any_dtype(val):  # mixed types from Excel
-                    val = pd.to_datetime(parse, errors="coerce", format="mixed")
-                val = val.mask((val < DATE_MIN) | (val > DATE_MAX)).astype("datetime64[ns]")  # 0000-01-01 placeholders
-                bad = text.notna() & (text != "") & val.isna()
-                if bad.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.unparseable_date(date_format),
-                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
-            out[col.name] = val
-        elif col.dtype in ("float", "int"):
-            if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-                val = raw.astype("float64")
-            else:
-                text = raw.astype("string").str.strip()
-                val = pd.to_numeric(text, errors="coerce").astype("float64")
-                val = val.mask(np.isinf(val))  # 'inf' / '-Infinity' parse as floats: not a value anyone typed
-                bad = text.notna() & (text != "") & val.isna()
-                if bad.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.NOT_A_NUMBER, _bad_rows(df, bad),
-                                            int(bad.sum()), text[bad].iloc[0]))
-            if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-                inf = np.isinf(val)
-                if inf.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.NOT_FINITE,
-                                            _bad_rows(df, inf), int(inf.sum()), val[inf].iloc[0]))
-                    val = val.mask(inf)
-            if "currency" in col.unit and amount_unit != 1:
-                val = val * amount_unit
-            if "currency" in col.unit:
-                huge = val.abs() > IMPLAUSIBLE_AMOUNT
-                if huge.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.IMPLAUSIBLE, _bad_rows(df, huge),
-                                            int(huge.sum()), val[huge].iloc[0]))
-                    val = val.mask(huge)
-            if col.dtype == "int":
-                frac = val.notna() & (val != val.round())
-                if frac.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.NOT_WHOLE,
-                                            _bad_rows(df, frac), int(frac.sum()), val[frac].iloc[0]))
-                    val = val.where(~frac)
-                val = val.round().astype("Int64")
-            out[col.name] = val
-        elif col.dtype == "bool":
-            if pd.api.types.is_bool_dtype(raw):
-                val = raw.astype("boolean")
-            else:
-                text = raw.astype("string").str.strip().str.lower()
-                val = pd.Series(pd.NA, index=df.index, dtype="boolean")
-                val[text.isin(_TRUE).fillna(False).astype(bool)] = True
-                val[(text.isin(_FALSE - {""})).fillna(False).astype(bool)] = False
-                bad = text.notna() & (text != "") & val.isna()
-                if bad.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.NOT_BOOL,
-                                            _bad_rows(df, bad), int(bad.sum()), text[bad].iloc[0]))
-            out[col.name] = val
-        else:
-            val = raw.astype("string").str.strip()
-            val = val.mask(val == "")
-            # ids read from numeric sources (Excel, parquet floats) must not gain a '.0'
-            if pd.api.types.is_float_dtype(raw):
-                val = raw.map(lambda v: pd.NA if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))).astype("string")
-            if col.values:
-                norm = val.str.lower()
-                bad = norm.notna() & ~norm.isin(col.values)
-                if bad.any():
-                    problems.append(Problem("error", table.name, col.name, Texts.unknown_value(col.values),
-                                            _bad_rows(df, bad), int(bad.sum()), val[bad].iloc[0]))
-                val = norm.where(~bad)
-            out[col.name] = val
-    return out
 
 
 def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: Path, label: str,
@@ -574,46 +509,3 @@ def _close_match(name: str, candidates) -> str | None:
         return norm[key]
     hit = difflib.get_close_matches(key, list(norm), n=1, cutoff=0.75)
     return norm[hit[0]] if hit else None
-
-
-def duplicate_lines(df: pd.DataFrame) -> np.ndarray:
-    """True for each row equal in every column to an earlier row. Rows are hashed first and only
-    rows sharing a hash are compared in full (4× faster than DataFrame.duplicated on wide tables)."""
-    if df.empty:
-        return np.zeros(0, dtype=bool)
-    hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
-    out = np.zeros(len(df), dtype=bool)
-    if candidates.any():
-        out[np.flatnonzero(candidates)] = df[candidates].duplicated(keep="first").to_numpy()
-    return out
-
-
-def read_table(config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> pd.DataFrame | None:
-    """One table from its source, mapped and coerced (with a ``_row`` column); None if unusable."""
-    table = TABLES[name]
-    raw, label = _read_source(config_path, name, src)
-    raw = raw.reset_index(drop=True)
-    raw.insert(0, ROW, range(1, len(raw) + 1))
-    if raw.empty:
-        problems.append(Problem("error", name, "", Texts.no_rows(label, name)
-                                + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label else ""),
-                                [], 0, ""))
-        return None
-    df = map_columns(raw, table, src, config_path, label, problems)
-    if df is None:
-        return None
-    first_new = len(problems)
-    out = coerce(df, table, date_format=src.date_format, amount_unit=src.amount_unit, problems=problems)
-    if "unparseable_rows" in src.drop:
-        bad: set[int] = set()
-        for p in problems[first_new:]:
-            p.severity = "warning"
-            p.problem += Texts.UNPARSEABLE_DROPPED
-            bad.update(p.rows)
-        out = out[~out[ROW].isin(bad)]
-    if name == "transactions":
-        out[DUP] = duplicate_lines(raw.drop(columns=ROW))[out.index]
-    if name == "transactions" and out["amount"].isna().all() and {"quantity", "unit_price"} <= set(out.columns):
-        out["amount"] = out["quantity"] * out["unit_price"]
-    return out

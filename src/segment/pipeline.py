@@ -70,39 +70,7 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
     """One snapshot per group (S8: per product line), stacked with a ``group`` column.
 
     Each group's snapshot sees only that group's transactions and opportunities; its population is
-    the customers with a transaction or an opportunity in the group."""
-    from .features import snapshot
-    from .io import Tables
-
-    if getattr(tables, "is_duckdb", False):
-        return _group_snapshots_duckdb(tables, as_of, group_by)
-    tx = tables.transactions
-    if group_by not in tx:
-        raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
-                           f"`{group_by}` column; map one in the data config or remove `group_by`")
-    opp = tables.opportunities
-    groups = set(tx[group_by].dropna().unique())
-    if opp is not None and group_by in opp:
-        groups |= set(opp[group_by].dropna().unique())
-    parts = []
-    for g in sorted(groups):
-        sub_tx = tx[tx[group_by] == g]
-        sub_opp = opp[opp[group_by] == g] if opp is not None and group_by in opp else opp
-        ids = set(sub_tx["customer_id"].dropna())
-        if sub_opp is not None and opp is not None and group_by in opp:
-            ids |= set(sub_opp["customer_id"].dropna())
-        sub = Tables(transactions=sub_tx, customers=tables.customers, interactions=tables.interactions,
-                     opportunities=sub_opp)
-        snap = snapshot(sub, as_of, customers=sorted(ids))
-        snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
-        parts.append(snap)
-    if not parts:
-        raise SegmentError(f"error: no {group_by} values in the data: nothing to grade per {group_by}")
-    return pd.concat(parts, ignore_index=True)
-
-
-def _group_snapshots_duckdb(tables, as_of, group_by: str) -> pd.DataFrame:
-    """``group_snapshots`` over tables kept in DuckDB: each group's snapshot is the same SQL over the
+    the customers with a transaction or an opportunity in the group. Each is the same SQL over the
     tables filtered to the group (nothing fetched but the per-customer results)."""
     if group_by not in tables.columns("transactions"):
         raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "

@@ -116,9 +116,8 @@ def _table_sha256(df: pd.DataFrame | None) -> str:
 def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
     """A SQL source as (manifest key, sha256): the key names the table and its URL as written; the hash
     covers the URL, the query and the rows the query returned, so a changed database makes the quarter
-    stale. Only SQL sources are read here (``loaded.tables.<name>``): they are always in memory — a config
-    with one never takes the DuckDB storage path (``store.unsupported``) — while file sources are
-    fingerprinted by their bytes, never by fetching their table."""
+    stale. Only SQL sources are fetched here (``loaded.tables.<name>``: a query's result was held in memory
+    to be read anyway), while file sources are fingerprinted by their bytes, never by fetching their table."""
     import hashlib
 
     url = _url_as_written(src.sql.url)

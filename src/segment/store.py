@@ -1,22 +1,27 @@
-"""Validated tables kept on disk in DuckDB: data bigger than memory, same checks, same answers.
+"""The tables in DuckDB: every source read, cast and checked once, in SQL.
 
-``load_data`` reads every table into pandas, which costs ≈ 400 bytes a transaction line (18.5 GB for
-45 M lines). With ``storage: duckdb`` in the data config (or ``storage: auto`` and a big Parquet / CSV
-source) this module does the same work inside a DuckDB database file in a temporary folder instead:
+Every command that reads data goes through here (``segment.validate.load_data`` calls :func:`load`):
 
-* every source file is read by DuckDB (streaming; aggregates and joins spill to disk),
-* each contract column is cast with the rules of :func:`segment.io.coerce` — the same problems,
-  with the same texts, counts and first row numbers (a test runs the bad-input corpus both ways),
-* the cross-row rules of :func:`segment.validate.check` (declared drops, duplicate ids, duplicate
-  lines, unknown customers, completeness, future dates) are SQL over the typed tables,
-* the result is a :class:`DuckTables`: the same interface as :class:`segment.io.Tables`
-  (``present()``, ``columns()``, ``rows()``, ``date_range()``) whose snapshots
-  (:func:`segment.features.snapshot`), churn labels and per-group subsets run in DuckDB over the
-  typed tables. Only per-customer results come back to Python.
+* each source becomes a DuckDB relation ``raw_<table>`` with a 1-based ``_row_``: Parquet and CSV
+  files are scanned by DuckDB itself (streaming); an Excel sheet, a SQL query's result or a CSV file
+  in an encoding DuckDB does not read (GBK …) is read by :func:`segment.io.read_frame` and handed to
+  DuckDB as a frame;
+* each contract column is cast in SQL (:func:`_read_table`): a value that does not fit is a
+  :class:`segment.io.Problem` with its text, count, first row numbers and an example;
+* the cross-row rules (declared drops, duplicate ids, duplicate lines, unknown customers,
+  completeness, future dates) are SQL over the typed tables (:func:`_check`);
+* the result is a :class:`Tables`, whose snapshots (:func:`segment.features.snapshot`), churn windows
+  and per-group subsets run in DuckDB. Only per-customer results come back to Python.
 
-Reading ``tables.transactions`` on a :class:`DuckTables` still works (the table is fetched into
-pandas) but costs the memory this module exists to avoid; ``DuckTables.fetched`` records every such
-fetch so tests can prove the report path never does it.
+Where DuckDB keeps them (``storage:`` in the data config, ``SEGMENT_STORAGE`` for one run):
+``memory`` (an in-memory database: small and medium data), ``disk`` (a database file in a temporary
+folder under ``SEGMENT_TMPDIR``: data bigger than memory), or ``auto`` (disk when the transactions
+are a Parquet file of at least 2 M lines or a CSV of at least 200 MB). Both spill to that folder.
+
+``Tables(transactions=df, …)`` builds the same object from pandas frames (notebooks, tests, the demo).
+Reading ``tables.transactions`` still works (the table is fetched into pandas) but costs the memory
+this module exists to avoid; ``Tables.fetched`` records every such fetch so tests can prove the report
+path never does it.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from .contract import COMPLETENESS_THRESHOLD, TABLES, Table
@@ -38,6 +44,7 @@ from .io import (
     DATE_MAX,
     DATE_MIN,
     IMPLAUSIBLE_AMOUNT,
+    ROW,
     UTC_OFFSET,
     DataConfig,
     Problem,
@@ -45,12 +52,11 @@ from .io import (
     Texts,
     _format_of,
     map_columns,
+    read_frame,
 )
 
-#: ``storage: auto`` keeps tables in DuckDB when the transactions source has at least this many lines
-#: (Parquet: from its metadata) or, for CSV, is at least ``AUTO_CSV_BYTES`` big (≈ 1–2 M lines). At 4.5 M
-#: lines DuckDB already loads faster (2.9 s vs 4.0 s) in a third of the memory (bench/bench_store.py);
-#: below ~1 M lines pandas is quicker to start
+#: ``storage: auto`` keeps tables on disk when the transactions source has at least this many lines
+#: (Parquet: from its metadata) or, for CSV, is at least ``AUTO_CSV_BYTES`` big (≈ 1–2 M lines)
 AUTO_ROWS = 2_000_000
 AUTO_CSV_BYTES = 200 * 2**20
 
@@ -58,8 +64,12 @@ AUTO_CSV_BYTES = 200 * 2**20
 ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}
 #: ISO 8601 forms pandas' ISO8601 parser reads and DuckDB's TIMESTAMP cast does not
 _ISO_PARTIAL = ("%Y%m%d", "%Y%m%dT%H%M%S", "%Y%m%d %H%M%S", "%Y-%m", "%Y", "%Y-%m-%d %H", "%Y-%m-%dT%H")
-_SAMPLE = 11
-_DATE_MIN, _DATE_MAX = (f"TIMESTAMP '{d:%Y-%m-%d}'" for d in (DATE_MIN, DATE_MAX))  # first rows fetched per problem: the report shows 10 and "…" when there are more
+_SAMPLE = 11  # first rows fetched per problem: the report shows 10 and "…" when there are more
+_DATE_MIN, _DATE_MAX = (f"TIMESTAMP '{d:%Y-%m-%d}'" for d in (DATE_MIN, DATE_MAX))
+#: contract dtype → DuckDB type, for tables built from frames
+_SQL_TYPE = {"string": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN",
+             "date": "TIMESTAMP", "datetime": "TIMESTAMP"}
+STORAGES = ("auto", "memory", "disk")
 
 
 def _q(name: str) -> str:
@@ -87,58 +97,73 @@ def _duckdb_encoding(encoding: str) -> str | None:
             "iso-8859-1": "latin-1", "utf-16": "utf-16"}.get(e)
 
 
-def unsupported(config_path: Path, config: DataConfig) -> list[str]:
-    """Why ``storage: duckdb`` cannot read this config (empty when it can)."""
-    why = []
-    for name, src in config.tables.items():
-        path, fmt = _source_file(config_path, src)
-        if path is None:
-            why.append(f"tables.{name}: a SQL source (read into memory)")
-        elif fmt not in ("csv", "parquet"):
-            why.append(f"tables.{name}: {fmt or 'unknown'} files (DuckDB storage reads CSV and Parquet)")
-        elif fmt == "csv" and _duckdb_encoding(src.encoding) is None:
-            why.append(f"tables.{name}: encoding {src.encoding} (DuckDB storage reads UTF-8, UTF-16 and Latin-1 CSV)")
-    return why
+def _scanned_by_duckdb(config_path: Path, src: TableSource) -> bool:
+    """A Parquet file, or a CSV file in an encoding DuckDB reads: scanned without pandas."""
+    path, fmt = _source_file(config_path, src)
+    return fmt == "parquet" or (fmt == "csv" and _duckdb_encoding(src.encoding) is not None)
 
 
 def choose(config_path: Path, config: DataConfig) -> str:
-    """``memory`` or ``duckdb`` for this config (``storage:``, or ``SEGMENT_STORAGE`` when it is auto)."""
-    wanted = config.storage
+    """``memory`` or ``disk``: where DuckDB keeps this config's tables (``storage:``, or
+    ``SEGMENT_STORAGE`` when it is auto)."""
+    wanted = "disk" if config.storage == "duckdb" else config.storage
     if wanted == "auto":
         wanted = os.environ.get("SEGMENT_STORAGE", "auto") or "auto"
-        if wanted not in ("auto", "memory", "duckdb"):
-            raise SegmentError(f"error: SEGMENT_STORAGE={wanted!r}: write auto, memory or duckdb")
-    why = unsupported(config_path, config)
-    if wanted == "duckdb":
-        if why and config.storage == "duckdb":
-            raise ConfigError(config_path, "storage", "duckdb storage cannot read " + "; ".join(why),
-                              "convert those tables to Parquet (or UTF-8 CSV), or set `storage: memory`")
-        return "memory" if why else "duckdb"
-    if wanted == "memory" or why:
-        return "memory"
-    path, fmt = _source_file(config_path, config.tables["transactions"])
+        wanted = "disk" if wanted == "duckdb" else wanted
+        if wanted not in STORAGES:
+            raise SegmentError(f"error: SEGMENT_STORAGE={wanted!r}: write auto, memory or disk")
+    if wanted != "auto":
+        return wanted
+    src = config.tables["transactions"]
+    path, fmt = _source_file(config_path, src)
+    if not _scanned_by_duckdb(config_path, src):
+        return "memory"  # a frame read into Python: it already fits in memory
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return "duckdb" if pq.ParquetFile(path).metadata.num_rows >= AUTO_ROWS else "memory"
-        return "duckdb" if path.stat().st_size >= AUTO_CSV_BYTES else "memory"
-    except Exception:  # unreadable: the memory path gives the precise error
+            return "disk" if pq.ParquetFile(path).metadata.num_rows >= AUTO_ROWS else "memory"
+        return "disk" if path.stat().st_size >= AUTO_CSV_BYTES else "memory"
+    except Exception:  # unreadable: reading it gives the precise error
         return "memory"
 
 
 # --------------------------------------------------------------------------------------------
-# the tables in DuckDB
+# the tables
 # --------------------------------------------------------------------------------------------
 
-class DuckTables:
-    """The contract's tables, validated and typed, in a DuckDB database (a temporary folder removed
-    when the object goes away). Same interface as :class:`segment.io.Tables` for what segment needs."""
+class Tables:
+    """The contract's tables, validated and typed, in a DuckDB database (memory, or a file in a
+    temporary folder; the folder is removed when the object goes away).
 
-    is_duckdb = True
+    ``Tables(transactions=df, customers=df, …)`` builds one from pandas frames already on the contract
+    (the demo, notebooks, tests); :func:`load` builds one from a data config, validating every row."""
 
-    def __init__(self, con, folder: Path, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
-                 owner: "DuckTables | None" = None):
+    def __init__(self, transactions: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
+                 interactions: pd.DataFrame | None = None, opportunities: pd.DataFrame | None = None):
+        frames = {"customers": customers, "transactions": transactions, "interactions": interactions,
+                  "opportunities": opportunities}
+        if transactions is None:
+            raise SegmentError("error: the transactions table is mandatory")
+        folder = _new_folder()
+        con = None
+        try:
+            con = connect(folder, on_disk=False)
+            columns = {name: _frame_table(con, name, df) for name, df in frames.items() if df is not None}
+        except BaseException:
+            _close(con, folder)
+            raise
+        self._attach(con, folder, columns)
+
+    @classmethod
+    def _kept(cls, con, folder: Path, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
+              owner: "Tables | None" = None) -> "Tables":
+        self = cls.__new__(cls)
+        self._attach(con, folder, columns, filters, owner)
+        return self
+
+    def _attach(self, con, folder: Path, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
+                owner: "Tables | None" = None) -> None:
         self.con = con
         self.folder = folder
         self._columns = columns
@@ -149,11 +174,19 @@ class DuckTables:
         self._unique_customers = owner._unique_customers if owner is not None else (
             "customers" not in columns or not con.execute(
                 "SELECT count(*) FROM (SELECT customer_id FROM t_customers GROUP BY customer_id HAVING count(*) > 1)"
-            ).fetchone()[0])
+            ).fetchall()[0][0])
         if owner is None:
             self._finalizer = weakref.finalize(self, _close, con, folder)
 
-    # ---- the Tables interface
+    @property
+    def storage(self) -> str:
+        """``disk`` (a database file in the temporary folder) or ``memory``."""
+        return "disk" if (self.folder / "tables.duckdb").exists() else "memory"
+
+    def __repr__(self) -> str:
+        return f"Tables({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
+
+    # ---- what every table source offers
     def present(self) -> list[str]:
         return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
 
@@ -167,8 +200,8 @@ class DuckTables:
         cur = track(self.con.cursor())
         for name in self.present():
             sql = self._select(name)
-            if name == "customers" and not self._unique_customers:  # one row per customer (the first), as
-                sql += " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY _row_) = 1"  # snapshot() does
+            if name == "customers" and not self._unique_customers:  # one row per customer (the first)
+                sql += " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY _row_) = 1"
             cur.execute(f"CREATE OR REPLACE TEMP VIEW {ALIAS[name]} AS {sql}")
         return cur
 
@@ -195,23 +228,40 @@ class DuckTables:
         return self._dates
 
     def get(self, name: str) -> pd.DataFrame | None:
-        """The whole table in pandas — what this class avoids; recorded in ``fetched``."""
+        """The whole table in pandas (contract dtypes, source order) — recorded in ``fetched``."""
         if name not in self._columns:
             return None
         self.fetched.append(name)
         return _pandas_types(self.sql(self._select(name) + " ORDER BY _row_"), TABLES[name])
 
-    transactions = property(lambda self: self.get("transactions"))
-    customers = property(lambda self: self.get("customers"))
-    interactions = property(lambda self: self.get("interactions"))
-    opportunities = property(lambda self: self.get("opportunities"))
+    def replace(self, name: str, df: pd.DataFrame | None) -> None:
+        """Put ``df`` (on the contract) in place of table ``name``; None removes an optional table."""
+        if self._owner is not None or self.filters:
+            raise SegmentError("error: a filtered view of the tables cannot be changed; change the tables it came from")
+        if df is None:
+            if name == "transactions":
+                raise SegmentError("error: the transactions table is mandatory")
+            self.con.execute(f"DROP TABLE IF EXISTS t_{name}")
+            self._columns.pop(name, None)
+        else:
+            self._columns[name] = _frame_table(self.con, name, df)
+        self._dates = None
+        if name == "customers":
+            self._unique_customers = "customers" not in self._columns or not self.con.execute(
+                "SELECT count(*) FROM (SELECT customer_id FROM t_customers GROUP BY customer_id HAVING count(*) > 1)"
+            ).fetchall()[0][0]
 
-    def where(self, **filters: str) -> "DuckTables":
+    transactions = property(lambda self: self.get("transactions"), lambda self, df: self.replace("transactions", df))
+    customers = property(lambda self: self.get("customers"), lambda self, df: self.replace("customers", df))
+    interactions = property(lambda self: self.get("interactions"), lambda self, df: self.replace("interactions", df))
+    opportunities = property(lambda self: self.get("opportunities"), lambda self, df: self.replace("opportunities", df))
+
+    def where(self, **filters: str) -> "Tables":
         """The same tables with extra SQL filters per table (``transactions="product_line = 'x'"``)."""
         merged = dict(self.filters)
         for name, cond in filters.items():
             merged[name] = f"({merged[name]}) AND ({cond})" if name in merged else cond
-        return DuckTables(self.con, self.folder, self._columns, merged, owner=self._owner or self)
+        return Tables._kept(self.con, self.folder, self._columns, merged, owner=self._owner or self)
 
     # ---- what segment computes over them
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
@@ -236,13 +286,14 @@ class _Owner:
 
 def _close(con, folder: Path) -> None:
     try:
-        con.close()
+        if con is not None:
+            con.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _pandas_types(df: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """The dtypes ``load_data`` gives (string, float64, Int64, boolean, datetime64[ns])."""
+    """The contract's dtypes in pandas (string, float64, Int64, boolean, datetime64[ns])."""
     for col in table.columns:
         if col.name not in df:
             continue
@@ -259,6 +310,38 @@ def _pandas_types(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     return df
 
 
+def _frame_table(con, name: str, df: pd.DataFrame) -> list[str]:
+    """``t_<name>`` from a frame already on the contract: contract columns cast to their SQL type,
+    other columns kept as they are; ``_row_`` is the frame's row order. Returns the columns."""
+    table = TABLES[name]
+    frame = df.reset_index(drop=True)
+    if "_row_" in frame.columns:
+        frame = frame.drop(columns="_row_")
+    frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+    missing = [c for c in table.required if c not in frame.columns]
+    if missing:
+        raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(missing)} (see the data contract)")
+    view = f"frame_{name}"
+    con.register(view, frame)
+    try:
+        select = ["_row_"]
+        for c in frame.columns[1:]:
+            col = table.by_name.get(str(c))
+            typ = _SQL_TYPE[col.dtype] if col is not None else None
+            if col is not None and col.dtype in ("date", "datetime") and getattr(frame[c].dtype, "tz", None) is not None:
+                select.append(f"timezone({_lit(str(frame[c].dtype.tz))}, {_q(c)}) AS {_q(c)}")
+            elif col is not None and col.values:
+                select.append(f"lower(CAST({_q(c)} AS VARCHAR)) AS {_q(c)}")
+            elif typ:
+                select.append(f"CAST({_q(c)} AS {typ}) AS {_q(c)}")
+            else:
+                select.append(_q(c))
+        con.execute(f"CREATE OR REPLACE TABLE t_{name} AS SELECT {', '.join(select)} FROM {view}")
+    finally:
+        con.unregister(view)
+    return [str(c) for c in frame.columns[1:]]
+
+
 # --------------------------------------------------------------------------------------------
 # loading and validating
 # --------------------------------------------------------------------------------------------
@@ -272,12 +355,29 @@ class _Check:
     example: str  # SQL for the example value
 
 
-def connect(folder: Path):
+def _base() -> Path:
+    base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _new_folder() -> Path:
+    """A temporary folder of this process for the database file (disk) and spills (both)."""
+    base = _base()
+    from .atomic import remove_orphans
+
+    remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
+    return Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
+
+
+def connect(folder: Path, on_disk: bool = True):
+    """A DuckDB database in ``folder`` (``on_disk``) or in memory, spilling into ``folder``."""
     import duckdb
 
     from .signals import track
 
-    con = track(duckdb.connect(str(folder / "tables.duckdb"), config={"preserve_insertion_order": False}))
+    target = str(folder / "tables.duckdb") if on_disk else ":memory:"
+    con = track(duckdb.connect(target, config={"preserve_insertion_order": False}))
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = {_lit(str(folder / 'spill'))}")
     if os.environ.get("SEGMENT_DUCKDB_MEMORY"):
@@ -287,67 +387,84 @@ def connect(folder: Path):
     return con
 
 
-def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None,
-         problems: list[Problem]) -> DuckTables | None:
-    """Read and validate every table into a DuckDB database; problems are appended to ``problems``
-    exactly as :func:`segment.validate.load_data` would list them. None when the transactions table
-    could not be read onto the contract."""
+def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
+         only: str | None = None) -> Tables | None:
+    """Read and validate every table of the config into DuckDB; every problem is appended to
+    ``problems``. None when the transactions table could not be read onto the contract.
+
+    ``only``: read and cast that one table alone (its columns and values; no cross-table rules)."""
     import duckdb
 
-    base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
-    from .atomic import remove_orphans
-
-    remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
-    folder = Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
-    # the folder goes with this frame unless DuckTables takes it over: even when a second signal or an
+    on_disk = choose(config_path, config) == "disk"
+    base = _base()
+    folder = _new_folder()
+    # the folder goes with this frame unless Tables takes it over: even when a second signal or an
     # interrupt arriving during the cleanup below cuts that cleanup short (and at exit at the latest)
     owner = _Owner()
     guard = weakref.finalize(owner, shutil.rmtree, folder, True)
     con = None
     try:
-        con = connect(folder)
+        con = connect(folder, on_disk)
         columns: dict[str, list[str]] = {}
-        for name, src in config.tables.items():
-            cols = _read_table(con, config_path, name, src, problems)
+        names = [only] if only is not None else list(config.tables)
+        for name in names:
+            cols = _read_table(con, config_path, name, config.tables[name], problems)
             if cols is not None:
                 columns[name] = cols
-        if "transactions" not in columns:
+        if only is None:
+            if "transactions" not in columns:
+                _close(con, folder)
+                return None
+            _check(con, columns, config, as_of, problems)
+        elif only not in columns:
             _close(con, folder)
             return None
-        _check(con, columns, config, as_of, problems)
-        con.execute("CHECKPOINT")
-        kept = DuckTables(con, folder, columns)
+        if on_disk:
+            con.execute("CHECKPOINT")
+        kept = Tables._kept(con, folder, columns)
         guard.detach()
         return kept
     except (duckdb.IOException, duckdb.OutOfMemoryException) as e:
-        if con is not None:
-            _close(con, folder)
+        _close(con, folder)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SegmentError(f"error: {config_path}: DuckDB could not keep the tables in {base} ({first}); they need "
                            "about 1.5× the size of the source files on disk: free some space, point SEGMENT_TMPDIR "
                            "at a bigger disk, or set SEGMENT_DUCKDB_MEMORY lower so that DuckDB spills sooner") from None
     except BaseException:
-        if con is not None:
-            _close(con, folder)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        _close(con, folder)
         raise
 
 
-def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[str, list[tuple[str, str, str]], str]:
-    """Create ``raw_<name>`` (a view over Parquet, a table for CSV) with a 1-based ``_row_`` column;
-    returns its name, the source's columns (cleaned name, name in the file, DuckDB type) and a label."""
+def _raw_relation(con, config_path: Path, name: str, src: TableSource
+                  ) -> tuple[str, list[tuple[str, str, str]], str, dict[str, str]]:
+    """Create ``raw_<name>`` with a 1-based ``_row_`` column: a view over a Parquet file, a table for a
+    CSV file or a frame (:func:`segment.io.read_frame`). Returns its name, the source's columns
+    (cleaned name, name in the source, DuckDB type), a label, and the time zones of zoned timestamp
+    columns (DuckDB holds them as instants; the wall-clock time where they were recorded is kept)."""
     import duckdb
 
-    path, fmt = _source_file(config_path, src)
-    key = f"tables.{name}"
-    if not path.is_file():
-        raise ConfigError(config_path, f"{key}.path", f"file {path} not found", "check the path (relative to the data config)")
-    label = str(path)
-    if path.stat().st_size == 0:
-        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
     raw = f"raw_{name}"
+    if not _scanned_by_duckdb(config_path, src):  # SQL, Excel, CSV in another encoding
+        path, fmt = _source_file(config_path, src)
+        if path is not None and fmt == "csv":
+            _check_file(config_path, name, src, path)
+        frame, label = read_frame(config_path, name, src)
+        zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
+        frame = frame.reset_index(drop=True)
+        frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+        view = f"frame_{name}"
+        con.register(view, frame)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {raw}_text AS SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {raw}_text")
+        described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
+        return raw, [(str(c), str(c), str(t)) for c, t, *_ in described], label, zones
+
+    path, fmt = _source_file(config_path, src)
+    _check_file(config_path, name, src, path)
+    label = str(path)
     if fmt == "csv":  # the first lines through pandas: an encoding, an empty file or a ragged line gets its exact message
         _explain_csv(config_path, name, src, path, nrows=1000)
     try:
@@ -364,12 +481,21 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource) -> tuple[
             con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT *, rowid + 1 AS _row_ FROM {raw}_text")
         described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
     except duckdb.Error as e:
-        if fmt == "csv":  # find the line as the in-memory loader would (chunked: memory stays flat)
+        if fmt == "csv":  # find the line as pandas would (chunked: memory stays flat)
             _explain_csv(config_path, name, src, path)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SegmentError(f"error: {path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
                            "(format, delimiter, encoding)") from None
-    return raw, [(str(c).lstrip("\ufeff").strip(), str(c), str(t)) for c, t, *_ in described], label
+    zones = _parquet_zones(path) if fmt == "parquet" else {}
+    return raw, [(str(c).lstrip("\ufeff").strip(), str(c), str(t)) for c, t, *_ in described], label, zones
+
+
+def _check_file(config_path: Path, name: str, src: TableSource, path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(config_path, f"tables.{name}.path", f"file {path} not found",
+                          "check the path (relative to the data config)")
+    if path.stat().st_size == 0:
+        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
 
 
 def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
@@ -386,11 +512,8 @@ def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nro
         raise read_error(e, config_path, name, src, path, "csv") from None
 
 
-def _parquet_zones(config_path: Path, src: TableSource) -> dict[str, str]:
+def _parquet_zones(path: Path) -> dict[str, str]:
     """Time zones of a Parquet file's zoned timestamp columns (DuckDB reads them as instants only)."""
-    path, fmt = _source_file(config_path, src)
-    if fmt != "parquet":
-        return {}
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -401,16 +524,16 @@ def _parquet_zones(config_path: Path, src: TableSource) -> dict[str, str]:
 def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``; ``_dup_`` for transactions)."""
     table = TABLES[name]
-    raw, described, label = _raw_relation(con, config_path, name, src)
-    source_cols = [clean for clean, _, _ in described]  # as segment.io names them (a BOM or spaces stripped)
+    raw, described, label, zones = _raw_relation(con, config_path, name, src)
+    source_cols = [clean for clean, _, _ in described]  # a BOM or spaces stripped
     original = {clean: name for clean, name, _ in described}
     types = {clean: typ for clean, _, typ in described}
-    zones = _parquet_zones(config_path, src)
     n = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
     if n == 0:
-        problems.append(Problem("error", name, "", Texts.no_rows(label, name), [], 0, ""))
+        problems.append(Problem("error", name, "", Texts.no_rows(label, name)
+                                + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label
+                                   else ""), [], 0, ""))
         return None
-    from .io import ROW
 
     mapped = map_columns(pd.DataFrame(columns=[ROW, *source_cols]), table, src, config_path, label, problems)
     if mapped is None:
@@ -504,7 +627,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     # a view: the checks read it once, the typed table is written from it once
     con.execute(f"CREATE OR REPLACE TEMP VIEW stage_{name} AS SELECT _row_, {', '.join(stage1)}{dup} FROM {raw}")
 
-    # the per-value problems, in contract column order (as segment.io.coerce lists them)
+    # the per-value problems, in contract column order
     if checks:
         counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
                              + f" FROM stage_{name}").fetchone()
@@ -539,7 +662,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     if name == "transactions":
         final.append("_hash_")
     sql = f"SELECT {', '.join(final)} FROM stage_{name}{where}"
-    if derive_amount:  # as segment.io.read_table: quantity × unit_price (unit_price already in currency units)
+    if derive_amount:  # quantity × unit_price (unit_price already in currency units)
         sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
         present.append("amount")
     con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
@@ -588,7 +711,7 @@ def _rows(con, table: str, cond: str, example: str = "NULL") -> tuple[int, list[
 
 def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Timestamp | None,
            problems: list[Problem]) -> None:
-    """:func:`segment.validate.check` in SQL, in the same order and with the same texts."""
+    """The cross-row and cross-table rules, in the order the report lists them; declared drops applied."""
     drops = {name: set(src.drop) for name, src in config.tables.items()}
 
     def drop(name: str, cond: str, kind: str, column: str, problem: str, example: str = "''") -> None:

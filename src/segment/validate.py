@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .contract import COMPLETENESS_THRESHOLD, TABLES
 from .errors import DataError, SegmentError
-from .io import DUP, ROW, DataConfig, Problem, Tables, Texts, read_data_config, read_table
+from .io import DataConfig, Problem, read_data_config
+from .store import Tables
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
 MAX_ROWS_SHOWN = 10
@@ -58,91 +58,6 @@ def report_frame(problems: list[Problem]) -> pd.DataFrame:
     return df
 
 
-def check(tables: dict[str, pd.DataFrame], config: DataConfig, as_of: pd.Timestamp | None,
-          problems: list[Problem]) -> dict[str, pd.DataFrame]:
-    """The cross-row and cross-table rules. Returns the tables after declared drops."""
-    drops = {name: set(src.drop) for name, src in config.tables.items()}
-
-    def drop(name: str, mask: pd.Series, kind: str, column: str, problem: str, example_col: str | None = None) -> None:
-        df = tables[name]
-        if not mask.any():
-            return
-        example = df.loc[mask, example_col].iloc[0] if example_col else ""
-        dropped = kind in drops.get(name, set())
-        severity, text = Texts.declared(problem, name, kind, dropped)
-        problems.append(Problem(severity, name, column, text, df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()),
-                                example))
-        if dropped:
-            tables[name] = df.loc[~mask]
-
-    # rows without a customer id cannot be attributed to anyone
-    for name in ("transactions", "interactions", "opportunities"):
-        if name in tables and "customer_id" in tables[name]:
-            miss = tables[name]["customer_id"].isna()
-            if "missing_customer_id" in drops.get(name, set()):
-                drop(name, miss, "missing_customer_id", "customer_id", Texts.MISSING_IDS)
-
-    # duplicate keys
-    for name, df in tables.items():
-        for key in TABLES[name].unique:
-            dup = df[key].notna() & df.duplicated(subset=[key], keep=False)
-            if dup.any():
-                conflicting = df[dup].drop(columns=ROW).drop_duplicates()
-                ids = df.loc[dup, key].nunique()
-                problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, int(dup.sum()),
-                                                                                len(conflicting) > ids),
-                                        df.loc[dup, ROW].astype(int).tolist(), int(dup.sum()), df.loc[dup, key].iloc[0]))
-
-    # exact duplicate transaction lines: every column of the source line equals an earlier line's
-    if "transactions" in tables:
-        df = tables["transactions"]
-        dup = df[DUP] if DUP in df else df.duplicated(subset=[c for c in df.columns if c != ROW], keep="first")
-        drop("transactions", dup, "duplicate_lines", "", Texts.DUPLICATE_LINES,
-             "order_id" if "order_id" in df else "customer_id")
-
-    # returns and zero lines are legal but worth knowing about
-    if "transactions" in tables:
-        df = tables["transactions"]
-        for mask, what in ((df["amount"] < 0, Texts.RETURNS), (df["amount"] == 0, Texts.ZEROS)):
-            if mask.any():
-                problems.append(Problem("warning", "transactions", "amount", what,
-                                        df.loc[mask, ROW].astype(int).tolist(), int(mask.sum()), df.loc[mask, "amount"].iloc[0]))
-
-    # events for customers the master does not know
-    if "customers" in tables:
-        known = tables["customers"]["customer_id"].dropna().unique()
-        for name in ("transactions", "interactions", "opportunities"):
-            if name in tables:
-                df = tables[name]
-                unknown = df["customer_id"].notna() & ~df["customer_id"].isin(known)
-                drop(name, unknown, "unknown_customers", "customer_id", Texts.UNKNOWN_CUSTOMERS, "customer_id")
-
-    # completeness of key fields (SEEDS step 3: at least 95%)
-    for name, df in tables.items():
-        n = len(df)
-        if not n:
-            continue
-        for key in TABLES[name].keys:
-            if key in df:
-                present = df[key].notna()
-                share = float(present.mean())
-                if share < COMPLETENESS_THRESHOLD:
-                    problems.append(Problem("error", name, key, Texts.incomplete(key, share),
-                                            df.loc[~present, ROW].astype(int).tolist(), int((~present).sum()), ""))
-
-    # dates after the as-of date: counted, never used
-    if as_of is not None:
-        cutoff = as_of.normalize() + pd.Timedelta(days=1)
-        for name, df in tables.items():
-            dcol = TABLES[name].date_column
-            if dcol and dcol in df:
-                late = df[dcol] >= cutoff
-                if late.any():
-                    problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), df.loc[late, ROW].astype(int).tolist(),
-                                            int(late.sum()), df.loc[late, dcol].iloc[0]))
-    return tables
-
-
 def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
     """An as-of date given by a user, or a clear error (``2026-02-30`` is not a date)."""
     try:
@@ -165,11 +80,9 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     """Load and validate every table of the data config at ``path``.
 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
-    otherwise returns the tables (declared drops applied, ``_row`` removed) and the report.
-
-    The tables are pandas frames (:class:`segment.io.Tables`), or, with ``storage: duckdb`` (or
-    ``auto`` and a big Parquet/CSV source), a :class:`segment.store.DuckTables` kept in a DuckDB file:
-    the same checks, the same report."""
+    otherwise returns the tables (declared drops applied) and the report. The tables live in DuckDB
+    (:class:`segment.store.Tables`: in memory, or in a database file for big sources); every cast and
+    every check runs there, once, in SQL."""
     path = Path(path)
     config = read_data_config(path)
     as_of_ts = parse_as_of(as_of, "--as-of") if as_of is not None else None  # before reading any table
@@ -178,22 +91,10 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
         as_of_ts = pd.Timestamp(config.as_of)
     from . import store
 
-    if store.choose(path, config) == "duckdb":
-        kept = store.load(path, config, as_of_ts, problems)
-        report = report_frame(problems)
-        _raise_errors(report, config, path, strict)
-        return Loaded(kept, report, config, path)
-    tables: dict[str, pd.DataFrame] = {}
-    for name, src in config.tables.items():
-        df = read_table(path, name, src, problems)
-        if df is not None:
-            tables[name] = df
-    if "transactions" in tables:
-        tables = check(tables, config, as_of_ts, problems)
+    kept = store.load(path, config, as_of_ts, problems)
     report = report_frame(problems)
     _raise_errors(report, config, path, strict)
-    clean = {n: df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True) for n, df in tables.items()}
-    return Loaded(Tables(**clean) if "transactions" in clean else None, report, config, path)
+    return Loaded(kept, report, config, path)
 
 
 def load_table(path: str | Path, name: str) -> pd.DataFrame | None:
@@ -202,11 +103,12 @@ def load_table(path: str | Path, name: str) -> pd.DataFrame | None:
     50 M transaction lines again. None when the config has no such table; ``DataError`` on errors."""
     path = Path(path)
     config = read_data_config(path)
-    src = config.tables.get(name)
-    if src is None:
+    if name not in config.tables:
         return None
+    from . import store
+
     problems: list[Problem] = []
-    df = read_table(path, name, src, problems)
+    kept = store.load(path, config, None, problems, only=name)
     report = report_frame(problems)
     _raise_errors(report, config, path, strict=True)
-    return None if df is None else df.drop(columns=[ROW, DUP], errors="ignore").reset_index(drop=True)
+    return None if kept is None else kept.get(name)
