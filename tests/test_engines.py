@@ -60,7 +60,7 @@ def test_engine_in_the_data_config(tmp_path):
 
 
 def test_unsupported_source_option_is_named(tmp_path):
-    (tmp_path / "data.yaml").write_text("as_of: 2024-01-01\ntables:\n  transactions: {path: t.csv, "
+    (tmp_path / "data.yaml").write_text("as_of: 2024-01-01\nengine: spark\ntables:\n  transactions: {path: t.csv, "
                                         "date_format: '%d/%m/%Y'}\n")
     with pytest.raises(ConfigError, match="date_format"):
         engines.snapshot_from_config(tmp_path / "data.yaml")

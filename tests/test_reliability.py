@@ -120,7 +120,7 @@ def test_same_grading_gives_a_byte_identical_review_sample(demo, tmp_path):
                                     customers=graded.loaded.tables.customers)
         sheets.append(csv_path.read_bytes())
     assert sheets[0] == sheets[1] and len(sheets[0]) > 100
-    xlsx = [pd.read_excel(tmp_path / str(i) / "2026Q3" / "review_sheet.xlsx", dtype=str) for i in (1, 2)]
+    xlsx = [pd.read_excel(tmp_path / str(i) / "2026Q3" / "review_sheet.xlsx", dtype=str, engine="openpyxl") for i in (1, 2)]
     pd.testing.assert_frame_equal(*xlsx)
 
 

@@ -220,7 +220,7 @@ def test_demo_selection_matches_an_independent_count(graded, previous, scheme):
 
 def read_sheet(path: Path) -> pd.DataFrame:
     if path.suffix == ".xlsx":
-        return pd.read_excel(path, sheet_name="review", dtype=str).fillna("")
+        return pd.read_excel(path, sheet_name="review", dtype=str, engine="openpyxl").fillna("")
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
 
 

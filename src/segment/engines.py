@@ -1,29 +1,23 @@
-"""Where the point-in-time snapshot runs: DuckDB over the files, or Apache Spark.
+"""Where the point-in-time snapshot runs: DuckDB (every command, :mod:`segment.store`) or Apache Spark.
 
-:func:`segment.features.snapshot` computes the snapshot in DuckDB over pandas frames that
-``load_data`` read and validated. That needs every table in memory (≈ 18 GB for 45M transactions).
-This module runs **the same SQL** (:func:`segment.features.plan`, generated once, with a
-:class:`~segment.features.Dialect` for the few functions the engines spell differently) without
-loading the tables into pandas:
+Every table goes through :func:`segment.validate.load_data` into DuckDB, where each row is cast and
+checked once, in SQL; the snapshot SQL (:func:`segment.features.plan`, generated once, with a
+:class:`~segment.features.Dialect` for the few functions the engines spell differently) then runs
+there. This module gives the same snapshot from a data config in one call, and runs that SQL on
+**Spark** for data that outgrows one machine:
 
-* ``engine: duckdb`` (default) — DuckDB reads the Parquet / CSV files named by the data config
-  directly, streaming and spilling to a temporary directory when an aggregate does not fit; only
-  the per-customer result comes back to Python.
-* ``engine: spark`` — Spark SQL reads the same files (from any path Spark can read: local, HDFS,
-  S3 …) on the master given in the data config and returns the per-customer snapshot.
-
-Grading and calibration then run on the snapshot (one row per customer) as usual::
+* ``engine: duckdb`` (default) — ``load_data`` + ``features.snapshot``;
+* ``engine: spark`` — Spark SQL reads the files named by the data config (any path Spark can read:
+  local, HDFS, S3 …) on the master given in the data config and returns the per-customer snapshot::
 
     snap = snapshot_from_config("data.yaml", "2026-09-30")
 
-What this path does **not** do: the row-level validation of ``segment validate``; a value the cast
-cannot read stops the query with the engine's message. For one machine, ``storage: duckdb`` in the
-data config (:mod:`segment.store`) validates every row in DuckDB and keeps the typed tables there, so
-every command (report and calibration included) runs on data bigger than memory. Of
-the ``drop:`` quirks, ``missing_customer_id`` (such rows never count), ``duplicate_lines`` (``SELECT
-DISTINCT`` over the source's columns) and ``unknown_customers`` (kept only when in the customers
-table) are applied; ``date_format``, ``unparseable_rows``, Excel files and SQL sources need the
-in-memory path (``load_data`` + ``features.snapshot``).
+What the Spark path does **not** do yet: the row-level validation of ``segment validate`` (a value the
+cast cannot read stops the query with Spark's message) — its cast (:func:`projection`) is the one
+place besides :mod:`segment.store` that maps a source onto the contract, until validation runs on
+Spark too (issue 11). Of the ``drop:`` quirks, ``missing_customer_id``, ``duplicate_lines`` (``SELECT
+DISTINCT`` over the source's columns) and ``unknown_customers`` are applied; ``date_format``,
+``unparseable_rows``, Excel files and SQL sources need ``engine: duckdb``.
 """
 from __future__ import annotations
 
@@ -37,7 +31,7 @@ import pandas as pd
 
 from .contract import TABLES
 from .errors import ConfigError, SegmentError
-from .features import DIALECTS, Dialect, SnapshotPlan, _to_pandas, plan, run_duckdb
+from .features import DIALECTS, Dialect, SnapshotPlan, _to_pandas, plan
 from .store import Tables
 from .io import (
     DataConfig,
@@ -61,7 +55,7 @@ def _file(config_path: Path, name: str, src: TableSource) -> tuple[Path, str]:
                                     ("drop: unparseable_rows", "unparseable_rows" in src.drop)) if bad]
     if unsupported:
         raise ConfigError(config_path, key, f"{', '.join(unsupported)} is not supported by the file-backed "
-                          "snapshot (segment.engines)", "use the in-memory path (load_data + features.snapshot), "
+                          "snapshot on Spark (segment.engines)", "use `engine: duckdb`, "
                           "or convert the source to Parquet with ISO dates")
     path = (config_path.parent / src.path).resolve() if "://" not in src.path else src.path
     fmt = src.format or _format_of(Path(str(path)))
@@ -154,46 +148,10 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
         return _spark_files(config, path, day, customers, spark)
     if engine != "duckdb":
         raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
-    return duckdb_files_snapshot(config, path, day, customers=customers)
+    from .features import snapshot
+    from .validate import load_data
 
-
-def duckdb_files_snapshot(config: DataConfig, path: Path, as_of, *, customers=None,
-                          memory_limit: str | None = None, temp_directory: str | None = None) -> pd.DataFrame:
-    """DuckDB over the files: nothing but the per-customer aggregates is held in memory."""
-    import duckdb
-
-    d = DIALECTS["duckdb"]
-    from .signals import track
-
-    con = track(duckdb.connect(config={"preserve_insertion_order": False}))
-    try:
-        if memory_limit or os.environ.get("SEGMENT_DUCKDB_MEMORY"):
-            con.execute(f"SET memory_limit = '{memory_limit or os.environ['SEGMENT_DUCKDB_MEMORY']}'")
-        con.execute(f"SET temp_directory = '{temp_directory or tempfile.gettempdir()}/segment-duckdb'")
-        present = {}
-        order = sorted(config.tables, key=lambda n: n != "customers")  # customers first (unknown_customers)
-        for name in order:
-            src = config.tables[name]
-            file, fmt = _file(path, name, src)
-            raw = (f"read_parquet('{file}')" if fmt == "parquet" else
-                   f"read_csv('{file}', all_varchar = true, header = true, delim = '{src.delimiter}', "
-                   f"encoding = '{src.encoding}')")
-            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {raw}").fetchall()]
-            sql, present[name] = _relation_sql(name, src, raw, cols, d, "customers" in present, fmt == "csv")
-            alias = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}[name]
-            if name == "customers":  # first row per id, as the in-memory path keeps
-                con.execute(f"CREATE TEMP TABLE cu AS SELECT * FROM ({sql}) AS c "
-                            "QUALIFY row_number() OVER (PARTITION BY customer_id) = 1")
-            else:
-                con.execute(f"CREATE TEMP VIEW {alias} AS {sql}")
-        p = plan(present, as_of, restricted=customers is not None, dialect=d)
-        if customers is not None:
-            con.register("wanted", pd.DataFrame({"customer_id": pd.Series(sorted({str(c) for c in customers}),
-                                                                           dtype="string")}))
-        result = run_duckdb(con, p)
-    finally:
-        con.close()
-    return _to_pandas(result, p.day, p.keep)
+    return snapshot(load_data(path, as_of=day).tables, day, customers=customers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,13 +201,14 @@ def run_spark(spark, p: SnapshotPlan, views: dict[str, object]) -> pd.DataFrame:
 
 def _spark_files(config: DataConfig, path: Path, as_of, customers, spark) -> pd.DataFrame:
     opts = config.spark or SparkOptions()
+    order = sorted(config.tables, key=lambda n: n != "customers")
+    files = {name: _file(path, name, config.tables[name]) for name in order}  # before starting Spark
     spark = spark or spark_session(opts.master, opts.conf)
     d = DIALECTS["spark"]
     present, views = {}, {}
-    order = sorted(config.tables, key=lambda n: n != "customers")
     for name in order:
         src = config.tables[name]
-        file, fmt = _file(path, name, src)
+        file, fmt = files[name]
         reader = spark.read
         raw_df = (reader.parquet(str(file)) if fmt == "parquet" else
                   reader.option("header", "true").option("sep", src.delimiter).option("encoding", src.encoding)

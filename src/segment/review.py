@@ -559,7 +559,7 @@ def _read_sheet_frame(path: Path) -> pd.DataFrame:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)   # "Data Validation extension is not supported"
                 names = load_workbook(path, read_only=True).sheetnames
-                df = pd.read_excel(path, sheet_name="review" if "review" in names else 0, dtype=str)
+                df = pd.read_excel(path, sheet_name="review" if "review" in names else 0, dtype=str, engine="openpyxl")
         elif suffix in (".csv", ".txt"):
             try:
                 df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")

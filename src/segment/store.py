@@ -419,6 +419,7 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
         elif only not in columns:
             _close(con, folder)
             return None
+        con.execute("DROP TABLE IF EXISTS dup_rows")
         if on_disk:
             con.execute("CHECKPOINT")
         kept = Tables._kept(con, folder, columns)
@@ -522,7 +523,9 @@ def _parquet_zones(path: Path) -> dict[str, str]:
 
 
 def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
-    """``t_<name>``: the typed table (contract columns + ``_row_``; ``_dup_`` for transactions)."""
+    """``t_<name>``: the typed table (contract columns + ``_row_``; ``_hash_`` for transactions), cast
+    once from the source (a view over a Parquet file would cast it again for every snapshot: twice as
+    slow for a report's seven)."""
     table = TABLES[name]
     raw, described, label, zones = _raw_relation(con, config_path, name, src)
     source_cols = [clean for clean, _, _ in described]  # a BOM or spaces stripped
@@ -621,30 +624,31 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         present.append(col.name)
 
     derive_amount = name == "transactions" and "amount" not in by_contract and {"quantity", "unit_price"} <= set(present)
-    dup = ""
-    if name == "transactions":
-        dup = ", hash(" + ", ".join(_q(original[c]) for c in source_cols) + ") AS _hash_"
-    # a view: the checks read it once, the typed table is written from it once
-    con.execute(f"CREATE OR REPLACE TEMP VIEW stage_{name} AS SELECT _row_, {', '.join(stage1)}{dup} FROM {raw}")
+    # the source is read (decoded, cast) once, into s_<name>; every check and the typed table read that
+    hashed = ""
+    if name == "transactions":  # for duplicate lines: equal in every source column
+        hashed = ", hash(" + ", ".join(_q(original[c]) for c in source_cols) + ") AS _hash_"
+    con.execute(f"CREATE OR REPLACE TABLE s_{name} AS SELECT _row_, {', '.join(stage1)}{hashed} FROM {raw}")
 
     # the per-value problems, in contract column order
+    hits: set[str] = set()
     if checks:
         counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
-                             + f" FROM stage_{name}").fetchone()
+                             + f" FROM s_{name}").fetchall()[0]
         for k, cnt in zip(checks, counts):
             if cnt:
-                sample = con.execute(f"SELECT _row_, {k.example} FROM stage_{name} WHERE {k.flag} ORDER BY _row_ "
-                                     f"LIMIT {_SAMPLE}").fetchall()
-                problems.append(Problem("error", name, k.column, k.problem, [int(r[0]) for r in sample], int(cnt),
-                                        _value(sample[0][1])))
+                hits.add(k.flag)
+                rows, example = _sample(con, f"s_{name}", k.flag, k.example)
+                problems.append(Problem("error", name, k.column, k.problem, rows, int(cnt), example))
 
     # the typed values: a bad value is missing; currency scaled; ints whole
     final = ["_row_"]
+    plain = True  # every column as staged: the staged table is the typed one
     for col in table.columns:
         if col.name not in present:
             continue
         c = _q(col.name)
-        bad = [k.flag for k in checks if k.column == col.name]
+        bad = [k.flag for k in checks if k.column == col.name and k.flag in hits]
         expr = c
         if col.dtype in ("float", "int") and "currency" in col.unit and src.amount_unit != 1:
             expr = f"({c} * {float(src.amount_unit)!r})"
@@ -652,23 +656,27 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
             expr = f"CASE WHEN {' OR '.join(f'coalesce({b}, false)' for b in bad)} THEN NULL ELSE {expr} END"
         if col.dtype == "int":
             expr = f"CAST(round({expr}) AS BIGINT)"
+        plain = plain and expr == c
         final.append(f"{expr} AS {c}")
     where = ""
     if "unparseable_rows" in src.drop and len(problems) > first_new:
         for p in problems[first_new:]:
             p.severity = "warning"
             p.problem += Texts.UNPARSEABLE_DROPPED
-        where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks) + ")"
+        where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks if k.flag in hits) + ")"
     if name == "transactions":
-        final.append("_hash_")
-    sql = f"SELECT {', '.join(final)} FROM stage_{name}{where}"
-    if derive_amount:  # quantity × unit_price (unit_price already in currency units)
-        sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
-        present.append("amount")
-    con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
-    con.execute(f"DROP VIEW stage_{name}")
-    if name == "transactions":
-        _flag_duplicate_lines(con, raw, source_cols, original)
+        _duplicate_lines(con, raw, [original[c] for c in source_cols])
+    staged = {r[0] for r in con.execute(f"DESCRIBE s_{name}").fetchall()} - {"_hash_"}
+    as_is = plain and not where and not derive_amount and staged == {"_row_", *present}
+    if as_is:  # nothing to change: the staged table is the typed one (no second copy)
+        con.execute(f"ALTER TABLE s_{name} RENAME TO t_{name}")
+    else:
+        sql = f"SELECT {', '.join(final)}{', _hash_' if hashed else ''} FROM s_{name}{where}"
+        if derive_amount:  # quantity × unit_price (unit_price already in currency units)
+            sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
+            present.append("amount")
+        con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
+        con.execute(f"DROP TABLE s_{name}")
     if _table_exists(con, f"{raw}_text"):
         con.execute(f"DROP TABLE {raw}_text")
     con.execute(f"DROP VIEW IF EXISTS {raw}")
@@ -679,20 +687,18 @@ def _table_exists(con, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
 
 
-def _flag_duplicate_lines(con, raw: str, source_cols: list[str], original: dict[str, str]) -> None:
-    """``t_transactions._dup_``: the source line equals an earlier line in every source column.
-    Lines are hashed; only lines sharing a hash are compared in full."""
-    cols = ", ".join(_q(original[c]) for c in source_cols)
-    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT _hash_ FROM t_transactions GROUP BY _hash_ "
+def _duplicate_lines(con, raw: str, source_columns: list[str]) -> None:
+    """``dup_rows``: the rows of ``raw`` equal to an earlier row in every source column. Rows were
+    hashed when staged (``s_transactions._hash_``); only rows sharing a hash are compared in full."""
+    cols = ", ".join(_q(c) for c in source_columns)
+    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT _hash_ FROM s_transactions GROUP BY _hash_ "
                 "HAVING count(*) > 1")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE dup_rows AS SELECT _row_ FROM (SELECT _row_, row_number() OVER "
-                f"(PARTITION BY {cols} ORDER BY _row_) AS n_ FROM {raw} WHERE hash({cols}) IN "
-                f"(SELECT _hash_ FROM dup_hashes)) WHERE n_ > 1")
-    con.execute("ALTER TABLE t_transactions ADD COLUMN _dup_ BOOLEAN DEFAULT false")
-    con.execute("UPDATE t_transactions SET _dup_ = true WHERE _row_ IN (SELECT _row_ FROM dup_rows)")
-    con.execute("ALTER TABLE t_transactions DROP COLUMN _hash_")
+    shared = "SELECT _row_ FROM s_transactions WHERE _hash_ IN (SELECT _hash_ FROM dup_hashes)"
+    if not con.execute("SELECT count(*) FROM dup_hashes").fetchall()[0][0]:
+        shared = "SELECT _row_ FROM s_transactions WHERE false"  # no second read of the source
+    con.execute(f"CREATE OR REPLACE TABLE dup_rows AS SELECT _row_ FROM (SELECT _row_, row_number() OVER "
+                f"(PARTITION BY {cols} ORDER BY _row_) AS n_ FROM {raw} WHERE _row_ IN ({shared})) WHERE n_ > 1")
     con.execute("DROP TABLE dup_hashes")
-    con.execute("DROP TABLE dup_rows")
 
 
 def _value(v):
@@ -701,77 +707,127 @@ def _value(v):
     return v
 
 
-def _rows(con, table: str, cond: str, example: str = "NULL") -> tuple[int, list[int], object]:
-    cnt = con.execute(f"SELECT count(*) FROM {table} WHERE {cond}").fetchone()[0]
-    if not cnt:
-        return 0, [], None
-    sample = con.execute(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}").fetchall()
-    return int(cnt), [int(r[0]) for r in sample], _value(sample[0][1])
+def _sample(con, table: str, cond: str, example: str = "NULL") -> tuple[list[int], object]:
+    """The first rows (numbers) where ``cond`` holds and the example value of the first."""
+    rows = con.execute(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}").fetchall()
+    return [int(r[0]) for r in rows], (_value(rows[0][1]) if rows else None)
+
+
+#: a transactions row equal to an earlier source line in every column (``dup_rows``, :func:`_duplicate_lines`)
+DUPLICATE = "_row_ IN (SELECT _row_ FROM dup_rows)"
 
 
 def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Timestamp | None,
            problems: list[Problem]) -> None:
-    """The cross-row and cross-table rules, in the order the report lists them; declared drops applied."""
+    """The cross-row and cross-table rules, in the order the report lists them; declared drops applied.
+
+    Each table is scanned once for every count (a rule after a declared drop counts only the rows
+    the drop keeps); rows are fetched only for the rules that hold somewhere (their first rows)."""
     drops = {name: set(src.drop) for name, src in config.tables.items()}
 
-    def drop(name: str, cond: str, kind: str, column: str, problem: str, example: str = "''") -> None:
-        cnt, rows, ex = _rows(con, f"t_{name}", cond, example)
-        if not cnt:
-            return
-        dropped = kind in drops.get(name, set())
-        severity, text = Texts.declared(problem, name, kind, dropped)
-        problems.append(Problem(severity, name, column, text, rows, cnt, ex))
-        if dropped:
-            con.execute(f"DELETE FROM t_{name} WHERE {cond}")
+    def remove(name: str, cond: str) -> None:
+        con.execute(f"DELETE FROM t_{name} WHERE {cond}")
 
+    # rows without a customer id cannot be attributed to anyone (only when declared: else completeness says it)
     for name in ("transactions", "interactions", "opportunities"):
         if name in columns and "customer_id" in columns[name] and "missing_customer_id" in drops.get(name, set()):
-            drop(name, "customer_id IS NULL", "missing_customer_id", "customer_id", Texts.MISSING_IDS)
+            cnt = con.execute(f"SELECT count(*) FROM t_{name} WHERE customer_id IS NULL").fetchall()[0][0]
+            if cnt:
+                rows, _ = _sample(con, f"t_{name}", "customer_id IS NULL")
+                severity, text = Texts.declared(Texts.MISSING_IDS, name, "missing_customer_id", True)
+                problems.append(Problem(severity, name, "customer_id", text, rows, int(cnt), ""))
+                remove(name, "customer_id IS NULL")
 
     for name in columns:
         for key in TABLES[name].unique:
             k = _q(key)
-            dup_ids = f"(SELECT {k} FROM t_{name} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1)"
-            cond = f"{k} IN {dup_ids}"
-            cnt, rows, ex = _rows(con, f"t_{name}", cond, k)
+            cond = f"{k} IN (SELECT {k} FROM t_{name} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1)"
+            cnt, ids, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT {k}), (SELECT count(*) FROM (SELECT DISTINCT "
+                f"{', '.join(_q(c) for c in columns[name])} FROM t_{name} WHERE {cond})) FROM t_{name} WHERE {cond}"
+            ).fetchall()[0]
             if cnt:
-                attrs = ", ".join(_q(c) for c in columns[name])
-                ids, distinct = con.execute(f"SELECT count(DISTINCT {k}), (SELECT count(*) FROM (SELECT DISTINCT "
-                                            f"{attrs} FROM t_{name} WHERE {cond})) FROM t_{name} WHERE {cond}").fetchone()
+                rows, ex = _sample(con, f"t_{name}", cond, k)
                 problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, cnt, distinct > ids), rows,
-                                        cnt, ex))
+                                        int(cnt), ex))
+
+    # every other rule: one scan per table; `kept` is what the declared drops before a rule leave
+    cutoff = (as_of.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S") if as_of is not None else None
+    known = "customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM t_customers WHERE customer_id IS NOT NULL)"
+    rules: dict[str, list[tuple[str, str]]] = {}  # table → [(rule id, SQL condition incl. what is still kept)]
+    dropping: dict[str, list[str]] = {}
+    for name in columns:
+        kept: list[str] = []
+
+        def rule(rid: str, cond: str, name=name, kept=kept) -> str:
+            full = " AND ".join([f"({cond})"] + [f"NOT coalesce({k}, false)" for k in kept])
+            rules.setdefault(name, []).append((rid, full))
+            return full
+
+        if name == "transactions":
+            rule("dup", DUPLICATE)
+            if "duplicate_lines" in drops.get(name, set()):
+                kept.append(DUPLICATE)
+            rule("returns", "amount < 0")
+            rule("zeros", "amount = 0")
+        if "customers" in columns and name != "customers":
+            rule("unknown", known)
+            if "unknown_customers" in drops.get(name, set()):
+                kept.append(f"({known})")
+        rule("n", "true")
+        for key in TABLES[name].keys:
+            if key in columns[name]:
+                rule(f"null:{key}", f"{_q(key)} IS NULL")
+        dcol = TABLES[name].date_column
+        if cutoff and dcol and dcol in columns[name]:
+            rule("late", f"{_q(dcol)} >= TIMESTAMP {_lit(cutoff)}")
+        dropping[name] = kept
+    counts: dict[str, dict[str, int]] = {}
+    for name, rs in rules.items():
+        got = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c})" for _, c in rs)
+                          + f" FROM t_{name}").fetchall()[0]
+        counts[name] = {rid: int(v) for (rid, _), v in zip(rs, got)}
+    cond = {name: dict(rs) for name, rs in rules.items()}
+
+    def report(name: str, rid: str, severity: str, column: str, text: str, example: str = "NULL",
+               drop_kind: str | None = None) -> None:
+        cnt = counts[name].get(rid, 0)
+        if not cnt:
+            return
+        rows, ex = _sample(con, f"t_{name}", cond[name][rid], example)
+        if drop_kind is not None:
+            severity, text = Texts.declared(text, name, drop_kind, drop_kind in drops.get(name, set()))
+        problems.append(Problem(severity, name, column, text, rows, cnt, "" if example == "''" else ex))
 
     if "transactions" in columns:
         example = "order_id" if "order_id" in columns["transactions"] else "customer_id"
-        drop("transactions", "_dup_", "duplicate_lines", "", Texts.DUPLICATE_LINES, example)
-        for cond, what in (("amount < 0", Texts.RETURNS), ("amount = 0", Texts.ZEROS)):
-            cnt, rows, ex = _rows(con, "t_transactions", cond, "amount")
-            if cnt:
-                problems.append(Problem("warning", "transactions", "amount", what, rows, cnt, ex))
-
+        report("transactions", "dup", "error", "", Texts.DUPLICATE_LINES, example, "duplicate_lines")
+        report("transactions", "returns", "warning", "amount", Texts.RETURNS, "amount")
+        report("transactions", "zeros", "warning", "amount", Texts.ZEROS, "amount")
     if "customers" in columns:
         for name in ("transactions", "interactions", "opportunities"):
             if name in columns:
-                drop(name, "customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM t_customers "
-                     "WHERE customer_id IS NOT NULL)", "unknown_customers", "customer_id", Texts.UNKNOWN_CUSTOMERS,
-                     "customer_id")
-
+                report(name, "unknown", "error", "customer_id", Texts.UNKNOWN_CUSTOMERS, "customer_id",
+                       "unknown_customers")
     for name in columns:
-        n = con.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
+        n = counts[name]["n"]
         if not n:
             continue
         for key in TABLES[name].keys:
             if key in columns[name]:
-                cnt, rows, _ = _rows(con, f"t_{name}", f"{_q(key)} IS NULL")
+                cnt = counts[name][f"null:{key}"]
                 share = (n - cnt) / n
                 if share < COMPLETENESS_THRESHOLD:
+                    rows, _ = _sample(con, f"t_{name}", cond[name][f"null:{key}"])
                     problems.append(Problem("error", name, key, Texts.incomplete(key, share), rows, cnt, ""))
-
-    if as_of is not None:
-        cutoff = (as_of.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    if cutoff:
         for name in columns:
             dcol = TABLES[name].date_column
-            if dcol and dcol in columns[name]:
-                cnt, rows, ex = _rows(con, f"t_{name}", f"{_q(dcol)} >= TIMESTAMP {_lit(cutoff)}", _q(dcol))
-                if cnt:
-                    problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows, cnt, ex))
+            if "late" in counts[name] and counts[name]["late"]:
+                rows, ex = _sample(con, f"t_{name}", cond[name]["late"], _q(dcol))
+                problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows,
+                                        counts[name]["late"], ex))
+    for name, kept in dropping.items():  # the declared drops that held somewhere
+        hits = [k for k, rid in ((DUPLICATE, "dup"), (f"({known})", "unknown")) if k in kept and counts[name].get(rid)]
+        if hits:
+            remove(name, " OR ".join(hits))
