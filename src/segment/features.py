@@ -317,6 +317,36 @@ class Dialect:
             return f"(epoch({end}) - epoch({start}))"
         return f"((unix_micros({end}) - unix_micros({start})) / 1000000.0)"
 
+    # -- used by the scheme compiler (segment.sqlgrade) -------------------------------------------
+    def text(self, value: str) -> str:
+        """A string literal: DuckDB doubles quotes; Spark reads backslash escapes, so both are escaped."""
+        if self.name == "duckdb":
+            return "'" + value.replace("'", "''") + "'"
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def fmt1(self, x: str) -> str:
+        """``x`` (DOUBLE) as text with one decimal, like Python's ``f"{x:.1f}"``."""
+        if self.name == "duckdb":
+            return f"printf('%.1f', {x})"
+        return f"format_string('%.1f', {x})"
+
+    def rint(self, x: str) -> str:
+        """The nearest integer (as DOUBLE), ties to even, like ``numpy.rint``."""
+        if self.name == "duckdb":
+            return f"round_even({x}, 0)"
+        return f"rint({x})"
+
+    def divide(self, a: str, b: str) -> str:
+        """``a / b`` (DOUBLE), NULL where the quotient is not finite (division by zero)."""
+        if self.name == "duckdb":
+            return f"(CASE WHEN isfinite({a} / {b}) THEN {a} / {b} END)"
+        q = f"try_divide({a}, {b})"
+        return f"(CASE WHEN NOT isnan({q}) AND abs({q}) < double('Infinity') THEN {q} END)"
+
+    def try_double(self, x: str) -> str:
+        """A text value as DOUBLE, NULL when it is not a number (``pd.to_numeric(errors='coerce')``)."""
+        return f"TRY_CAST({x} AS DOUBLE)" if self.name == "duckdb" else f"try_cast({x} AS DOUBLE)"
+
 
 DUCKDB = Dialect("duckdb", '"', "FSUM", "FAVG")
 #: Spark has no compensated sum; sums are rounded to SUM_DECIMALS on both engines (see the Spark test)
