@@ -305,6 +305,10 @@ class Dialect:
             return f"ARG_MAX({value}, struct_pack(" + ", ".join(f"k{i} := {k}" for i, k in enumerate(keys)) + "))"
         return f"MAX_BY({value}, struct(" + ", ".join(keys) + "))"
 
+    def arg_min(self, value: str, key: str) -> str:
+        """``value`` of the row with the smallest ``key`` (an aggregate)."""
+        return f"ARG_MIN({value}, {key})" if self.name == "duckdb" else f"MIN_BY({value}, {key})"
+
     def days_between(self, start: str, end: str) -> str:
         """Whole days from the DATE ``start`` to the DATE ``end``."""
         if self.name == "duckdb":

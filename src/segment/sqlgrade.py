@@ -348,28 +348,34 @@ def explain_layers(ctx: _Ctx, q: _Query, first_by: tuple[str | None, str] | None
         value = f"(CASE {' '.join(f'WHEN _k{i} = {k} THEN _c{i}' for i in range(m))} END)"
         cols.append((f"_v{k + 1}", ctx.round(value, 1)))
     q.extend("explain_c", cols)
+    # The text is built once per combination of (top contributions, np.round(gap, 1), next tier,
+    # state) — few of them — and joined back, as the numpy engine builds it once per combination
+    # from the combination's first row. That row's gap gives the digits: a gap that '%.1f' and
+    # np.round(·, 1) read differently (0.8500000000000001: "0.9" vs 0.8) shows for the whole
+    # combination when it comes first. With the input order known, so does this; without it the
+    # rounded gap is shown (the same for every order).
+    group, order = first_by if first_by is not None else (None, None)
+    state = "(CASE WHEN _gap IS NULL THEN 0 WHEN _gap > 0 THEN 1 ELSE 2 END)"
+    q.extend("explain_d", [("_gk", f"COALESCE({ctx.round('_gap', 1)}, -1e0)"), ("_state", state)])
+    key = ([ctx.q(group)] if group else []) + [f"top{k + 1}" for k in range(top)] \
+        + [f"_v{k + 1}" for k in range(top)] + ["_gk", "_next", "_state"]
+    shown = d.arg_min("_gap", ctx.q(order)) if order else "MIN(_gk)"
+    combos = f"explain_texts_{len(q.ctes)}"
+    q.ctes.append((combos, f"SELECT {', '.join(key)}, {shown} AS _g FROM {q.last} GROUP BY {', '.join(key)}"))
     blocker = ["gate" if x.gate else "rule" for x in tiers]
-    # The numpy engine builds one text per combination of (top contributions, np.round(gap, 1),
-    # next tier) from the combination's first row: a row whose gap '%.1f' and np.round(·, 1) read
-    # differently (0.8500000000000001: "0.9" vs 0.8) shows the digits of that first row. With the
-    # input order known, so does this; without it, the rounded gap is formatted (order-free).
-    gap_text = d.fmt1(ctx.round("_gap", 1))
-    if first_by is not None:
-        group, order = first_by
-        key = ([ctx.q(group)] if group else []) + [f"top{k + 1}" for k in range(top)] \
-            + [f"_v{k + 1}" for k in range(top)] + [ctx.round("_gap", 1), "_next"]
-        q.extend("explain_d", [("_gap_text", f"first_value({d.fmt1('_gap')}) OVER (PARTITION BY "
-                                             f"{', '.join(key)} ORDER BY {ctx.q(order)})")])
-        gap_text = "_gap_text"
     parts = f" || {ctx.text(', ')} || ".join(f"top{k + 1} || {ctx.text(' +')} || {d.fmt1(f'_v{k + 1}')}"
                                               for k in range(top))
-    suffix = (f"(CASE WHEN _gap IS NULL THEN '' "
-              f"WHEN _gap > 0 THEN {ctx.text('; ')} || {gap_text} || {ctx.text(' points short of ')} || "
+    suffix = (f"(CASE _state WHEN 0 THEN '' "
+              f"WHEN 1 THEN {ctx.text('; ')} || {d.fmt1('_g')} || {ctx.text(' points short of ')} || "
               f"{ctx.texts('_next', [x.id for x in tiers])} "
               f"ELSE {ctx.text('; score reaches ')} || {ctx.texts('_next', [x.id for x in tiers])} || "
               f"{ctx.text(' but its ')} || {ctx.texts('_next', blocker)} || {ctx.text(' fails')} END)")
+    texts = f"explain_text_{len(q.ctes)}"
+    q.ctes.append((texts, f"SELECT {', '.join(key)}, ({parts} || {suffix}) AS _text FROM {combos}"))
+    on = " AND ".join(f"p.{k} = {texts}.{k}" for k in key)
+    q.extend("explained", [("_explanation", f"{texts}._text")], f" LEFT JOIN {texts} ON {on}")
     return ([(f"top{k + 1}", f"top{k + 1}") for k in range(top)]
-            + [("points_to_next_tier", ctx.round("_gap", 6)), ("explanation", f"({parts} || {suffix})")])
+            + [("points_to_next_tier", ctx.round("_gap", 6)), ("explanation", "_explanation")])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -475,6 +481,15 @@ def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _to_pandas(table) -> pd.DataFrame:
+    """Arrow → pandas without a Python object per text value (strings stay Arrow-backed)."""
+    import pyarrow as pa
+
+    mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(), pa.string_view(): pd.StringDtype(),
+              pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get
+    return table.to_pandas(types_mapper=mapper, split_blocks=True)
+
+
 def grade_sql(frame: pd.DataFrame, scheme: Scheme, *, as_of=None, con=None) -> pd.DataFrame:
     """Grade a pandas frame (one row per customer) with the compiled SQL, in DuckDB.
 
@@ -499,8 +514,8 @@ def grade_sql(frame: pd.DataFrame, scheme: Scheme, *, as_of=None, con=None) -> p
     con = con or duckdb.connect()
     try:
         con.register(REL, slim)
-        result = con.execute(sql).df()
-        inel = con.execute(inel_sql).df()
+        result = _to_pandas(con.sql(sql).to_arrow_table())
+        inel = _to_pandas(con.sql(inel_sql).to_arrow_table())
         con.unregister(REL)
     finally:
         if own:
