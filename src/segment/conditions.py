@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .features import Dialect
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -283,6 +287,15 @@ class Condition:
                                  "`segment indicators` lists the names a condition can read")
         return np.asarray(_eval(self.tree, frame, len(frame)), dtype=bool)
 
+    def to_sql(self, d: "Dialect", column: Callable[[str], str] | None = None,
+               kind: Callable[[str], str | None] | None = None) -> str:
+        """The condition as a boolean SQL expression that is never NULL, with ``evaluate``'s semantics.
+
+        ``column(name)`` gives the SQL for an indicator (default: the quoted name); ``kind(name)``
+        tells its type — ``"number"``, ``"text"``, ``"bool"`` or None (unknown: written as is). Names
+        reach the SQL only through ``column``, text literals only through ``d.text`` (escaped)."""
+        return _SqlEmitter(d, column or d.q, kind or (lambda name: None)).cond(self.tree)
+
 
 def parse(text: str) -> Condition:
     return Condition(text, _Parser(text).parse())
@@ -363,3 +376,133 @@ def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
         valid = left.notna() & (right.notna() if isinstance(right, pd.Series) else True)
         return (res.fillna(False).astype(bool) & valid).to_numpy(dtype=bool)
     raise AssertionError(kind)
+
+
+# ------------------------------------------------------------------------------------------------
+# SQL: the same tree as a boolean expression (segment.sqlgrade compiles whole schemes with it)
+# ------------------------------------------------------------------------------------------------
+
+_SQL_OPS = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "==": "=", "!=": "<>"}
+
+
+def sql_number(x: float) -> str:
+    """A DOUBLE literal that reads back as exactly ``x`` on DuckDB and Spark (exponent form)."""
+    r = repr(float(x))
+    if not np.isfinite(x):
+        raise ConditionError(f"{r} is not a finite number")
+    if "e" not in r:
+        r += "e0"
+    return f"({r})" if r.startswith("-") else r
+
+
+def _names_in(node) -> bool:
+    if node[0] == "name":
+        return True
+    if node[0] == "lit":
+        return False
+    if node[0] == "neg":
+        return _names_in(node[1])
+    return _names_in(node[2]) or _names_in(node[3])
+
+
+class _SqlEmitter:
+    """Condition tree → SQL. Comparisons are wrapped so a missing value compares false, like pandas."""
+
+    def __init__(self, d: "Dialect", column: Callable[[str], str], kind: Callable[[str], str | None]):
+        self.d, self.column, self.kind_of = d, column, kind
+
+    # operands
+    def lit(self, v) -> str:
+        if isinstance(v, bool):
+            return "TRUE" if v else "FALSE"
+        if isinstance(v, (int, float)):
+            return sql_number(v)
+        return self.d.text(v)
+
+    def kind(self, node) -> str | None:
+        if node[0] == "name":
+            return self.kind_of(node[1])
+        if node[0] == "lit":
+            v = node[1]
+            return "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else "text"
+        return "number"
+
+    def operand(self, node) -> str:
+        if node[0] == "name":
+            return self.column(node[1])
+        if node[0] == "lit":
+            return self.lit(node[1])
+        return self.numeric(node)
+
+    def numeric(self, node) -> str:
+        """An operand as DOUBLE (arithmetic), like ``_numeric``."""
+        kind = node[0]
+        if kind == "lit":
+            if isinstance(node[1], str):
+                raise ConditionError(f"arithmetic on a text value {node[1]!r}")
+            return sql_number(float(node[1]))
+        if kind == "name":
+            if self.kind_of(node[1]) == "text":
+                raise ConditionError(f"arithmetic on a non-numeric indicator ({node[1]})")
+            return f"CAST({self.column(node[1])} AS DOUBLE)"
+        if kind == "neg":
+            return f"(-{self.numeric(node[1])})"
+        left, right = self.numeric(node[2]), self.numeric(node[3])
+        if node[1] == "/":
+            return self.d.divide(left, right)
+        return f"({left} {node[1]} {right})"
+
+    # conditions
+    def cond(self, node) -> str:
+        kind = node[0]
+        if kind == "const":
+            return "TRUE" if node[1] else "FALSE"
+        if kind in ("and", "or"):
+            return f"({self.cond(node[1])} {kind.upper()} {self.cond(node[2])})"
+        if kind == "not":
+            return f"(NOT {self.cond(node[1])})"
+        if kind == "missing":
+            return f"({self.column(node[1])} IS {'NOT ' if node[2] else ''}NULL)"
+        if kind == "in":
+            return self.isin(node)
+        if kind == "cmp":
+            return self.compare(node)
+        raise AssertionError(kind)
+
+    @staticmethod
+    def _fold(node) -> str:
+        """A condition without names is the same for every row: evaluate it once, as the engine does."""
+        return "TRUE" if bool(_eval(node, pd.DataFrame(index=[0]), 1)[0]) else "FALSE"
+
+    def isin(self, node) -> str:
+        _, left, values, negate = node
+        if not _names_in(left):
+            return self._fold(node)
+        k = self.kind(left)
+        if k == "text":
+            values = [v for v in values if isinstance(v, str)]
+        elif k == "number":
+            values = [v for v in values if not isinstance(v, (str, bool))]
+        elif k == "bool":
+            values = [v for v in values if isinstance(v, bool)]
+        sql = self.operand(left)
+        if not values:
+            return f"({sql} IS NOT NULL)" if negate else "FALSE"
+        listed = f"{sql} IN ({', '.join(self.lit(v) for v in values)})"
+        return f"({sql} IS NOT NULL AND NOT ({listed}))" if negate else f"COALESCE({listed}, FALSE)"
+
+    def compare(self, node) -> str:
+        _, op, left, right = node
+        if not _names_in(left) and not _names_in(right):
+            return self._fold(node)
+        kl, kr = self.kind(left), self.kind(right)
+        a, b = self.operand(left), self.operand(right)
+        if kl and kr and kl != kr:
+            if "text" in (kl, kr):  # pandas: text never equals a number; ordering them is an error
+                if op == "==":
+                    return "FALSE"
+                if op == "!=":
+                    return f"({a} IS NOT NULL AND {b} IS NOT NULL)"
+                raise ConditionError(f"cannot compare {_show(left)!r} with {_show(right)!r}")
+            a, b = self.numeric(left), self.numeric(right)  # bool against number: as 0 / 1
+        return f"COALESCE(({a} {_SQL_OPS[op]} {b}), FALSE)"

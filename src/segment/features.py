@@ -305,6 +305,10 @@ class Dialect:
             return f"ARG_MAX({value}, struct_pack(" + ", ".join(f"k{i} := {k}" for i, k in enumerate(keys)) + "))"
         return f"MAX_BY({value}, struct(" + ", ".join(keys) + "))"
 
+    def arg_min(self, value: str, key: str) -> str:
+        """``value`` of the row with the smallest ``key`` (an aggregate)."""
+        return f"ARG_MIN({value}, {key})" if self.name == "duckdb" else f"MIN_BY({value}, {key})"
+
     def days_between(self, start: str, end: str) -> str:
         """Whole days from the DATE ``start`` to the DATE ``end``."""
         if self.name == "duckdb":
@@ -316,6 +320,36 @@ class Dialect:
         if self.name == "duckdb":
             return f"(epoch({end}) - epoch({start}))"
         return f"((unix_micros({end}) - unix_micros({start})) / 1000000.0)"
+
+    # -- used by the scheme compiler (segment.sqlgrade) -------------------------------------------
+    def text(self, value: str) -> str:
+        """A string literal: DuckDB doubles quotes; Spark reads backslash escapes, so both are escaped."""
+        if self.name == "duckdb":
+            return "'" + value.replace("'", "''") + "'"
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def fmt1(self, x: str) -> str:
+        """``x`` (DOUBLE) as text with one decimal, like Python's ``f"{x:.1f}"``."""
+        if self.name == "duckdb":
+            return f"printf('%.1f', {x})"
+        return f"format_string('%.1f', {x})"
+
+    def rint(self, x: str) -> str:
+        """The nearest integer (as DOUBLE), ties to even, like ``numpy.rint``."""
+        if self.name == "duckdb":
+            return f"round_even({x}, 0)"
+        return f"rint({x})"
+
+    def divide(self, a: str, b: str) -> str:
+        """``a / b`` (DOUBLE), NULL where the quotient is not finite (division by zero)."""
+        if self.name == "duckdb":
+            return f"(CASE WHEN isfinite({a} / {b}) THEN {a} / {b} END)"
+        q = f"try_divide({a}, {b})"
+        return f"(CASE WHEN NOT isnan({q}) AND abs({q}) < double('Infinity') THEN {q} END)"
+
+    def try_double(self, x: str) -> str:
+        """A text value as DOUBLE, NULL when it is not a number (``pd.to_numeric(errors='coerce')``)."""
+        return f"TRY_CAST({x} AS DOUBLE)" if self.name == "duckdb" else f"try_cast({x} AS DOUBLE)"
 
 
 DUCKDB = Dialect("duckdb", '"', "FSUM", "FAVG")
