@@ -15,6 +15,11 @@ values — and runs on DuckDB and Spark SQL through :class:`segment.features.Dia
 :func:`grade_sql` grades a pandas frame in DuckDB (notebooks, tests); :func:`compile_ineligible`
 lists the customers the ``eligible`` condition leaves out.
 
+Status: this is the grading engine's replacement in progress (issue 11, deliverable 2). Commands and
+reports still grade with :func:`segment.grading.grade`; ``tests/test_sqlgrade.py`` holds the two equal
+on every built-in scheme, on random schemes and on the seeds' worked examples until the switch-over
+makes ``grade()`` run this SQL and deletes the numpy path. Designations are applied after it, in pandas.
+
 Layers, in order (each reads the previous one): ``base`` (eligible rows, the columns the scheme
 reads) → one layer per axis → quantile edges (per group) → ``points`` → ``dims`` → ``scored``
 (score factor, adjustments, rounding) → ``tiers_a`` (cut-off/rule and gate per tier) → ``tiers_b``
