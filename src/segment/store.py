@@ -668,6 +668,9 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         _duplicate_lines(con, raw, [original[c] for c in source_cols])
     staged = {r[0] for r in con.execute(f"DESCRIBE s_{name}").fetchall()} - {"_hash_"}
     as_is = plain and not where and not derive_amount and staged == {"_row_", *present}
+    con.execute(f"DROP VIEW IF EXISTS {raw}")  # the source is not read again: free its copy before the typed one
+    if _table_exists(con, f"{raw}_text"):
+        con.execute(f"DROP TABLE {raw}_text")
     if as_is:  # nothing to change: the staged table is the typed one (no second copy)
         con.execute(f"ALTER TABLE s_{name} RENAME TO t_{name}")
     else:
@@ -677,9 +680,6 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
             present.append("amount")
         con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
         con.execute(f"DROP TABLE s_{name}")
-    if _table_exists(con, f"{raw}_text"):
-        con.execute(f"DROP TABLE {raw}_text")
-    con.execute(f"DROP VIEW IF EXISTS {raw}")
     return [c.name for c in table.columns if c.name in present]
 
 
