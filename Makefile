@@ -70,7 +70,7 @@ test-slow: $(STAMP)  ## only the slow checks (big data)
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmarks (not tests), ~9 min: demo, features 1M/10M/50M vs raw DuckDB, load+validate pandas vs DuckDB, grading, calibration, reports → bench/results/
+bench: $(STAMP)  ## benchmarks (not tests), ~12 min: demo, features 1M/10M/50M vs raw DuckDB, load+validate (memory/disk), grade vs floor, Excel readers, grading vs numpy floor, calibration, reports → bench/results/
 	$(BIN)/python bench/run.py
 
 bench-quick: $(STAMP)  ## the benchmarks at small sizes (~1 min) → bench/results/quick/

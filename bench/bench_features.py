@@ -10,13 +10,15 @@ industry, region, status). ``DIR/data.yaml`` is a data config pointing at both f
 
 Modes (each run in its own process by bench/run.py, which records the peak RSS):
 
-* ``files``  — ``segment.engines.snapshot_from_config`` (engine duckdb): DuckDB over the Parquet files,
-  every transaction indicator plus the customers' attributes, the population union, the derived
-  indicators and the typed pandas result — what segment does.
+* ``files``  — ``segment.engines.snapshot_from_config`` (engine duckdb): ``load_data`` (every row read,
+  cast and checked into DuckDB) then the snapshot — every transaction indicator plus the customers'
+  attributes, the population union, the derived indicators and the typed pandas result — what
+  `segment grade` does before grading.
 * ``floor``  — one hand-written DuckDB query over the same files computing the same per-customer
   transaction aggregates (plain SUM / COUNT(DISTINCT) with FILTER), fetched as Arrow.
-* ``memory`` — the in-memory path: both tables read into pandas (pd.read_parquet), then
-  ``features.snapshot``; the time is the snapshot's alone (the read is reported separately).
+* ``memory`` — the snapshot alone over tables already in DuckDB: both tables read into pandas
+  (pd.read_parquet) and handed to ``segment.store.Tables``, then ``features.snapshot``; the time is
+  the snapshot's alone (the read and hand-over are reported separately).
 """
 from __future__ import annotations
 

@@ -31,11 +31,11 @@ def sizes(quick: bool) -> dict:
         return {"demo": [5_000], "features": [1_000_000], "memory_features": [1_000_000], "grading": 100_000,
                 "schemes": "s1_four_tier,rfm_quantiles,s10_bank_value_behaviour",
                 "calibration": ["--rows", "100000", "--bootstrap", "50", "--demo-customers", "10000", "--repeat", "3"],
-                "reports": [5_000], "reports_repeat": 3, "store": [5_000]}
+                "reports": [5_000], "reports_repeat": 3, "store": [5_000], "grade_cli": 5_000, "excel": 1_000}
     return {"demo": [100_000], "features": [1_000_000, 10_000_000, 50_000_000],
             "memory_features": [1_000_000, 10_000_000], "grading": 1_000_000, "schemes": None,
             "calibration": ["--rows", "1000000", "--bootstrap", "200", "--demo-customers", "100000", "--repeat", "3"],
-            "reports": [5_000, 50_000], "reports_repeat": 3, "store": [100_000]}
+            "reports": [5_000, 50_000], "reports_repeat": 3, "store": [100_000], "grade_cli": 100_000, "excel": 5_000}
 
 
 def human(n: int) -> str:
@@ -65,12 +65,12 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--data", type=Path, default=Path(os.environ.get("SEGMENT_BENCH_DATA", "/tmp/segment-bench")))
     p.add_argument("--big", action="store_true", help="only the big-data CLI runs (1.1M-customer demo, ~50M lines)")
-    p.add_argument("--only", help="comma-separated groups: demo,features,store,grading,calibration,reports")
+    p.add_argument("--only", help="comma-separated groups: demo,features,store,speed,grading,calibration,reports")
     a = p.parse_args()
     out = a.out or (BENCH / "results" / ("quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     s = sizes(a.quick)
-    groups = set((a.only or ("big" if a.big else "demo,features,store,grading,calibration,reports")).split(","))
+    groups = set((a.only or ("big" if a.big else "demo,features,store,speed,grading,calibration,reports")).split(","))
     if a.big and not a.out:
         out = BENCH / "results" / "big"
         out.mkdir(parents=True, exist_ok=True)
@@ -97,23 +97,33 @@ def main() -> None:
             add("features: raw DuckDB query (floor)", f"{human(n)} tx", floor)
             files = run_case(f"features_files_{human(n)}", ["bench/bench_features.py", "run", "--dir", str(d),
                                                             "--mode", "files"], out)
-            add("features: segment, DuckDB over Parquet", f"{human(n)} tx", files,
+            add("features: segment, load_data (validated) + snapshot", f"{human(n)} tx", files,
                 vs_floor=round(files["data"]["median_s"] / floor["data"]["median_s"], 2))
             if n in s["memory_features"]:
                 mem = run_case(f"features_memory_{human(n)}", ["bench/bench_features.py", "run", "--dir", str(d),
                                                                "--mode", "memory"], out)
-                add("features: segment, in-memory pandas (snapshot only)", f"{human(n)} tx", mem,
+                add("features: segment, snapshot only (tables already in DuckDB)", f"{human(n)} tx", mem,
                     vs_floor=round(mem["data"]["median_s"] / floor["data"]["median_s"], 2),
                     note=f"+ {mem['data']['read_s']} s pd.read_parquet; RSS includes the frames")
 
     if "store" in groups:
         for n in s["store"]:
-            for storage in ("memory", "duckdb"):
+            for storage in ("memory", "disk"):
                 r = run_case(f"store_{storage}_{human(n)}", ["bench/bench_store.py", "--customers", str(n),
                                                              "--storage", storage, "--repeat", "3"], out)
-                add(f"load + validate, tables in {'pandas' if storage == 'memory' else 'DuckDB'}",
+                add(f"load + validate, DuckDB tables in {storage}",
                     f"{human(n)} demo, {r['data']['transactions'] / 1e6:.1f}M tx", r,
                     note=f"then a snapshot in {r['data']['snapshot_s']} s")
+
+    if "speed" in groups:  # issue 11's ratios, each against its floor measured in the same process
+        n = s["grade_cli"]
+        r = run_case(f"grade_cli_{human(n)}", ["bench/bench_grade_cli.py", "--customers", str(n), "--repeat", "3"], out)
+        add("segment grade (S1) vs the snapshot over the raw files", f"{human(n)} demo", r, vs_floor=r["data"]["ratio"],
+            note=f"floor {r['data']['floor_s']} s: plan() over the files, no validation")
+        n = s["excel"]
+        r = run_case(f"excel_{human(n)}", ["bench/bench_excel.py", "--customers", str(n), "--repeat", "3"], out)
+        add("load_data, transactions in .xlsx (python-calamine)", f"{r['data']['transactions']:,} lines", r,
+            note=f"openpyxl {r['data']['openpyxl_s']} s in the same run ({r['data']['speedup']}× slower)")
 
     if "big" in groups:
         for command in ("validate", "grade", "report"):
