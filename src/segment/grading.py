@@ -158,36 +158,50 @@ def _dense(n: int) -> int:
     return max(1 << 16, 4 * n)
 
 
-def _compact(code: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Codes in [0, size) → dense codes 0..k-1 in the same order, and k."""
+def _compact(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in [0, size) → dense codes 0..k-1 in the same order, and the k codes present (ascending)."""
     if size <= _dense(len(code)):
         seen = np.zeros(size, dtype=bool)
         seen[code] = True
         present = np.flatnonzero(seen)
         lookup = np.zeros(size, dtype=code.dtype)
         lookup[present] = np.arange(len(present))
-        return lookup[code], len(present)
-    uniq, inv = np.unique(code, return_inverse=True)
-    return inv.reshape(-1).astype(code.dtype), len(uniq)
+        return lookup[code], present
+    present, inv = np.unique(code, return_inverse=True)
+    return inv.reshape(-1).astype(code.dtype), present
 
 
-def _codes(parts: list[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """One dense code per row for the combination of ``parts`` (array of values in [0, m), m);
-    the number of codes; one row of each code (any: all its rows agree on every part)."""
+def _codes(parts: list[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, int, list[np.ndarray]]:
+    """One dense code per row for the combination of ``parts`` (array of values in [0, m), m); the
+    number of codes k; per part, its value for each of the k codes (all rows of a code agree)."""
     limit = _dense(n)
     code, k = np.zeros(n, dtype=np.int32), 1
+    steps: list[tuple[str, object]] = []  # ("mix", m) and ("compact", codes present), to decode
     for values, m in parts:
         if k * m > limit:
-            code, k = _compact(code, k)
+            code, present = _compact(code, k)
+            k = len(present)
+            steps.append(("compact", present))
         if k * m >= 2**31 and code.dtype != np.int64:
             code = code.astype(np.int64)
-        np.multiply(code, m, out=code)
-        np.add(code, values, out=code, casting="unsafe")  # values < m: no overflow
+        if k == 1:
+            code = values.astype(code.dtype)  # the first part: no multiply
+        else:
+            np.multiply(code, m, out=code)
+            np.add(code, values, out=code, casting="unsafe")  # values < m: no overflow
         k *= m
-    code, k = _compact(code, k)
-    rep = np.zeros(k, dtype=np.intp)
-    rep[code] = np.arange(n)
-    return code, k, rep
+        steps.append(("mix", m))
+    code, present = _compact(code, k)
+    k = len(present)
+    steps.append(("compact", present))
+    cur, values_of = np.arange(k), []
+    for kind, x in reversed(steps):
+        if kind == "compact":
+            cur = x[cur]
+        else:
+            cur, v = np.divmod(cur, x)
+            values_of.append(v)
+    return code, k, values_of[::-1]
 
 
 def _text_categorical(table: list[str], codes: np.ndarray, present: np.ndarray | None = None) -> pd.Categorical:
@@ -316,7 +330,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         if "edges" in box:
             cuts[ind] = box["edges"]
         points[ind] = table[idx]
-        slots[ind] = (idx, len(table))
+        slots[ind] = (idx, len(table), table)
         out[PTS + ind] = points[ind]
 
     # score: a function of the indicators' slots and the adjustments that apply, so it is computed
@@ -325,8 +339,8 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     state = k_state = score_s = None
     if scheme.scored:
         hits = [_holds(a.when, frame) for a in scheme.adjustments]
-        state, k_state, rep = _codes([slots[i] for i in weights] + [(h, 2) for h in hits], n)
-        pts_s = {i: points[i][rep] for i in weights}
+        state, k_state, per_state = _codes([slots[i][:2] for i in weights] + [(h, 2) for h in hits], n)
+        pts_s = {i: slots[i][2][v] for i, v in zip(weights, per_state)}  # the points of each state
         score_s = np.zeros(k_state)
         for dname, dim in scheme.dimensions.items():
             ds = np.zeros(k_state)
@@ -335,13 +349,13 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
             out[DIM + dname] = ds[state]
             score_s += dim.weight * ds
         score_s *= scheme.score_factor
-        for a, h in zip(scheme.adjustments, hits):
-            score_s = np.where(h[rep], score_s * a.multiply, score_s)
+        for a, h in zip(scheme.adjustments, per_state[len(weights):]):
+            score_s = np.where(h.astype(bool), score_s * a.multiply, score_s)
         if scheme.adjustments:
-            adj, _, adj_rep = _codes([(h, 2) for h in hits], n)
-            texts = ["; ".join(f"{a.id} ×{a.multiply:g}" for a, h in zip(scheme.adjustments, hits) if h[r])
-                     for r in adj_rep]
-            out["adjustments"] = _text_categorical(texts, adj, np.ones(len(texts), dtype=bool))
+            adj, k_adj, applies = _codes([(h, 2) for h in hits], n)
+            texts = ["; ".join(f"{a.id} ×{a.multiply:g}" for a, h in zip(scheme.adjustments, applies) if h[c])
+                     for c in range(k_adj)]
+            out["adjustments"] = _text_categorical(texts, adj, np.ones(k_adj, dtype=bool))
         score_s = np.round(score_s, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
         score = score_s[state]
     out["score"] = score
@@ -373,9 +387,9 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
             rank[base] = j
     out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids), validate=False)
     failed = [(j, blocked[j] & (j < rank)) for j in sorted(blocked)]  # gates failed on the way down
-    code, _, rep = _codes([(f, 2) for _, f in failed], n)
-    out["gates_failed"] = _text_categorical([";".join(ids[j] for j, f in failed if f[r]) for r in rep], code,
-                                            np.ones(len(rep), dtype=bool))
+    code, k_failed, fails = _codes([(f, 2) for _, f in failed], n)
+    texts = [";".join(ids[j] for (j, _), f in zip(failed, fails) if f[c]) for c in range(k_failed)]
+    out["gates_failed"] = _text_categorical(texts, code, np.ones(k_failed, dtype=bool))
     gated_rank = rank.copy()
 
     # overrides, in order; the text of a row is set by the steps it took (few distinct ones)
@@ -432,7 +446,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     out["follow_up_days"] = pd.array([x.strategy.follow_up_days for x in tiers], dtype="Int64")[rank]
     out["owner"] = _text_categorical([x.strategy.owner for x in tiers], rank, present)
     if scheme.scored:
-        out.update(_explain_scored(scheme, weights, points, state, k_state, score_s, gated_rank, cutoffs, ids, n))
+        out.update(_explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n))
     else:
         labels = [f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
                   if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
@@ -447,7 +461,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     return Grading(result, scheme, as_of, ineligible, cuts)
 
 
-def _explain_scored(scheme: Scheme, weights: dict, points: dict, state: np.ndarray, k_state: int,
+def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,
                     score_s: np.ndarray, rank: np.ndarray, cutoffs: np.ndarray, ids: np.ndarray, n: int) -> dict:
     """The three largest contributions and the points missing for the next tier up.
 
@@ -458,19 +472,16 @@ def _explain_scored(scheme: Scheme, weights: dict, points: dict, state: np.ndarr
     out: dict[str, object] = {}
     names = np.array(list(weights), dtype=object)
     factor = scheme.score_factor
-    # contributions per state (one row of each state stands for all of them)
-    state_rep = np.zeros(k_state, dtype=np.intp)
-    state_rep[state] = np.arange(n)
-    contrib = np.column_stack([factor * weights[i] * points[i][state_rep] for i in names])
+    # contributions per state (the indicators' points of each state: ``pts_s``)
+    contrib = np.column_stack([factor * weights[i] * pts_s[i] for i in names])
     order_s = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
     vals_s = np.round(np.take_along_axis(contrib, order_s, axis=1), 1)
     top = order_s.shape[1]
+    small = np.int8 if len(names) < 127 else np.intp
     for k in range(top):
-        out[f"top{k + 1}"] = pd.Categorical.from_codes(order_s[:, k][state], list(names), validate=False)
+        out[f"top{k + 1}"] = pd.Categorical.from_codes(order_s[:, k].astype(small)[state], list(names), validate=False)
     # per (state, tier) pair
-    pair, k_pair, rep = _codes([(state, k_state), (rank, len(ids))], n)
-    s_rep = state[rep]
-    r_p = rank[rep]
+    pair, k_pair, (s_rep, r_p) = _codes([(state, k_state), (rank, len(ids))], n)
     score_p = score_s[s_rep]
     next_rank = np.maximum(r_p - 1, 0)
     has_cut = np.isfinite(cutoffs[next_rank]) & (r_p > 0)
