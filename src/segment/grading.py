@@ -78,7 +78,7 @@ def point_codes(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame |
         if not len(known):
             return np.full(len(x), len(table) - 1, dtype=np.intp), table
         idx = _bin(edges, x) if np.isfinite(edges).all() else np.searchsorted(edges, x, side="right")
-        idx[miss] = len(table) - 1
+        np.putmask(idx, miss, len(table) - 1)
         return idx, table
     table = np.array([b.points for b in spec.bands] + [spec.missing_points], dtype="float64")
     idx = _bin(np.array([b.lower for b in spec.bands[1:]], dtype="float64"), x)
@@ -89,7 +89,7 @@ def point_codes(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame |
         miss |= x < first.lower
     if last.below is not None:
         miss |= x >= last.below
-    idx[miss] = len(table) - 1
+    np.putmask(idx, miss, len(table) - 1)
     return idx, table
 
 
@@ -379,12 +379,12 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         base = score >= cutoffs[j] if scheme.scored else np.ones(n, dtype=bool)
         if j in rules:
             base &= rules[j]
-        raw_rank[base] = j
+        np.putmask(raw_rank, base, j)
         if j in gates:
-            rank[base & gates[j]] = j
+            np.putmask(rank, base & gates[j], j)
             blocked[j] = base & ~gates[j]
         else:
-            rank[base] = j
+            np.putmask(rank, base, j)
     out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids), validate=False)
     failed = [(j, blocked[j] & (j < rank)) for j in sorted(blocked)]  # gates failed on the way down
     code, k_failed, fails = _codes([(f, 2) for _, f in failed], n)
@@ -504,9 +504,12 @@ def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarra
     texts = []
     q = by_first[lead]
     names_l, ids_l = names.tolist(), ids.tolist()
-    for o, v, nr, w, g in zip(order_s[s_rep[q]].tolist(), vals_s[s_rep[q]].tolist(), next_rank[q].tolist(),
-                              why[q].tolist(), gap[q].tolist()):
-        parts = ", ".join(f"{names_l[o[k]]} +{v[k]:.1f}" for k in range(top))
+    tops: dict[int, str] = {}  # state → its top-three text (states recur across tiers)
+    for st, nr, w, g in zip(s_rep[q].tolist(), next_rank[q].tolist(), why[q].tolist(), gap[q].tolist()):
+        parts = tops.get(st)
+        if parts is None:
+            o, v = order_s[st].tolist(), vals_s[st].tolist()
+            parts = tops[st] = ", ".join(f"{names_l[o[k]]} +{v[k]:.1f}" for k in range(top))
         if w == 1:
             parts += f"; {g:.1f} points short of {ids_l[nr]}"
         elif w == 2:
