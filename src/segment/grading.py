@@ -283,11 +283,6 @@ def _first_match(conditions: list[str | None], frame: pd.DataFrame) -> np.ndarra
     return out
 
 
-def _join(a: np.ndarray, b: np.ndarray, sep: str) -> np.ndarray:
-    """Element-wise a + sep + b for object arrays, skipping empty sides."""
-    return np.where(a == "", b, np.where(b == "", a, a + sep + b))
-
-
 def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
     """Grade every row of ``snapshot`` (one row per customer) with ``scheme``."""
     check_inputs(snapshot, scheme, source or "the scheme")
@@ -320,7 +315,7 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     weights = scheme.weights()
     cuts: dict[str, list] = {}
     points: dict[str, np.ndarray] = {}
-    slots: dict[str, tuple[np.ndarray, int]] = {}
+    slots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}  # index per row, table size, table
     for ind, spec in scheme.indicators.items():
         col = spec.column or ind
         if spec.rubric is None:
