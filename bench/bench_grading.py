@@ -1,9 +1,15 @@
 """Benchmark: grading N customers with built-in schemes (median of R runs). Not a test.
 
-    .venv/bin/python bench/bench_grading.py [--customers 1000000] [--repeat 3]
+    .venv/bin/python bench/bench_grading.py [--customers 1000000] [--repeat 3] [--schemes s1_four_tier]
 
 The snapshot is synthetic (numpy, seeded) with every column the schemes read, so the time is the
-engine's alone (features are benchmarked separately)."""
+engine's alone (features are benchmarked separately).
+
+Next to each scheme that has one, a bare numpy floor computes the same score and raw tier on the
+same frame (``numpy_floor``: ``np.searchsorted`` per indicator over the scheme's bands or quantile
+cuts, weights, score factor, cut-offs), timed in the same run; the bench asserts both agree with
+``grade`` and prints the ratio grade / floor. Schemes whose score or raw tier needs more than that
+(map or rubric indicators, adjustments, stage rules, eligibility, groups, no score) have no floor."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +61,56 @@ def synthetic_snapshot(n: int, seed: int = 1) -> pd.DataFrame:
     })
 
 
+def numpy_floor(snap: pd.DataFrame, scheme) -> tuple[np.ndarray, np.ndarray] | None:
+    """Score and raw tier rank of every row, bare numpy, read off the loaded scheme (None: no floor).
+
+    Per indicator: ``np.searchsorted`` of the values on the band lower bounds (or on the quantile
+    cuts of the population), points looked up, values outside every band or missing scoring
+    ``missing_points``; score = score_factor × Σ dimension weight × Σ indicator weight × points,
+    rounded to 9 decimals like the engine; raw tier = the first tier whose cut-off the score meets."""
+    if (not scheme.scored or scheme.eligible or scheme.adjustments or scheme.axes or scheme.group_by
+            or any(x.has_rule for x in scheme.tiers)
+            or any(x.bands is None and x.quantiles is None for x in scheme.indicators.values())):
+        return None
+    n = len(snap)
+    points: dict[str, np.ndarray] = {}
+    for ind, spec in scheme.indicators.items():
+        x = snap[spec.column or ind].to_numpy(dtype="float64", na_value=np.nan)
+        miss = np.isnan(x)
+        if spec.bands is not None:
+            edges = np.array([b.lower for b in spec.bands[1:]], dtype="float64")
+            table = np.array([b.points for b in spec.bands] + [spec.missing_points], dtype="float64")
+            first, last = spec.bands[0], spec.bands[-1]
+            if first.lower is not None:
+                miss |= x < first.lower
+            if last.below is not None:
+                miss |= x >= last.below
+        else:
+            known = x[~miss]
+            edges = np.quantile(known, spec.quantiles) if len(known) else np.zeros(0)
+            table = np.array(list(spec.points) + [spec.missing_points], dtype="float64")
+        idx = np.searchsorted(edges, x, side="right")
+        idx[miss] = len(table) - 1
+        points[ind] = table[idx]
+    score = np.zeros(n)
+    for dim in scheme.dimensions.values():
+        ds = np.zeros(n)
+        for ind, w in dim.indicators.items():
+            ds += w * points[ind]
+        score += dim.weight * ds
+    score = np.round(score * scheme.score_factor, 9)
+    cut = np.array([x.min_score for x in scheme.tiers[:-1]], dtype="float64")  # strictly falling
+    raw = np.searchsorted(-cut, -score, side="left")  # how many cut-offs lie above the score
+    return score, raw
+
+
+def check_floor(graded, floor: tuple[np.ndarray, np.ndarray], sid: str) -> None:
+    score, raw = floor
+    f = graded.frame
+    assert np.allclose(f["score"].to_numpy(dtype="float64"), score, rtol=0, atol=1e-9), f"{sid}: scores differ"
+    assert np.array_equal(f["raw_tier"].cat.codes.to_numpy(), raw), f"{sid}: raw tiers differ"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--customers", type=int, default=1_000_000)
@@ -66,15 +122,28 @@ def main() -> None:
     rows = []
     for sid in args.schemes.split(","):
         scheme = load_scheme(ROOT / "params" / "schemes" / f"{sid}.yaml")
-        times = []
-        for _ in range(args.repeat):
+        times, floor_times = [], []
+        has_floor = numpy_floor(snap.iloc[:0], scheme) is not None
+        for _ in range(args.repeat):  # interleaved: both see the same machine load
             t = time.perf_counter()
-            grade(snap, scheme, as_of="2026-09-30")
+            graded = grade(snap, scheme, as_of="2026-09-30")
             times.append(time.perf_counter() - t)
-        rows.append({"bench": f"grade {sid}", "n": args.customers, "median_s": round(statistics.median(times), 3),
-                     "min_s": round(min(times), 3)})
-        print(f"grade {sid:28s} {args.customers:>9,} customers  median {statistics.median(times):6.2f} s  "
-              f"min {min(times):6.2f} s", flush=True)
+            if has_floor:
+                t = time.perf_counter()
+                floor = numpy_floor(snap, scheme)
+                floor_times.append(time.perf_counter() - t)
+                check_floor(graded, floor, sid)
+            del graded
+        med = statistics.median(times)
+        row = {"bench": f"grade {sid}", "n": args.customers, "median_s": round(med, 3), "min_s": round(min(times), 3)}
+        line = f"grade {sid:28s} {args.customers:>9,} customers  median {med:6.2f} s  min {min(times):6.2f} s"
+        if floor_times:
+            fmed = statistics.median(floor_times)
+            row.update(floor_median_s=round(fmed, 3), floor_min_s=round(min(floor_times), 3),
+                       ratio=round(med / fmed, 2))
+            line += f"   numpy floor median {fmed:6.3f} s  ratio {med / fmed:5.1f}×"
+        rows.append(row)
+        print(line, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -205,3 +205,127 @@ def test_yaml_python_tags_are_refused(tmp_path):
 def test_evaluating_an_unknown_name_is_a_clear_error():
     with pytest.raises(ConditionError, match="unknown indicator\\(s\\) None, os in 'None >= a or os > 1'"):
         parse("None >= a or os > 1").evaluate(FRAME)
+
+
+# ---------------------------------------------------------------- text from codes
+
+MIXED = """\
+id: mixed
+indicators:
+  amount:
+    bands:
+      - {below: 100, points: 1}
+      - {from: 100, below: 500, points: 3}
+      - {from: 500, below: 2000, points: 5}
+    missing_points: 0
+  sector:
+    map: {a: 5, b: 3, c: 1}
+    missing_points: 2
+  care:
+    rubric:
+      - {points: 5, when: "visits >= 3 and amount >= 100"}
+      - {points: 3, when: "visits >= 1"}
+    missing_points: 1
+  visits:
+    bands:
+      - {from: 0, below: 1, points: 1}
+      - {from: 1, below: 3, points: 3}
+      - {from: 3, points: 5}
+    missing_points: 0
+dimensions:
+  value: {weight: 0.6, indicators: {amount: 0.5, sector: 0.5}}
+  bond: {weight: 0.4, indicators: {care: 0.7, visits: 0.3}}
+adjustments:
+  - {id: bonus, when: "sector == 'a'", multiply: 1.1, reason: r}
+  - {id: penalty, when: "complaints >= 2", multiply: 0.8, reason: r}
+tiers:
+  - {id: A, label: top, min_score: 3.6, gate: "complaints == 0"}
+  - {id: B, min_score: 3, when: "visits >= 1", strategy: {actions: [call, visit], owner: sales}}
+  - {id: C, min_score: 2, gate: "amount >= 100", strategy: {owner: service}}
+  - {id: D}
+overrides:
+  - {id: push, when: "visits >= 4", action: promote, by: 2, not_above: B, reason: loyal}
+  - {id: drop, when: "complaints != 0 and complaints >= 3", action: demote, by: 1, reason: noisy}
+"""
+
+
+def mixed_frame(n: int, seed: int = 7) -> pd.DataFrame:
+    """Values on and around every bound, missing ones and unknown categories."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "customer_id": [f"C{i}" for i in range(n)],
+        "amount": rng.choice([np.nan, -5, 0, 99.99, 100, 499, 500, 1999, 2000, 2500], n),
+        "sector": pd.array(rng.choice(np.array(["a", "b", "c", "d", None], dtype=object), n), dtype="string"),
+        "visits": rng.choice([np.nan, -1, 0, 1, 2, 3, 4, 5], n),
+        "complaints": rng.choice([0.0, 1.0, 2.0, 3.0, np.nan], n),
+    })
+
+
+def s1_random_frame(n: int, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    pick = lambda *v: rng.choice(np.array(v, dtype="float64"), n)  # noqa: E731
+    return pd.DataFrame({
+        "customer_id": [f"C{i}" for i in range(n)],
+        "annual_amount": pick(np.nan, 0, 9_999, 10_000, 99_999, 100_000, 499_999, 500_000, 2e6),
+        "profit_12m": pick(np.nan, 0, 2_000, 19_999, 20_000, 100_000, 3e5),
+        "tenure_years": pick(np.nan, 0.5, 1, 1.9, 2, 7),
+        "industry_growth": pick(np.nan, 0, 0.05, 0.1, 0.149, 0.15, 0.3),
+        "budget_growth": pick(np.nan, -0.1, 0.1, 0.2, 0.5),
+        "satisfaction_latest": pick(np.nan, 6, 7, 8, 9, 10),
+        "complaint_resolution_hours": pick(np.nan, 5, 24, 72, 168, 500),
+        "referrals_12m": pick(np.nan, 0, 1, 2, 5),
+        "complaints_12m": pick(0, 1, 3, 5),
+        "major_complaints_12m": pick(0, 0, 1),
+    })
+
+
+def as_values(f: pd.DataFrame) -> pd.DataFrame:
+    return f.astype({c: object for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
+
+
+@pytest.mark.parametrize("which", ["s1", "mixed"])
+def test_text_built_from_codes_equals_grading_row_by_row(tmp_path, which):
+    """A graded population shares its texts by code; each row must read exactly as when it is graded
+    on its own (where every text is built for that one row), and the categoricals must be what
+    ``pd.Categorical`` makes of the texts: sorted categories (explanations: in order of appearance)."""
+    if which == "s1":
+        scheme, snap = S1, s1_random_frame(120)
+    else:
+        scheme, snap = load_scheme(write(tmp_path / "mixed.yaml", MIXED)), mixed_frame(120)
+    batch = grade(snap, scheme, as_of="2026-09-30").frame
+    one_by_one = pd.concat([grade(snap.iloc[[i]], scheme, as_of="2026-09-30").frame for i in range(len(snap))],
+                           ignore_index=True)
+    assert list(batch.columns) == list(one_by_one.columns)
+    pd.testing.assert_frame_equal(as_values(batch), as_values(one_by_one), check_dtype=False)
+    for c in ("adjustments", "gates_failed", "overrides", "tier_label", "strategy", "owner"):
+        if c in batch:
+            assert list(batch[c].cat.categories) == sorted(set(batch[c].astype(object))), c
+    assert list(batch["explanation"].cat.categories) == list(dict.fromkeys(batch["explanation"].astype(object)))
+    if which == "mixed":  # the scheme's every branch is taken
+        assert {"bonus ×1.1", "penalty ×0.8", "bonus ×1.1; penalty ×0.8", ""} <= set(batch["adjustments"])
+        assert batch["overrides"].str.contains("push: ").any() and batch["overrides"].str.contains("drop: ").any()
+        assert (batch["gates_failed"] != "").any() and set(batch["tier"]) == {"A", "B", "C", "D"}
+
+
+def test_s1_explanation_equals_the_text_built_per_customer():
+    """The explanation, rebuilt customer by customer from the frame's own points and score."""
+    snap = s1_random_frame(300, seed=11)
+    g = grade(snap, S1, as_of="2026-09-30").frame
+    weights = S1.weights()
+    ids = [t.id for t in S1.tiers]
+    cut = [t.min_score if t.min_score is not None else -np.inf for t in S1.tiers]
+    gated = {t.id: parse(t.gate).evaluate(snap) for t in S1.tiers if t.gate}
+    for i, row in g.iterrows():
+        contrib = [(ind, S1.score_factor * w * row[f"pts__{ind}"]) for ind, w in weights.items()]
+        top = sorted(contrib, key=lambda x: -x[1])[:3]  # stable: ties keep the scheme's order
+        text = ", ".join(f"{ind} +{round(v, 1):.1f}" for ind, v in top)
+        rank = next(j for j in range(len(ids)) if j == len(ids) - 1 or (
+            row["score"] >= cut[j] and gated.get(ids[j], np.ones(len(g), bool))[i]))
+        if rank > 0:
+            gap = max(cut[rank - 1] - row["score"], 0)
+            text += (f"; {gap:.1f} points short of {ids[rank - 1]}" if gap > 0
+                     else f"; score reaches {ids[rank - 1]} but its gate fails")
+        assert row["explanation"] == text, (i, row["explanation"], text)
+        assert [row["top1"], row["top2"], row["top3"]] == [ind for ind, _ in top]
+        assert row["gates_failed"] == ";".join(ids[j] for j in range(rank) if ids[j] in gated and
+                                               row["score"] >= cut[j] and not gated[ids[j]][i])

@@ -11,6 +11,11 @@ engine knows no scheme by name. Order of work for one population:
 5. tier = the first tier whose cut-off, gate and stage rule hold (the last tier is the floor);
 6. overrides in order (promote / demote, bounded); 7. sub-grade of the final tier;
 8. explanation; manual designations come last (``apply_designations``).
+
+Text is never built per customer: every text column is a categorical whose codes come from a few
+small integer arrays (band index per indicator, gate failures, override steps), and each distinct
+text is written once. The score, dimension scores and explanation are computed once per distinct
+combination of band indices (a few thousand at 1M customers) and taken by code.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .conditions import parse
+from .conditions import _eval, parse
 from .errors import SegmentError
 from .schemes import Indicator, Scheme
 
@@ -36,42 +41,181 @@ class MissingInputs(SegmentError):
 def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None,
                      cuts_out: dict | None = None) -> np.ndarray:
     """Points of one indicator for every row. ``frame`` is needed for rubrics (their conditions)."""
+    idx, table = point_codes(values, spec, frame, cuts_out)
+    return table[idx]
+
+
+def point_codes(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None,
+                cuts_out: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(index per row, points table): the points of row i are ``table[index[i]]``; the last entry of
+    the table is ``missing_points`` (missing values, values outside every band, no rubric row)."""
     if spec.rubric is not None:
         n = len(frame)
-        out = np.full(n, float(spec.missing_points))
+        table = np.array([r.points for r in spec.rubric] + [spec.missing_points], dtype="float64")
+        idx = np.full(n, len(spec.rubric), dtype=np.intp)
         done = np.zeros(n, dtype=bool)
-        for row in spec.rubric:
-            hit = parse(row.when).evaluate(frame) & ~done
-            out[hit] = row.points
+        for j, row in enumerate(spec.rubric):
+            hit = _holds(row.when, frame) & ~done
+            idx[hit] = j
             done |= hit
-        return out
+        return idx, table
     if spec.map is not None:
-        mapped = values.astype("string").map(spec.map)
-        return pd.to_numeric(mapped, errors="coerce").fillna(spec.missing_points).to_numpy(dtype="float64")
-    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        table = np.array(list(spec.map.values()) + [spec.missing_points], dtype="float64")
+        pos = values.astype("string").map({k: i for i, k in enumerate(spec.map)})
+        idx = pd.to_numeric(pos, errors="coerce").fillna(len(spec.map)).to_numpy(dtype=np.intp)
+        return idx, table
+    if isinstance(values.dtype, np.dtype) and values.dtype == np.float64:
+        x = values.to_numpy()  # read only
+    else:
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    miss = np.isnan(x)
     if spec.quantiles is not None:
-        known = x[~np.isnan(x)]
+        known = x[~miss]
         edges = np.quantile(known, spec.quantiles) if len(known) else np.full(len(spec.quantiles), np.nan)
         if cuts_out is not None:
             cuts_out["edges"] = edges.tolist()
-        pts = np.asarray(spec.points, dtype="float64")
-        out = pts[np.searchsorted(edges, x, side="right")] if len(known) else np.full(len(x), spec.missing_points)
-        out = np.asarray(out, dtype="float64")
-        out[np.isnan(x)] = spec.missing_points
-        return out
-    edges = np.array([b.lower for b in spec.bands[1:]], dtype="float64")
-    pts = np.array([b.points for b in spec.bands], dtype="float64")
-    out = pts[np.minimum(np.searchsorted(edges, x, side="right"), len(pts) - 1)]
+        table = np.array(list(spec.points) + [spec.missing_points], dtype="float64")
+        if not len(known):
+            return np.full(len(x), len(table) - 1, dtype=np.intp), table
+        idx = _bin(edges, x) if np.isfinite(edges).all() else np.searchsorted(edges, x, side="right")
+        np.putmask(idx, miss, len(table) - 1)
+        return idx, table
+    table = np.array([b.points for b in spec.bands] + [spec.missing_points], dtype="float64")
+    idx = _bin(np.array([b.lower for b in spec.bands[1:]], dtype="float64"), x)
     # values below an explicit lower bound of the first band, or at/above an explicit upper bound
     # of the last, are outside every band: they score like missing values
     first, last = spec.bands[0], spec.bands[-1]
-    outside = np.isnan(x)
     if first.lower is not None:
-        outside |= x < first.lower
+        miss |= x < first.lower
     if last.below is not None:
-        outside |= x >= last.below
-    out[outside] = spec.missing_points
-    return out
+        miss |= x >= last.below
+    np.putmask(idx, miss, len(table) - 1)
+    return idx, table
+
+
+def _bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, x, side="right")`` for finite ascending edges (NaN rows: any value;
+    callers overwrite them): a sum of comparisons when there are few edges, several times faster."""
+    if len(edges) > 16:
+        return np.searchsorted(edges, x, side="right")
+    idx = np.zeros(len(x), dtype=np.int8)
+    for e in edges:
+        idx += (x >= e).view(np.int8)
+    return idx
+
+
+# ------------------------------------------------------------------------------------------------
+# conditions on numeric columns without pandas overhead; everything else goes to conditions._eval
+# ------------------------------------------------------------------------------------------------
+
+_PARSED: dict[str, object] = {}
+_NUMPY_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less, "==": np.equal,
+              "!=": np.not_equal}
+_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
+
+
+def _holds(text: str, frame: pd.DataFrame) -> np.ndarray:
+    """``parse(text).evaluate(frame)``, with comparisons of a numeric column to a number in numpy."""
+    cond = _PARSED.get(text)
+    if cond is None:
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        cond = _PARSED[text] = parse(text)
+    if not cond.names <= set(frame.columns):
+        return cond.evaluate(frame)  # names the unknown indicators
+    return np.asarray(_fast_eval(cond.tree, frame, len(frame)), dtype=bool)
+
+
+def _fast_eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
+    kind = node[0]
+    if kind == "and":
+        return _fast_eval(node[1], frame, n) & _fast_eval(node[2], frame, n)
+    if kind == "or":
+        return _fast_eval(node[1], frame, n) | _fast_eval(node[2], frame, n)
+    if kind == "not":
+        return ~_fast_eval(node[1], frame, n)
+    if kind == "cmp":
+        op, left, right = node[1], node[2], node[3]
+        if left[0] == "lit" and right[0] == "name":
+            op, left, right = _FLIP[op], right, left
+        if left[0] == "name" and right[0] == "lit" and type(right[1]) is float:
+            col = frame[left[1]]
+            if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu":
+                x = col.to_numpy()
+                res = _NUMPY_OPS[op](x, right[1])  # NaN compares false …
+                if op == "!=" and x.dtype.kind == "f":
+                    res &= ~np.isnan(x)  # … and a missing value is never "!=" either
+                return res
+    return np.asarray(_eval(node, frame, n), dtype=bool)
+
+
+# ------------------------------------------------------------------------------------------------
+# codes: small integer arrays combined into one dense code per row
+# ------------------------------------------------------------------------------------------------
+
+def _dense(n: int) -> int:
+    """Code ranges up to this size are compacted with a lookup table, larger ones by sorting."""
+    return max(1 << 16, 4 * n)
+
+
+def _compact(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in [0, size) → dense codes 0..k-1 in the same order, and the k codes present (ascending)."""
+    if size <= _dense(len(code)):
+        seen = np.zeros(size, dtype=bool)
+        seen[code] = True
+        present = np.flatnonzero(seen)
+        lookup = np.zeros(size, dtype=code.dtype)
+        lookup[present] = np.arange(len(present))
+        return lookup[code], present
+    present, inv = np.unique(code, return_inverse=True)
+    return inv.reshape(-1).astype(code.dtype), present
+
+
+def _codes(parts: list[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, int, list[np.ndarray]]:
+    """One dense code per row for the combination of ``parts`` (array of values in [0, m), m); the
+    number of codes k; per part, its value for each of the k codes (all rows of a code agree)."""
+    limit = _dense(n)
+    code, k = np.zeros(n, dtype=np.int32), 1
+    steps: list[tuple[str, object]] = []  # ("mix", m) and ("compact", codes present), to decode
+    for values, m in parts:
+        if k * m > limit:
+            code, present = _compact(code, k)
+            k = len(present)
+            steps.append(("compact", present))
+        if k * m >= 2**31 and code.dtype != np.int64:
+            code = code.astype(np.int64)
+        if k == 1:
+            code = values.astype(code.dtype)  # the first part: no multiply
+        else:
+            np.multiply(code, m, out=code)
+            np.add(code, values, out=code, casting="unsafe")  # values < m: no overflow
+        k *= m
+        steps.append(("mix", m))
+    code, present = _compact(code, k)
+    k = len(present)
+    steps.append(("compact", present))
+    cur, values_of = np.arange(k), []
+    for kind, x in reversed(steps):
+        if kind == "compact":
+            cur = x[cur]
+        else:
+            cur, v = np.divmod(cur, x)
+            values_of.append(v)
+    return code, k, values_of[::-1]
+
+
+def _text_categorical(table: list[str], codes: np.ndarray, present: np.ndarray | None = None) -> pd.Categorical:
+    """``pd.Categorical(np.asarray(table, dtype=object)[codes])`` (categories: the texts present,
+    sorted) without building one string per row. ``present``: which entries of the table occur
+    (default: counted; codes from ``_codes`` all occur)."""
+    if present is None:
+        present = np.bincount(codes, minlength=len(table)) > 0 if len(codes) else np.zeros(len(table), dtype=bool)
+    cats = sorted({table[j] for j in np.flatnonzero(present)})
+    if not cats:
+        return pd.Categorical(np.asarray([], dtype=object))
+    pos = {v: i for i, v in enumerate(cats)}
+    remap = np.array([pos.get(v, -1) for v in table], dtype=np.int8 if len(cats) < 127 else np.intp)
+    return pd.Categorical.from_codes(remap[codes], cats, validate=False)
 
 
 @dataclass
@@ -133,15 +277,10 @@ def _first_match(conditions: list[str | None], frame: pd.DataFrame) -> np.ndarra
     out = np.full(n, len(conditions) - 1)
     done = np.zeros(n, dtype=bool)
     for j, cond in enumerate(conditions):
-        hit = (np.ones(n, dtype=bool) if cond is None else parse(cond).evaluate(frame)) & ~done
+        hit = (np.ones(n, dtype=bool) if cond is None else _holds(cond, frame)) & ~done
         out[hit] = j
         done |= hit
     return out
-
-
-def _join(a: np.ndarray, b: np.ndarray, sep: str) -> np.ndarray:
-    """Element-wise a + sep + b for object arrays, skipping empty sides."""
-    return np.where(a == "", b, np.where(b == "", a, a + sep + b))
 
 
 def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
@@ -151,15 +290,17 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         pd.Timestamp(snapshot["as_of"].iloc[0]) if "as_of" in snapshot and len(snapshot) else pd.NaT)
     ineligible = pd.DataFrame({"customer_id": pd.Series([], dtype="string")})
     if scheme.eligible:
-        ok = parse(scheme.eligible).evaluate(snapshot)
+        ok = _holds(scheme.eligible, snapshot)
         ineligible = snapshot.loc[~ok, ["customer_id"]].reset_index(drop=True)
         snapshot = snapshot.loc[ok].reset_index(drop=True)
     else:
         snapshot = snapshot.reset_index(drop=True)
     n = len(snapshot)
-    out: dict[str, object] = {"customer_id": snapshot["customer_id"].array}
+    # every array in `out` is the grading's own (columns of the snapshot are copied), so the frame is
+    # built without copying and consolidating them again
+    out: dict[str, object] = {"customer_id": snapshot["customer_id"].array.copy()}
     if "group" in snapshot:
-        out["group"] = snapshot["group"].array
+        out["group"] = snapshot["group"].array.copy()
 
     # axes: classifications that later conditions may read
     frame = snapshot
@@ -168,39 +309,50 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         for name, classes in scheme.axes.items():
             idx = _first_match([c.when for c in classes], frame)
             frame[name] = pd.array(np.array([c.id for c in classes], dtype=object)[idx], dtype="string")
-            out[name] = pd.Categorical.from_codes(idx, [c.id for c in classes])
+            out[name] = pd.Categorical.from_codes(idx, [c.id for c in classes], validate=False)
 
-    # points and score
+    # points: per indicator an index into its points table (band, quantile bin, category, rubric row)
     weights = scheme.weights()
     cuts: dict[str, list] = {}
     points: dict[str, np.ndarray] = {}
+    slots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}  # index per row, table size, table
     for ind, spec in scheme.indicators.items():
         col = spec.column or ind
         if spec.rubric is None:
-            out[ind] = snapshot[col].array
+            out[ind] = snapshot[col].array.copy()
         box: dict = {}
-        points[ind] = indicator_points(None if spec.rubric is not None else snapshot[col], spec, frame, box)
+        idx, table = point_codes(None if spec.rubric is not None else snapshot[col], spec, frame, box)
         if "edges" in box:
             cuts[ind] = box["edges"]
+        points[ind] = table[idx]
+        slots[ind] = (idx, len(table), table)
         out[PTS + ind] = points[ind]
+
+    # score: a function of the indicators' slots and the adjustments that apply, so it is computed
+    # once per distinct combination ("state") — the same arithmetic as per row — and taken by code
     score = np.full(n, np.nan)
+    state = k_state = score_s = None
     if scheme.scored:
-        score = np.zeros(n)
+        hits = [_holds(a.when, frame) for a in scheme.adjustments]
+        state, k_state, per_state = _codes([slots[i][:2] for i in weights] + [(h, 2) for h in hits], n)
+        pts_s = {i: slots[i][2][v] for i, v in zip(weights, per_state)}  # the points of each state
+        score_s = np.zeros(k_state)
         for dname, dim in scheme.dimensions.items():
-            ds = np.zeros(n)
+            ds = np.zeros(k_state)
             for ind, w in dim.indicators.items():
-                ds += w * points[ind]
-            out[DIM + dname] = ds
-            score += dim.weight * ds
-        score *= scheme.score_factor
-        adj_txt = np.full(n, "", dtype=object)
-        for a in scheme.adjustments:
-            hit = parse(a.when).evaluate(frame)
-            score = np.where(hit, score * a.multiply, score)
-            adj_txt[hit] = _join(adj_txt[hit], np.full(int(hit.sum()), f"{a.id} ×{a.multiply:g}", dtype=object), "; ")
+                ds += w * pts_s[ind]
+            out[DIM + dname] = ds[state]
+            score_s += dim.weight * ds
+        score_s *= scheme.score_factor
+        for a, h in zip(scheme.adjustments, per_state[len(weights):]):
+            score_s = np.where(h.astype(bool), score_s * a.multiply, score_s)
         if scheme.adjustments:
-            out["adjustments"] = adj_txt
-        score = np.round(score, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
+            adj, k_adj, applies = _codes([(h, 2) for h in hits], n)
+            texts = ["; ".join(f"{a.id} ×{a.multiply:g}" for a, h in zip(scheme.adjustments, applies) if h[c])
+                     for c in range(k_adj)]
+            out["adjustments"] = _text_categorical(texts, adj, np.ones(k_adj, dtype=bool))
+        score_s = np.round(score_s, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
+        score = score_s[state]
     out["score"] = score
 
     # tiers: the first tier whose cut-off, gate and stage rule hold
@@ -208,35 +360,40 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     t = len(tiers)
     ids = np.array([x.id for x in tiers], dtype=object)
     cutoffs = np.array([x.min_score if x.min_score is not None else -np.inf for x in tiers])
-    meets_cut = np.ones((n, t), dtype=bool) if not scheme.scored else (score[:, None] >= cutoffs[None, :])
-    gate_ok = np.ones((n, t), dtype=bool)
-    rule_ok = np.ones((n, t), dtype=bool)
+    gates: dict[int, np.ndarray] = {}
+    rules: dict[int, np.ndarray] = {}
     for j, tier in enumerate(tiers[:-1]):
         if tier.gate:
-            gate_ok[:, j] = parse(tier.gate).evaluate(frame)
+            gates[j] = _holds(tier.gate, frame)
         if tier.has_rule:
-            rule_ok[:, j] = parse(tier.rule_text()).evaluate(frame)
-    base = meets_cut & rule_ok
-    base[:, -1] = True
-    raw_rank = base.argmax(axis=1)
-    eligible = base & gate_ok
-    eligible[:, -1] = True
-    rank = eligible.argmax(axis=1)
-    out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids))
-    failed = base & ~gate_ok
-    failed_txt = np.full(n, "", dtype=object)
-    for j in range(t - 1):
-        hit = failed[:, j] & (j < rank)
-        if hit.any():
-            failed_txt[hit] = _join(failed_txt[hit], np.full(int(hit.sum()), ids[j], dtype=object), ";")
-    out["gates_failed"] = failed_txt
+            rules[j] = _holds(tier.rule_text(), frame)
+    raw_rank = np.full(n, t - 1, dtype=np.intp)
+    rank = np.full(n, t - 1, dtype=np.intp)
+    blocked: dict[int, np.ndarray] = {}  # tier j: cut-off and rule met, gate failed
+    for j in range(t - 2, -1, -1):
+        base = score >= cutoffs[j] if scheme.scored else np.ones(n, dtype=bool)
+        if j in rules:
+            base &= rules[j]
+        np.putmask(raw_rank, base, j)
+        if j in gates:
+            np.putmask(rank, base & gates[j], j)
+            blocked[j] = base & ~gates[j]
+        else:
+            np.putmask(rank, base, j)
+    out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids), validate=False)
+    failed = [(j, blocked[j] & (j < rank)) for j in sorted(blocked)]  # gates failed on the way down
+    code, k_failed, fails = _codes([(f, 2) for _, f in failed], n)
+    texts = [";".join(ids[j] for (j, _), f in zip(failed, fails) if f[c]) for c in range(k_failed)]
+    out["gates_failed"] = _text_categorical(texts, code, np.ones(k_failed, dtype=bool))
     gated_rank = rank.copy()
 
-    # overrides, in order
-    applied = np.full(n, "", dtype=object)
+    # overrides, in order; the text of a row is set by the steps it took (few distinct ones)
+    applied = np.zeros(n, dtype=np.intp)
+    notes = [""]
+    known = {"": 0}
     pos = {x.id: i for i, x in enumerate(tiers)}
     for rule in scheme.overrides:
-        hit = parse(rule.when).evaluate(frame)
+        hit = _holds(rule.when, frame)
         if not hit.any():
             continue
         step = rule.by if rule.action == "demote" else -rule.by
@@ -247,13 +404,24 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
             new = np.maximum(new, np.minimum(rank, pos[rule.not_above]))
         changed = hit & (new != rank)
         if changed.any():
-            note = f"{rule.id}: " + ids[rank[changed]] + " → " + ids[new[changed]] + f" ({rule.reason})"
-            applied[changed] = _join(applied[changed], note, "; ")
+            rows = np.flatnonzero(changed)
+            keys, inv = np.unique((applied[rows] * t + rank[rows]) * t + new[rows], return_inverse=True)
+            to_code = []
+            for key in keys.tolist():
+                before, frm, to = key // (t * t), key // t % t, key % t
+                note = f"{rule.id}: {ids[frm]} → {ids[to]} ({rule.reason})"
+                text = note if notes[before] == "" else notes[before] + "; " + note
+                if text not in known:
+                    known[text] = len(notes)
+                    notes.append(text)
+                to_code.append(known[text])
+            applied[rows] = np.asarray(to_code, dtype=np.intp)[inv.reshape(-1)]
             rank = np.where(changed, new, rank)
-    out["overrides"] = applied
-    out["tier"] = pd.Categorical.from_codes(rank, list(ids))
+    out["overrides"] = _text_categorical(notes, applied)
+    out["tier"] = pd.Categorical.from_codes(rank, list(ids), validate=False)
     out["tier_rank"] = rank
-    out["tier_label"] = np.array([x.label or x.id for x in tiers], dtype=object)[rank]
+    present = np.bincount(rank, minlength=t) > 0
+    out["tier_label"] = _text_categorical([x.label or x.id for x in tiers], rank, present)
 
     # sub-grades of the final tier
     if any(x.subgrades for x in tiers):
@@ -269,61 +437,86 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         out["subgrade"] = sub
         out["subgrade_label"] = sub_label
 
-    out["strategy"] = np.array(["; ".join(x.strategy.actions) for x in tiers], dtype=object)[rank]
+    out["strategy"] = _text_categorical(["; ".join(x.strategy.actions) for x in tiers], rank, present)
     out["follow_up_days"] = pd.array([x.strategy.follow_up_days for x in tiers], dtype="Int64")[rank]
-    out["owner"] = np.array([x.strategy.owner for x in tiers], dtype=object)[rank]
-    out.update(_explain(scheme, weights, points, score, gated_rank, cutoffs, ids, n))
+    out["owner"] = _text_categorical([x.strategy.owner for x in tiers], rank, present)
+    if scheme.scored:
+        out.update(_explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n))
+    else:
+        labels = [f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
+                  if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
+        out["explanation"] = _text_categorical(labels, gated_rank, np.bincount(gated_rank, minlength=t) > 0)
 
     for c in TEXT_COLUMNS:  # few distinct values: categoricals are fast to build and small on disk
         v = out.get(c)
         if isinstance(v, np.ndarray):
             out[c] = pd.Categorical(v)
-    result = pd.DataFrame(out)
+    # (very wide frames are consolidated, as pandas would, so adding columns later stays fast)
+    result = pd.DataFrame(out, copy=len(out) > 90)
     return Grading(result, scheme, as_of, ineligible, cuts)
 
 
-def _explain(scheme: Scheme, weights: dict, points: dict, score: np.ndarray, rank: np.ndarray,
-             cutoffs: np.ndarray, ids: np.ndarray, n: int) -> dict:
-    """The three largest contributions and the points missing for the next tier up (scored schemes);
-    the matched stage rule (stage schemes)."""
+def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,
+                    score_s: np.ndarray, rank: np.ndarray, cutoffs: np.ndarray, ids: np.ndarray, n: int) -> dict:
+    """The three largest contributions and the points missing for the next tier up.
+
+    Contributions depend on the score state alone, the gap on the state and the tier: both are
+    computed once per distinct (state, tier) pair and taken by code. The text is built once per
+    distinct (top three, their points, gap, next tier, why) key, keys numbered in order of first
+    appearance."""
     out: dict[str, object] = {}
-    if not scheme.scored:
-        labels = np.array([f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
-                           if x.has_rule else f"no rule above {x.id} matched" for x in scheme.tiers], dtype=object)
-        out["explanation"] = pd.Categorical(labels[rank])
-        return out
     names = np.array(list(weights), dtype=object)
     factor = scheme.score_factor
-    contrib = np.column_stack([factor * weights[i] * points[i] for i in names])
-    order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
-    top_vals = np.round(np.take_along_axis(contrib, order, axis=1), 1)
-    for k in range(order.shape[1]):
-        out[f"top{k + 1}"] = pd.Categorical.from_codes(order[:, k], list(names))
-    next_rank = np.maximum(rank - 1, 0)
-    has_cut = np.isfinite(cutoffs[next_rank]) & (rank > 0)
-    gap = np.where(has_cut, cutoffs[next_rank] - score, np.nan)
+    # contributions per state (the indicators' points of each state: ``pts_s``)
+    contrib = np.column_stack([factor * weights[i] * pts_s[i] for i in names])
+    order_s = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
+    vals_s = np.round(np.take_along_axis(contrib, order_s, axis=1), 1)
+    top = order_s.shape[1]
+    small = np.int8 if len(names) < 127 else np.intp
+    for k in range(top):
+        out[f"top{k + 1}"] = pd.Categorical.from_codes(order_s[:, k].astype(small)[state], list(names), validate=False)
+    # per (state, tier) pair
+    pair, k_pair, (s_rep, r_p) = _codes([(state, k_state), (rank, len(ids))], n)
+    score_p = score_s[s_rep]
+    next_rank = np.maximum(r_p - 1, 0)
+    has_cut = np.isfinite(cutoffs[next_rank]) & (r_p > 0)
+    gap = np.where(has_cut, cutoffs[next_rank] - score_p, np.nan)
     gap = np.where(np.isfinite(gap), np.maximum(gap, 0), np.nan)
-    out["points_to_next_tier"] = np.round(gap, 6)
-    state = np.where(~has_cut, 0, np.where(gap > 0, 1, 2))  # 0 top tier, 1 points short, 2 gate/rule blocks
-    # the text is built once per distinct combination (scores are sums of a few band points, so
-    # there are few), then taken by code: 1M customers cost a group-by, not 1M string builds
-    keys = pd.DataFrame({**{f"o{k}": order[:, k] for k in range(order.shape[1])},
-                         **{f"v{k}": top_vals[:, k] for k in range(order.shape[1])},
-                         "gap": np.round(np.nan_to_num(gap, nan=-1.0), 1), "next": next_rank, "state": state})
-    codes = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
-    first = np.unique(codes, return_index=True)[1]
+    out["points_to_next_tier"] = np.round(gap, 6)[pair]
+    why = np.where(~has_cut, 0, np.where(gap > 0, 1, 2))  # 0 top tier, 1 points short, 2 gate/rule blocks
+    # the pairs in order of their first row; the keys (as a per-customer group-by would see them)
+    first = np.full(k_pair, n, dtype=np.intp)
+    np.minimum.at(first, pair, np.arange(n))
+    by_first = np.argsort(first, kind="stable")
+    order_p, vals_p = order_s[s_rep][by_first], vals_s[s_rep][by_first]
+    keys = pd.DataFrame({**{f"o{k}": order_p[:, k] for k in range(top)},
+                         **{f"v{k}": vals_p[:, k] for k in range(top)},
+                         "gap": np.round(np.nan_to_num(gap[by_first], nan=-1.0), 1), "next": next_rank[by_first],
+                         "state": why[by_first]})
+    group = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+    lead = np.unique(group, return_index=True)[1]  # each key's first pair, i.e. its first customer
     blocker = ["gate" if x.gate else "rule" for x in scheme.tiers]
     texts = []
-    for r in first:
-        parts = ", ".join(f"{names[order[r, k]]} +{top_vals[r, k]:.1f}" for k in range(order.shape[1]))
-        nxt = ids[next_rank[r]]
-        if state[r] == 1:
-            parts += f"; {gap[r]:.1f} points short of {nxt}"
-        elif state[r] == 2:
-            parts += f"; score reaches {nxt} but its {blocker[next_rank[r]]} fails"
+    q = by_first[lead]
+    names_l, ids_l = names.tolist(), ids.tolist()
+    tops: dict[int, str] = {}  # state → its top-three text (states recur across tiers)
+    for st, nr, w, g in zip(s_rep[q].tolist(), next_rank[q].tolist(), why[q].tolist(), gap[q].tolist()):
+        parts = tops.get(st)
+        if parts is None:
+            o, v = order_s[st].tolist(), vals_s[st].tolist()
+            parts = tops[st] = ", ".join(f"{names_l[o[k]]} +{v[k]:.1f}" for k in range(top))
+        if w == 1:
+            parts += f"; {g:.1f} points short of {ids_l[nr]}"
+        elif w == 2:
+            parts += f"; score reaches {ids_l[nr]} but its {blocker[nr]} fails"
         texts.append(parts)
-    out["explanation"] = pd.Categorical.from_codes(codes, texts) if len(set(texts)) == len(texts) else \
-        pd.Categorical(np.asarray(texts, dtype=object)[codes])
+    group_of_pair = np.empty(k_pair, dtype=np.intp)
+    group_of_pair[by_first] = group
+    codes = group_of_pair[pair]
+    if len(set(texts)) == len(texts):
+        out["explanation"] = pd.Categorical.from_codes(codes, texts, validate=False)
+    else:
+        out["explanation"] = _text_categorical(texts, codes)
     return out
 
 
