@@ -129,375 +129,64 @@ C3,丙,energy,,, ,2022-13-01
 
 
 #: what validation says about QUIRKS / CUSTOMERS for each `drop:` (severity, table, column, problem, count,
-#: rows, example): frozen from the pandas loader that preceded the DuckDB one, which gave the same
-QUIRK_PROBLEMS = {'': [('error', 'customers', 'size_employees', 'not a whole number', 1, '2', '3.5'),
-      ('error', 'customers', 'created_date', 'unparseable date (expected ISO YYYY-MM-DD)', 1, '4', '2022-13-01'),
-      ('error', 'customers', 'strategic', 'not true/false', 1, '3', 'maybe'),
-      ('error', 'customers', 'status', 'unknown value (allowed: active, lost, closed)', 1, '2', 'gone'),
-      ('error', 'transactions', 'date', 'unparseable date (expected %d/%m/%Y)', 1, '6', '31/02/2026'),
-      ('error',
-       'transactions',
-       'quantity',
-       'not a number (write plain digits such as 1200.5: no thousands separators, currency signs or units — '
-       'declare `amount_unit:` for 万)',
-       1,
-       '7',
-       '1,200'),
-      ('error',
-       'transactions',
-       'unit_price',
-       'not a number (write plain digits such as 1200.5: no thousands separators, currency signs or units — '
-       'declare `amount_unit:` for 万)',
-       1,
-       '8',
-       'inf'),
-      ('error',
-       'transactions',
-       'unit_price',
-       'implausible amount (beyond ±1e+12 after amount_unit); check the unit, the decimal separator or a stray '
-       'exponent in the source',
-       1,
-       '12',
-       '9e+13'),
-      ('error',
-       'customers',
-       'customer_id',
-       'duplicate customer_id (1 ids on 2 rows, with conflicting attributes); keep one row per id',
-       2,
-       '2, 3',
-       'C2'),
-      ('error',
-       'transactions',
-       '',
-       'duplicate transaction lines (every column equal to an earlier line); fix the source or add '
-       '`duplicate_lines` to tables.transactions.drop',
-       1,
-       '2',
-       'O1'),
-      ('error',
-       'transactions',
-       'customer_id',
-       'customer_id not in the customers table; fix the source or add `unknown_customers` to '
-       'tables.transactions.drop',
-       1,
-       '5',
-       'C9'),
-      ('error',
-       'transactions',
-       'customer_id',
-       'only 92.3% complete (at least 95% needed, SEEDS step 3); fill the field in the source or add '
-       '`missing_customer_id` to drop:',
-       1,
-       '4',
-       ''),
-      ('error',
-       'transactions',
-       'date',
-       'only 92.3% complete (at least 95% needed, SEEDS step 3); fill the field in the source',
-       1,
-       '6',
-       ''),
-      ('error',
-       'transactions',
-       'amount',
-       'only 76.9% complete (at least 95% needed, SEEDS step 3); fill the field in the source',
-       3,
-       '7, 8, 12',
-       ''),
-      ('warning',
-       'transactions',
-       'amount',
-       'negative amounts (returns / cancellations): kept, they reduce revenue',
-       1,
-       '9',
-       '-5000'),
-      ('warning',
-       'transactions',
-       'amount',
-       'zero amounts: kept, they count as orders without revenue',
-       1,
-       '10',
-       '0'),
-      ('warning',
-       'transactions',
-       'date',
-       'dated after the as-of date 2026-09-30: counted here, never used in features',
-       1,
-       '11',
-       '2026-12-01')],
- 'missing_customer_id, duplicate_lines, unknown_customers': [('error',
-                                                              'customers',
-                                                              'size_employees',
-                                                              'not a whole number',
-                                                              1,
-                                                              '2',
-                                                              '3.5'),
-                                                             ('error',
-                                                              'customers',
-                                                              'created_date',
-                                                              'unparseable date (expected ISO YYYY-MM-DD)',
-                                                              1,
-                                                              '4',
-                                                              '2022-13-01'),
-                                                             ('error',
-                                                              'customers',
-                                                              'strategic',
-                                                              'not true/false',
-                                                              1,
-                                                              '3',
-                                                              'maybe'),
-                                                             ('error',
-                                                              'customers',
-                                                              'status',
-                                                              'unknown value (allowed: active, lost, closed)',
-                                                              1,
-                                                              '2',
-                                                              'gone'),
-                                                             ('error',
-                                                              'transactions',
-                                                              'date',
-                                                              'unparseable date (expected %d/%m/%Y)',
-                                                              1,
-                                                              '6',
-                                                              '31/02/2026'),
-                                                             ('error',
-                                                              'transactions',
-                                                              'quantity',
-                                                              'not a number (write plain digits such as 1200.5: no '
-                                                              'thousands separators, currency signs or units — '
-                                                              'declare `amount_unit:` for 万)',
-                                                              1,
-                                                              '7',
-                                                              '1,200'),
-                                                             ('error',
-                                                              'transactions',
-                                                              'unit_price',
-                                                              'not a number (write plain digits such as 1200.5: no '
-                                                              'thousands separators, currency signs or units — '
-                                                              'declare `amount_unit:` for 万)',
-                                                              1,
-                                                              '8',
-                                                              'inf'),
-                                                             ('error',
-                                                              'transactions',
-                                                              'unit_price',
-                                                              'implausible amount (beyond ±1e+12 after '
-                                                              'amount_unit); check the unit, the decimal separator '
-                                                              'or a stray exponent in the source',
-                                                              1,
-                                                              '12',
-                                                              '9e+13'),
-                                                             ('error',
-                                                              'customers',
-                                                              'customer_id',
-                                                              'duplicate customer_id (1 ids on 2 rows, with '
-                                                              'conflicting attributes); keep one row per id',
-                                                              2,
-                                                              '2, 3',
-                                                              'C2'),
-                                                             ('error',
-                                                              'transactions',
-                                                              'date',
-                                                              'only 90.0% complete (at least 95% needed, SEEDS '
-                                                              'step 3); fill the field in the source',
-                                                              1,
-                                                              '6',
-                                                              ''),
-                                                             ('error',
-                                                              'transactions',
-                                                              'amount',
-                                                              'only 70.0% complete (at least 95% needed, SEEDS '
-                                                              'step 3); fill the field in the source',
-                                                              3,
-                                                              '7, 8, 12',
-                                                              ''),
-                                                             ('warning',
-                                                              'transactions',
-                                                              'customer_id',
-                                                              'rows without a customer_id — dropped (drop: '
-                                                              'missing_customer_id)',
-                                                              1,
-                                                              '4',
-                                                              ''),
-                                                             ('warning',
-                                                              'transactions',
-                                                              '',
-                                                              'duplicate transaction lines (every column equal to '
-                                                              'an earlier line) — dropped (drop: duplicate_lines)',
-                                                              1,
-                                                              '2',
-                                                              'O1'),
-                                                             ('warning',
-                                                              'transactions',
-                                                              'amount',
-                                                              'negative amounts (returns / cancellations): kept, '
-                                                              'they reduce revenue',
-                                                              1,
-                                                              '9',
-                                                              '-5000'),
-                                                             ('warning',
-                                                              'transactions',
-                                                              'amount',
-                                                              'zero amounts: kept, they count as orders without '
-                                                              'revenue',
-                                                              1,
-                                                              '10',
-                                                              '0'),
-                                                             ('warning',
-                                                              'transactions',
-                                                              'customer_id',
-                                                              'customer_id not in the customers table — dropped '
-                                                              '(drop: unknown_customers)',
-                                                              1,
-                                                              '5',
-                                                              'C9'),
-                                                             ('warning',
-                                                              'transactions',
-                                                              'date',
-                                                              'dated after the as-of date 2026-09-30: counted '
-                                                              'here, never used in features',
-                                                              1,
-                                                              '11',
-                                                              '2026-12-01')],
- 'missing_customer_id, duplicate_lines, unknown_customers, unparseable_rows': [('error',
-                                                                                'customers',
-                                                                                'size_employees',
-                                                                                'not a whole number',
-                                                                                1,
-                                                                                '2',
-                                                                                '3.5'),
-                                                                               ('error',
-                                                                                'customers',
-                                                                                'created_date',
-                                                                                'unparseable date (expected ISO '
-                                                                                'YYYY-MM-DD)',
-                                                                                1,
-                                                                                '4',
-                                                                                '2022-13-01'),
-                                                                               ('error',
-                                                                                'customers',
-                                                                                'strategic',
-                                                                                'not true/false',
-                                                                                1,
-                                                                                '3',
-                                                                                'maybe'),
-                                                                               ('error',
-                                                                                'customers',
-                                                                                'status',
-                                                                                'unknown value (allowed: active, '
-                                                                                'lost, closed)',
-                                                                                1,
-                                                                                '2',
-                                                                                'gone'),
-                                                                               ('error',
-                                                                                'customers',
-                                                                                'customer_id',
-                                                                                'duplicate customer_id (1 ids on 2 '
-                                                                                'rows, with conflicting '
-                                                                                'attributes); keep one row per id',
-                                                                                2,
-                                                                                '2, 3',
-                                                                                'C2'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'date',
-                                                                                'unparseable date (expected '
-                                                                                '%d/%m/%Y) — rows dropped (drop: '
-                                                                                'unparseable_rows)',
-                                                                                1,
-                                                                                '6',
-                                                                                '31/02/2026'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'quantity',
-                                                                                'not a number (write plain digits '
-                                                                                'such as 1200.5: no thousands '
-                                                                                'separators, currency signs or '
-                                                                                'units — declare `amount_unit:` '
-                                                                                'for 万) — rows dropped (drop: '
-                                                                                'unparseable_rows)',
-                                                                                1,
-                                                                                '7',
-                                                                                '1,200'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'unit_price',
-                                                                                'not a number (write plain digits '
-                                                                                'such as 1200.5: no thousands '
-                                                                                'separators, currency signs or '
-                                                                                'units — declare `amount_unit:` '
-                                                                                'for 万) — rows dropped (drop: '
-                                                                                'unparseable_rows)',
-                                                                                1,
-                                                                                '8',
-                                                                                'inf'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'unit_price',
-                                                                                'implausible amount (beyond ±1e+12 '
-                                                                                'after amount_unit); check the '
-                                                                                'unit, the decimal separator or a '
-                                                                                'stray exponent in the source — '
-                                                                                'rows dropped (drop: '
-                                                                                'unparseable_rows)',
-                                                                                1,
-                                                                                '12',
-                                                                                '9e+13'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'customer_id',
-                                                                                'rows without a customer_id — '
-                                                                                'dropped (drop: '
-                                                                                'missing_customer_id)',
-                                                                                1,
-                                                                                '4',
-                                                                                ''),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                '',
-                                                                                'duplicate transaction lines '
-                                                                                '(every column equal to an earlier '
-                                                                                'line) — dropped (drop: '
-                                                                                'duplicate_lines)',
-                                                                                1,
-                                                                                '2',
-                                                                                'O1'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'amount',
-                                                                                'negative amounts (returns / '
-                                                                                'cancellations): kept, they reduce '
-                                                                                'revenue',
-                                                                                1,
-                                                                                '9',
-                                                                                '-5000'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'amount',
-                                                                                'zero amounts: kept, they count as '
-                                                                                'orders without revenue',
-                                                                                1,
-                                                                                '10',
-                                                                                '0'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'customer_id',
-                                                                                'customer_id not in the customers '
-                                                                                'table — dropped (drop: '
-                                                                                'unknown_customers)',
-                                                                                1,
-                                                                                '5',
-                                                                                'C9'),
-                                                                               ('warning',
-                                                                                'transactions',
-                                                                                'date',
-                                                                                'dated after the as-of date '
-                                                                                '2026-09-30: counted here, never '
-                                                                                'used in features',
-                                                                                1,
-                                                                                '11',
-                                                                                '2026-12-01')]}
-
+#: rows, example): frozen from the pandas loader that preceded the DuckDB one (they gave the same)
+_NUMBER = ("not a number (write plain digits such as 1200.5: no thousands separators, currency signs or units — "
+           "declare `amount_unit:` for 万)")
+_IMPLAUSIBLE = ("implausible amount (beyond ±1e+12 after amount_unit); check the unit, the decimal separator or a "
+                "stray exponent in the source")
+_CUSTOMER_VALUES = [
+    ("error", "customers", "size_employees", "not a whole number", 1, "2", "3.5"),
+    ("error", "customers", "created_date", "unparseable date (expected ISO YYYY-MM-DD)", 1, "4", "2022-13-01"),
+    ("error", "customers", "strategic", "not true/false", 1, "3", "maybe"),
+    ("error", "customers", "status", "unknown value (allowed: active, lost, closed)", 1, "2", "gone")]
+_TX_VALUES = [
+    ("transactions", "date", "unparseable date (expected %d/%m/%Y)", 1, "6", "31/02/2026"),
+    ("transactions", "quantity", _NUMBER, 1, "7", "1,200"),
+    ("transactions", "unit_price", _NUMBER, 1, "8", "inf"),
+    ("transactions", "unit_price", _IMPLAUSIBLE, 1, "12", "9e+13")]
+_DUPLICATE_IDS = ("error", "customers", "customer_id", "duplicate customer_id (1 ids on 2 rows, with conflicting "
+                  "attributes); keep one row per id", 2, "2, 3", "C2")
+_DROPPED = [
+    ("warning", "transactions", "customer_id", "rows without a customer_id — dropped (drop: missing_customer_id)", 1,
+     "4", ""),
+    ("warning", "transactions", "", "duplicate transaction lines (every column equal to an earlier line) — dropped "
+     "(drop: duplicate_lines)", 1, "2", "O1")]
+_RETURNS_ZEROS = [
+    ("warning", "transactions", "amount", "negative amounts (returns / cancellations): kept, they reduce revenue", 1,
+     "9", "-5000"),
+    ("warning", "transactions", "amount", "zero amounts: kept, they count as orders without revenue", 1, "10", "0")]
+_UNKNOWN_DROPPED = ("warning", "transactions", "customer_id", "customer_id not in the customers table — dropped "
+                    "(drop: unknown_customers)", 1, "5", "C9")
+_LATE = ("warning", "transactions", "date", "dated after the as-of date 2026-09-30: counted here, never used in "
+         "features", 1, "11", "2026-12-01")
+_INCOMPLETE = "; fill the field in the source"
+QUIRK_PROBLEMS = {
+    "": [*_CUSTOMER_VALUES, *(("error", *p) for p in _TX_VALUES), _DUPLICATE_IDS,
+         ("error", "transactions", "", "duplicate transaction lines (every column equal to an earlier line); fix the "
+          "source or add `duplicate_lines` to tables.transactions.drop", 1, "2", "O1"),
+         ("error", "transactions", "customer_id", "customer_id not in the customers table; fix the source or add "
+          "`unknown_customers` to tables.transactions.drop", 1, "5", "C9"),
+         ("error", "transactions", "customer_id", "only 92.3% complete (at least 95% needed, SEEDS step 3)"
+          + _INCOMPLETE + " or add `missing_customer_id` to drop:", 1, "4", ""),
+         ("error", "transactions", "date", "only 92.3% complete (at least 95% needed, SEEDS step 3)" + _INCOMPLETE,
+          1, "6", ""),
+         ("error", "transactions", "amount", "only 76.9% complete (at least 95% needed, SEEDS step 3)" + _INCOMPLETE,
+          3, "7, 8, 12", ""),
+         *_RETURNS_ZEROS, _LATE],
+    # rows 4 (no id), 2 (a duplicate) and 5 (unknown) dropped: 10 lines left, 1 without a date, 3 without amounts
+    "missing_customer_id, duplicate_lines, unknown_customers": [
+        *_CUSTOMER_VALUES, *(("error", *p) for p in _TX_VALUES), _DUPLICATE_IDS,
+        ("error", "transactions", "date", "only 90.0% complete (at least 95% needed, SEEDS step 3)" + _INCOMPLETE,
+         1, "6", ""),
+        ("error", "transactions", "amount", "only 70.0% complete (at least 95% needed, SEEDS step 3)" + _INCOMPLETE,
+         3, "7, 8, 12", ""),
+        *_DROPPED, *_RETURNS_ZEROS, _UNKNOWN_DROPPED, _LATE],
+    # and the four unparseable rows too: what is left is complete
+    "missing_customer_id, duplicate_lines, unknown_customers, unparseable_rows": [
+        *_CUSTOMER_VALUES, _DUPLICATE_IDS,
+        *(("warning", t, c, p + " — rows dropped (drop: unparseable_rows)", n, r, e) for t, c, p, n, r, e in _TX_VALUES),
+        *_DROPPED, *_RETURNS_ZEROS, _UNKNOWN_DROPPED, _LATE],
+}
 
 def _quirks(folder: Path, drop: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
