@@ -127,17 +127,6 @@ def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
     return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def _sha256_files(paths: list[Path]) -> list[str]:
-    """sha256 of each file's bytes, the files hashed side by side (hashlib releases the GIL while it
-    hashes, so a big transactions file and the small ones overlap)."""
-    if len(paths) < 2:
-        return [sha256_file(p) for p in paths]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 8)) as pool:
-        return list(pool.map(sha256_file, paths))
-
-
 def _source_paths(data: Path, config) -> dict[str, Path]:
     """The file sources of a data config: table name → resolved path."""
     return {name: (data.parent / src.path).resolve() for name, src in config.tables.items() if src.path}
@@ -158,7 +147,7 @@ def _inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=No
     extra = [p for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] +
              [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"] if p.is_file()]
     hashed = [data, scheme_path, *paths.values(), *extra]
-    digest = dict(zip(map(str, hashed), _sha256_files(hashed)))
+    digest = {str(p): sha256_file(p) for p in dict.fromkeys(hashed)}
     files = {str(data): digest[str(data)], str(scheme_path): digest[str(scheme_path)]}
     for name, src in config.tables.items():
         if src.path:
