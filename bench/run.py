@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -31,11 +32,13 @@ def sizes(quick: bool) -> dict:
         return {"demo": [5_000], "features": [1_000_000], "memory_features": [1_000_000], "grading": 100_000,
                 "schemes": "s1_four_tier,rfm_quantiles,s10_bank_value_behaviour",
                 "calibration": ["--rows", "100000", "--bootstrap", "50", "--demo-customers", "10000", "--repeat", "3"],
-                "reports": [5_000], "reports_repeat": 3, "store": [5_000], "grade_cli": 5_000, "excel": 1_000}
+                "reports": [5_000], "reports_repeat": 3, "store": [5_000],
+                "rerun": [5_000], "rerun_excel": [1_000], "grade_cli": 5_000, "excel": 1_000}
     return {"demo": [100_000], "features": [1_000_000, 10_000_000, 50_000_000],
             "memory_features": [1_000_000, 10_000_000], "grading": 1_000_000, "schemes": None,
             "calibration": ["--rows", "1000000", "--bootstrap", "200", "--demo-customers", "100000", "--repeat", "3"],
-            "reports": [5_000, 50_000], "reports_repeat": 3, "store": [100_000], "grade_cli": 100_000, "excel": 5_000}
+            "reports": [5_000, 50_000], "reports_repeat": 3, "store": [100_000],
+            "rerun": [100_000], "rerun_excel": [3_000], "grade_cli": 100_000, "excel": 5_000}
 
 
 def human(n: int) -> str:
@@ -160,6 +163,17 @@ def main() -> None:
             r = run_case(f"reports_{human(n)}", ["bench/bench_reports.py", "--customers", str(n),
                                                  "--repeat", str(s["reports_repeat"])], out)
             add("three reports (build_reports)", f"{human(n)} demo", r)
+        # issue 11: `segment report` again with nothing changed answers "up to date" without loading the data
+        for excel, sizes_ in ((False, s["rerun"]), (True, s["rerun_excel"])):
+            for n in sizes_:
+                r = run_case(f"report_rerun_{'excel_' if excel else ''}{human(n)}",
+                             ["bench/bench_reports.py", "--rerun", "--customers", str(n), "--repeat", "3"]
+                             + (["--excel"] if excel else []), out)
+                d = r["data"]
+                add("report rerun, nothing changed (`segment report`, new process)",
+                    f"{human(n)} demo{', customers + transactions .xlsx' if excel else ''}, {d['input_mib']} MiB", r,
+                    note=f"target ≤ 2 s; CPU (user + sys) {statistics.median(d['cpu_s']):.2f} s; the first build "
+                         f"took {d['first_s']} s (peak RSS is the first build's)")
 
     total = time.perf_counter() - t0
     meta = {"quick": a.quick, "total_s": round(total), "python": platform.python_version(),

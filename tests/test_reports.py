@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -300,3 +302,189 @@ def test_review_html_lists_at_most_the_row_limit(built):
     html_text = sec._repr_html_()
     assert n > 10 and html_text.count("<tr") == 11  # header + 10 rows
     assert f"The first 10 of {n:,} customers" in html_text and len(sec.table()) == n
+
+
+# --------------------------------------------------------------------------------------------
+# issue 11: an unchanged rerun answers "up to date" from the inputs' bytes, without loading the data
+# --------------------------------------------------------------------------------------------
+
+class _Loaded(Exception):
+    """load_data was called."""
+
+
+class _Rebuilt(Exception):
+    """the build went past the up-to-date check: it loaded the data and started grading."""
+
+
+def _refuse_to_load(monkeypatch):
+    def load_data(*args, **kwargs):
+        raise _Loaded(args)
+
+    monkeypatch.setattr("segment.validate.load_data", load_data)
+
+
+def _stop_at_grading(monkeypatch) -> list:
+    """The rebuild stops where it starts grading (after load_data); returns the quarters it was asked for."""
+    quarters = []
+
+    def prepare(loaded, scheme_path, quarter, **kwargs):
+        quarters.append(quarter)
+        raise _Rebuilt(quarter)
+
+    monkeypatch.setattr("segment.grading_report.prepare_grading_report", prepare)
+    return quarters
+
+
+@pytest.fixture(scope="module")
+def built_open(demo, tmp_path_factory):
+    """A copy of the demo whose data config has no `as_of:` (the data's end is its last transaction
+    date), with its own copy of the scheme, reported once with the default quarter."""
+    root = tmp_path_factory.mktemp("open")
+    shutil.copytree(demo.parent, root / "data")
+    cfg = root / "data" / "data.yaml"
+    cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
+                           if not line.startswith("as_of:")), encoding="utf-8")
+    scheme = root / "scheme.yaml"
+    shutil.copy(reports.PROJECT_ROOT / "params" / "schemes" / "s1_four_tier.yaml", scheme)
+    result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
+    return cfg, scheme, root / "reports", result
+
+
+@pytest.fixture
+def restore(request):
+    """Files a test edits in place (the built manifests name them by absolute path), put back afterwards."""
+    saved: dict = {}
+
+    def keep(*paths):
+        for p in paths:
+            saved.setdefault(p, (p.read_bytes(), p.stat()))
+
+    yield keep
+    for p, (data, st) in saved.items():
+        p.write_bytes(data)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_an_unchanged_rerun_does_not_load_the_data(built, demo, monkeypatch):
+    out, _ = built
+    _refuse_to_load(monkeypatch)
+    again = reports.build_reports(data=demo, reports_dir=out)   # default quarter: the config's as_of
+    assert again.skipped and again.quarter == "2026Q3" and "up to date" in again.summary()
+    assert reports.build_reports(quarter="2026Q3", data=demo, reports_dir=out).skipped
+
+
+def test_an_unchanged_rerun_finds_the_default_quarter_without_loading(built_open, monkeypatch):
+    """Without `as_of:` the default quarter needs the last transaction date: the manifest recorded it
+    under a key of the data's bytes, so the rerun does not load the tables to find it."""
+    cfg, scheme, out, first = built_open
+    assert first.quarter == "2026Q3" and not first.skipped
+    manifest = json.loads((out / "2026Q3" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["data_end"]["date"] == "2026-09-30" and len(manifest["data_end"]["key"]) == 64
+    _refuse_to_load(monkeypatch)
+    again = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=out)
+    assert again.skipped and again.quarter == "2026Q3"
+
+
+def _same_size_edit(path: Path, old: bytes, new: bytes) -> None:
+    """Change the bytes, keep the size and the modification time: only the content tells."""
+    st = path.stat()
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    path.write_bytes(data.replace(old, new, 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+
+
+@pytest.mark.parametrize("what", ["customers.csv", "transactions.parquet", "data.yaml", "scheme"])
+def test_a_changed_input_rebuilds(built_open, monkeypatch, restore, what):
+    cfg, scheme, out, _ = built_open
+    path = scheme if what == "scheme" else cfg.parent / what
+    restore(path)
+    if what == "customers.csv":
+        row = path.read_bytes().splitlines()[1]   # the first customer's name gets another first letter
+        at = row.index(b",") + 1 + row[row.index(b",") + 1:].startswith(b'"')
+        _same_size_edit(path, row, row[:at] + (b"X" if row[at:at + 1] != b"X" else b"Y") + row[at + 1:])
+    elif what == "transactions.parquet":   # the data grows by a row of the last quarter
+        t = pd.read_parquet(path)
+        extra = t.iloc[[-1]].assign(order_id="EXTRA-1")
+        pd.concat([t, extra], ignore_index=True).to_parquet(path, index=False)
+    elif what == "data.yaml":
+        path.write_text(path.read_text(encoding="utf-8") + "# checked by the finance team\n", encoding="utf-8")
+    else:
+        path.write_text(path.read_text(encoding="utf-8") + "\n# reviewed\n", encoding="utf-8")
+    quarters = _stop_at_grading(monkeypatch)
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=out)
+    assert quarters == ["2026Q3"]
+    assert not list(out.glob(".staging-*"))
+
+
+def test_the_default_quarter_follows_the_data_when_it_grows_by_a_quarter(built_open, monkeypatch, restore):
+    """The data end recorded in the manifest belongs to the old bytes: after a quarter of new
+    transactions the default quarter is the new one (the tables are loaded to find it)."""
+    cfg, scheme, out, _ = built_open
+    path = cfg.parent / "transactions.parquet"
+    restore(path)
+    t = pd.read_parquet(path)
+    q3 = t[t["date"] >= "2026-07-01"]
+    q4 = q3.assign(date=q3["date"] + pd.Timedelta(days=92), order_id=q3["order_id"] + "-Q4")
+    assert q4["date"].max() == pd.Timestamp("2026-12-31")
+    pd.concat([t, q4], ignore_index=True).to_parquet(path, index=False)
+    loads = []
+    from segment import validate
+
+    real = validate.load_data
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "load_data", counting)
+    quarters = _stop_at_grading(monkeypatch)
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=out)
+    assert quarters == ["2026Q4"] and loads
+    assert not (out / "2026Q4").exists()
+
+
+def test_a_new_audit_log_or_missing_html_rebuilds(built, demo, monkeypatch, tmp_path):
+    from segment.review import AUDIT_HEADER
+
+    out, _ = built
+    copy = tmp_path / "reports"
+    shutil.copytree(out, copy)
+    quarters = _stop_at_grading(monkeypatch)
+    (copy / "audit_log.csv").write_text(",".join(AUDIT_HEADER) + "\n", encoding="utf-8")
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=demo, reports_dir=copy)
+    (copy / "audit_log.csv").unlink()
+    (copy / "2026Q3" / "review.html").unlink()
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=demo, reports_dir=copy)
+    assert quarters == ["2026Q3", "2026Q3"]
+
+
+def test_a_missing_data_file_is_reported_by_the_loader(demo, tmp_path, capsys):
+    from segment.cli import main
+
+    shutil.copytree(demo.parent, tmp_path / "data")
+    (tmp_path / "data" / "opportunities.csv").unlink()
+    assert main(["report", "--data", str(tmp_path / "data" / "data.yaml"), "--reports-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "opportunities.csv" in err and "not found" in err
+
+
+def test_a_sql_source_is_fingerprinted_from_its_query_result(tmp_path, monkeypatch):
+    """A database has no bytes to hash: a config with a SQL source is loaded before the check, as before."""
+    from segment.io import read_data_config
+
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text("tables:\n  transactions: {sql: {url: 'duckdb:///db.duckdb', query: 'SELECT * FROM tx'}}\n",
+                   encoding="utf-8")
+    config = read_data_config(cfg)
+    assert reports._has_sql(config) and reports._data_key(cfg, config, {}) is None
+    with pytest.raises(ValueError, match="SQL source"):
+        reports._inputs_fingerprint(cfg, cfg, None, config=config)
+    _refuse_to_load(monkeypatch)
+    with pytest.raises(_Loaded):
+        reports.build_reports(data=cfg, reports_dir=tmp_path / "reports")

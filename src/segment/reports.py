@@ -126,20 +126,70 @@ def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
     return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def _inputs_fingerprint(data: Path, scheme_path: Path, loaded) -> dict:
-    files = {str(data): sha256_file(data), str(scheme_path): sha256_file(scheme_path)}
-    for name, src in loaded.config.tables.items():
+def _source_paths(data: Path, config) -> dict[str, Path]:
+    """The file sources of a data config: table name → resolved path."""
+    return {name: (data.parent / src.path).resolve() for name, src in config.tables.items() if src.path}
+
+
+def _has_sql(config) -> bool:
+    return any(src.sql is not None for src in config.tables.values())
+
+
+def _inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=None) -> dict:
+    """Every input of a quarter's reports as {key: sha256}: the data config, the scheme, each file source,
+    the notebooks and the report params, all by the sha256 of their bytes — no table is read for them,
+    so this runs before ``load_data``. SQL sources are fingerprinted from their loaded query result
+    (``_sql_fingerprint``): ``loaded`` is needed only when the config (``config``, default
+    ``loaded.config``) has one."""
+    config = config if config is not None else loaded.config
+    paths = _source_paths(data, config)
+    extra = [p for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] +
+             [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"] if p.is_file()]
+    hashed = [data, scheme_path, *paths.values(), *extra]
+    digest = {str(p): sha256_file(p) for p in dict.fromkeys(hashed)}
+    files = {str(data): digest[str(data)], str(scheme_path): digest[str(scheme_path)]}
+    for name, src in config.tables.items():
         if src.path:
-            p = (data.parent / src.path).resolve()
-            files[str(p)] = sha256_file(p)
+            files[str(paths[name])] = digest[str(paths[name])]
         elif src.sql is not None:
-            key, digest = _sql_fingerprint(name, src, loaded)
-            files[key] = digest
-    for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] + \
-            [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"]:
-        if p.is_file():
-            files[str(p)] = sha256_file(p)
+            if loaded is None:
+                raise ValueError(f"tables.{name} is a SQL source: fingerprint it from the loaded data")
+            key, value = _sql_fingerprint(name, src, loaded)
+            files[key] = value
+    for p in extra:
+        files[str(p)] = digest[str(p)]
     return files
+
+
+def _data_key(data: Path, config, fingerprints: dict) -> str | None:
+    """What the data's end depends on: the data config's and the file sources' bytes (taken from
+    ``fingerprints``) and the package version (validation may drop rows). None with a SQL source — a
+    database is not fingerprinted without querying it."""
+    import hashlib
+
+    if _has_sql(config):
+        return None
+    keys = [str(data), *map(str, _source_paths(data, config).values())]
+    material = json.dumps({"package_version": __version__, "inputs": {k: fingerprints[k] for k in keys}})
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _cached_data_end(reports_dir: Path, key: str | None) -> pd.Timestamp | None:
+    """The data's end recorded by an earlier build from the very same data (``manifest.json`` of any
+    quarter: ``data_end.key`` equal to ``key``), so that the default quarter is found without loading
+    the tables. None when no build recorded it."""
+    if key is None or not reports_dir.is_dir():
+        return None
+    for manifest in sorted(reports_dir.glob("*/manifest.json"), reverse=True):
+        if not re.fullmatch(r"\d{4}Q[1-4]", manifest.parent.name):
+            continue
+        try:
+            end = json.loads(manifest.read_text(encoding="utf-8")).get("data_end") or {}
+            if isinstance(end, dict) and end.get("key") == key and end.get("date"):
+                return pd.Timestamp(end["date"])
+        except (OSError, ValueError, TypeError):
+            continue
+    return None
 
 
 def _git_commit() -> str:
@@ -251,7 +301,18 @@ def _quarter_lock(reports_dir: Path, quarter: str):
 
 def build_reports(*, quarter: str | None = None, data: str | Path | None = None, scheme: str = "s1_four_tier",
                   reports_dir: str | Path = "reports", force: bool = False) -> BuildResult:
-    from .grading_report import prepare_grading_report
+    """Build the quarter's reports into ``reports_dir/<quarter>/`` (default quarter: the latest complete
+    one in the data), or answer "up to date" when nothing changed.
+
+    Nothing changed means: the sha256 of every input — data config, file sources, scheme, notebooks,
+    report params, audit log — equals the quarter's ``manifest.json``, with the same package version and
+    the HTML files there. These are hashed *before* any table is loaded, so an unchanged rerun never
+    loads the data; the default quarter comes from the config's ``as_of:`` or from the data end a
+    previous build recorded for the same bytes (``manifest.json`` ``data_end``), else the tables are
+    loaded to find it. Hashing before loading also means a file that changes while it is being loaded
+    leaves the older hash in the manifest: the next run rebuilds. A SQL source is loaded first, as its
+    fingerprint is its query's result (``_sql_fingerprint``)."""
+    from .io import read_data_config
     from .pipeline import data_end, latest_complete_quarter, quarter_end
     from .schemes import resolve
     from .validate import load_data
@@ -265,15 +326,27 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
             write_demo(Path(data).parent)
     data = Path(data)
-    loaded = load_data(data)  # validated once; every report reads these tables
-    if quarter is None:
-        quarter = latest_complete_quarter(data_end(loaded))
-    as_of = quarter_end(quarter)
     scheme_path = resolve(scheme)
+    config = read_data_config(data)
+    loaded = None
+    if _has_sql(config) or not all(p.is_file() for p in _source_paths(data, config).values()):
+        # a database cannot be fingerprinted by bytes: load (its query result is the fingerprint);
+        # a missing file: load_data says which, in its own words
+        loaded = load_data(data)
+    # every file input by its bytes, before any table is read: an unchanged rerun never loads the data
+    fingerprints = _inputs_fingerprint(data, scheme_path, loaded, config=config)
+    data_key = _data_key(data, config, fingerprints)
+    if quarter is None:
+        end = pd.Timestamp(config.as_of) if config.as_of is not None else (
+            data_end(loaded) if loaded is not None else _cached_data_end(reports_dir, data_key))
+        if end is None:   # the last transaction date of data no build has seen yet
+            loaded = load_data(data)
+            end = data_end(loaded)
+        quarter = latest_complete_quarter(end)
+    as_of = quarter_end(quarter)
 
     with _quarter_lock(reports_dir, quarter):
         out_dir = reports_dir / quarter
-        fingerprints = _inputs_fingerprint(data, scheme_path, loaded)
         audit = reports_dir / "audit_log.csv"
         if audit.is_file():
             fingerprints[str(audit.resolve())] = sha256_file(audit)
@@ -286,6 +359,8 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
                     (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
                 return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
+        if loaded is None:
+            loaded = load_data(data)  # validated once; every report reads these tables
 
         staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
         if staging.exists():
@@ -293,6 +368,8 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         staging.mkdir(parents=True)
         timings: dict[str, float] = {}
         try:
+            from .grading_report import prepare_grading_report
+
             t1 = time.perf_counter()
             report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
             report.save(staging / "bundle")
@@ -301,6 +378,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
                 "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
                 "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
+                "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
                 "customers": int(len(report.grading)),
             }
             t1 = time.perf_counter()
