@@ -79,7 +79,7 @@ class DataConfig(BaseModel):
     storage: Literal["auto", "memory", "disk", "duckdb"] = Field(
         "auto", description="where DuckDB keeps the validated tables (segment.store): memory, disk (a database "
         "file in a temporary folder: data bigger than memory; `duckdb` is its former name), or auto (disk for "
-        "Parquet/CSV transactions of 2 M lines or more)")
+        "Parquet/CSV transactions of 10 M lines or 1 GiB or more)")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":
