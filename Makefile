@@ -70,10 +70,10 @@ test-slow: $(STAMP)  ## only the slow checks (big data)
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmarks (not tests), ~12 min: demo, features 1M/10M/50M vs raw DuckDB, load+validate (memory/disk), grade vs floor, Excel readers, grading vs numpy floor, calibration, reports → bench/results/
+bench: $(STAMP)  ## benchmarks (not tests), ~15 min: demo, features 1M/10M/50M vs raw DuckDB, load+validate (memory/disk), grade vs floor, Excel readers, grading vs numpy floor, calibration, reports → bench/results/
 	$(BIN)/python bench/run.py
 
-bench-quick: $(STAMP)  ## the benchmarks at small sizes (~1 min) → bench/results/quick/
+bench-quick: $(STAMP)  ## the benchmarks at small sizes (~2 min) → bench/results/quick/
 	$(BIN)/python bench/run.py --quick
 
 bench-big: $(STAMP)  ## segment validate / grade / report on a 1.1M-customer demo (~50M lines; ~15 min, 1.5 GB under SEGMENT_BENCH_DATA) → bench/results/big/

@@ -257,11 +257,15 @@ def duckdb_ready(df: pd.DataFrame) -> pd.DataFrame:
     for i, c in enumerate(df.columns):
         col = df.iloc[:, i]
         if col.dtype == object:
-            kinds = {type(v) for v in col.dropna().head(100_000)}
-            inferred = col.infer_objects() if len(kinds) == 1 and not kinds & {bool, bytes, Decimal} else col
-            if inferred.dtype == object:
-                inferred = pd.Series([text(v) for v in col], index=col.index, dtype="string")
-            col = inferred
+            kinds = {type(v) for v in col.dropna()}
+            if kinds <= {str}:
+                col = col.astype("string")
+            elif kinds <= {int, float} or (len(kinds) == 1 and not kinds & {bool, bytes, Decimal, dt.time}):
+                inferred = col.infer_objects() if len(kinds) == 1 else pd.to_numeric(col, errors="coerce")
+                col = inferred if inferred.dtype != object else pd.Series([text(v) for v in col], index=col.index,
+                                                                            dtype="string")
+            else:
+                col = pd.Series([text(v) for v in col], index=col.index, dtype="string")
         elif isinstance(col.dtype, pd.CategoricalDtype):
             col = col.astype("string")
         out[i] = col
