@@ -696,9 +696,9 @@ def _duplicate_lines(con, raw: str, source_columns: list[str]) -> None:
     """``dup_rows``: the rows of ``raw`` equal to an earlier row in every source column. Rows were
     hashed when staged (``s_transactions._hash_``); only rows sharing a hash are compared in full."""
     cols = ", ".join(_q(c) for c in source_columns)
-    # hashes sorted, each compared with the one before: cheaper than grouping millions of distinct hashes
-    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT DISTINCT _hash_ FROM (SELECT _hash_, "
-                "lag(_hash_) OVER (ORDER BY _hash_) AS before_ FROM s_transactions) WHERE _hash_ = before_")
+    # a parallel hash aggregate (a window sorting the hashes is cheaper at 4.5 M lines, far slower at 50 M)
+    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT _hash_ FROM s_transactions GROUP BY _hash_ "
+                "HAVING count(*) > 1")
     shared = "SELECT _row_ FROM s_transactions WHERE _hash_ IN (SELECT _hash_ FROM dup_hashes)"
     if not con.execute("SELECT count(*) FROM dup_hashes").fetchall()[0][0]:
         shared = "SELECT _row_ FROM s_transactions WHERE false"  # no second read of the source
