@@ -341,6 +341,27 @@ def _operand(node, frame: pd.DataFrame, n: int):
 
 
 _OPS = {">=": "ge", "<=": "le", ">": "gt", "<": "lt", "==": "eq", "!=": "ne"}
+_NUMPY_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less, "==": np.equal,
+              "!=": np.not_equal}
+_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
+
+
+def _numeric_compare(node, frame: pd.DataFrame) -> np.ndarray | None:
+    """A numeric numpy column compared with a number, without pandas' overhead (None otherwise): the
+    same answer as the general path — a missing value compares false, and is never "!=" either."""
+    op, left, right = node[1], node[2], node[3]
+    if left[0] == "lit" and right[0] == "name":
+        op, left, right = _FLIP[op], right, left
+    if left[0] != "name" or right[0] != "lit" or type(right[1]) is not float:
+        return None
+    col = frame[left[1]]
+    if not (isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu"):
+        return None
+    x = col.to_numpy()
+    res = _NUMPY_OPS[op](x, right[1])  # NaN compares false …
+    if op == "!=" and x.dtype.kind == "f":
+        res &= ~np.isnan(x)  # … and a missing value is never "!=" either
+    return res
 
 
 def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
@@ -363,6 +384,9 @@ def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
         known = s.notna().to_numpy(dtype=bool)
         return (~hit & known) if node[3] else hit
     if kind == "cmp":
+        fast = _numeric_compare(node, frame)
+        if fast is not None:
+            return fast
         op, left, right = node[1], _operand(node[2], frame, n), _operand(node[3], frame, n)
         if not isinstance(left, pd.Series) and not isinstance(right, pd.Series):
             return np.full(n, bool(getattr(pd.Series([left]), _OPS[op])(right).iloc[0]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .conditions import _eval, parse
+from .conditions import parse
 from .errors import SegmentError
 from .schemes import Indicator, Scheme
 
@@ -105,48 +105,20 @@ def _bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# conditions on numeric columns without pandas overhead; everything else goes to conditions._eval
+# conditions, parsed once per text (a scheme's conditions are evaluated for every population it grades)
 # ------------------------------------------------------------------------------------------------
 
 _PARSED: dict[str, object] = {}
-_NUMPY_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less, "==": np.equal,
-              "!=": np.not_equal}
-_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
 
 
 def _holds(text: str, frame: pd.DataFrame) -> np.ndarray:
-    """``parse(text).evaluate(frame)``, with comparisons of a numeric column to a number in numpy."""
+    """``parse(text).evaluate(frame)``, the parse kept."""
     cond = _PARSED.get(text)
     if cond is None:
         if len(_PARSED) > 4096:
             _PARSED.clear()
         cond = _PARSED[text] = parse(text)
-    if not cond.names <= set(frame.columns):
-        return cond.evaluate(frame)  # names the unknown indicators
-    return np.asarray(_fast_eval(cond.tree, frame, len(frame)), dtype=bool)
-
-
-def _fast_eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
-    kind = node[0]
-    if kind == "and":
-        return _fast_eval(node[1], frame, n) & _fast_eval(node[2], frame, n)
-    if kind == "or":
-        return _fast_eval(node[1], frame, n) | _fast_eval(node[2], frame, n)
-    if kind == "not":
-        return ~_fast_eval(node[1], frame, n)
-    if kind == "cmp":
-        op, left, right = node[1], node[2], node[3]
-        if left[0] == "lit" and right[0] == "name":
-            op, left, right = _FLIP[op], right, left
-        if left[0] == "name" and right[0] == "lit" and type(right[1]) is float:
-            col = frame[left[1]]
-            if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu":
-                x = col.to_numpy()
-                res = _NUMPY_OPS[op](x, right[1])  # NaN compares false …
-                if op == "!=" and x.dtype.kind == "f":
-                    res &= ~np.isnan(x)  # … and a missing value is never "!=" either
-                return res
-    return np.asarray(_eval(node, frame, n), dtype=bool)
+    return cond.evaluate(frame)
 
 
 # ------------------------------------------------------------------------------------------------
