@@ -15,7 +15,7 @@ import pytest
 
 from segment import store
 from segment.churn import ChurnDefinition, churn_labels
-from segment.errors import ConfigError, DataError
+from segment.errors import DataError
 from segment.features import snapshot
 from segment.validate import load_data
 

@@ -29,7 +29,7 @@ reads) → one layer per axis → quantile edges (per group) → ``points`` → 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
