@@ -525,7 +525,7 @@ def _parquet_zones(path: Path) -> dict[str, str]:
 
 
 def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
-    """``t_<name>``: the typed table (contract columns + ``_row_``; ``_hash_`` for transactions), cast
+    """``t_<name>``: the typed table (contract columns + ``_row_``), cast
     once from the source (a view over a Parquet file would cast it again for every snapshot: twice as
     slow for a report's seven)."""
     table = TABLES[name]
@@ -668,8 +668,8 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks if k.flag in hits) + ")"
     if name == "transactions":
         _duplicate_lines(con, raw, [original[c] for c in source_cols])
-    extra = [c for c in (r[0] for r in con.execute(f"DESCRIBE s_{name}").fetchall())
-             if c not in ("_row_", "_hash_", *present)]  # the source's text, kept for the examples
+    # the source's text (kept for the examples) and the line hashes (read by _duplicate_lines): done with
+    extra = [c for c in (r[0] for r in con.execute(f"DESCRIBE s_{name}").fetchall()) if c not in ("_row_", *present)]
     as_is = plain and not where and not derive_amount
     con.execute(f"DROP VIEW IF EXISTS {raw}")  # the source is not read again: free its copy before the typed one
     if _table_exists(con, f"{raw}_text"):
@@ -679,7 +679,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
             con.execute(f"ALTER TABLE s_{name} DROP COLUMN {_q(c)}")
         con.execute(f"ALTER TABLE s_{name} RENAME TO t_{name}")
     else:
-        sql = f"SELECT {', '.join(final)}{', _hash_' if hashed else ''} FROM s_{name}{where}"
+        sql = f"SELECT {', '.join(final)} FROM s_{name}{where}"
         if derive_amount:  # quantity × unit_price (unit_price already in currency units)
             sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
             present.append("amount")
@@ -804,7 +804,7 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         rows, ex = _sample(con, f"t_{name}", cond[name][rid], example)
         if drop_kind is not None:
             severity, text = Texts.declared(text, name, drop_kind, drop_kind in drops.get(name, set()))
-        problems.append(Problem(severity, name, column, text, rows, cnt, "" if example == "''" else ex))
+        problems.append(Problem(severity, name, column, text, rows, cnt, ex))
 
     if "transactions" in columns:
         example = "order_id" if "order_id" in columns["transactions"] else "customer_id"
