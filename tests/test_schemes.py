@@ -297,9 +297,11 @@ def test_s10_value_by_behaviour_grid():
 def test_quantile_bands_follow_the_population():
     spec = load_scheme("rfm_quantiles").indicators["monetary"]
     x = pd.Series(np.arange(1, 11, dtype=float))  # quintile edges 2.8, 4.6, 6.4, 8.2
-    cuts: dict = {}
-    assert indicator_points(x, spec, None, cuts).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert cuts["edges"] == pytest.approx([2.8, 4.6, 6.4, 8.2])
+    assert indicator_points(x, spec).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # just above and below each edge
+    for edge, pts in zip([2.8, 4.6, 6.4, 8.2], [2, 3, 4, 5]):
+        y = pd.concat([x, pd.Series([edge - 1e-9, edge])], ignore_index=True)
+        assert indicator_points(y, spec).tolist()[-2:] == [pts - 1, pts]
     rec = load_scheme("rfm_quantiles").indicators["recency"]
     assert indicator_points(pd.Series([1.0, 50.0, np.nan]), rec).tolist() == [5, 1, 1]
 

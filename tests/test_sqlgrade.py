@@ -1,4 +1,6 @@
-"""Schemes compiled to SQL (segment.sqlgrade) grade exactly like the numpy engine (segment.grading)."""
+"""The grading engine (schemes compiled to SQL, segment.sqlgrade; codes to texts, segment.grading):
+frozen gradings of every built-in scheme, the seeds' worked examples, hand computations, random
+schemes against a plain reference, and the SQL text itself."""
 from __future__ import annotations
 
 import sys
@@ -11,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from segment.features import DUCKDB, SPARK
 from segment.grading import grade
 from segment.schemes import SCHEMES_DIR, Scheme, load_scheme
-from segment.sqlgrade import column_kinds, compile_ineligible, compile_scheme, grade_sql
+from segment.sqlgrade import column_kinds, compile_ineligible, compile_scheme
 
 from .conftest import ROOT
 
@@ -39,16 +41,6 @@ def assert_same(expected: pd.DataFrame, got: pd.DataFrame) -> None:
             i = int(np.flatnonzero(~ok)[0])
             pytest.fail(f"column {c}: {int((~ok).sum())} of {len(ok)} rows differ, first row {i}: "
                         f"numpy {ea[i]!r} vs SQL {ga[i]!r}")
-
-
-def numpy_grading(frame: pd.DataFrame, scheme: Scheme):
-    """What the pipeline returns: per group (sorted) for group_by schemes, else one grading."""
-    if scheme.group_by and "group" in frame:
-        parts = [grade(part, scheme) for _, part in frame.groupby("group", sort=True)]
-        return (pd.concat([g.frame for g in parts], ignore_index=True),
-                pd.concat([g.ineligible for g in parts], ignore_index=True))
-    g = grade(frame, scheme)
-    return g.frame, g.ineligible
 
 
 # ---------------------------------------------------------------- every built-in scheme
@@ -92,22 +84,16 @@ def test_every_scheme_matches_the_frozen_grading(sid, population):
         pd.read_parquet(FROZEN / f"{sid}.ineligible.parquet")["customer_id"].tolist()
 
 
-@pytest.mark.parametrize("sid", SCHEME_IDS)
-def test_every_scheme_grades_like_numpy(sid, population):
-    scheme = load_scheme(sid)
-    frame = population if scheme.group_by else population.drop(columns=["group"])
-    expected, inel = numpy_grading(frame, scheme)
-    got = grade_sql(frame, scheme)
-    assert_same(expected, got)
-    assert got.attrs["ineligible"]["customer_id"].tolist() == inel["customer_id"].tolist()
-    assert got["tier"].nunique() >= 2
-
-
-def test_quantile_bands_per_group_match_numpy(population):
-    """rfm_quantiles graded per product line: each line's own quintiles (as a group_by scheme would)."""
-    scheme = load_scheme("rfm_quantiles").model_copy(update={"group_by": "product_line"})
-    expected, _ = numpy_grading(population, scheme)
-    assert_same(expected, grade_sql(population, scheme))
+def test_quantile_bands_per_group_are_each_groups_own(population):
+    """rfm_quantiles graded per product line equals grading each line alone (its own quintiles)."""
+    scheme = load_scheme("rfm_quantiles")
+    grouped = grade(population, scheme.model_copy(update={"group_by": "product_line"})).frame
+    alone = pd.concat([grade(part, scheme).frame for _, part in population.groupby("group", sort=True)],
+                      ignore_index=True)
+    assert grouped["group"].tolist() == sorted(grouped["group"].tolist())
+    assert_same(alone, grouped.drop(columns=["group"]))
+    by_line = grouped.groupby("group")["tier"].value_counts().unstack()
+    assert (by_line.sum(axis=1) == population.groupby("group").size()).all()
 
 
 def test_quantile_edges_follow_the_population():
@@ -115,9 +101,9 @@ def test_quantile_edges_follow_the_population():
     scheme = load_scheme("rfm_quantiles")
     f = pd.DataFrame({"customer_id": [f"C{i}" for i in range(10)], "annual_amount": np.arange(1, 11, dtype=float),
                       "orders_12m": np.arange(1, 11, dtype=float), "recency_days": [1.0] + [50.0] * 8 + [np.nan]})
-    got = grade_sql(f, scheme)
+    got = graded(f, scheme)
     assert got["pts__monetary"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert_same(grade(f, scheme).frame, got)
+    assert got["pts__recency"].tolist()[0] == 5 and got["pts__recency"].tolist()[-1] == 1
 
 
 # ---------------------------------------------------------------- the seeds' worked examples
@@ -133,6 +119,13 @@ def s1_frame(**over) -> pd.DataFrame:
     return pd.DataFrame([base])
 
 
+def graded(f: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
+    """The grading's frame, the customers `eligible` leaves out in ``attrs["ineligible"]``."""
+    g = grade(f, scheme)
+    g.frame.attrs["ineligible"] = g.ineligible
+    return g.frame
+
+
 def frame(rows: list[dict], **common) -> pd.DataFrame:
     return pd.DataFrame([{"customer_id": f"C{i}", **common, **r} for i, r in enumerate(rows)])
 
@@ -140,7 +133,7 @@ def frame(rows: list[dict], **common) -> pd.DataFrame:
 def test_s1_hand_computed_score_and_explanation():
     f = s1_frame(annual_amount=200_000.0, profit_12m=5_000.0, tenure_years=1.5, industry_growth=0.07,
                  budget_growth=np.nan, satisfaction_latest=7.5, complaint_resolution_hours=np.nan, referrals_12m=0.0)
-    g = grade_sql(f, S1).iloc[0]
+    g = graded(f, S1).iloc[0]
     assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 60))
     assert g["score"] == pytest.approx(64) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
     assert (g["top1"], g["top2"], g["top3"]) == ("annual_amount", "profit_12m", "industry_growth")
@@ -150,14 +143,14 @@ def test_s1_hand_computed_score_and_explanation():
 
 
 def test_s1_gate_and_demotion():
-    g = grade_sql(s1_frame(satisfaction_latest=8.0), S1).iloc[0]
+    g = graded(s1_frame(satisfaction_latest=8.0), S1).iloc[0]
     assert g["score"] == pytest.approx(98.4)
     assert (g["raw_tier"], g["gates_failed"], g["tier"]) == ("core", "core", "important")
     assert g["explanation"].endswith("score reaches core but its gate fails")
-    g = grade_sql(s1_frame(complaints_12m=3.0), S1).iloc[0]
+    g = graded(s1_frame(complaints_12m=3.0), S1).iloc[0]
     assert g["raw_tier"] == "core" and g["tier"] == "important"
     assert g["overrides"].startswith("frequent_complaints: core → important (高消费但频繁投诉")
-    g = grade_sql(s1_frame(complaints_12m=5.0, annual_amount=150_000.0, tenure_years=0.5, satisfaction_latest=5.0),
+    g = graded(s1_frame(complaints_12m=5.0, annual_amount=150_000.0, tenure_years=0.5, satisfaction_latest=5.0),
                   S1).iloc[0]
     assert g["tier"] == "ordinary" and g["overrides"] == ""
 
@@ -177,9 +170,8 @@ def test_s1_cutoffs_with_maps(score_target, tier):
             scheme.indicators[ind].bands = None
             scheme.indicators[ind].map = {"never": 0}
             scheme.indicators[ind].missing_points = score_target
-    got = grade_sql(f, scheme)
+    got = graded(f, scheme)
     assert got["tier"].iloc[0] == tier
-    assert_same(grade(f, scheme).frame, got)
 
 
 S4 = load_scheme("s4_key_account_levels")
@@ -187,21 +179,21 @@ S4_BASE = dict(amount_growth=0.0, market_share=np.nan, referrals_12m=0)
 
 
 def test_s4_gates_and_promotions():
-    g = grade_sql(frame([dict(annual_amount=3_000_000, tenure_years=4, **{**S4_BASE, "amount_growth": 0.30})]), S4)
+    g = graded(frame([dict(annual_amount=3_000_000, tenure_years=4, **{**S4_BASE, "amount_growth": 0.30})]), S4)
     assert (g["raw_tier"].iloc[0], g["tier"].iloc[0]) == ("silver", "gold")
     assert g["overrides"].iloc[0].startswith("growth_over_20pct: silver → gold")
-    g = grade_sql(frame([dict(annual_amount=12_000_000, tenure_years=2, **S4_BASE)]), S4).iloc[0]
+    g = graded(frame([dict(annual_amount=12_000_000, tenure_years=2, **S4_BASE)]), S4).iloc[0]
     assert g["raw_tier"] == "diamond" and g["gates_failed"] == "diamond;gold" and g["tier"] == "silver"
     f = frame([dict(annual_amount=500_000, tenure_years=1, market_share=0.2),
                dict(annual_amount=20_000_000, tenure_years=9, market_share=0.2)], amount_growth=0.0, referrals_12m=0)
-    assert grade_sql(f, S4)["tier"].tolist() == ["gold", "diamond"]
+    assert graded(f, S4)["tier"].tolist() == ["gold", "diamond"]
 
 
 def test_s8_worked_example_84():
     s8 = load_scheme("s8_government_product_line")
     row = dict(industry="Public Sector", annual_amount=1_500_000, pipeline_amount=4_000_000,
                prev_annual_amount=1_000_000, margin_rate_12m=0.3, open_opportunities=1)
-    g = grade_sql(frame([row, {**row, "margin_rate_12m": 0.1}, {**row, "prev_annual_amount": 0},
+    g = graded(frame([row, {**row, "margin_rate_12m": 0.1}, {**row, "prev_annual_amount": 0},
                          {**row, "industry": "Logistics"}]), s8)
     assert (g["pts__history"].iloc[0], g["pts__forecast"].iloc[0]) == (90, 70)
     assert g["score"].tolist() == pytest.approx([84.0, 84.0 * 0.9, 80.0])
@@ -223,7 +215,7 @@ def test_s3_rubrics():
             dict(days_since_contact=200, strategic=False, buys_core_product=False, tenure_years=0.2, orders_12m=1,
                  orders_total=1, complaints_12m=2, referrals_12m=0, nps_latest=-100, open_opportunities=0,
                  consultations_6m=0, amount_growth=-0.5)]
-    g = grade_sql(frame([{**S3_BASE, **r} for r in rows]), s3)
+    g = graded(frame([{**S3_BASE, **r} for r in rows]), s3)
     pts = g[[f"pts__{i}" for i in ("interaction", "depth", "satisfaction", "referral", "growth")]]
     assert [tuple(r) for r in pts.to_numpy()] == [(5, 5, 5, 5, 5), (5, 3, 5, 3, 5), (3, 3, 3, 1, 3), (1, 1, 1, 1, 1)]
     assert g["score"].tolist() == pytest.approx([5.0, 4.1, 2.7, 1.0])
@@ -251,9 +243,8 @@ def test_s3_rubrics():
 def test_seed_examples(sid, rows, common, tiers):
     scheme = load_scheme(sid)
     f = frame([{**common, **r} for r in rows])
-    got = grade_sql(f, scheme)
+    got = graded(f, scheme)
     assert got["tier"].tolist() == tiers
-    assert_same(grade(f, scheme).frame, got)
 
 
 def test_s9_subgrades_and_eligibility():
@@ -264,10 +255,9 @@ def test_s9_subgrades_and_eligibility():
              (dict(latest_stage="A08", consultations_6m=1), "C", "normal"),
              (dict(latest_stage="A31", visits_12m=3), "D", ""), (dict(), None, None)]
     f = frame([{**base, **c} for c, _, _ in cases])
-    got = grade_sql(f, s9)
+    got = graded(f, s9)
     assert list(zip(got["tier"], got["subgrade"])) == [(t, s) for _, t, s in cases[:-1]]
     assert got.attrs["ineligible"]["customer_id"].tolist() == ["C6"]
-    assert_same(grade(f, s9).frame, got)
 
 
 def test_s10_value_by_behaviour_grid():
@@ -278,7 +268,7 @@ def test_s10_value_by_behaviour_grid():
                  "dormant": dict(recency_days=150, orders_per_month=0.1)}
     rows = [dict(annual_amount=value[v], product_lines_12m=1, days_since_contact=400, **behaviour[b])
             for v in value for b in behaviour]
-    got = grade_sql(frame(rows), s10)
+    got = graded(frame(rows), s10)
     assert got["tier"].tolist() == ["A", "A", "B", "B", "B", "C", "C", "C", "D"]
     assert got["value"].tolist()[::3] == ["high", "mid", "low"]
 
@@ -417,34 +407,39 @@ def test_random_schemes_grade_like_a_plain_reference(drawn, rows):
     f = pd.DataFrame({"customer_id": pd.array([f"C{i}" for i in range(len(rows))], dtype="string"),
                       **{c: [r[i] for r in rows] for i, c in enumerate(COLS)},
                       "tag": pd.array([r[4] for r in rows], dtype="string")})
-    got = grade_sql(f, scheme)
+    got = graded(f, scheme)
     expected = [reference_tier({**{c: r[i] for i, c in enumerate(COLS)}, "tag": r[4]}, spec, dims, tiers, overrides)
                 for r in rows]
     assert got["tier"].tolist() == expected
-    assert_same(grade(f, scheme).frame, got)
 
 
 # ---------------------------------------------------------------- the SQL text
 
 def test_analyst_text_is_escaped_never_pasted():
+    """Category keys reach the SQL as escaped literals; reasons, labels and strategies never reach it
+    (texts are written from codes)."""
     scheme = load_scheme("s1_four_tier").model_copy(deep=True)
-    scheme.overrides[0].reason = "it's \\ a '; DROP TABLE snap; --"
+    bad = "it's \\ a '; DROP TABLE snap; --"
+    ind = scheme.indicators["industry_growth"]
+    ind.bands, ind.column, ind.map, ind.missing_points = None, "industry", {bad: 100.0, "Logistics": 60.0}, 40.0
+    scheme.overrides[0].reason = "reason's text"
     scheme.tiers[0].label = "core's"
     scheme.tiers[0].strategy.actions = ["call 'em"]
     f = synthetic_snapshot(300, seed=2).assign(complaints_12m=5.0)
+    f["industry"] = pd.array(np.where(np.arange(300) % 3 == 0, bad, f["industry"].astype(object)), dtype="string")
     cols = list(f.columns)
     duck = compile_scheme(scheme, cols, DUCKDB, kinds=column_kinds(f))
-    assert "it''s \\ a ''; DROP TABLE snap; --" in duck and "'it's" not in duck
-    got = grade_sql(f, scheme)
-    assert_same(grade(f, scheme).frame, got)
+    assert "'it''s \\ a ''; DROP TABLE snap; --'" in duck
+    assert "reason's" not in duck and "core's" not in duck and "'em" not in duck
+    got = graded(f, scheme)
+    assert (got.loc[f["industry"] == bad, "pts__industry_growth"] == 100).all()
+    assert (got.loc[f["industry"] == "Logistics", "pts__industry_growth"] == 60).all()
     hit = got["overrides"] != ""
-    assert hit.any() and got.loc[hit, "overrides"].str.endswith("(it's \\ a '; DROP TABLE snap; --)").all()
+    assert hit.any() and got.loc[hit, "overrides"].str.endswith("(reason's text)").all()
 
     spark = compile_scheme(scheme, cols, SPARK, kinds=column_kinds(f))
-    assert "it\\'s \\\\ a \\'; DROP TABLE snap; --" in spark
-    assert "it's" not in spark and "core's" not in spark and "'em" not in spark.replace("\\'em", "")
-    assert "printf(" not in spark and "round_even(" not in spark and "isfinite(" not in spark
-    assert "format_string('%.1f'" in spark and "rint(" in spark and '"' not in spark.replace('\\"', "")
+    assert "'it\\'s \\\\ a \\'; DROP TABLE snap; --'" in spark
+    assert "round_even(" not in spark and "rint(" in spark and '"' not in spark.replace('\\"', "")
 
 
 @pytest.mark.parametrize("sid", SCHEME_IDS)
@@ -453,7 +448,7 @@ def test_spark_sql_is_generated_for_every_scheme(sid):
     cols = ["customer_id", "group", *sorted(scheme.inputs())]
     sql = compile_scheme(scheme, cols, SPARK, group_col="group" if scheme.group_by else None)
     assert sql.startswith("WITH ") and " FROM snap" in sql and "`customer_id`" in sql
-    assert "printf(" not in sql and "round_even(" not in sql
+    assert "round_even(" not in sql
     inel = compile_ineligible(scheme, cols, SPARK)
     assert inel.startswith("SELECT `customer_id` FROM snap WHERE ")
 

@@ -285,7 +285,7 @@ class Condition:
         if unknown:
             raise ConditionError(f"unknown indicator(s) {', '.join(unknown)} in {self.text!r}; "
                                  "`segment indicators` lists the names a condition can read")
-        return np.asarray(_eval(self.tree, frame, len(frame)), dtype=bool)
+        return evaluate_sql(self, frame)
 
     def to_sql(self, d: "Dialect", column: Callable[[str], str] | None = None,
                kind: Callable[[str], str | None] | None = None) -> str:
@@ -309,99 +309,6 @@ def _show(node) -> str:
     return f"{_show(node[2])} {node[1]} {_show(node[3])}"
 
 
-def _numeric(v):
-    if isinstance(v, pd.Series) and not pd.api.types.is_numeric_dtype(v):
-        raise ConditionError(f"arithmetic on a non-numeric indicator ({v.name})")
-    if isinstance(v, pd.Series):
-        return v.astype("float64")
-    if isinstance(v, str):
-        raise ConditionError(f"arithmetic on a text value {v!r}")
-    return float(v)
-
-
-def _operand(node, frame: pd.DataFrame, n: int):
-    kind = node[0]
-    if kind == "name":
-        return frame[node[1]]
-    if kind == "lit":
-        return node[1]
-    if kind == "neg":
-        return -_numeric(_operand(node[1], frame, n))
-    left, right = _numeric(_operand(node[2], frame, n)), _numeric(_operand(node[3], frame, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if node[1] == "+":
-            return left + right
-        if node[1] == "-":
-            return left - right
-        if node[1] == "*":
-            return left * right
-        res = left / right
-        return res.replace([np.inf, -np.inf], np.nan) if isinstance(res, pd.Series) else (
-            res if np.isfinite(res) else np.nan)
-
-
-_OPS = {">=": "ge", "<=": "le", ">": "gt", "<": "lt", "==": "eq", "!=": "ne"}
-_NUMPY_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less, "==": np.equal,
-              "!=": np.not_equal}
-_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
-
-
-def _numeric_compare(node, frame: pd.DataFrame) -> np.ndarray | None:
-    """A numeric numpy column compared with a number, without pandas' overhead (None otherwise): the
-    same answer as the general path — a missing value compares false, and is never "!=" either."""
-    op, left, right = node[1], node[2], node[3]
-    if left[0] == "lit" and right[0] == "name":
-        op, left, right = _FLIP[op], right, left
-    if left[0] != "name" or right[0] != "lit" or type(right[1]) is not float:
-        return None
-    col = frame[left[1]]
-    if not (isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu"):
-        return None
-    x = col.to_numpy()
-    res = _NUMPY_OPS[op](x, right[1])  # NaN compares false …
-    if op == "!=" and x.dtype.kind == "f":
-        res &= ~np.isnan(x)  # … and a missing value is never "!=" either
-    return res
-
-
-def _eval(node, frame: pd.DataFrame, n: int) -> np.ndarray:
-    kind = node[0]
-    if kind == "const":
-        return np.full(n, node[1])
-    if kind == "and":
-        return _eval(node[1], frame, n) & _eval(node[2], frame, n)
-    if kind == "or":
-        return _eval(node[1], frame, n) | _eval(node[2], frame, n)
-    if kind == "not":
-        return ~_eval(node[1], frame, n)
-    if kind == "missing":
-        miss = frame[node[1]].isna().to_numpy()
-        return ~miss if node[2] else miss
-    if kind == "in":
-        left = _operand(node[1], frame, n)
-        s = left if isinstance(left, pd.Series) else pd.Series([left] * n, index=frame.index)
-        hit = s.isin(list(node[2])).to_numpy(dtype=bool)
-        known = s.notna().to_numpy(dtype=bool)
-        return (~hit & known) if node[3] else hit
-    if kind == "cmp":
-        fast = _numeric_compare(node, frame)
-        if fast is not None:
-            return fast
-        op, left, right = node[1], _operand(node[2], frame, n), _operand(node[3], frame, n)
-        if not isinstance(left, pd.Series) and not isinstance(right, pd.Series):
-            return np.full(n, bool(getattr(pd.Series([left]), _OPS[op])(right).iloc[0]))
-        if not isinstance(left, pd.Series):
-            left, right = right, left
-            op = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}.get(op, op)
-        try:
-            res = getattr(left, _OPS[op])(right)
-        except TypeError as e:
-            raise ConditionError(f"cannot compare {_show(node[2])!r} with {_show(node[3])!r}: {e}") from None
-        valid = left.notna() & (right.notna() if isinstance(right, pd.Series) else True)
-        return (res.fillna(False).astype(bool) & valid).to_numpy(dtype=bool)
-    raise AssertionError(kind)
-
-
 # ------------------------------------------------------------------------------------------------
 # SQL: the same tree as a boolean expression (segment.sqlgrade compiles whole schemes with it)
 # ------------------------------------------------------------------------------------------------
@@ -417,6 +324,47 @@ def sql_number(x: float) -> str:
     if "e" not in r:
         r += "e0"
     return f"({r})" if r.startswith("-") else r
+
+
+def _const_value(node):
+    """The value of a name-free operand (a missing result of arithmetic: NaN)."""
+    if node[0] == "lit":
+        return node[1]
+    if node[0] == "neg":
+        return -_const_number(node[1])
+    a, b = _const_number(node[2]), _const_number(node[3])
+    op = node[1]
+    if op == "/":
+        return a / b if b != 0 and np.isfinite(a / b) else float("nan")
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _const_number(node) -> float:
+    v = _const_value(node)
+    if isinstance(v, str):
+        raise ConditionError(f"arithmetic on a text value {v!r}")
+    return float(v)
+
+
+def _holds_const(node) -> bool:
+    """A name-free comparison or membership: missing (NaN) compares false; text never equals a number."""
+    if node[0] == "in":
+        _, left, values, negate = node
+        v = _const_value(left)
+        if isinstance(v, float) and np.isnan(v):
+            return False
+        same_kind = (lambda x: isinstance(x, str) == isinstance(v, str) and isinstance(x, bool) == isinstance(v, bool))
+        hit = any(same_kind(x) and x == v for x in values)
+        return not hit if negate else hit
+    _, op, left, right = node
+    a, b = _const_value(left), _const_value(right)
+    if any(isinstance(x, float) and np.isnan(x) for x in (a, b)):
+        return False
+    if isinstance(a, str) != isinstance(b, str):
+        if op in ("==", "!="):
+            return op == "!="
+        raise ConditionError(f"cannot compare {_show(left)!r} with {_show(right)!r}")
+    return {">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b, "==": a == b, "!=": a != b}[op]
 
 
 def _names_in(node) -> bool:
@@ -495,8 +443,8 @@ class _SqlEmitter:
 
     @staticmethod
     def _fold(node) -> str:
-        """A condition without names is the same for every row: evaluate it once, as the engine does."""
-        return "TRUE" if bool(_eval(node, pd.DataFrame(index=[0]), 1)[0]) else "FALSE"
+        """A condition without names is the same for every row: decided here, once."""
+        return "TRUE" if _holds_const(node) else "FALSE"
 
     def isin(self, node) -> str:
         _, left, values, negate = node
@@ -530,3 +478,23 @@ class _SqlEmitter:
                 raise ConditionError(f"cannot compare {_show(left)!r} with {_show(right)!r}")
             a, b = self.numeric(left), self.numeric(right)  # bool against number: as 0 / 1
         return f"COALESCE(({a} {_SQL_OPS[op]} {b}), FALSE)"
+
+
+def evaluate_sql(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
+    """``cond`` on every row of a pandas frame, by its SQL (:meth:`Condition.to_sql`) in DuckDB: the
+    one implementation of a condition's meaning, here and in compiled schemes."""
+    import duckdb
+
+    from .features import DUCKDB
+    from .grading import _typed
+    from .sqlgrade import column_kinds
+
+    names = sorted(cond.names)
+    slim = pd.DataFrame({c: _typed(frame[c]) for c in names}, index=pd.RangeIndex(len(frame)), copy=False)
+    if not names:
+        slim = pd.DataFrame({"_": np.zeros(len(frame), dtype=np.int8)})
+    sql = cond.to_sql(DUCKDB, DUCKDB.q, column_kinds(slim).get)
+    with duckdb.connect() as con:
+        con.register("frame", slim)
+        hit = con.sql(f"SELECT {sql} AS hit FROM frame").fetchnumpy()["hit"]
+    return np.asarray(hit, dtype=bool)

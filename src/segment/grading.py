@@ -1,21 +1,21 @@
 """The grading engine: snapshot × scheme → points, scores, tiers, gates, overrides, explanations.
 
-Vectorised over customers (numpy): bands by ``searchsorted``, tiers as the first eligible column
-of a customers × tiers matrix, overrides as rank arithmetic, text columns built column-wise. The
-engine knows no scheme by name. Order of work for one population:
+The computing is SQL: :func:`segment.sqlgrade.compile_scheme` turns the scheme into one query, which
+runs in DuckDB over a pandas frame (:func:`grade`) or on Spark over a Spark DataFrame
+(:func:`grade_spark`). The engine knows no scheme by name. Order of work for one population:
 
 1. ``eligible`` — customers failing it are not graded (``Grading.ineligible``);
 2. ``axes`` — classifications (first match), usable by every later condition;
-3. points per indicator (bands, quantiles of this population, category map, rubric);
+3. points per indicator (bands, quantiles of this population or of each group, category map, rubric);
 4. score = score_factor × Σ dimension weight × Σ indicator weight × points, × adjustments;
 5. tier = the first tier whose cut-off, gate and stage rule hold (the last tier is the floor);
 6. overrides in order (promote / demote, bounded); 7. sub-grade of the final tier;
 8. explanation; manual designations come last (``apply_designations``).
 
-Text is never built per customer: every text column is a categorical whose codes come from a few
-small integer arrays (band index per indicator, gate failures, override steps), and each distinct
-text is written once. The score, dimension scores and explanation are computed once per distinct
-combination of band indices (a few thousand at 1M customers) and taken by code.
+The query returns small integer codes (band index per indicator, ranks, failed-gate and adjustment
+bits, sub-grade); :func:`decode` turns them into the grading's columns. Text is never built per
+customer: every text column is a categorical whose texts are written once per distinct code, and
+the explanation once per distinct combination of bands, adjustments and tier.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .conditions import parse
 from .errors import SegmentError
 from .schemes import Indicator, Scheme
 
@@ -38,87 +37,23 @@ class MissingInputs(SegmentError):
     """The scheme reads indicators the data does not provide."""
 
 
-def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None,
-                     cuts_out: dict | None = None) -> np.ndarray:
-    """Points of one indicator for every row. ``frame`` is needed for rubrics (their conditions)."""
-    idx, table = point_codes(values, spec, frame, cuts_out)
-    return table[idx]
+def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """Points of one indicator for every row of ``values`` (``frame``: the columns a rubric reads),
+    computed by the grading engine's SQL."""
+    import duckdb
 
+    from .sqlgrade import REL, ROW, column_kinds, compile_points, points_table
 
-def point_codes(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None,
-                cuts_out: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(index per row, points table): the points of row i are ``table[index[i]]``; the last entry of
-    the table is ``missing_points`` (missing values, values outside every band, no rubric row)."""
-    if spec.rubric is not None:
-        n = len(frame)
-        table = np.array([r.points for r in spec.rubric] + [spec.missing_points], dtype="float64")
-        idx = np.full(n, len(spec.rubric), dtype=np.intp)
-        done = np.zeros(n, dtype=bool)
-        for j, row in enumerate(spec.rubric):
-            hit = _holds(row.when, frame) & ~done
-            idx[hit] = j
-            done |= hit
-        return idx, table
-    if spec.map is not None:
-        table = np.array(list(spec.map.values()) + [spec.missing_points], dtype="float64")
-        pos = values.astype("string").map({k: i for i, k in enumerate(spec.map)})
-        idx = pd.to_numeric(pos, errors="coerce").fillna(len(spec.map)).to_numpy(dtype=np.intp)
-        return idx, table
-    if isinstance(values.dtype, np.dtype) and values.dtype == np.float64:
-        x = values.to_numpy()  # read only
-    else:
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    miss = np.isnan(x)
-    if spec.quantiles is not None:
-        known = x[~miss]
-        edges = np.quantile(known, spec.quantiles) if len(known) else np.full(len(spec.quantiles), np.nan)
-        if cuts_out is not None:
-            cuts_out["edges"] = edges.tolist()
-        table = np.array(list(spec.points) + [spec.missing_points], dtype="float64")
-        if not len(known):
-            return np.full(len(x), len(table) - 1, dtype=np.intp), table
-        idx = _bin(edges, x) if np.isfinite(edges).all() else np.searchsorted(edges, x, side="right")
-        np.putmask(idx, miss, len(table) - 1)
-        return idx, table
-    table = np.array([b.points for b in spec.bands] + [spec.missing_points], dtype="float64")
-    idx = _bin(np.array([b.lower for b in spec.bands[1:]], dtype="float64"), x)
-    # values below an explicit lower bound of the first band, or at/above an explicit upper bound
-    # of the last, are outside every band: they score like missing values
-    first, last = spec.bands[0], spec.bands[-1]
-    if first.lower is not None:
-        miss |= x < first.lower
-    if last.below is not None:
-        miss |= x >= last.below
-    np.putmask(idx, miss, len(table) - 1)
-    return idx, table
-
-
-def _bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``np.searchsorted(edges, x, side="right")`` for finite ascending edges (NaN rows: any value;
-    callers overwrite them): a sum of comparisons when there are few edges, several times faster."""
-    if len(edges) > 16:
-        return np.searchsorted(edges, x, side="right")
-    idx = np.zeros(len(x), dtype=np.int8)
-    for e in edges:
-        idx += (x >= e).view(np.int8)
-    return idx
-
-
-# ------------------------------------------------------------------------------------------------
-# conditions, parsed once per text (a scheme's conditions are evaluated for every population it grades)
-# ------------------------------------------------------------------------------------------------
-
-_PARSED: dict[str, object] = {}
-
-
-def _holds(text: str, frame: pd.DataFrame) -> np.ndarray:
-    """``parse(text).evaluate(frame)``, the parse kept."""
-    cond = _PARSED.get(text)
-    if cond is None:
-        if len(_PARSED) > 4096:
-            _PARSED.clear()
-        cond = _PARSED[text] = parse(text)
-    return cond.evaluate(frame)
+    data = {} if frame is None else {c: frame[c].to_numpy() if isinstance(frame[c].dtype, np.dtype) else frame[c].array
+                                     for c in frame.columns}
+    n = len(frame) if values is None else len(values)
+    if values is not None:
+        data[spec.column or "x"] = values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
+    slim = pd.DataFrame({**data, ROW: np.arange(n, dtype=np.int64)})
+    with duckdb.connect() as con:
+        con.register(REL, slim)
+        idx = con.sql(compile_points(spec, spec.column or "x", column_kinds(slim)) + f" ORDER BY {ROW}").fetchnumpy()["_i"]
+    return np.asarray(points_table(spec))[np.asarray(idx, dtype=np.intp)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,7 +133,6 @@ class Grading:
     scheme: Scheme
     as_of: pd.Timestamp
     ineligible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id"]))
-    quantile_cuts: dict = field(default_factory=dict)  # indicator → the value thresholds used
 
     def tier_counts(self) -> pd.DataFrame:
         t = [x.id for x in self.scheme.tiers]
@@ -243,171 +177,190 @@ def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the sche
     raise MissingInputs(f"error: {source} ({scheme.id}) " + "; and ".join(parts) + ". Nothing was graded.")
 
 
-def _first_match(conditions: list[str | None], frame: pd.DataFrame) -> np.ndarray:
-    """Index of the first condition that holds per row; a ``None`` condition always holds."""
-    n = len(frame)
-    out = np.full(n, len(conditions) - 1)
-    done = np.zeros(n, dtype=bool)
-    for j, cond in enumerate(conditions):
-        hit = (np.ones(n, dtype=bool) if cond is None else _holds(cond, frame)) & ~done
-        out[hit] = j
-        done |= hit
+def _slim(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns grading reads and the row order, handed to DuckDB without copying."""
+    from .sqlgrade import ROW
+
+    data = {c: _typed(snapshot[c]) for c in columns}
+    return pd.DataFrame({**data, ROW: np.arange(len(snapshot), dtype=np.int64)}, copy=False)
+
+
+def _typed(col: pd.Series):
+    """A column as DuckDB should see it: object columns by what they hold (numbers, booleans, text;
+    all missing: numbers), so conditions compare them as pandas would."""
+    if col.dtype != object:
+        return col.to_numpy() if isinstance(col.dtype, np.dtype) else col.array
+    kind = pd.api.types.infer_dtype(col, skipna=True)
+    if kind in ("empty", "integer", "floating", "mixed-integer-float", "decimal"):
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if kind == "boolean":
+        return pd.array(col, dtype="boolean")
+    if kind == "string":
+        return pd.array(col, dtype="string")
+    return col.to_numpy()
+
+
+def _fetch(con, sql: str, names: list[str], group: str | None) -> dict[str, np.ndarray]:
+    """Columns ``names`` of a query's rows as numpy arrays, in the input order (``ROW``); grouped:
+    by group, then input order."""
+    from .sqlgrade import ROW
+
+    if group:
+        sql += f' ORDER BY "{group}", {ROW}'
+    table = con.sql(sql).to_arrow_table()
+    rows = table.column(ROW).to_numpy()
+    order = None
+    if not group and len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):
+        order = np.argsort(rows, kind="stable")
+    out = {}
+    for name in names:
+        arr = table.column(name).to_numpy()
+        out[name] = arr if order is None else arr[order]
     return out
 
 
 def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
-    """Grade every row of ``snapshot`` (one row per customer) with ``scheme``."""
+    """Grade every row of ``snapshot`` (one row per customer; per customer and group when the scheme
+    has ``group_by`` and the snapshot a ``group`` column) with ``scheme``.
+
+    The scheme's SQL (:func:`segment.sqlgrade.compile_scheme`) runs in DuckDB over the frame; the
+    codes it returns become the grading's text columns in :func:`decode`. Rows keep the snapshot's
+    order (grouped: by group, then the snapshot's order)."""
+    import duckdb
+
+    from .sqlgrade import REL, ROW, code_columns, column_kinds, compile_ineligible, compile_scheme, read_columns
+
     check_inputs(snapshot, scheme, source or "the scheme")
     as_of = pd.Timestamp(as_of) if as_of is not None else (
         pd.Timestamp(snapshot["as_of"].iloc[0]) if "as_of" in snapshot and len(snapshot) else pd.NaT)
-    ineligible = pd.DataFrame({"customer_id": pd.Series([], dtype="string")})
+    group = "group" if scheme.group_by and "group" in snapshot else None
+    wanted = read_columns(scheme)
+    cols = list(dict.fromkeys(["customer_id"] + ([group] if group else []) + [c for c in snapshot.columns if c in wanted]))
+    slim = _slim(snapshot, cols)
+    kinds = column_kinds(slim)
+    with duckdb.connect() as con:
+        con.register(REL, slim)
+        codes = _fetch(con, compile_scheme(scheme, list(slim.columns), group_col=group, order_col=ROW, kinds=kinds,
+                                           values=False), [ROW] + code_columns(scheme), group)
+        ineligible = pd.DataFrame({"customer_id": pd.Series([], dtype="string")})
+        if scheme.eligible:
+            inel = _fetch(con, compile_ineligible(scheme, list(slim.columns), group_col=group, order_col=ROW,
+                                                  kinds=kinds), [ROW], group)
+            ineligible = pd.DataFrame({"customer_id": snapshot["customer_id"].array.take(inel[ROW])})
+    rows = codes[ROW]
+    values = {c: snapshot[c].array.take(rows) for c in
+              ["customer_id"] + ([group] if group else [])
+              + list(dict.fromkeys(spec.column or i for i, spec in scheme.indicators.items() if spec.rubric is None))}
+    return decode(codes, values, scheme, as_of, ineligible)
+
+
+def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
+    """:func:`grade` for a Spark DataFrame (one row per customer; per customer and group for
+    ``group_by`` schemes): the same compiled SQL runs on Spark, and only the graded rows' codes and
+    indicator values reach the driver (never the snapshot's other columns). Rows come out by group,
+    then customer id."""
+    from .features import SPARK
+    from .sqlgrade import REL, code_columns, compile_ineligible, compile_scheme
+
+    columns = list(snapshot.columns)
+    check_inputs(pd.DataFrame(columns=columns), scheme, source or "the scheme")
+    kinds = {c: "bool" if t == "boolean" else "text" if t == "string" else "number" for c, t in snapshot.dtypes}
+    group = "group" if scheme.group_by and "group" in columns else None
+    spark = snapshot.sparkSession
+    snapshot.createOrReplaceTempView(REL)
+    by = ([group] if group else []) + ["customer_id"]
+    rows = spark.sql(compile_scheme(scheme, columns, SPARK, group_col=group, kinds=kinds, values=True)).toPandas()
+    rows = rows.sort_values(by, kind="stable").reset_index(drop=True)
+    inel = pd.DataFrame({"customer_id": pd.Series([], dtype="string")})
     if scheme.eligible:
-        ok = _holds(scheme.eligible, snapshot)
-        ineligible = snapshot.loc[~ok, ["customer_id"]].reset_index(drop=True)
-        snapshot = snapshot.loc[ok].reset_index(drop=True)
-    else:
-        snapshot = snapshot.reset_index(drop=True)
-    n = len(snapshot)
-    # every array in `out` is the grading's own (columns of the snapshot are copied), so the frame is
-    # built without copying and consolidating them again
-    out: dict[str, object] = {"customer_id": snapshot["customer_id"].array.copy()}
-    if "group" in snapshot:
-        out["group"] = snapshot["group"].array.copy()
+        inel = spark.sql(compile_ineligible(scheme, columns, SPARK, group_col=group, kinds=kinds)).toPandas()
+        inel = inel.sort_values(by, kind="stable")[["customer_id"]].astype("string").reset_index(drop=True)
+    codes = {c: rows[c].to_numpy() for c in code_columns(scheme)}
+    values = {c: (rows[c].astype("string").array if rows[c].dtype == object else rows[c].to_numpy())
+              for c in rows.columns if c not in codes}
+    day = pd.Timestamp(as_of) if as_of is not None else pd.NaT
+    return decode(codes, values, scheme, day, inel)
 
-    # axes: classifications that later conditions may read
-    frame = snapshot
-    if scheme.axes:
-        frame = snapshot.copy()
-        for name, classes in scheme.axes.items():
-            idx = _first_match([c.when for c in classes], frame)
-            frame[name] = pd.array(np.array([c.id for c in classes], dtype=object)[idx], dtype="string")
-            out[name] = pd.Categorical.from_codes(idx, [c.id for c in classes], validate=False)
 
-    # points: per indicator an index into its points table (band, quantile bin, category, rubric row)
+def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Scheme, as_of, ineligible) -> Grading:
+    """The grading from the compiled SQL's codes (:func:`segment.sqlgrade.code_columns`) and the graded
+    rows' customer id, group and indicator values (``values``, in the same row order): every text
+    column is a categorical whose texts are written once per distinct code."""
+    from .sqlgrade import IDX, points_table
+
+    n = len(codes["_r0"])
+    out: dict[str, object] = {"customer_id": values["customer_id"]}
+    if "group" in values:
+        out["group"] = values["group"]
+    for name, classes in scheme.axes.items():
+        out[name] = pd.Categorical.from_codes(codes[IDX + name].astype(np.intp), [c.id for c in classes], validate=False)
+
     weights = scheme.weights()
-    cuts: dict[str, list] = {}
-    points: dict[str, np.ndarray] = {}
-    slots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}  # index per row, table size, table
+    slots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}  # band index per row, table size, points table
     for ind, spec in scheme.indicators.items():
-        col = spec.column or ind
         if spec.rubric is None:
-            out[ind] = snapshot[col].array.copy()
-        box: dict = {}
-        idx, table = point_codes(None if spec.rubric is not None else snapshot[col], spec, frame, box)
-        if "edges" in box:
-            cuts[ind] = box["edges"]
-        points[ind] = table[idx]
+            out[ind] = values[spec.column or ind]
+        table = np.asarray(points_table(spec))
+        idx = codes[IDX + ind]
         slots[ind] = (idx, len(table), table)
-        out[PTS + ind] = points[ind]
+        out[PTS + ind] = table[idx]
 
-    # score: a function of the indicators' slots and the adjustments that apply, so it is computed
-    # once per distinct combination ("state") — the same arithmetic as per row — and taken by code
     score = np.full(n, np.nan)
-    state = k_state = score_s = None
+    state = k_state = score_s = pts_s = None
     if scheme.scored:
-        hits = [_holds(a.when, frame) for a in scheme.adjustments]
+        # the score is a function of the indicators' bands and the adjustments that apply: one per
+        # distinct combination ("state"), which the explanation reads
+        adj = codes["_adj"].astype(np.int64)
+        hits = [((adj >> j) & 1).astype(np.intp) for j in range(len(scheme.adjustments))]
         state, k_state, per_state = _codes([slots[i][:2] for i in weights] + [(h, 2) for h in hits], n)
-        pts_s = {i: slots[i][2][v] for i, v in zip(weights, per_state)}  # the points of each state
-        score_s = np.zeros(k_state)
-        for dname, dim in scheme.dimensions.items():
-            ds = np.zeros(k_state)
-            for ind, w in dim.indicators.items():
-                ds += w * pts_s[ind]
-            out[DIM + dname] = ds[state]
-            score_s += dim.weight * ds
-        score_s *= scheme.score_factor
-        for a, h in zip(scheme.adjustments, per_state[len(weights):]):
-            score_s = np.where(h.astype(bool), score_s * a.multiply, score_s)
+        pts_s = {i: slots[i][2][v] for i, v in zip(weights, per_state)}
+        first = np.full(k_state, n, dtype=np.intp)
+        np.minimum.at(first, state, np.arange(n))
+        score = codes["_score"].astype("float64")
+        score_s = score[first] if n else np.zeros(0)
+        for dname in scheme.dimensions:
+            out[DIM + dname] = codes[DIM + dname]
         if scheme.adjustments:
-            adj, k_adj, applies = _codes([(h, 2) for h in hits], n)
+            code, k_adj, applies = _codes([(h, 2) for h in hits], n)
             texts = ["; ".join(f"{a.id} ×{a.multiply:g}" for a, h in zip(scheme.adjustments, applies) if h[c])
                      for c in range(k_adj)]
-            out["adjustments"] = _text_categorical(texts, adj, np.ones(k_adj, dtype=bool))
-        score_s = np.round(score_s, 9)  # 0.5*90 + 0.3*70 … must not fall below a cut-off by float noise
-        score = score_s[state]
+            out["adjustments"] = _text_categorical(texts, code, np.ones(k_adj, dtype=bool))
     out["score"] = score
 
-    # tiers: the first tier whose cut-off, gate and stage rule hold
     tiers = scheme.tiers
     t = len(tiers)
     ids = np.array([x.id for x in tiers], dtype=object)
     cutoffs = np.array([x.min_score if x.min_score is not None else -np.inf for x in tiers])
-    gates: dict[int, np.ndarray] = {}
-    rules: dict[int, np.ndarray] = {}
-    for j, tier in enumerate(tiers[:-1]):
-        if tier.gate:
-            gates[j] = _holds(tier.gate, frame)
-        if tier.has_rule:
-            rules[j] = _holds(tier.rule_text(), frame)
-    raw_rank = np.full(n, t - 1, dtype=np.intp)
-    rank = np.full(n, t - 1, dtype=np.intp)
-    blocked: dict[int, np.ndarray] = {}  # tier j: cut-off and rule met, gate failed
-    for j in range(t - 2, -1, -1):
-        base = score >= cutoffs[j] if scheme.scored else np.ones(n, dtype=bool)
-        if j in rules:
-            base &= rules[j]
-        np.putmask(raw_rank, base, j)
-        if j in gates:
-            np.putmask(rank, base & gates[j], j)
-            blocked[j] = base & ~gates[j]
-        else:
-            np.putmask(rank, base, j)
-    out["raw_tier"] = pd.Categorical.from_codes(raw_rank, list(ids), validate=False)
-    failed = [(j, blocked[j] & (j < rank)) for j in sorted(blocked)]  # gates failed on the way down
-    code, k_failed, fails = _codes([(f, 2) for _, f in failed], n)
-    texts = [";".join(ids[j] for (j, _), f in zip(failed, fails) if f[c]) for c in range(k_failed)]
-    out["gates_failed"] = _text_categorical(texts, code, np.ones(k_failed, dtype=bool))
-    gated_rank = rank.copy()
+    out["raw_tier"] = pd.Categorical.from_codes(codes["_raw"].astype(np.intp), list(ids), validate=False)
+    gated_rank = codes["_r0"].astype(np.intp)
+    gf, present_gf = _compact(codes["_gf"].astype(np.int64), 1 << max(t - 1, 0))
+    out["gates_failed"] = _text_categorical([";".join(ids[j] for j in range(t - 1) if (int(m) >> j) & 1)
+                                             for m in present_gf], gf, np.ones(len(present_gf), dtype=bool))
 
-    # overrides, in order; the text of a row is set by the steps it took (few distinct ones)
-    applied = np.zeros(n, dtype=np.intp)
-    notes = [""]
-    known = {"": 0}
-    pos = {x.id: i for i, x in enumerate(tiers)}
-    for rule in scheme.overrides:
-        hit = _holds(rule.when, frame)
-        if not hit.any():
-            continue
-        step = rule.by if rule.action == "demote" else -rule.by
-        new = np.clip(rank + step, 0, t - 1)
-        if rule.not_below is not None and step > 0:
-            new = np.minimum(new, np.maximum(rank, pos[rule.not_below]))
-        if rule.not_above is not None and step < 0:
-            new = np.maximum(new, np.minimum(rank, pos[rule.not_above]))
-        changed = hit & (new != rank)
-        if changed.any():
-            rows = np.flatnonzero(changed)
-            keys, inv = np.unique((applied[rows] * t + rank[rows]) * t + new[rows], return_inverse=True)
-            to_code = []
-            for key in keys.tolist():
-                before, frm, to = key // (t * t), key // t % t, key % t
-                note = f"{rule.id}: {ids[frm]} → {ids[to]} ({rule.reason})"
-                text = note if notes[before] == "" else notes[before] + "; " + note
-                if text not in known:
-                    known[text] = len(notes)
-                    notes.append(text)
-                to_code.append(known[text])
-            applied[rows] = np.asarray(to_code, dtype=np.intp)[inv.reshape(-1)]
-            rank = np.where(changed, new, rank)
-    out["overrides"] = _text_categorical(notes, applied)
+    # overrides: a row's note follows from its rank before and after each rule (few distinct paths)
+    steps = [gated_rank] + [codes[f"_r{k}"].astype(np.intp) for k in range(1, len(scheme.overrides) + 1)]
+    rank = steps[-1]
+    if scheme.overrides:
+        path, k_path, per_path = _codes([(r, t) for r in steps], n)
+        notes = []
+        for p in range(k_path):
+            parts = [f"{rule.id}: {ids[per_path[k][p]]} → {ids[per_path[k + 1][p]]} ({rule.reason})"
+                     for k, rule in enumerate(scheme.overrides) if per_path[k][p] != per_path[k + 1][p]]
+            notes.append("; ".join(parts))
+        out["overrides"] = _text_categorical(notes, path, np.ones(k_path, dtype=bool))
+    else:
+        out["overrides"] = _text_categorical([""], np.zeros(n, dtype=np.intp))
     out["tier"] = pd.Categorical.from_codes(rank, list(ids), validate=False)
     out["tier_rank"] = rank
     present = np.bincount(rank, minlength=t) > 0
     out["tier_label"] = _text_categorical([x.label or x.id for x in tiers], rank, present)
 
-    # sub-grades of the final tier
-    if any(x.subgrades for x in tiers):
-        sub = np.full(n, "", dtype=object)
-        sub_label = np.full(n, "", dtype=object)
-        for j, tier in enumerate(tiers):
-            rows = rank == j
-            if not tier.subgrades or not rows.any():
-                continue
-            idx = _first_match([s.when for s in tier.subgrades], frame.loc[rows])
-            sub[rows] = np.array([s.id for s in tier.subgrades], dtype=object)[idx]
-            sub_label[rows] = np.array([s.label or s.id for s in tier.subgrades], dtype=object)[idx]
-        out["subgrade"] = sub
-        out["subgrade_label"] = sub_label
+    if "_sg" in codes:  # sub-grades of the final tier
+        sg = np.nan_to_num(codes["_sg"].astype("float64"), nan=-1).astype(np.intp)
+        pair, k_pair, (r_p, s_p) = _codes([(rank, t), (sg + 1, 1 + max(len(x.subgrades or ()) for x in tiers))], n)
+        for name, of in (("subgrade", lambda x: x.id), ("subgrade_label", lambda x: x.label or x.id)):
+            table = [of(tiers[r].subgrades[s - 1]) if s > 0 else "" for r, s in zip(r_p.tolist(), s_p.tolist())]
+            out[name] = _text_categorical(table, pair, np.ones(k_pair, dtype=bool))
 
     out["strategy"] = _text_categorical(["; ".join(x.strategy.actions) for x in tiers], rank, present)
     out["follow_up_days"] = pd.array([x.strategy.follow_up_days for x in tiers], dtype="Int64")[rank]
@@ -418,14 +371,8 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         labels = [f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
                   if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
         out["explanation"] = _text_categorical(labels, gated_rank, np.bincount(gated_rank, minlength=t) > 0)
-
-    for c in TEXT_COLUMNS:  # few distinct values: categoricals are fast to build and small on disk
-        v = out.get(c)
-        if isinstance(v, np.ndarray):
-            out[c] = pd.Categorical(v)
     # (very wide frames are consolidated, as pandas would, so adding columns later stays fast)
-    result = pd.DataFrame(out, copy=len(out) > 90)
-    return Grading(result, scheme, as_of, ineligible, cuts)
+    return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible)
 
 
 def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,
@@ -576,4 +523,4 @@ def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
                 if extra:
                     frame[col] = frame[col].cat.add_categories(extra)
             frame.loc[hit, col] = pd.array(values, dtype="Int64") if col == "follow_up_days" else values
-    return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.quantile_cuts)
+    return Grading(frame, scheme, grading.as_of, grading.ineligible)

@@ -9,7 +9,7 @@ import pandas as pd
 from .errors import SegmentError
 import numpy as np
 
-from .grading import Grading, apply_designations, check_inputs, grade, read_designations
+from .grading import Grading, apply_designations, grade, read_designations
 from .schemes import Scheme, load_scheme, resolve
 from .validate import Loaded, load_data
 
@@ -115,16 +115,8 @@ def grade_current(snap: pd.DataFrame, scheme: Scheme, as_of, source: str = "the 
     were left out as lost."""
     lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
     current = snap[~lost].reset_index(drop=True)
-    if scheme.group_by:
-        # quantile bands, like everything else, are computed within each group
-        check_inputs(current, scheme, source)
-        gradings = [grade(part, scheme, as_of=as_of, source=source) for _, part in current.groupby("group", sort=True)]
-        frame = pd.concat([g.frame for g in gradings], ignore_index=True)
-        inel = pd.concat([g.ineligible for g in gradings], ignore_index=True)
-        grading = Grading(frame, scheme, pd.Timestamp(as_of), inel,
-                          {k: v for g in gradings for k, v in g.quantile_cuts.items()})
-    else:
-        grading = grade(current, scheme, as_of=as_of, source=source)
+    # group_by schemes: each group graded on its own (quantile bands within the group), by group
+    grading = grade(current, scheme, as_of=as_of, source=source)
     n_lost = int(snap.loc[lost, "customer_id"].nunique()) if lost.any() else 0
     return grading, n_lost
 
