@@ -89,8 +89,8 @@ $(VENV)/.lab-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
 	@touch $@
 
-lab: $(VENV)/.lab-installed  ## open JupyterLab on the project's own kernel (installs it on first use)
-	$(BIN)/jupyter lab --notebook-dir=.
+lab: $(VENV)/.lab-installed  ## open JupyterLab on the project's own kernel (installs it on first use); LAB_ARGS=… passes options
+	$(BIN)/jupyter lab --notebook-dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 clean:  ## remove generated reports and demo data (keeps .venv)
 	rm -rf data/demo reports/20*Q* reports/index.html reports/.staging-*

@@ -14,7 +14,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill injects the real values; these defaults run the demo by hand in JupyterLab)
 quarter: str = "2026Q3"  # the quarter reported, e.g. 2026Q3; grading is at its last day
-data: str = "data/demo/data.yaml"  # data config (DATA.yaml)
+data: str = "data/demo/data.yaml"  # data config (DATA.yaml); relative: from the project root
 scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a scheme file
 bundle: str = ""  # folder prepared by segment report; empty: compute everything here
 

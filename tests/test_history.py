@@ -67,3 +67,42 @@ def test_realised_churn_by_tier_with_wilson_intervals():
     lo, hi = proportion_confint(3, 5, method="wilson")
     assert (t.loc["b", "ci_low"], t.loc["b", "ci_high"]) == pytest.approx((lo, hi))
     assert t.loc["c", "n"] == 0 and np.isnan(t.loc["c", "churn_rate"])
+
+
+# ---------------------------------------------------------------- one grading key, every scheme
+
+@pytest.fixture(scope="module")
+def demo_tables(tmp_path_factory):
+    from segment.demo import write_demo
+    from segment.validate import load_data
+
+    return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=1200)).tables
+
+
+def test_s8_rows_are_customer_and_product_line():
+    """Two product lines of one customer are two graded rows: each moves on its own."""
+    prev = pd.DataFrame({"customer_id": ["C1", "C1", "C2"], "group": ["hw", "sw", "hw"], "tier": ["a", "c", "b"]})
+    cur = pd.DataFrame({"customer_id": ["C1", "C1", "C2"], "group": ["hw", "sw", "sw"], "tier": ["a", "a", "c"]})
+    counts, _ = history.migration(prev, cur, TIERS)
+    assert counts.loc["a", "a"] == 1 and counts.loc["c", "a"] == 1
+    assert counts.loc["b", history.GONE] == 1 and counts.loc[history.NEW, "c"] == 1
+    assert counts.to_numpy().sum() == 4
+    m = history.movers(prev.assign(score=0.0), cur.assign(score=0.0), TIERS, {})
+    assert m[["customer_id", "group", "from", "to"]].values.tolist() == [["C1", "sw", "c", "a"]]
+
+
+@pytest.mark.parametrize("sid", sorted(p.stem for p in (__import__("segment.paths").paths.schemes_dir()).glob("*.yaml")))
+def test_migration_totals_equal_the_graded_rows_of_each_quarter(sid, demo_tables):
+    from segment.pipeline import grade_snapshot
+    from segment.schemes import load_scheme
+
+    scheme = load_scheme(sid)
+    before = grade_snapshot(demo_tables, scheme, "2026-06-30")[0].frame
+    after = grade_snapshot(demo_tables, scheme, "2026-09-30")[0].frame
+    tiers = [t.id for t in scheme.tiers]
+    counts, _ = history.migration(before, after, tiers)
+    assert int(counts.drop(index=history.NEW).to_numpy().sum()) == len(before)
+    assert int(counts.drop(columns=history.GONE).to_numpy().sum()) == len(after)
+    moved = history.movers(before, after, tiers, scheme.weights() if scheme.scored else {})
+    key = ["customer_id", "group"] if "group" in after else ["customer_id"]
+    assert not moved.duplicated(key).any()

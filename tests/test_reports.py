@@ -97,12 +97,12 @@ def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, mon
     before = {str(p.relative_to(q)): p.read_bytes() for p in sorted(q.rglob("*")) if p.is_file()}
     broken = tmp_path / "notebooks"
     broken.mkdir()
-    text = (reports.PROJECT_ROOT / "notebooks" / "grading.ipynb").read_text(encoding="utf-8")
+    text = (reports.paths.notebooks_dir() / "grading.ipynb").read_text(encoding="utf-8")
     (broken / "grading.ipynb").write_text(text.replace("report.summary()", "report.no_such_section()"), encoding="utf-8")
     for other in reports.NOTEBOOKS:
         if other != "grading":
-            shutil.copy(reports.PROJECT_ROOT / "notebooks" / f"{other}.ipynb", broken / f"{other}.ipynb")
-    monkeypatch.setattr(reports, "PROJECT_ROOT", tmp_path)
+            shutil.copy(reports.paths.notebooks_dir() / f"{other}.ipynb", broken / f"{other}.ipynb")
+    monkeypatch.setattr(reports.paths, "notebooks_dir", lambda: broken)
     with pytest.raises(reports.ReportError) as e:
         reports.build_reports(data=demo, reports_dir=out, force=True)
     msg = str(e.value)
@@ -345,7 +345,7 @@ def built_open(demo, tmp_path_factory):
     cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
                            if not line.startswith("as_of:")), encoding="utf-8")
     scheme = root / "scheme.yaml"
-    shutil.copy(reports.PROJECT_ROOT / "params" / "schemes" / "s1_four_tier.yaml", scheme)
+    shutil.copy(reports.paths.schemes_dir() / "s1_four_tier.yaml", scheme)
     result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
     return cfg, scheme, root / "reports", result
 

@@ -51,7 +51,6 @@ from .store import Tables
 from .progress import progress
 from .schemes import Scheme
 
-PARAMS_PATH = Path("params") / "calibration.yaml"
 
 # ================================================================================================
 # params
@@ -104,9 +103,12 @@ class CalibrationParams(BaseModel):
     cutoffs: CutoffParams = Field(default_factory=CutoffParams)
 
 
-def load_calibration_params(path: str | Path = PARAMS_PATH) -> CalibrationParams:
-    """Read and validate a calibration params file; errors name the file and the key."""
-    return load_params(path, CalibrationParams, "expected a mapping (churn:, fit:, cutoffs:)",
+def load_calibration_params(path: str | Path | None = None) -> CalibrationParams:
+    """Read and validate a calibration params file (default: the project's params/calibration.yaml);
+    errors name the file and the key."""
+    from .paths import params_file
+
+    return load_params(path if path is not None else params_file("calibration.yaml"), CalibrationParams, "expected a mapping (churn:, fit:, cutoffs:)",
                        "see params/calibration.yaml", empty_ok=True)
 
 
@@ -1235,7 +1237,7 @@ def data_fingerprint(config_path: str | Path) -> dict:
 
 
 def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: int | None, out_dir,
-                    params_path=PARAMS_PATH, *, params: CalibrationParams | None = None,
+                    params_path=None, *, params: CalibrationParams | None = None,
                     loaded=None) -> CalibrationResult:
     """Calibrate ``scheme`` (a path or an id under params/schemes/) on the data config ``data`` and write
     ``out_dir/metrics.json`` and ``out_dir/<scheme id>.calibrated.yaml``.
@@ -1247,7 +1249,10 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
     from .schemes import load_scheme, resolve
     from .validate import load_data
 
+    from .paths import params_file
+
     from_file = params is None
+    params_path = params_path if params_path is not None else params_file("calibration.yaml")
     params = params or load_calibration_params(params_path)
     scheme_path = resolve(scheme)
     scheme_obj = load_scheme(scheme)

@@ -181,4 +181,6 @@ class CalibrationReport:
 
 
 def calibration_report(quarter: str, folder: str) -> CalibrationReport:
-    return CalibrationReport.load(quarter, folder)
+    from .paths import project_path
+
+    return CalibrationReport.load(quarter, str(project_path(folder)))

@@ -39,25 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--test-as-of", required=True, help="the out-of-time test date")
     k.add_argument("--horizon-days", type=int, default=None, help="churn horizon (default: params/calibration.yaml)")
     k.add_argument("--out", required=True, type=Path, help="folder for metrics.json and <scheme>.calibrated.yaml")
-    k.add_argument("--params", type=Path, default=Path("params/calibration.yaml"))
+    k.add_argument("--params", type=Path, default=None, help="default: params/calibration.yaml of the project")
 
     r = sub.add_parser("report", help="execute the report notebooks for a quarter into reports/<QUARTER>/")
     r.add_argument("--quarter", help="e.g. 2026Q3 (default: the latest complete quarter in the data)")
     r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
     r.add_argument("--scheme", default="s1_four_tier")
-    r.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    r.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
 
     rv = sub.add_parser("review", help="the review loop: export the sheet, apply reviewers' decisions")
     rsub = rv.add_subparsers(dest="review_command", required=True, metavar="ACTION")
     re_ = rsub.add_parser("export", help="write reports/<QUARTER>/review_sheet.xlsx and .csv")
     re_.add_argument("--quarter", help="default: the latest quarter in --reports-dir")
-    re_.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    re_.add_argument("--params", type=Path, default=Path("params/reports.yaml"))
+    re_.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
+    re_.add_argument("--params", type=Path, default=None, help="default: params/reports.yaml of the project")
     re_.add_argument("--force", action="store_true", help="overwrite a sheet that already holds decisions")
     ra = rsub.add_parser("apply", help="validate a filled sheet, write the approved grading, append the audit log")
     ra.add_argument("sheet", type=Path, help="the filled review sheet (.xlsx or .csv)")
     ra.add_argument("--quarter", help="default: the quarter folder the sheet is in")
-    ra.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    ra.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
 
     sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
 
@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "reports_dir", ...) is None:  # the project's reports/, wherever the command runs
+        from .paths import reports_dir
+
+        args.reports_dir = reports_dir()
     if args.command == "demo":
         from .demo import write_demo
 

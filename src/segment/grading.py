@@ -33,6 +33,12 @@ TEXT_COLUMNS = ("raw_tier", "gates_failed", "adjustments", "overrides", "tier", 
                 "subgrade_label", "strategy", "owner", "explanation", "top1", "top2", "top3", "designation")
 
 
+def row_key(*frames: pd.DataFrame) -> list[str]:
+    """The columns that identify a graded row: (customer_id, group) for gradings per group (S8's
+    product lines), else customer_id — the one grading key of history, review and reports."""
+    return ["customer_id", "group"] if frames and all("group" in f.columns for f in frames) else ["customer_id"]
+
+
 class MissingInputs(SegmentError):
     """The scheme reads indicators the data does not provide."""
 

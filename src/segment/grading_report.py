@@ -277,7 +277,7 @@ class GradingReport:
                         html_table(dq.drop(columns=["rows"], errors="ignore"))], [dq])
 
 
-def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path = "reports",
+def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
                            calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
     """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
     from .churn import at_risk, churn_labels
@@ -288,6 +288,10 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     tables = loaded.tables
     first = tables.date_range()[0]
     grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
+    if reports_dir is None:
+        from .paths import reports_dir as project_reports
+
+        reports_dir = project_reports()
     reports_dir = Path(reports_dir)
 
     prev_q = str(pd.Period(quarter, freq="Q") - 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .grading import PTS
+from .grading import PTS, row_key
 
 NEW, GONE = "(new)", "(not graded)"
 PSI_STABLE, PSI_SHIFT = 0.10, 0.25  # the usual population-stability verdict thresholds
@@ -27,12 +27,14 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], v
 
     Customers graded only now appear in the row ``(new)``; graded before but not now in the column
     ``(not graded)`` (lost, or no longer eligible). Revenue is the current 12-month amount (the
-    previous one for customers no longer graded)."""
-    prev = previous[["customer_id", "tier"]].rename(columns={"tier": "before"}).assign(
+    previous one for customers no longer graded). A graded row is (customer, group) for gradings per
+    group (``row_key``): each product line of a customer moves on its own."""
+    key = row_key(previous, current)
+    prev = previous[key + ["tier"]].rename(columns={"tier": "before"}).assign(
         prev_value=_value(previous, value).to_numpy())
-    cur = current[["customer_id", "tier"]].rename(columns={"tier": "after"}).assign(
+    cur = current[key + ["tier"]].rename(columns={"tier": "after"}).assign(
         cur_value=_value(current, value).to_numpy())
-    both = prev.merge(cur, on="customer_id", how="outer")
+    both = prev.merge(cur, on=key, how="outer")
     both["before"] = both["before"].astype("object").where(both["before"].notna(), NEW)
     both["after"] = both["after"].astype("object").where(both["after"].notna(), GONE)
     both["revenue"] = both["cur_value"].where(both["after"] != GONE, both["prev_value"]).fillna(0.0)
@@ -51,14 +53,15 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
     indicators whose weighted points moved most in the direction of the move, and any override,
     designation or review decision on the current grading."""
     rank = {t: i for i, t in enumerate(tiers)}
-    keep = ["customer_id", "tier", "score"] + [c for c in previous.columns if c.startswith(PTS)]
-    a = previous[[c for c in keep if c in previous]].rename(columns=lambda c: c if c == "customer_id" else c + "_before")
+    key = row_key(previous, current)
+    keep = key + ["tier", "score"] + [c for c in previous.columns if c.startswith(PTS)]
+    a = previous[[c for c in keep if c in previous]].rename(columns=lambda c: c if c in key else c + "_before")
     extra = [c for c in ("overrides", "designation", "review_decision") if c in current]
     b = current[[c for c in keep + extra if c in current]]
-    both = a.merge(b, on="customer_id", how="inner")
+    both = a.merge(b, on=key, how="inner")
     both = both[both["tier_before"].astype(str) != both["tier"].astype(str)].reset_index(drop=True)
     if both.empty:
-        return pd.DataFrame(columns=["customer_id", "from", "to", "move", "score_before", "score", "why"])
+        return pd.DataFrame(columns=key + ["from", "to", "move", "score_before", "score", "why"])
     delta_rank = both["tier_before"].astype(str).map(rank) - both["tier"].astype(str).map(rank)  # > 0: upgrade
     names = [i for i in weights if f"{PTS}{i}" in both and f"{PTS}{i}_before" in both]
     why = pd.Series("", index=both.index, dtype=object)
@@ -81,12 +84,12 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
         why = np.where(txt != "", np.where(why != "", why + "; " + txt, txt), why)
         why = pd.Series(why, index=both.index, dtype=object)
     out = pd.DataFrame({
-        "customer_id": both["customer_id"], "from": both["tier_before"].astype(str), "to": both["tier"].astype(str),
+        **{k: both[k] for k in key}, "from": both["tier_before"].astype(str), "to": both["tier"].astype(str),
         "move": np.where(delta_rank > 0, "up", "down"), "tiers": delta_rank.abs().to_numpy(),
         "score_before": both.get("score_before"), "score": both.get("score"),
         "why": pd.Series(why).replace("", "gate or rule outcome changed"),
     })
-    return out.sort_values(["move", "tiers", "customer_id"], ascending=[False, False, True]).reset_index(drop=True)
+    return out.sort_values(["move", "tiers"] + key, ascending=[False, False] + [True] * len(key)).reset_index(drop=True)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -124,6 +127,6 @@ def realised_churn(grading: pd.DataFrame, labels: pd.DataFrame, tiers: list[str]
     Wilson intervals: tier, label, n, churned, churn_rate, ci_low, ci_high."""
     from .calibration import tier_table
 
-    lab = labels[labels["churn"].notna()][["customer_id", "churn"]]
+    lab = labels[labels["churn"].notna()][["customer_id", "churn"]]  # churn is a customer's, in every group
     both = grading[["customer_id", "tier"]].merge(lab, on="customer_id", how="inner")
     return tier_table(both["tier"], both["churn"].to_numpy(dtype=float), tiers, confidence, labels_text)

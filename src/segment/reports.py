@@ -23,14 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, paths
 from .atomic import sha256_file, signals_deferred, write_frame, write_text
 from .errors import SegmentError
 from .progress import progress
 
 NOTEBOOKS = ("grading", "review", "calibration")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEMO_DATA = Path("data") / "demo" / "data.yaml"
 
 
 class ReportError(SegmentError):
@@ -41,12 +39,13 @@ def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
     """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
     JupyterLab with bundle "") computed here from the data config."""
     from .grading_report import GradingReport, prepare_grading_report
+    from .paths import project_path
     from .schemes import resolve
     from .validate import load_data
 
     if bundle:
-        return GradingReport.load(bundle)
-    return prepare_grading_report(load_data(data), resolve(scheme), quarter)
+        return GradingReport.load(str(project_path(bundle)))
+    return prepare_grading_report(load_data(project_path(data)), resolve(scheme), quarter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,15 +141,15 @@ def _inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=No
     (``_sql_fingerprint``): ``loaded`` is needed only when the config (``config``, default
     ``loaded.config``) has one."""
     config = config if config is not None else loaded.config
-    paths = _source_paths(data, config)
-    extra = [p for p in [PROJECT_ROOT / "notebooks" / f"{nb}.ipynb" for nb in NOTEBOOKS] +
-             [PROJECT_ROOT / "params" / "reports.yaml", PROJECT_ROOT / "params" / "calibration.yaml"] if p.is_file()]
-    hashed = [data, scheme_path, *paths.values(), *extra]
+    sources = _source_paths(data, config)
+    extra = [p for p in [paths.notebooks_dir() / f"{nb}.ipynb" for nb in NOTEBOOKS] +
+             [paths.params_file("reports.yaml"), paths.params_file("calibration.yaml")] if p.is_file()]
+    hashed = [data, scheme_path, *sources.values(), *extra]
     digest = {str(p): sha256_file(p) for p in dict.fromkeys(hashed)}
     files = {str(data): digest[str(data)], str(scheme_path): digest[str(scheme_path)]}
     for name, src in config.tables.items():
         if src.path:
-            files[str(paths[name])] = digest[str(paths[name])]
+            files[str(sources[name])] = digest[str(sources[name])]
         elif src.sql is not None:
             if loaded is None:
                 raise ValueError(f"tables.{name} is a SQL source: fingerprint it from the loaded data")
@@ -194,7 +193,7 @@ def _cached_data_end(reports_dir: Path, key: str | None) -> pd.Timestamp | None:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.root(), capture_output=True, text=True,
                               timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -300,7 +299,7 @@ def _quarter_lock(reports_dir: Path, quarter: str):
 
 
 def build_reports(*, quarter: str | None = None, data: str | Path | None = None, scheme: str = "s1_four_tier",
-                  reports_dir: str | Path = "reports", force: bool = False) -> BuildResult:
+                  reports_dir: str | Path | None = None, force: bool = False) -> BuildResult:
     """Build the quarter's reports into ``reports_dir/<quarter>/`` (default quarter: the latest complete
     one in the data), or answer "up to date" when nothing changed.
 
@@ -318,9 +317,9 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     from .validate import load_data
 
     t0 = time.perf_counter()
-    reports_dir = Path(reports_dir)
+    reports_dir = Path(reports_dir) if reports_dir is not None else paths.reports_dir()
     if data is None:
-        data = DEMO_DATA
+        data = paths.demo_data()
         if not Path(data).is_file():
             from .demo import write_demo
 
@@ -401,7 +400,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 t1 = time.perf_counter()
                 executed = staging / f"{nb}.ipynb"
                 try:
-                    _execute(PROJECT_ROOT / "notebooks" / f"{nb}.ipynb", executed, params[nb], PROJECT_ROOT)
+                    _execute(paths.notebooks_dir() / f"{nb}.ipynb", executed, params[nb], paths.root())
                 except Exception as e:  # papermill's PapermillExecutionError and kernel failures
                     failed_dir = out_dir / "failed"
                     failed_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,6 @@ try:
 except ImportError:  # Windows (conda analysts): O_APPEND alone
     fcntl = None
 
-PARAMS_PATH = Path("params") / "reports.yaml"
 SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
 DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")
 SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
@@ -90,8 +89,12 @@ class _ReportsFile(BaseModel):
     review: ReviewParams = Field(default_factory=ReviewParams)
 
 
-def load_review_params(path: str | Path = PARAMS_PATH) -> ReviewParams:
-    """``review:`` of a reports params file; a bad value raises ConfigError naming the file and key."""
+def load_review_params(path: str | Path | None = None) -> ReviewParams:
+    """``review:`` of a reports params file (default: the project's params/reports.yaml); a bad value
+    raises ConfigError naming the file and key."""
+    from .paths import params_file
+
+    path = path if path is not None else params_file("reports.yaml")
     raw = read_yaml(path)
     if raw is None:
         raw = {}

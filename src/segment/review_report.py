@@ -6,7 +6,6 @@ and quarter). The HTML carries no contact data: only the sheet may (``params/rep
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 
 from .grading_report import Section, html_table, p
@@ -24,8 +23,12 @@ class ReviewReport:
 
     @classmethod
     def load(cls, quarter: str, grading: str, scheme: str, previous: str = "",
-             params: str = "params/reports.yaml") -> "ReviewReport":
-        sel = select_from_files(grading, scheme, load_review_params(params), previous or None)
+             params: str = "") -> "ReviewReport":
+        from .paths import project_path
+
+        sel = select_from_files(str(project_path(grading)), scheme,
+                                load_review_params(project_path(params) if params else None),
+                                str(project_path(previous)) if previous else None)
         return cls(sel, quarter, f"reports/{quarter}/review_sheet.xlsx")
 
     def title(self) -> Section:
@@ -63,5 +66,7 @@ class ReviewReport:
 def review_report(quarter: str, grading: str, scheme: str, previous: str = "") -> ReviewReport:
     """What the review notebook shows; ``grading`` is the quarter's grading.parquet."""
     if not grading:
-        grading = str(Path("reports") / quarter / "grading.parquet")
+        from .paths import reports_dir
+
+        grading = str(reports_dir() / quarter / "grading.parquet")
     return ReviewReport.load(quarter, grading, scheme, previous)

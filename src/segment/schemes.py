@@ -382,7 +382,10 @@ def resolve(scheme: str | Path, base: Path | None = None) -> Path:
             raise ConfigError(p, None, "scheme file not found", "check the path, or give the id of a scheme under "
                               "params/schemes/")
         return p
-    base = base or Path.cwd()
+    if base is None:
+        from .paths import root
+
+        base = root()
     cand = base / SCHEMES_DIR / f"{scheme}.yaml"
     if not cand.is_file():
         known = sorted(x.stem for x in (base / SCHEMES_DIR).glob("*.yaml"))
