@@ -28,7 +28,7 @@ def built(demo, tmp_path_factory):
 
 
 def test_quarters():
-    assert quarter_end("2026q3") == pd.Timestamp("2026-09-30")
+    assert quarter_end("2026Q3") == pd.Timestamp("2026-09-30")
     assert latest_complete_quarter("2026-09-30") == "2026Q3"
     assert latest_complete_quarter("2026-09-29") == "2026Q2"
     assert latest_complete_quarter("2026-12-31 23:00") == "2026Q4"

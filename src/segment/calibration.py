@@ -170,7 +170,8 @@ def log_loss(y, p, eps: float = 1e-15) -> float:
 
 
 def wilson(churned, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score intervals (statsmodels ``proportion_confint``); NaN where n = 0."""
+    """Wilson score intervals (statsmodels ``proportion_confint``) clipped to [0, 1] and around the
+    observed rate (floating point leaves 5.6e-17 for a bound that is 0); NaN where n = 0."""
     from statsmodels.stats.proportion import proportion_confint
 
     k = np.atleast_1d(np.asarray(churned, dtype="float64"))
@@ -179,6 +180,9 @@ def wilson(churned, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray
     ok = m > 0
     if ok.any():
         lo[ok], hi[ok] = proportion_confint(k[ok], m[ok], alpha=1 - confidence, method="wilson")
+        rate = k[ok] / m[ok]
+        lo[ok] = np.where(k[ok] == 0, 0.0, np.clip(np.minimum(lo[ok], rate), 0.0, 1.0))
+        hi[ok] = np.where(k[ok] == m[ok], 1.0, np.clip(np.maximum(hi[ok], rate), 0.0, 1.0))
     return lo, hi
 
 

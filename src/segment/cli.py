@@ -151,7 +151,10 @@ def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
     import re
 
     if quarter:
-        q = reports_dir / quarter.upper()
+        from .pipeline import quarter_end
+
+        quarter_end(quarter)  # the one accepted spelling, or an error that shows it
+        q = reports_dir / quarter
     else:
         found = sorted(p for p in reports_dir.glob("*") if re.fullmatch(r"\d{4}Q[1-4]", p.name)
                        and (p / "grading.parquet").is_file()) if reports_dir.is_dir() else []

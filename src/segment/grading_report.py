@@ -18,6 +18,7 @@ import pandas as pd
 from . import charts, history
 from .atomic import sha256_file, write_frame, write_text
 from .contract import TABLES
+from .grading import row_key
 from .schemes import Scheme, load_scheme
 
 MONEY_COLUMNS = ("annual_amount",)
@@ -160,8 +161,9 @@ class GradingReport:
             moves = history.movers(self.previous, self.grading, self.tier_ids, self.scheme.weights(),
                                    self.scheme.score_factor)
             up, down = int((moves["move"] == "up").sum()), int((moves["move"] == "down").sum())
-            new = len(set(self.grading["customer_id"]) - set(self.previous["customer_id"]))
-            gone = len(set(self.previous["customer_id"]) - set(self.grading["customer_id"]))
+            key = row_key(self.previous, self.grading)
+            now, before = (set(map(tuple, f[key].astype(str).to_numpy())) for f in (self.grading, self.previous))
+            new, gone = len(now - before), len(before - now)
             change = ", ".join(f"{lab} {dd:+,}" for lab, dd in zip(t["label"], d))
             rev_change = total_rev - prev["revenue_12m"].sum()
             out.append(p(f"Since {self.previous_quarter}{' (after review)' if self.previous_reviewed else ''}: "
@@ -281,12 +283,13 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
                            calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
     """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
     from .churn import at_risk, churn_labels
-    from .pipeline import grade_snapshot, quarter_end
+    from .pipeline import check_period, data_end, grade_snapshot, quarter_end
 
     scheme = load_scheme(scheme_path)
     as_of = quarter_end(quarter)
     tables = loaded.tables
     first = tables.date_range()[0]
+    check_period(quarter, first, data_end(loaded))
     grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
     if reports_dir is None:
         from .paths import reports_dir as project_reports
@@ -297,10 +300,14 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     prev_q = str(pd.Period(quarter, freq="Q") - 1)
     previous, reviewed = None, False
     approved = reports_dir / prev_q / "grading.approved.parquet"
-    if approved.is_file():
+    if quarter_end(prev_q) >= first:
+        # revenue and breakdowns come from the snapshot, whatever the scheme reads (like this quarter's)
+        prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
+        previous = _with_context(prev_grading.frame, prev_snap, scheme)
+        if approved.is_file():
+            previous, reviewed = _with_context(pd.read_parquet(approved), prev_snap, scheme), True
+    elif approved.is_file():
         previous, reviewed = pd.read_parquet(approved), True
-    elif quarter_end(prev_q) >= first:
-        previous = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))[0].frame
 
     churn = None
     churn_q, churn_text = None, ""

@@ -1,6 +1,7 @@
 """The steps that commands share: load + validate → snapshot → grade."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,30 @@ from .schemes import Scheme, load_scheme, resolve
 from .validate import Loaded, load_data
 
 
+_QUARTER = re.compile(r"(\d{4})Q([1-4])")
+
+
 def quarter_end(quarter: str) -> pd.Timestamp:
-    """'2026Q3' → 2026-09-30."""
-    try:
-        p = pd.Period(quarter.upper(), freq="Q")
-    except (ValueError, TypeError):
-        raise SegmentError(f"error: --quarter {quarter!r} is not a quarter; write it like 2026Q3") from None
-    return p.end_time.normalize()
+    """'2026Q3' → 2026-09-30. Only the canonical spelling is accepted (it names the report folder)."""
+    m = _QUARTER.fullmatch(quarter) if isinstance(quarter, str) else None
+    if m is None:
+        raise SegmentError(f"error: --quarter {quarter!r} is not a quarter in the accepted form; write it as "
+                           "YYYYQn, e.g. 2026Q3")
+    return pd.Period(quarter, freq="Q").end_time.normalize()
+
+
+def check_period(quarter: str, first, end) -> None:
+    """Refuse a quarter the data cannot grade: ending after the data's end (its churn windows and
+    revenue would run past what is known) or before the data's first transaction."""
+    last_day, start = quarter_end(quarter), pd.Period(quarter, freq="Q").start_time.normalize()
+    first, end = pd.Timestamp(first).normalize(), pd.Timestamp(end).normalize()
+    where = f"the data covers {first.date()} … {end.date()}"
+    if last_day > end:
+        raise SegmentError(f"error: {quarter} ends on {last_day.date()}, after the data's end: {where}; the latest "
+                           f"complete quarter is {latest_complete_quarter(end)}")
+    if last_day < first:
+        raise SegmentError(f"error: {quarter} ends on {last_day.date()}, before the data's first transaction "
+                           f"(started {start.date()}): {where}")
 
 
 def quarter_of(ts) -> str:

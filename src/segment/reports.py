@@ -312,7 +312,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     leaves the older hash in the manifest: the next run rebuilds. A SQL source is loaded first, as its
     fingerprint is its query's result (``_sql_fingerprint``)."""
     from .io import read_data_config
-    from .pipeline import data_end, latest_complete_quarter, quarter_end
+    from .pipeline import check_period, data_end, latest_complete_quarter, quarter_end
     from .schemes import resolve
     from .validate import load_data
 
@@ -360,6 +360,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
         if loaded is None:
             loaded = load_data(data)  # validated once; every report reads these tables
+        check_period(quarter, loaded.tables.date_range()[0], data_end(loaded))
 
         staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
         if staging.exists():

@@ -1,0 +1,72 @@
+"""Report figures for every kind of scheme: periods in one accepted form and inside the data, revenue
+from the snapshot (never from the indicators a scheme happens to read), Wilson bounds inside [0, 1]."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from segment.calibration import wilson
+from segment.errors import SegmentError
+from segment.pipeline import check_period, quarter_end
+
+
+@pytest.mark.parametrize("bad", ["2026q3", "2026-Q3", "2026Q5", "Q3 2026", "2026Q3 ", "26Q3", ""])
+def test_only_the_canonical_quarter_is_accepted(bad):
+    with pytest.raises(SegmentError, match=r"not a quarter in the accepted form; write it as YYYYQn, e\.g\. 2026Q3"):
+        quarter_end(bad)
+    assert quarter_end("2026Q3") == pd.Timestamp("2026-09-30")
+
+
+def test_periods_outside_the_data_are_refused_naming_its_range():
+    first, end = "2021-01-04", "2026-09-30"
+    check_period("2026Q3", first, end)
+    check_period("2021Q1", first, end)
+    with pytest.raises(SegmentError, match=r"2026Q4 ends on 2026-12-31, after the data's end: the data covers "
+                                           r"2021-01-04 … 2026-09-30; the latest complete quarter is 2026Q3"):
+        check_period("2026Q4", first, end)
+    with pytest.raises(SegmentError, match=r"2019Q1 ends on 2019-03-31, before the data's first transaction"):
+        check_period("2019Q1", first, end)
+    with pytest.raises(SegmentError, match="latest complete quarter is 2026Q2"):
+        check_period("2026Q3", first, "2026-09-29")
+
+
+def test_wilson_bounds_are_clipped_and_hold_the_rate():
+    lo, hi = wilson([0, 7, 1, 0], [7, 7, 6, 0])
+    assert lo[0] == 0.0 and hi[1] == 1.0  # statsmodels gives 5.6e-17 and 0.9999999999999999 here
+    ref_lo, ref_hi = proportion_confint(np.array([0, 7, 1]), np.array([7, 7, 6]), alpha=0.05, method="wilson")
+    assert hi[0] == pytest.approx(ref_hi[0]) and lo[1] == pytest.approx(ref_lo[1])
+    assert (lo[2], hi[2]) == pytest.approx((ref_lo[2], ref_hi[2]))
+    assert np.isnan(lo[3]) and np.isnan(hi[3])
+    rate = np.array([0, 1, 1 / 6])
+    assert (lo[:3] <= rate).all() and (rate <= hi[:3]).all() and (lo[:3] >= 0).all() and (hi[:3] <= 1).all()
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    from segment.demo import write_demo
+    from segment.validate import load_data
+
+    return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=800))
+
+
+@pytest.mark.parametrize("sid", ["s4_key_account_levels", "s7_sales_stages", "s5_order_count_grades",
+                                 "s1_four_tier"])
+def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path):
+    from segment.features import snapshot
+    from segment.grading_report import prepare_grading_report
+    from segment.schemes import resolve
+
+    r = prepare_grading_report(loaded, resolve(sid), "2026Q3", reports_dir=tmp_path)
+    for frame, day in ((r.grading, "2026-09-30"), (r.previous, "2026-06-30")):
+        snap = snapshot(loaded.tables, day).set_index("customer_id")["annual_amount"]
+        expect = snap.reindex(frame["customer_id"]).fillna(0.0).sum()
+        assert r.tier_table(frame)["revenue_12m"].sum() == pytest.approx(expect, rel=1e-9)
+        assert expect > 0
+    summary = r.summary()._repr_html_()
+    change = float(summary.split("Revenue over 12 months changed by ")[1].split("(")[1].split("%")[0])
+    assert abs(change) < 50, summary  # one quarter apart on the demo: not +121504067605.0%
+    counts, revenue = __import__("segment.history").history.migration(r.previous, r.grading, r.tier_ids)
+    gone = counts["(not graded)"].sum()
+    assert gone == 0 or revenue["(not graded)"].sum() > 0
