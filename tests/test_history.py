@@ -106,3 +106,10 @@ def test_migration_totals_equal_the_graded_rows_of_each_quarter(sid, demo_tables
     moved = history.movers(before, after, tiers, scheme.weights() if scheme.scored else {})
     key = ["customer_id", "group"] if "group" in after else ["customer_id"]
     assert not moved.duplicated(key).any()
+
+
+def test_movers_are_ranked_by_the_size_of_the_move():
+    prev = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "tier": ["c", "c", "c", "a"], "score": [40.0, 45, 30, 95]})
+    cur = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "tier": ["b", "b", "a", "c"], "score": [71.0, 90, 91, 20]})
+    m = history.movers(prev, cur, TIERS, {})
+    assert m["customer_id"].tolist() == ["C", "B", "A", "D"]  # two tiers up; then +45 before +31; the downgrade last

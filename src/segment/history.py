@@ -49,7 +49,8 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], v
 
 def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weights: dict[str, float],
            score_factor: float = 1.0) -> pd.DataFrame:
-    """Customers whose tier changed between two gradings, best upgrades first, with the reason: the
+    """Customers whose tier changed between two gradings — upgrades first, each direction by tiers moved
+    then by the size of the score change — with the reason: the
     indicators whose weighted points moved most in the direction of the move, and any override,
     designation or review decision on the current grading."""
     rank = {t: i for i, t in enumerate(tiers)}
@@ -89,7 +90,11 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
         "score_before": both.get("score_before"), "score": both.get("score"),
         "why": pd.Series(why).replace("", "gate or rule outcome changed"),
     })
-    return out.sort_values(["move", "tiers"] + key, ascending=[False, False] + [True] * len(key)).reset_index(drop=True)
+    # the largest moves first: tiers moved, then the size of the score change
+    size = (pd.to_numeric(out["score"], errors="coerce") - pd.to_numeric(out["score_before"], errors="coerce")).abs()
+    out = out.assign(_size=size.fillna(0.0).to_numpy())
+    order = out.sort_values(["move", "tiers", "_size"] + key, ascending=[False, False, False] + [True] * len(key)).index
+    return out.loc[order].drop(columns="_size").reset_index(drop=True)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
