@@ -70,3 +70,20 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
     counts, revenue = __import__("segment.history").history.migration(r.previous, r.grading, r.tier_ids)
     gone = counts["(not graded)"].sum()
     assert gone == 0 or revenue["(not graded)"].sum() > 0
+
+
+def test_a_churn_verdict_needs_intervals_that_support_it():
+    from segment.calibration import churn_order_verdict, tier_table
+
+    def table(counts):  # tier → (n, churned)
+        tiers, y = [], []
+        for t, (n, k) in counts.items():
+            tiers += [t] * n
+            y += [1] * k + [0] * (n - k)
+        return tier_table(tiers, np.array(y, dtype=float), list(counts))
+
+    assert churn_order_verdict(table({"a": (200, 10), "b": (300, 30), "c": (500, 100)}))[0] == "rises"
+    kind, text = churn_order_verdict(table({"a": (6, 1), "b": (300, 30), "c": (500, 100)}))
+    assert kind == "unclear" and "a 16.7% vs b 10.0%" in text and "too few customers to tell" in text
+    kind, text = churn_order_verdict(table({"a": (400, 120), "b": (400, 20), "c": (500, 100)}))
+    assert kind == "reversed" and "a 30.0% vs b 5.0%" in text and "do not overlap" in text

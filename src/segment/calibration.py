@@ -252,6 +252,23 @@ def monotone_violations(table: pd.DataFrame) -> list[dict]:
     return out
 
 
+def churn_order_verdict(table: pd.DataFrame) -> tuple[str, str]:
+    """Does churn rise from the best tier to the worst? ("rises" | "unclear" | "reversed", a sentence).
+    A reversal counts only when the two tiers' Wilson intervals do not overlap; otherwise the data
+    has too few customers to tell."""
+    bad = monotone_violations(table)
+    if not bad:
+        return "rises", "Churn rises steadily from the best tier to the worst."
+    clear = [v for v in bad if not v["intervals_overlap"]]
+    if not clear:
+        pairs = "; ".join(f"{v['better']} {v['churn_better']:.1%} vs {v['worse']} {v['churn_worse']:.1%}" for v in bad)
+        return "unclear", (f"Churn does not rise at every step ({pairs}), but the confidence intervals overlap: too "
+                           "few customers to tell whether the grading orders churn risk there.")
+    pairs = "; ".join(f"{v['better']} {v['churn_better']:.1%} vs {v['worse']} {v['churn_worse']:.1%}" for v in clear)
+    return "reversed", (f"Churn is clearly lower in a worse tier ({pairs}; the confidence intervals do not overlap): "
+                        "the grading does not order churn risk there; see the calibration report.")
+
+
 def discrimination(y, risk, p=None) -> dict:
     """AUC, Gini and KS of a risk score; Brier and log loss when probabilities ``p`` are given."""
     a = auc(y, risk)

@@ -171,16 +171,13 @@ class GradingReport:
                          f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
                          f"changed by {money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
         if self.churn is not None and len(self.churn):
-            from .calibration import monotone
+            from .calibration import churn_order_verdict
 
             c = self.churn[self.churn["n"] > 0]
-            mono = monotone(self.churn)
             out.append(p(f"Of the customers graded at {self.churn_quarter}, "
-                         + ", ".join(f"{r.label if 'label' in c else r.tier} churned {r.churn_rate:.1%}"
+                         + ", ".join(f"{r.label if 'label' in c else r.tier} churned {r.churn_rate:.1%} of {r.n:,}"
                                      for r in c.itertuples())
-                         + f" ({self.churn_text}). Churn {'rises' if mono else 'does NOT rise'} steadily from the "
-                         "best tier to the worst" + ("." if mono else ": the grading does not order churn risk; "
-                                                     "see the calibration report.")))
+                         + f" ({self.churn_text}). " + churn_order_verdict(self.churn)[1]))
         return Section(out, [t])
 
     def tiers(self) -> Section:
