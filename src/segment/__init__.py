@@ -1,2 +1,47 @@
-"""segment: grade customers into tiers and prove the grading against churn history."""
+"""segment: grade customers into tiers and prove the grading against churn history.
+
+Public (what a notebook needs; ``segment.<name>``, loaded on first use so the command line starts
+fast): :func:`load_data` (validate a data config into tables), :func:`snapshot` (indicators per
+customer at a date), :func:`load_scheme`, :func:`grade` (a snapshot × a scheme → a Grading; customers
+the CRM marks lost are left out), :func:`calibrate` (weights and cut-offs against churn),
+:func:`select_for_review`, :func:`apply_review`, :func:`build_reports`, and the exceptions
+:class:`SegmentError`, :class:`ConfigError`, :class:`DataError`.
+
+    import segment
+    tables = segment.load_data("data/demo/data.yaml").tables
+    g = segment.grade(segment.snapshot(tables, "2026-09-30"), "s1_four_tier")
+    g.tier_counts()
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "load_data": ("validate", "load_data"),
+    "snapshot": ("features", "snapshot"),
+    "load_scheme": ("schemes", "load_scheme"),
+    "grade": ("pipeline", "grade_customers"),
+    "calibrate": ("calibration", "run_calibration"),
+    "select_for_review": ("review", "select_for_review"),
+    "apply_review": ("review", "apply_review"),
+    "build_reports": ("reports", "build_reports"),
+    "SegmentError": ("errors", "SegmentError"),
+    "ConfigError": ("errors", "ConfigError"),
+    "DataError": ("errors", "DataError"),
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        module, attr = _PUBLIC[name]
+        value = getattr(import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'segment' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -139,6 +139,7 @@ class Grading:
     scheme: Scheme
     as_of: pd.Timestamp
     ineligible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id"]))
+    lost: int = 0  # customers left out because the CRM marks them lost (segment.grade)
 
     def tier_counts(self) -> pd.DataFrame:
         t = [x.id for x in self.scheme.tiers]

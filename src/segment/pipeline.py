@@ -128,6 +128,18 @@ def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") ->
     return grading, snap, n_lost
 
 
+def grade_customers(snapshot: pd.DataFrame, scheme: Scheme | str | Path, as_of=None) -> Grading:
+    """Grade a snapshot as the commands do (``segment.grade``): customers the CRM marks lost at
+    ``as_of`` are not graded (their number is ``Grading.lost``); ``scheme``: a Scheme, an id under
+    params/schemes/ or a path. ``as_of`` defaults to the snapshot's."""
+    scheme_obj = scheme if isinstance(scheme, Scheme) else load_scheme(scheme)
+    if as_of is None and "as_of" in snapshot and len(snapshot):
+        as_of = snapshot["as_of"].iloc[0]
+    grading, n_lost = grade_current(snapshot, scheme_obj, as_of)
+    grading.lost = n_lost
+    return grading
+
+
 def grade_current(snap: pd.DataFrame, scheme: Scheme, as_of, source: str = "the scheme") -> tuple[Grading, int]:
     """Grade the customers of a snapshot the CRM does not mark lost; returns the grading and how many
     were left out as lost."""
