@@ -271,11 +271,37 @@ def _footer(manifest: dict, generated: str) -> str:
             f"{html.escape(manifest['scheme'])}. Inputs (sha256): {short}.")
 
 
+def _ipc_kernel_manager():
+    """A kernel manager talking to the kernel over Unix sockets in a private temporary folder: no TCP
+    port is opened, and the kernel has no "running over TCP without encryption" warning to print
+    into the terminal of `make report`."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            folder = tempfile.mkdtemp(prefix="segment-kernel-")
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(folder, f"k{uuid.uuid4().hex[:8]}"))
+            super().__init__(**kwargs)
+            self._ipc_folder = folder
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self._ipc_folder, ignore_errors=True)
+
+    return IpcKernelManager
+
+
 def _execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
     import papermill as pm
 
     pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, cwd=str(cwd), kernel_name="python3",
-                        progress_bar=False, log_output=False, request_save_on_cell_execute=False)
+                        progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                        kernel_manager_class=_ipc_kernel_manager())
 
 
 @contextmanager
