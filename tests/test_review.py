@@ -75,7 +75,8 @@ def sample_rows(sel) -> pd.DataFrame:
 def test_params_file_and_defaults(tmp_path):
     p = load_review_params(ROOT / "params" / "reports.yaml")
     assert p == ReviewParams()
-    assert (p.sample_share, p.borderline_points, p.big_mover_tiers, p.include_pii_in_sheet) == (0.15, 0.5, 2, True)
+    assert (p.sample_share, p.borderline_points, p.borderline_share, p.max_share, p.extras_max_share,
+            p.big_mover_tiers, p.include_pii_in_sheet) == (0.15, None, 0.05, 0.20, 0.05, 2, True)
     assert p.anomaly == "annual_amount >= 50万 and complaints_12m >= 3"
     assert load_review_params(write(tmp_path / "a.yaml", "privacy: {pii_columns: [email]}\n")) == ReviewParams()
     assert load_review_params(write(tmp_path / "b.yaml", "review: {sample_share: 12%, anomaly: null}\n")).sample_share == 0.12
@@ -162,9 +163,12 @@ def hand_made(scheme) -> tuple[pd.DataFrame, pd.DataFrame]:
     return g.sample(frac=1, random_state=0), prev
 
 
+NO_CAP = dict(max_share=1.0, extras_max_share=1.0)  # the rules alone, without the caps on the sheet's size
+
+
 def test_borderline_override_big_mover_and_anomaly_are_included(scheme):
     g, prev = hand_made(scheme)
-    sel = select_for_review(g, scheme, ReviewParams(sample_share=0.10, seed=1, borderline_points=3), prev)
+    sel = select_for_review(g, scheme, ReviewParams(sample_share=0.10, seed=1, borderline_points=3, **NO_CAP), prev)
     why = sel.table().set_index("customer_id")["why"]
 
     def reasons(cid):
@@ -188,18 +192,18 @@ def test_borderline_override_big_mover_and_anomaly_are_included(scheme):
         assert t.loc["K13", "previous_tier"] == ""
     assert sel.notes == []
     # a column the anomaly rule reads is missing: the rule is skipped with a note, nothing crashes
-    sel2 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3), prev)
+    sel2 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3, **NO_CAP), prev)
     assert "anomaly" not in " ".join(sel2.table()["why"])
     assert len(sel2.notes) == 1 and "complaints_12m" in sel2.notes[0] and "skipped" in sel2.notes[0]
     assert "complaints_12m" in sel2._repr_html_()
     # … and the snapshot can supply it
     ctx = g[["customer_id", "complaints_12m"]]
-    sel3 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3), prev, context=ctx)
+    sel3 = select_for_review(g.drop(columns="complaints_12m"), scheme, ReviewParams(seed=1, borderline_points=3, **NO_CAP), prev, context=ctx)
     assert "anomaly" in sel3.table().set_index("customer_id").loc["K07", "why"]
 
 
 def test_demo_selection_matches_an_independent_count(graded, previous, scheme):
-    params = ReviewParams(seed=5, borderline_points=3)
+    params = ReviewParams(seed=5, borderline_points=3, **NO_CAP)
     sel = select_for_review(graded.frame, scheme, params, previous, context=graded.snapshot)
     t = sel.table().set_index("customer_id")
     f = graded.frame.set_index("customer_id")
@@ -538,3 +542,51 @@ def test_grouped_gradings_are_keyed_by_customer_and_group(tmp_path, scheme):
 def test_reviewer_changes_without_a_log_is_empty(tmp_path):
     df = reviewer_changes(tmp_path / "none.csv")
     assert df.empty and {"when", "reviewer", "customer_id", "from_tier", "to_tier", "reason"} <= set(df.columns)
+
+
+def test_caps_keep_the_sheet_within_the_seeds_share(scheme):
+    """Everyone at a cut-off and everyone overridden: the sample stays ≤ max_share, nearest first, and
+    the extras ≤ extras_max_share, anomalies first; the summary counts both and the notes the rest."""
+    n = 400
+    g = pd.DataFrame({"customer_id": [f"C{i:03d}" for i in range(n)],
+                      "tier": ["ordinary"] * n, "score": [70.0 if i % 2 else 69.5 for i in range(n)],
+                      "overrides": ["r: a → b (x)" if i % 3 == 0 else "" for i in range(n)],
+                      "annual_amount": [600000.0] * n, "complaints_12m": [5.0 if i % 7 == 0 else 0.0 for i in range(n)]})
+    sel = select_for_review(g, scheme, ReviewParams(seed=3, sample_share=0.10, borderline_points=1))
+    sh = sel.shares()
+    assert sh["sample"] == pytest.approx(0.20) and sh["extras"] == pytest.approx(0.05)
+    why = sel.table().set_index("customer_id")["why"]
+    border = why[why.str.contains("borderline") & ~why.str.contains("sample")]
+    assert len(border) == 40 and all("at important's cut-off" in w for w in border)  # 70.0 before 69.5
+    extras = why[~why.str.contains("sample|borderline")]
+    assert len(extras) == 20 and extras.str.contains("anomaly").all()
+    assert any("not added: the sample is capped at 20%" in x for x in sel.notes)
+    assert any("extras are capped at 5%" in x for x in sel.notes)
+    assert "20.0%" in sel.summary() and "5.0% more" in sel.summary()
+
+
+@pytest.mark.parametrize("sid", sorted(p.stem for p in (ROOT / "params" / "schemes").glob("*.yaml")))
+def test_every_scheme_reviews_ten_to_twenty_percent(sid, tmp_path_factory):
+    from segment.pipeline import grade_snapshot
+    from segment.schemes import load_scheme
+
+    tables = _tables(tmp_path_factory)
+    s = load_scheme(sid)
+    now, snap, _ = grade_snapshot(tables, s, "2026-09-30")
+    before = grade_snapshot(tables, s, "2026-06-30")[0].frame
+    sel = select_for_review(now.frame, s, ReviewParams(), before, context=snap)
+    sh = sel.shares()
+    assert 0.10 - 1e-9 <= sh["sample"] <= 0.20 + 1e-9, (sid, sh)
+    assert sh["extras"] <= 0.05 + 1e-9, (sid, sh)
+
+
+_TABLES = {}
+
+
+def _tables(factory):
+    if "t" not in _TABLES:
+        from segment.demo import write_demo
+        from segment.validate import load_data
+
+        _TABLES["t"] = load_data(write_demo(factory.mktemp("demo"), customers=1500)).tables
+    return _TABLES["t"]

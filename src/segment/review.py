@@ -67,8 +67,17 @@ class ReviewParams(BaseModel):
     sample_share: Annotated[float, BeforeValidator(_num)] = Field(
         0.15, description="share of each tier drawn at random (SEEDS step 5: 0.10–0.20)")
     seed: int = Field(20260930, ge=0, description="random seed of the sample (the quarter is mixed in)")
-    borderline_points: Annotated[float, BeforeValidator(_num)] = Field(
-        0.5, ge=0, description="review scores within this many points of a cut-off")
+    borderline_points: Annotated[float | None, BeforeValidator(_num)] = Field(
+        None, ge=0, description="review scores within this many points of a cut-off (default: borderline_share)")
+    borderline_share: Annotated[float, BeforeValidator(_num)] = Field(
+        0.05, gt=0, le=0.5, description="the borderline margin as a share of the typical gap between the scheme's "
+                                        "cut-offs: the same closeness on a 0–100 and a 1–5 scale")
+    max_share: Annotated[float, BeforeValidator(_num)] = Field(
+        0.20, gt=0, le=1, description="the random sample and the borderline customers together are at most this "
+                                      "share of the graded (SEEDS step 5: 10–20%); the nearest to a cut-off first")
+    extras_max_share: Annotated[float, BeforeValidator(_num)] = Field(
+        0.05, ge=0, le=1, description="override, big-mover and anomaly customers outside the sample are at most "
+                                      "this share of the graded (anomalies first, then big movers, then overrides)")
     big_mover_tiers: int = Field(2, ge=1, description="review customers who moved this many tiers or more")
     anomaly: Cond | None = Field("annual_amount >= 50万 and complaints_12m >= 3",
                                  description="review customers matching this condition (null: off)")
@@ -137,6 +146,7 @@ class ReviewSelection:
     graded: int
     graded_by_tier: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    margin: float = 0.0  # the borderline margin used, in score points
 
     def table(self) -> pd.DataFrame:
         return self.frame
@@ -159,13 +169,23 @@ class ReviewSelection:
         out.index.name = "reason"
         return out
 
+    def shares(self) -> dict[str, float]:
+        """Share of the graded rows on the sheet: ``sample`` (random or borderline) and ``extras``."""
+        why = self.frame["why"].astype(str).str.split("; ")
+        core = why.map(lambda parts: any(p == "sample" or p.startswith("borderline") for p in parts))
+        n = max(self.graded, 1)
+        return {"sample": float(core.sum()) / n, "extras": float((~core).sum()) / n}
+
     def summary(self) -> str:
         share = len(self.frame) / self.graded if self.graded else 0.0
-        return (f"{len(self.frame):,} of {self.graded:,} graded customers selected for review ({share:.1%}): a "
-                f"{self.params.sample_share:.0%} sample per tier (seed {self.params.seed}), scores within "
-                f"{self.params.borderline_points:g} points of a cut-off, override rules, moves of "
+        sh = self.shares()
+        return (f"{len(self.frame):,} of {self.graded:,} graded customers selected for review ({share:.1%}): the "
+                f"sample, {sh['sample']:.1%} — {self.params.sample_share:.0%} drawn at random per tier (seed "
+                f"{self.params.seed}) and the customers nearest a cut-off (within {self.margin:.3g} points), at most "
+                f"{self.params.max_share:.0%} together — and {sh['extras']:.1%} more for override rules, moves of "
                 f"{self.params.big_mover_tiers}+ tiers since last quarter"
-                + (f", and the anomaly rule `{self.params.anomaly}`" if self.params.anomaly else "") + ".")
+                + (f" and the anomaly rule `{self.params.anomaly}`" if self.params.anomaly else "")
+                + f" (at most {self.params.extras_max_share:.0%}).")
 
     def _repr_html_(self) -> str:
         labels = {t.id: f"{t.id} ({t.label})" if t.label else t.id for t in self.scheme.tiers}
@@ -175,6 +195,18 @@ class ReviewSelection:
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
+
+
+def borderline_margin(scheme: Scheme, params: ReviewParams) -> float:
+    """The borderline margin in score points: ``borderline_points`` when set, else ``borderline_share``
+    of the median gap between consecutive cut-offs (of the lowest cut-off with only one)."""
+    if params.borderline_points is not None:
+        return float(params.borderline_points)
+    cuts = sorted({float(t.min_score) for t in scheme.tiers if t.min_score is not None})
+    if not cuts:
+        return 0.0
+    gap = float(np.median(np.diff(cuts))) if len(cuts) > 1 else abs(cuts[0])
+    return params.borderline_share * (gap if gap > 0 else 1.0)
 
 
 def _seed(params: ReviewParams, salt: str, tier: str) -> list[int]:
@@ -216,8 +248,11 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
         for i in np.random.default_rng(_seed(params, salt, t)).choice(idx, size=k, replace=False):
             why[i].append("sample")
 
-    # 2. borderline: within N points of any cut-off (the nearest is named)
+    # 2. borderline: within the margin of a cut-off (the nearest is named), nearest first, while the
+    #    sample stays within max_share of the graded
     cuts = [(t.id, float(t.min_score)) for t in scheme.tiers if t.min_score is not None]
+    margin = borderline_margin(scheme, params)
+    budget = max(0, int(math.floor(params.max_share * n + 1e-9)) - sum(1 for w in why if w))
     if scheme.scored and cuts and "score" in g.columns:
         score = pd.to_numeric(g["score"], errors="coerce").to_numpy(dtype="float64")
         values = np.array([c for _, c in cuts])
@@ -225,18 +260,32 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
         near = np.where(np.isnan(dist), np.inf, dist)
         j = near.argmin(axis=1)
         best = near[np.arange(n), j]
-        for i in np.flatnonzero(best <= params.borderline_points + 1e-9):
+        within = np.flatnonzero(best <= margin + 1e-9)
+        tie = np.random.default_rng(_seed(params, salt, "borderline")).random(n)
+        within = within[np.lexsort((tie[within], best[within]))]  # nearest first, ties drawn at random
+        left_out = 0
+        for i in within:
+            if not why[i]:
+                if budget <= 0:
+                    left_out += 1
+                    continue
+                budget -= 1
             d = score[i] - values[j[i]]
             side = "at" if abs(d) < 0.05 else ("above" if d > 0 else "below")
             text = f"at {cuts[j[i]][0]}'s cut-off" if side == "at" else f"{abs(d):.1f} {side} {cuts[j[i]][0]}"
             why[i].append(f"borderline ({text})")
+        if left_out:
+            notes.append(f"{left_out:,} more customers within {margin:.3g} points of a cut-off were not added: the "
+                         f"sample is capped at {params.max_share:.0%} of the graded (review: max_share)")
     elif scheme.scored and "score" not in g.columns:
         notes.append("borderline rule skipped: the grading has no `score` column")
+    core = np.array([bool(w) for w in why], dtype=bool)
+    extra_why: list[list[str]] = [[] for _ in range(n)]  # reasons 3–5, capped below for rows outside the sample
 
     # 3. moved by an override rule
     if "overrides" in g.columns:
         for i in np.flatnonzero((_text(g["overrides"]) != "").to_numpy()):
-            why[i].append("override")
+            extra_why[i].append("override")
 
     # 4. big movers since the previous quarter
     previous_tier = pd.Series([""] * n, dtype=object)
@@ -261,7 +310,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
             for i in np.flatnonzero(np.nan_to_num(moved, nan=0) >= params.big_mover_tiers):
                 steps = int(moved[i])
                 direction = "up" if rank[i] < prev_rank[i] else "down"
-                why[i].append(f"big mover ({previous_tier.iloc[i]} → {tier.iloc[i]}, {steps} tiers {direction})")
+                extra_why[i].append(f"big mover ({previous_tier.iloc[i]} → {tier.iloc[i]}, {steps} tiers {direction})")
 
     # 5. anomalies
     if params.anomaly:
@@ -285,7 +334,23 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
                 notes.append(f"anomaly rule `{params.anomaly}` skipped: {e}")
             else:
                 for i in np.flatnonzero(hit):
-                    why[i].append("anomaly")
+                    extra_why[i].append("anomaly")
+
+    # extras outside the sample: anomalies first, then big movers, then overrides, up to the cap
+    def priority(reasons: list[str]) -> int:
+        return 0 if "anomaly" in reasons else 1 if any(r.startswith("big mover") for r in reasons) else 2
+
+    outside = sorted((i for i in range(n) if extra_why[i] and not core[i]), key=lambda i: (priority(extra_why[i]), i))
+    cap = int(math.floor(params.extras_max_share * n + 1e-9))
+    for i in range(n):
+        if core[i]:
+            why[i].extend(extra_why[i])
+    for i in outside[:cap]:
+        why[i].extend(extra_why[i])
+    if len(outside) > cap:
+        notes.append(f"{len(outside) - cap:,} more customers flagged by overrides, big moves or the anomaly rule were "
+                     f"not added: extras are capped at {params.extras_max_share:.0%} of the graded "
+                     "(review: extras_max_share)")
 
     picked = np.array([bool(w) for w in why], dtype=bool)
     out = g.loc[picked, keys].reset_index(drop=True)
@@ -302,7 +367,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
     out["_rank"] = rank[picked]
     out = out.sort_values(["_rank"] + keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
     by_tier = {t: int(c) for t, c in tier.value_counts().items()}
-    return ReviewSelection(out, scheme, params, n, by_tier, notes)
+    return ReviewSelection(out, scheme, params, n, by_tier, notes, margin)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -504,7 +569,8 @@ def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_c
         lines.append((c, zh, text))
     lines += [("", "", ""), ("rule", "", "setting")]
     lines += [("sample", "抽样", f"{p.sample_share:.0%} of each tier at random (at least one per tier), seed {p.seed}"),
-              ("borderline", "临界", f"score within {p.borderline_points:g} points of a tier cut-off"),
+              ("borderline", "临界", f"score within {sel.margin:.3g} points of a tier cut-off, nearest first; "
+                                     f"sample and borderline together at most {p.max_share:.0%}"),
               ("override", "规则调整", "a scheme rule promoted or demoted the customer"),
               ("big mover", "大幅变动", f"moved {p.big_mover_tiers} or more tiers since last quarter"),
               ("anomaly", "异常", p.anomaly or "(off)")]
