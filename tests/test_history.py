@@ -113,3 +113,13 @@ def test_movers_are_ranked_by_the_size_of_the_move():
     cur = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "tier": ["b", "b", "a", "c"], "score": [71.0, 90, 91, 20]})
     m = history.movers(prev, cur, TIERS, {})
     assert m["customer_id"].tolist() == ["C", "B", "A", "D"]  # two tiers up; then +45 before +31; the downgrade last
+
+
+def test_movers_name_the_failed_gate_and_the_stage_rule():
+    prev = pd.DataFrame({"customer_id": ["A", "B"], "tier": ["a", "a"], "score": [93.0, 0.0],
+                         "pts__x": [100.0, 0.0], "explanation": ["x", "matched the rule of a"]})
+    cur = pd.DataFrame({"customer_id": ["A", "B"], "tier": ["b", "c"], "score": [93.0, 0.0], "pts__x": [100.0, 0.0],
+                        "gates_failed": ["a", ""], "explanation": ["x", "no rule above c matched"]})
+    m = history.movers(prev, cur, TIERS, {"x": 1.0}, gates={"a": "satisfaction_latest >= 9"}).set_index("customer_id")
+    assert m.loc["A", "why"] == "a's gate failed (satisfaction_latest >= 9)"
+    assert m.loc["B", "why"] == "matched the rule of a → no rule above c matched"

@@ -158,8 +158,7 @@ class GradingReport:
         if self.previous is not None:
             prev = self.tier_table(self.previous)
             d = t["customers"] - prev["customers"]
-            moves = history.movers(self.previous, self.grading, self.tier_ids, self.scheme.weights(),
-                                   self.scheme.score_factor)
+            moves = self._movers()
             up, down = int((moves["move"] == "up").sum()), int((moves["move"] == "down").sum())
             key = row_key(self.previous, self.grading)
             now, before = (set(map(tuple, f[key].astype(str).to_numpy())) for f in (self.grading, self.previous))
@@ -196,8 +195,7 @@ class GradingReport:
         if self.previous is None:
             return Section([p("No earlier grading in the data: migration starts next quarter.")])
         counts, revenue = history.migration(self.previous, self.grading, self.tier_ids)
-        moves = history.movers(self.previous, self.grading, self.tier_ids, self.scheme.weights(),
-                               self.scheme.score_factor)
+        moves = self._movers()
         parts = [p(f"Customers by tier at {self.previous_quarter} (rows) and now (columns)."),
                  html_table(counts.reset_index().rename(columns={"previous tier": "previous \\ now"})),
                  p("Revenue over the last 12 months (current; previous for customers no longer graded)."),
@@ -207,6 +205,11 @@ class GradingReport:
             if len(m):
                 parts += [f"<h3>{title}</h3>", html_table(m.drop(columns=["move"]), {"score_before": ".1f", "score": ".1f"})]
         return Section(parts, [counts, revenue, moves])
+
+    def _movers(self) -> pd.DataFrame:
+        s = self.scheme
+        return history.movers(self.previous, self.grading, self.tier_ids, s.weights() if s.scored else {},
+                              s.score_factor, {t.id: t.gate for t in s.tiers if t.gate})
 
     def churn_by_tier(self) -> Section:
         if self.churn is None or not len(self.churn):

@@ -48,17 +48,21 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], v
 
 
 def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weights: dict[str, float],
-           score_factor: float = 1.0) -> pd.DataFrame:
+           score_factor: float = 1.0, gates: dict[str, str] | None = None) -> pd.DataFrame:
     """Customers whose tier changed between two gradings — upgrades first, each direction by tiers moved
     then by the size of the score change — with the reason: the
     indicators whose weighted points moved most in the direction of the move, and any override,
-    designation or review decision on the current grading."""
+    designation or review decision on the current grading. A tier held back by a gate says which gate
+    failed and its condition (``gates``: tier id → condition); a move no point change explains (stage
+    schemes) shows the rule outcome before → now (the gradings' ``explanation``)."""
     rank = {t: i for i, t in enumerate(tiers)}
     key = row_key(previous, current)
     keep = key + ["tier", "score"] + [c for c in previous.columns if c.startswith(PTS)]
     a = previous[[c for c in keep if c in previous]].rename(columns=lambda c: c if c in key else c + "_before")
     extra = [c for c in ("overrides", "designation", "review_decision") if c in current]
-    b = current[[c for c in keep + extra if c in current]]
+    if "explanation" in previous:
+        a["explanation_before"] = previous["explanation"].to_numpy()
+    b = current[[c for c in keep + extra + ["gates_failed", "explanation"] if c in current]]
     both = a.merge(b, on=key, how="inner")
     both = both[both["tier_before"].astype(str) != both["tier"].astype(str)].reset_index(drop=True)
     if both.empty:
@@ -80,6 +84,18 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
         for p in parts[1:]:
             why = np.where((why != "") & (p != ""), why + ", " + p, why + p)
         why = pd.Series(why, index=both.index, dtype=object)
+    if "gates_failed" in both:  # a failed gate holds the tier back, whatever the points did
+        failed = both["gates_failed"].astype("string").fillna("").astype(object)
+        held = [
+            "; ".join(f"{t}'s gate failed ({(gates or {}).get(t, 'its gate')})" for t in f.split(";") if t)
+            for f in failed]
+        held = pd.Series(held, index=both.index, dtype=object)
+        why = pd.Series(np.where(held != "", np.where(why != "", held + "; " + why, held), why), index=both.index,
+                        dtype=object)
+    if "explanation" in both and "explanation_before" in both:  # stage schemes: the rule before → now
+        rule = (both["explanation_before"].astype("string").fillna("") + " → "
+                + both["explanation"].astype("string").fillna("")).astype(object)
+        why = pd.Series(np.where(why == "", rule, why), index=both.index, dtype=object)
     for col in extra:
         txt = both[col].astype("string").fillna("").astype(object)
         why = np.where(txt != "", np.where(why != "", why + "; " + txt, txt), why)
