@@ -15,7 +15,7 @@ SCHEME  ?= s1_four_tier
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: QUARTER=2026Q3 (report), DATA=path/to/data.yaml, SCHEME=id-or-path"
+	@echo "  variables: QUARTER=2026Q3 (report), DATA=path/to/data.yaml, SCHEME=id-or-path, REPORTS=folder, REPLACE=1"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the late
 	$(BIN)/segment review export $(if $(QUARTER),--quarter $(QUARTER))
 
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
-	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME)
+	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME) $(if $(REPORTS),--reports-dir $(REPORTS)) $(if $(REPLACE),--replace)
 
 test: $(STAMP)  ## the test suite (without the slow, browser and spark markers)
 	$(BIN)/python -m pytest -q -m "not slow and not browser and not spark"

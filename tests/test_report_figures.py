@@ -87,3 +87,27 @@ def test_a_churn_verdict_needs_intervals_that_support_it():
     assert kind == "unclear" and "a 16.7% vs b 10.0%" in text and "too few customers to tell" in text
     kind, text = churn_order_verdict(table({"a": (400, 120), "b": (400, 20), "c": (500, 100)}))
     assert kind == "reversed" and "a 30.0% vs b 5.0%" in text and "do not overlap" in text
+
+
+def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
+    """The folder of a quarter built with S1 refuses an S4 build (naming both and the way out) before
+    reading any data; the same for another data config."""
+    import json
+
+    from segment.reports import build_reports
+
+    q = tmp_path / "reports" / "2026Q3"
+    q.mkdir(parents=True)
+    from segment.demo import write_demo
+
+    data = write_demo(tmp_path / "demo", customers=50)
+    (q / "manifest.json").write_text(json.dumps({"scheme": "s1_four_tier", "data": str(data.resolve())}),
+                                     encoding="utf-8")
+    (q / "grading.approved.parquet").write_bytes(b"old")
+    with pytest.raises(SegmentError, match=r"holds the s1_four_tier reports of .*data\.yaml; this build is "
+                                           r"s4_key_account_levels on .*--reports-dir .*s4_key_account_levels.*--replace"):
+        build_reports(quarter="2026Q3", data=data, scheme="s4_key_account_levels", reports_dir=tmp_path / "reports")
+    other = write_demo(tmp_path / "other", customers=50)
+    with pytest.raises(SegmentError, match="holds the s1_four_tier reports of"):
+        build_reports(quarter="2026Q3", data=other, scheme="s1_four_tier", reports_dir=tmp_path / "reports")
+    assert (q / "grading.approved.parquet").read_bytes() == b"old"

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
     r.add_argument("--scheme", default="s1_four_tier")
     r.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
+    r.add_argument("--replace", action="store_true",
+                   help="replace a quarter's reports built with another scheme or data config")
 
     rv = sub.add_parser("review", help="the review loop: export the sheet, apply reviewers' decisions")
     rsub = rv.add_subparsers(dest="review_command", required=True, metavar="ACTION")
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from .reports import build_reports
 
-        result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir)
+        result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir,
+                               replace=args.replace)
         print(result.summary())
         return 0
     if args.command == "review":

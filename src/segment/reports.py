@@ -271,6 +271,23 @@ def _footer(manifest: dict, generated: str) -> str:
             f"{html.escape(manifest['scheme'])}. Inputs (sha256): {short}.")
 
 
+def _other_build(out_dir: Path, old: dict, scheme_id: str, data: Path, replace: bool) -> bool:
+    """A quarter's folder holds the reports of one scheme on one data config: building another over it
+    would leave the old approved grading, review sheet and calibration beside the new ones. Refused
+    unless ``replace``; returns whether the folder holds another build (to be cleared)."""
+    was_scheme, was_data = old.get("scheme"), old.get("data")
+    data_now = str(Path(data).resolve())
+    if (was_scheme is None or was_scheme == scheme_id) and (was_data is None or was_data == data_now):
+        return False
+    if replace:
+        return True
+    raise SegmentError(
+        f"error: {out_dir} holds the {was_scheme} reports of {was_data}; this build is {scheme_id} on {data_now}. "
+        f"Build it into a folder of its own (--reports-dir {out_dir.parent / scheme_id}; make: "
+        f"REPORTS={out_dir.parent / scheme_id}), or pass --replace (make: REPLACE=1) to replace those reports "
+        "(their approved grading and review sheet go with them)")
+
+
 def _ipc_kernel_manager():
     """A kernel manager talking to the kernel over Unix sockets in a private temporary folder: no TCP
     port is opened, and the kernel has no "running over TCP without encryption" warning to print
@@ -325,7 +342,7 @@ def _quarter_lock(reports_dir: Path, quarter: str):
 
 
 def build_reports(*, quarter: str | None = None, data: str | Path | None = None, scheme: str = "s1_four_tier",
-                  reports_dir: str | Path | None = None, force: bool = False) -> BuildResult:
+                  reports_dir: str | Path | None = None, force: bool = False, replace: bool = False) -> BuildResult:
     """Build the quarter's reports into ``reports_dir/<quarter>/`` (default quarter: the latest complete
     one in the data), or answer "up to date" when nothing changed.
 
@@ -339,7 +356,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     fingerprint is its query's result (``_sql_fingerprint``)."""
     from .io import read_data_config
     from .pipeline import check_period, data_end, latest_complete_quarter, quarter_end
-    from .schemes import resolve
+    from .schemes import load_scheme, resolve
     from .validate import load_data
 
     t0 = time.perf_counter()
@@ -376,11 +393,14 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
         if audit.is_file():
             fingerprints[str(audit.resolve())] = sha256_file(audit)
         manifest_path = out_dir / "manifest.json"
-        if not force and manifest_path.is_file():
+        old = {}
+        if manifest_path.is_file():
             try:
                 old = json.loads(manifest_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 old = {}
+        other = bool(old) and _other_build(out_dir, old, load_scheme(scheme_path).id, data, replace)
+        if not force and old and not other:
             if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
                     (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
                 return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
@@ -456,6 +476,11 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                     files.append(out_dir / name)
                 write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
                 files.append(manifest_path)
+                if other:  # --replace: nothing of the other build stays beside these reports
+                    keep = {p.resolve() for p in files}
+                    for f in sorted(out_dir.rglob("*"), reverse=True):
+                        if f.is_file() and f.resolve() not in keep:
+                            f.unlink()
             shutil.rmtree(out_dir / "failed", ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
