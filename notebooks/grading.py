@@ -55,6 +55,12 @@ report.churn_by_tier()
 report.stability()
 
 # %% [markdown]
+# ## By product line
+
+# %%
+report.breakdown("group")
+
+# %% [markdown]
 # ## By industry
 
 # %%

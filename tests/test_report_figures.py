@@ -111,3 +111,16 @@ def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
     with pytest.raises(SegmentError, match="holds the s1_four_tier reports of"):
         build_reports(quarter="2026Q3", data=other, scheme="s1_four_tier", reports_dir=tmp_path / "reports")
     assert (q / "grading.approved.parquet").read_bytes() == b"old"
+
+
+def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_churn(loaded, tmp_path):
+    from segment.grading_report import prepare_grading_report
+    from segment.schemes import resolve
+
+    r = prepare_grading_report(loaded, resolve("s8_government_product_line"), "2026Q3", reports_dir=tmp_path)
+    by_line = r.breakdown("group")
+    t = by_line.table()
+    assert t.index.name == "product line" and int(t["customers"].sum()) == len(r.grading) > 0
+    assert "grades each product line of a customer on its own" in r.churn_by_tier()._repr_html_()
+    one = prepare_grading_report(loaded, resolve("s5_order_count_grades"), "2026Q3", reports_dir=tmp_path)
+    assert "grades each customer once, not per product line" in one.breakdown("group")._repr_html_()

@@ -213,7 +213,8 @@ class GradingReport:
 
     def churn_by_tier(self) -> Section:
         if self.churn is None or not len(self.churn):
-            return Section([p("Not enough history yet to see what happened after an earlier grading.")])
+            return Section([p(self.churn_text or "Not enough history yet to see what happened after an earlier "
+                                                 "grading.")])
         c = self.churn
         chart = charts.rates_with_intervals(list(c["tier"]), c["churn_rate"], c["ci_low"], c["ci_high"],
                                             alt=f"Churn rate by tier of the {self.churn_quarter} grading with 95% "
@@ -232,9 +233,13 @@ class GradingReport:
                           "shift)."), html_table(s, {"psi": ".3f"})], [s])
 
     def breakdown(self, by: str, top: int = 15) -> Section:
+        """Customers and revenue per tier by an attribute; ``"group"``: by the scheme's groups (S8's
+        product lines), each (customer, group) row counted once."""
         g = self.grading
+        if by == "group" and by not in g:
+            return Section([p(f"{self.scheme.name or self.scheme.id} grades each customer once, not per product line.")])
         if by not in g:
-            return Section([p(f"The data has no {by}.")])
+            return Section([p(f"The data has no {by.replace('_', ' ')}.")])
         key = g[by].astype("string").fillna("(unknown)")
         rev = pd.to_numeric(g.get("annual_amount", pd.Series(0.0, index=g.index)), errors="coerce").fillna(0.0)
         table = pd.crosstab(key, g["tier"].astype(str)).reindex(columns=self.tier_ids, fill_value=0)
@@ -242,8 +247,9 @@ class GradingReport:
         table["revenue (万)"] = (rev.groupby(key).sum() / 1e4).round(1)
         table = table.sort_values("revenue (万)", ascending=False)
         note = f" (top {top} of {len(table)} by revenue)" if len(table) > top else ""
-        table.index.name, table.columns.name = by, None
-        return Section([p(f"Customers per tier by {by.replace('_', ' ')}{note}."),
+        name = self.scheme.group_by.replace("_", " ") if by == "group" and self.scheme.group_by else by.replace("_", " ")
+        table.index.name, table.columns.name = name, None
+        return Section([p(f"Customers per tier by {name}{note}."),
                         html_table(table.head(top).reset_index(), {"revenue (万)": ",.1f"})], [table])
 
     def strategies(self) -> Section:
@@ -328,6 +334,9 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
                                 (f"revenue down ≥ {definition.revenue_drop:.0%}" if definition.revenue_drop else "",
                                  bool(definition.revenue_drop))) if on]
         churn_text = f"{horizon} days; churn = {' or '.join(crit)}; customers active in the year before"
+    elif scheme.group_by:
+        churn_text = (f"Churn is a customer's, and {scheme.name or scheme.id} grades each {scheme.group_by.replace('_', ' ')} "
+                      "of a customer on its own (a customer has several tiers): realised churn by tier is not shown.")
 
     changes = None
     log = reports_dir / "audit_log.csv"
