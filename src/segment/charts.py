@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import io
+import logging
+import warnings
 
 import matplotlib
 
@@ -17,6 +19,11 @@ plt.rcParams.update({
     "svg.hashsalt": "segment",    # deterministic element ids: same data → same SVG
     "axes.spines.top": False, "axes.spines.right": False,
 })
+# The SVG keeps text as text, drawn with the reader's fonts: a CJK glyph missing from the fonts of the
+# machine that builds the report only shifts a label's estimated width. Neither that nor a missing
+# font family may reach a page as a warning box.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
 def svg(fig, alt: str) -> str:
