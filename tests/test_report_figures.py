@@ -124,3 +124,24 @@ def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_chur
     assert "grades each product line of a customer on its own" in r.churn_by_tier()._repr_html_()
     one = prepare_grading_report(loaded, resolve("s5_order_count_grades"), "2026Q3", reports_dir=tmp_path)
     assert "grades each customer once, not per product line" in one.breakdown("group")._repr_html_()
+
+
+def test_index_lists_scheme_data_and_headline_per_quarter(tmp_path):
+    import json
+
+    from segment.reports import write_index
+
+    q = tmp_path / "2026Q3"
+    q.mkdir()
+    (q / "grading.html").write_text("x", encoding="utf-8")
+    (q / "manifest.json").write_text(json.dumps({
+        "scheme": "s4_key_account_levels", "data": "/x/acme/data.yaml", "as_of": "2026-09-30", "customers": 12345,
+        "headline": {"revenue_12m": 2.5e8, "tiers": [{"tier": "d", "label": "钻石客户", "customers": 1234}]}}),
+        encoding="utf-8")
+    (tmp_path / "2026Q2").mkdir()  # a quarter folder without a manifest still gets its row
+    page = write_index(tmp_path).read_text(encoding="utf-8")
+    row = page.split("<td>2026Q3</td>")[1].split("</tr>")[0]
+    for cell in ("s4_key_account_levels", "acme", "2026-09-30", "12,345", "2.50 亿", "钻石客户 1,234",
+                 '<a href="2026Q3/grading.html">grading</a>'):
+        assert cell in row, cell
+    assert "<td>2026Q2</td>" in page and page.index("2026Q3") < page.index("2026Q2")

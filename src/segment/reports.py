@@ -426,6 +426,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
                 "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
                 "customers": int(len(report.grading)),
+                "headline": _headline(report),
             }
             t1 = time.perf_counter()
             calib_dir = staging / "calibration"
@@ -514,17 +515,40 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
     return {"skipped": reason}
 
 
+def _headline(report) -> dict:
+    """What the index shows of a quarter: customers graded, 12-month revenue, customers per tier."""
+    t = report.tier_table()
+    return {"revenue_12m": float(t["revenue_12m"].sum()),
+            "tiers": [{"tier": str(r.tier), "label": str(r.label), "customers": int(r.customers)} for r in t.itertuples()]}
+
+
 def write_index(reports_dir: Path) -> Path:
-    """reports/index.html: every quarter's reports, newest first."""
+    """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
+    from .grading_report import money
+
     quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}Q[1-4]", p.name)),
                       key=lambda p: p.name, reverse=True)
     rows = []
     for q in quarters:
         links = " · ".join(f'<a href="{html.escape(q.name)}/{nb}.html">{nb}</a>' for nb in NOTEBOOKS
                            if (q / f"{nb}.html").is_file())
-        rows.append(f"<tr><td>{html.escape(q.name)}</td><td>{links}</td></tr>")
+        try:
+            m = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            m = {}
+        head = m.get("headline") or {}
+        data = Path(m["data"]).parent.name if m.get("data") else ""
+        mix = ", ".join(f"{t['label']} {t['customers']:,}" for t in head.get("tiers", []))
+        cells = [q.name, m.get("scheme", ""), data, m.get("as_of", ""),
+                 f"{m['customers']:,}" if "customers" in m else "",
+                 money(head["revenue_12m"]) if "revenue_12m" in head else "", mix]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + f"<td>{links}</td></tr>")
+    head_row = "".join(f"<th>{h}</th>" for h in ("quarter", "scheme", "data", "as of", "customers graded",
+                                                 "revenue (12 months)", "tiers", "reports"))
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>segment reports</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td{padding:.3em 1em}</style></head><body>"
-            "<h1>segment reports</h1><table><tr><th>quarter</th><th>reports</th></tr>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "th,td{padding:.35em .9em;border-bottom:1px solid #ddd;text-align:left}"
+            "td:nth-child(5),td:nth-child(6){text-align:right}</style></head><body>"
+            "<h1>segment reports</h1><table><tr>" + head_row + "</tr>"
             + "".join(rows) + "</table></body></html>\n")
     return write_text(reports_dir / "index.html", page)
