@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -59,15 +59,51 @@ def remove_orphans(folder: Path, prefix: str, suffix: str = "") -> list[Path]:
     return removed
 
 
+def check_output(target: str | Path, what: str, *, folder: bool = False, inputs: Iterable[Path] = ()) -> Path:
+    """Refuse, before any work, an output the command could not write or must not write: a file output
+    naming a folder (or a folder output naming a file), a path under a regular file, a folder the user
+    cannot write into, or one of the run's own input files. ``what`` names the option (``--out``)."""
+    from .errors import SegmentError
+
+    target = Path(target)
+    full = target.expanduser().absolute()
+    if folder and full.exists() and not full.is_dir():
+        raise SegmentError(f"error: {what} {target} is a file; name a folder (it is created if missing)")
+    if not folder and full.is_dir():
+        raise SegmentError(f"error: {what} {target} is a folder; name a file in it, e.g. {target / 'grading.csv'}")
+    resolved = full.resolve()
+    for src in () if folder else inputs:
+        try:
+            same = Path(src).resolve() == resolved
+        except OSError:
+            same = False
+        if same:
+            raise SegmentError(f"error: {what} {target} is one of this run's inputs ({src}): writing it would replace "
+                               "the data; choose another file")
+    parent = full.parent if not folder else full
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SegmentError(f"error: {what} {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SegmentError(f"error: {what} {target}: cannot write into {parent} (permission denied); choose another place")
+    return target
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` if the block succeeds.
     The temporary name carries the process id, so that the next write of the same target removes what
     a killed run left (``remove_orphans``)."""
+    from .errors import SegmentError
+
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(target.parent, f".{target.name}.", ".tmp")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(target.parent, f".{target.name}.", ".tmp")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise SegmentError(f"error: cannot write {target}: {e.strerror or e}; choose another place") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions

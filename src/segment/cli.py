@@ -68,7 +68,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files a command reads: the data config and its file sources, the scheme, the designations."""
+    from .io import read_data_config
+    from .reports import source_paths
+
+    out = [Path(p) for p in (args.data, getattr(args, "designations", None)) if p]
+    scheme = Path(str(getattr(args, "scheme", "")))
+    if scheme.suffix in (".yaml", ".yml"):
+        out.append(scheme)
+    try:
+        out += list(source_paths(Path(args.data), read_data_config(args.data)).values())
+    except SegmentError:
+        pass  # the command itself reports a config it cannot read
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    from .atomic import check_output
+
     if getattr(args, "reports_dir", ...) is None:  # the project's reports/, wherever the command runs
         from .paths import reports_dir
 
@@ -78,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.customers < 1:
             raise SegmentError(f"error: --customers must be at least 1 (got {args.customers})")
+        check_output(args.out, "--out", folder=True)
         path = write_demo(args.out, customers=args.customers, seed=args.seed, progress=sys.stderr.isatty())
         print(f"wrote the demo company ({args.customers} customers, seed {args.seed}) to {path}")
         return 0
@@ -100,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out
         if out.suffix.lower() not in (".parquet", ".csv"):
             raise SegmentError(f"error: --out {out}: must end in .parquet or .csv")
+        check_output(out, "--out", inputs=_inputs(args))
         graded = grade_data(args.data, args.scheme, args.as_of, designations=args.designations)
         write_frame(graded.frame, out)
         report = graded.loaded.report if graded.loaded is not None else pd.DataFrame()  # None: engine spark
@@ -119,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "calibrate":
         from .calibration import run_calibration
 
+        check_output(args.out, "--out", folder=True)
         result = run_calibration(args.data, args.scheme, args.train_as_of, args.test_as_of, args.horizon_days,
                                  args.out, params_path=args.params)
         print(result.summary())
@@ -126,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from .reports import build_reports
 
+        check_output(args.reports_dir, "--reports-dir", folder=True)
         result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir,
                                replace=args.replace)
         print(result.summary())

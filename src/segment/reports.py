@@ -125,7 +125,7 @@ def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
     return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def _source_paths(data: Path, config) -> dict[str, Path]:
+def source_paths(data: Path, config) -> dict[str, Path]:
     """The file sources of a data config: table name → resolved path."""
     return {name: (data.parent / src.path).resolve() for name, src in config.tables.items() if src.path}
 
@@ -141,7 +141,7 @@ def _inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=No
     (``_sql_fingerprint``): ``loaded`` is needed only when the config (``config``, default
     ``loaded.config``) has one."""
     config = config if config is not None else loaded.config
-    sources = _source_paths(data, config)
+    sources = source_paths(data, config)
     extra = [p for p in [paths.notebooks_dir() / f"{nb}.ipynb" for nb in NOTEBOOKS] +
              [paths.params_file("reports.yaml"), paths.params_file("calibration.yaml")] if p.is_file()]
     hashed = [data, scheme_path, *sources.values(), *extra]
@@ -168,7 +168,7 @@ def _data_key(data: Path, config, fingerprints: dict) -> str | None:
 
     if _has_sql(config):
         return None
-    keys = [str(data), *map(str, _source_paths(data, config).values())]
+    keys = [str(data), *map(str, source_paths(data, config).values())]
     material = json.dumps({"package_version": __version__, "inputs": {k: fingerprints[k] for k in keys}})
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
@@ -371,7 +371,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     scheme_path = resolve(scheme)
     config = read_data_config(data)
     loaded = None
-    if _has_sql(config) or not all(p.is_file() for p in _source_paths(data, config).values()):
+    if _has_sql(config) or not all(p.is_file() for p in source_paths(data, config).values()):
         # a database cannot be fingerprinted by bytes: load (its query result is the fingerprint);
         # a missing file: load_data says which, in its own words
         loaded = load_data(data)

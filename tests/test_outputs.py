@@ -1,0 +1,55 @@
+"""Output paths, by class: an output that names a folder, a file under a file, a folder that is a
+file, or one of the run's own inputs is refused before any work, with the option named; nothing is
+written and no input changes."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from segment.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from segment.demo import write_demo
+
+    return write_demo(tmp_path_factory.mktemp("demo"), customers=150)
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{d}/customers.csv", "is one of this run's inputs"),
+    ("{d}/data.yaml", "must end in .parquet or .csv"),
+    ("{d}/../{n}/transactions.parquet", "is one of this run's inputs"),
+    ("{d}", "must end in .parquet or .csv"),
+    ("{d}/sub.csv", "is a folder; name a file in it"),
+    ("{d}/data.yaml/x.csv", "data.yaml is a file, not a folder"),
+])
+def test_grade_out_is_checked_before_any_work(demo, out, message, capsys):
+    d = demo.parent
+    (d / "sub.csv").mkdir(exist_ok=True)
+    before = _digest(d)
+    code = main(["grade", "--data", str(demo), "--scheme", "s1_four_tier",
+                 "--out", out.format(d=d, n=d.name)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert _digest(d) == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--out", "{d}/data.yaml"],
+    ["report", "--data", "{d}/data.yaml", "--reports-dir", "{d}/customers.csv"],
+    ["calibrate", "--data", "{d}/data.yaml", "--scheme", "s1_four_tier", "--train-as-of", "2025-06-30",
+     "--test-as-of", "2025-12-31", "--out", "{d}/customers.csv"],
+])
+def test_folder_outputs_that_are_files_are_refused(demo, argv, capsys):
+    d = demo.parent
+    before = _digest(d)
+    code = main([a.format(d=d) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file; name a folder" in err
+    assert _digest(d) == before
