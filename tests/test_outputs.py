@@ -53,3 +53,18 @@ def test_folder_outputs_that_are_files_are_refused(demo, argv, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "is a file; name a folder" in err
     assert _digest(d) == before
+
+
+@pytest.mark.parametrize("as_of, message", [
+    ("2031-01-01", "--as-of 2031-01-01 is after the data's end: the data covers"),
+    ("2001-01-01", "--as-of 2001-01-01 is before the data's first transaction"),
+    ("9999-12-31", "outside the dates segment grades"),
+    ("2026-02-30", "is not a date"),
+    ("1850-01-01", "outside the dates segment grades"),
+])
+def test_as_of_outside_the_data_is_refused(demo, tmp_path, as_of, message, capsys):
+    out = tmp_path / "g.csv"
+    code = main(["grade", "--data", str(demo), "--scheme", "s1_four_tier", "--as-of", as_of, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not out.exists()

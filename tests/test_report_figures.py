@@ -24,11 +24,11 @@ def test_periods_outside_the_data_are_refused_naming_its_range():
     check_period("2026Q3", first, end)
     check_period("2021Q1", first, end)
     with pytest.raises(SegmentError, match=r"2026Q4 ends on 2026-12-31, after the data's end: the data covers "
-                                           r"2021-01-04 … 2026-09-30; the latest complete quarter is 2026Q3"):
+                                           r"2021-01-04 … 2026-09-30; the latest is 2026Q3 \(the latest complete quarter\)"):
         check_period("2026Q4", first, end)
     with pytest.raises(SegmentError, match=r"2019Q1 ends on 2019-03-31, before the data's first transaction"):
         check_period("2019Q1", first, end)
-    with pytest.raises(SegmentError, match="latest complete quarter is 2026Q2"):
+    with pytest.raises(SegmentError, match=r"latest is 2026Q2 \(the latest complete quarter\)"):
         check_period("2026Q3", first, "2026-09-29")
 
 

@@ -27,18 +27,23 @@ def quarter_end(quarter: str) -> pd.Timestamp:
     return pd.Period(quarter, freq="Q").end_time.normalize()
 
 
-def check_period(quarter: str, first, end) -> None:
-    """Refuse a quarter the data cannot grade: ending after the data's end (its churn windows and
-    revenue would run past what is known) or before the data's first transaction."""
-    last_day, start = quarter_end(quarter), pd.Period(quarter, freq="Q").start_time.normalize()
-    first, end = pd.Timestamp(first).normalize(), pd.Timestamp(end).normalize()
+def check_as_of(day, first, end, said: str, latest: str) -> None:
+    """Refuse a grading date the data cannot support: after the data's end (the population would be
+    frozen there and churn windows would run past what is known) or before its first transaction
+    (nothing to grade). ``said``: how the date was given; ``latest``: the latest acceptable value."""
+    day, first, end = (pd.Timestamp(x).normalize() for x in (day, first, end))
     where = f"the data covers {first.date()} … {end.date()}"
-    if last_day > end:
-        raise SegmentError(f"error: {quarter} ends on {last_day.date()}, after the data's end: {where}; the latest "
-                           f"complete quarter is {latest_complete_quarter(end)}")
-    if last_day < first:
-        raise SegmentError(f"error: {quarter} ends on {last_day.date()}, before the data's first transaction "
-                           f"(started {start.date()}): {where}")
+    if day > end:
+        raise SegmentError(f"error: {said} after the data's end: {where}; the latest is {latest}")
+    if day < first:
+        raise SegmentError(f"error: {said} before the data's first transaction: {where}")
+
+
+def check_period(quarter: str, first, end) -> None:
+    """:func:`check_as_of` for a quarter: graded at its last day."""
+    last_day = quarter_end(quarter)
+    check_as_of(last_day, first, end, f"{quarter} ends on {last_day.date()},",
+                f"{latest_complete_quarter(end)} (the latest complete quarter)")
 
 
 def quarter_of(ts) -> str:
@@ -180,6 +185,9 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
     else:
         loaded = load_data(data, as_of=as_of)
         when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
+        if as_of is not None:
+            check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
+                        str(data_end(loaded).date()))
         grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
     if designated is not None:
         grading = apply_designations(grading, designated)

@@ -66,6 +66,8 @@ def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
         ts = None
     if ts is None or pd.isna(ts):
         raise SegmentError(f"error: {what} {value!r} is not a date; write it as YYYY-MM-DD (for example 2026-09-30)")
+    if not pd.Timestamp("1900-01-01") <= ts <= pd.Timestamp("2199-12-31"):
+        raise SegmentError(f"error: {what} {value!r} is outside the dates segment grades (1900-01-01 … 2199-12-31)")
     return ts
 
 
