@@ -297,8 +297,32 @@ class Condition:
         return _SqlEmitter(d, column or d.q, kind or (lambda name: None)).cond(self.tree)
 
 
+MAX_DEPTH = 100  # nesting a condition may have (parentheses, and/or chains, not, minus): far above any rule
+
+
 def parse(text: str) -> Condition:
-    return Condition(text, _Parser(text).parse())
+    try:
+        tree = _Parser(text).parse()
+    except RecursionError:
+        tree = None
+    depth = _depth(tree) if tree is not None else MAX_DEPTH + 1
+    if depth > MAX_DEPTH:
+        raise ConditionError(f"the condition nests more than {MAX_DEPTH} levels deep ({len(text):,} characters); "
+                             "split it into several rules")
+    return Condition(text, tree)
+
+
+def _depth(tree) -> int:
+    """The depth of a parsed tree, without recursion (a long and-chain is a deep tree)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > MAX_DEPTH:
+            return deepest
+        if isinstance(node, tuple):
+            stack.extend((c, d + 1) for c in node[1:] if isinstance(c, tuple))
+    return deepest
 
 
 def _show(node) -> str:

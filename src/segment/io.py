@@ -89,7 +89,26 @@ class DataConfig(BaseModel):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (no Python tags) that also refuses duplicate keys instead of keeping the last."""
+    """yaml.SafeLoader (no Python tags) that also refuses duplicate keys instead of keeping the last,
+    more than ``MAX_ALIASES`` aliases (an alias bomb expands exponentially) and nesting deeper than
+    ``MAX_DEPTH`` levels (no params file needs either)."""
+
+    MAX_ALIASES, MAX_DEPTH = 50, 40
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > self.MAX_ALIASES:
+                raise yaml.composer.ComposerError(None, None, f"more than {self.MAX_ALIASES} aliases (*name)",
+                                                  self.peek_event().start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > self.MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {self.MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
@@ -125,6 +144,8 @@ def read_yaml(path: str | Path) -> Any:
             fix = "keep one of the two keys (YAML keeps only the last, silently)"
         elif "\\t" in problem or "tab" in problem:
             fix = "indent with spaces, not tabs"
+        elif "aliases" in problem or "levels deep" in problem:
+            fix = "write the values out: a params file needs neither many aliases nor deep nesting"
         elif "could not determine a constructor" in problem:
             fix = "remove the `!!` tag: params files hold plain values only"
         else:
