@@ -1,6 +1,8 @@
-"""Spark and DuckDB give the same snapshot: the one SQL definition (features.plan) run by both.
+"""Spark and DuckDB give the same validation and the same snapshot: one SQL definition of each cast and
+check (segment.store, through features.Dialect) and of the snapshot (features.plan), run by both.
 
-Run with `make test-spark` (installs the `spark` extra; needs Java 17). Local mode, local[2].
+Run with `make test-spark` (installs the `spark` extra; needs Java 17). Local mode, local[2], one
+session for the module.
 Tolerance: integer, string, boolean and date columns must be identical; float columns agree to
 rtol 1e-9 / atol 1e-6 — Spark has no compensated sum (DuckDB uses FSUM) and rounds doubles with
 BigDecimal HALF_UP, so a sum (rounded to 6 decimals on both engines) may differ in its last digit.
@@ -40,7 +42,7 @@ RTOL, ATOL = 1e-9, 1e-6
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    cfg = write_demo(out, customers=3000)
+    cfg = write_demo(out, customers=1000)
     return cfg, load_data(cfg).tables
 
 
@@ -101,3 +103,101 @@ def test_segment_grade_on_spark_gives_the_duckdb_tiers(demo, spark, tmp_path):
     assert len(a) == len(b) > 0
     assert a["tier"].tolist() == b["tier"].tolist()
     pd.testing.assert_series_equal(a["score"], b["score"], rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# validation on Spark: the store's SQL, the same problems
+# --------------------------------------------------------------------------------------------
+
+def _on_spark(cfg, folder):
+    """A copy of the data config's folder with `engine: spark` (local[2])."""
+    folder.mkdir(exist_ok=True)
+    for f in cfg.parent.iterdir():
+        if f.is_file() and f.name != cfg.name:
+            shutil.copy(f, folder / f.name)
+    text = cfg.read_text(encoding="utf-8")
+    (folder / cfg.name).write_text(("engine: spark\nspark: {master: 'local[2]'}\n" + text), encoding="utf-8")
+    return folder / cfg.name
+
+
+def test_validate_on_spark_gives_the_duckdb_report(demo, spark, tmp_path):
+    """The demo with a dirty transactions CSV (bad numbers and dates, a duplicate line, unknown customers,
+    lines after the as-of date, returns, ids missing): every problem, count, row number and example equal."""
+    cfg, tables = demo
+    tx = tables.transactions.head(4000).copy()
+    text = tx.astype(object).astype(str).where(tx.notna(), "")
+    text.loc[3, "amount"] = "1,200"
+    text.loc[7, "amount"] = "inf"
+    text.loc[11, "date"] = "2026-02-30"
+    text.loc[12, "date"] = "2026/01/05 9:30"
+    text.loc[13, "date"] = "2026-01-05T10:00:00+08:00"
+    text.loc[15, "customer_id"] = "nobody"
+    text.loc[20:22, "customer_id"] = ""
+    text.loc[30, "date"] = "2030-01-01"
+    text.loc[40, "amount"] = "-5"
+    text = pd.concat([text, text.iloc[[50]]], ignore_index=True)
+    work = tmp_path / "duck"
+    work.mkdir()
+    for f in cfg.parent.iterdir():
+        if f.is_file():
+            shutil.copy(f, work / f.name)
+    text.to_csv(work / "transactions.csv", index=False)
+    (work / "data.yaml").write_text(cfg.read_text().replace("transactions.parquet", "transactions.csv").replace(
+        "transactions: {path: transactions.csv}",
+        "transactions: {path: transactions.csv, drop: [missing_customer_id, duplicate_lines]}"))
+    spark_cfg = _on_spark(work / "data.yaml", tmp_path / "spark")
+    duck = load_data(work / "data.yaml", strict=False)
+    on_spark = load_data(spark_cfg, strict=False, engine="spark")
+    try:
+        assert len(duck.report) >= 6, duck.report
+        pd.testing.assert_frame_equal(on_spark.report, duck.report)
+        assert {n: on_spark.tables.rows(n) for n in on_spark.tables.present()} == {
+            n: duck.tables.rows(n) for n in duck.tables.present()}
+        same(duck.tables.snapshot(DATES[0]), on_spark.tables.snapshot(DATES[0]))
+    finally:
+        on_spark.tables.close()
+
+
+def test_validate_on_spark_the_demo(demo, spark, tmp_path):
+    cfg, _ = demo
+    duck = load_data(cfg)
+    on_spark = load_data(_on_spark(cfg, tmp_path / "s"), engine="spark")
+    try:
+        pd.testing.assert_frame_equal(on_spark.report, duck.report)
+        assert on_spark.tables.present() == duck.tables.present()
+        assert [on_spark.tables.rows(n) for n in duck.tables.present()] == [duck.tables.rows(n) for n in duck.tables.present()]
+    finally:
+        on_spark.tables.close()
+
+
+#: bad inputs of tests/badinput: Spark gives the same `error:` text as DuckDB (grade and validate)
+BAD = ["amount_na_text", "date_format_declared_but_not_matching", "ragged_rows",
+       "date_placeholder_in_parquet", "excel_several_sheets_first_is_a_cover"]
+
+
+@pytest.mark.parametrize("case_id", BAD)
+def test_bad_input_gives_the_same_error_on_spark(case_id, spark, tmp_path, capsys):
+    from segment.cli import main
+
+    from .test_badinput import CASES, HERE
+
+    case = next(c for c in CASES if c["id"] == case_id)
+    errors = {}
+    for engine in ("duckdb", "spark"):
+        work = tmp_path / engine[:5]  # as long for both: the report's columns are as wide
+        shutil.copytree(HERE / "base", work)
+        if (HERE / case_id).is_dir():
+            shutil.copytree(HERE / case_id, work, dirs_exist_ok=True)
+        for name in case.get("remove", []):
+            (work / name).unlink()
+        if engine == "spark":
+            text = (work / "data.yaml").read_text(encoding="utf-8")
+            (work / "data.yaml").write_text("engine: spark\nspark: {master: 'local[2]'}\n" + text, encoding="utf-8")
+        args = [str(a).replace("{dir}", str(work)) for a in case["args"]]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:"), err
+        for fragment in case["expect"]:
+            assert str(fragment).replace("{dir}", str(work)) in err, f"{engine}: {fragment!r} not in:\n{err}"
+        errors[engine] = err.replace(str(work), "{dir}")
+    assert errors["spark"] == errors["duckdb"]
