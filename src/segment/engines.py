@@ -101,6 +101,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None):
     b = (SparkSession.builder.master(master).appName("segment")
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.sql.ansi.enabled", "false")
+         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")  # a text that does not parse is NULL
          .config("spark.sql.execution.arrow.pyspark.enabled", "true")
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):

@@ -362,7 +362,7 @@ class Dialect:
         digits (``1_000``): both are made to read as DuckDB reads them."""
         if self.name == "duckdb":
             return f"TRY_CAST({text} AS DOUBLE)"
-        return (f"CASE WHEN {text} RLIKE '[dDfF]$' THEN NULL ELSE try_cast(regexp_replace({text}, "
+        return (f"CASE WHEN {text} RLIKE '[0-9.][dDfF]$' THEN NULL ELSE try_cast(regexp_replace({text}, "
                 f"'(?<=[0-9])_(?=[0-9])', '') AS DOUBLE) END")
 
     def is_nan(self, x: str) -> str:

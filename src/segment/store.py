@@ -583,6 +583,18 @@ def _parquet_zones(path: Path) -> dict[str, str]:
             if pa.types.is_timestamp(f.type) and f.type.tz}
 
 
+def parse_date(d, text: str, date_format: str | None) -> str:
+    """SQL reading the text ``text`` as a TIMESTAMP on dialect ``d``: with ``date_format`` (strftime),
+    else ISO 8601 as pandas' ISO8601 parser reads it (a trailing UTC offset dropped: io.UTC_OFFSET);
+    NULL when it does not parse or falls outside DATE_MIN … DATE_MAX (a 0000-01-01 placeholder)."""
+    if date_format:
+        parse = d.strptime(text, date_format)
+    else:
+        bare = d.strip_group(text, UTC_OFFSET)
+        parse = "coalesce(" + ", ".join([d.iso_timestamp(bare)] + [d.strptime(bare, f) for f in _ISO_PARTIAL]) + ")"
+    return f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"
+
+
 def _read_table(db, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``), cast
     once from the source (a view over a Parquet file would cast it again for every snapshot: twice as
@@ -630,18 +642,12 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", Texts.DATE_RANGE,
                                      d.as_text(c)))
             else:
-                if src.date_format:
-                    try:
-                        parse = d.strptime(text, src.date_format)
-                    except ValueError as e:  # a directive Spark's patterns have no letter for
-                        raise ConfigError(config_path, f"tables.{name}.date_format", f"{e} in {src.date_format!r} "
-                                          f"cannot be read on {d.name}", "write the format with %Y %m %d %H %M %S %y "
-                                          "%b %B %f %I %p %j %a %A, or use `engine: duckdb`") from None
-                else:  # what pandas' ISO8601 parser accepts; a trailing UTC offset dropped (io.UTC_OFFSET)
-                    bare = d.strip_group(text, UTC_OFFSET)
-                    parse = "coalesce(" + ", ".join([d.iso_timestamp(bare)] + [
-                        d.strptime(bare, f) for f in _ISO_PARTIAL]) + ")"
-                parse = f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"  # 0000-01-01
+                try:
+                    parse = parse_date(d, text, src.date_format)
+                except ValueError as e:  # a directive Spark's patterns have no letter for
+                    raise ConfigError(config_path, f"tables.{name}.date_format", f"{e} in {src.date_format!r} "
+                                      f"cannot be read on {d.name}", "write the format with %Y %m %d %H %M %S %y "
+                                      "%b %B %f %I %p %j %a %A, or use `engine: duckdb`") from None
                 stage1.append(f"{parse} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
