@@ -58,7 +58,7 @@ test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debi
 	  || echo "warning: could not install chromium; the browser tests will be skipped"
 	$(BIN)/python -m pytest -q -m browser
 
-test-spark: $(STAMP)  ## Spark (local[2]) gives the same snapshots as DuckDB (installs the spark extra; needs Java 17)
+test-spark: $(STAMP)  ## Spark (local[2]) gives the same validation and snapshots as DuckDB (installs the spark extra; needs Java 17)
 	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	@java -version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } \
 	  || echo "warning: no working java and none could be installed: the Spark tests are skipped (Spark needs Java 17)"

@@ -60,9 +60,10 @@ def test_engine_in_the_data_config(tmp_path):
 
 
 def test_unsupported_source_option_is_named(tmp_path):
+    """A date format Spark's patterns cannot spell is named before a SparkSession is started."""
     (tmp_path / "data.yaml").write_text("as_of: 2024-01-01\nengine: spark\ntables:\n  transactions: {path: t.csv, "
-                                        "date_format: '%d/%m/%Y'}\n")
-    with pytest.raises(ConfigError, match="date_format"):
+                                        "date_format: '%d/%m/%Y %Z'}\n")
+    with pytest.raises(ConfigError, match="date_format.*%Z"):
         engines.snapshot_from_config(tmp_path / "data.yaml")
 
 
@@ -84,3 +85,14 @@ def test_progress_silent_without_a_tty(monkeypatch):
     assert progress(items, desc="x") is items
     monkeypatch.setenv("SEGMENT_PROGRESS", "1")
     assert list(progress(items, desc="x")) == items
+
+
+def test_strftime_formats_become_spark_patterns():
+    from segment.features import java_datetime_pattern
+
+    assert java_datetime_pattern("%d.%m.%Y") == "d.M.yyyy"  # 5.1.2026 and 05.01.2026, as strptime reads them
+    assert java_datetime_pattern("%Y%m%d") == "yyyyMMdd"  # packed digits keep their width
+    assert java_datetime_pattern("%Y%m%dT%H%M%S") == "yyyyMMdd'T'HHmmss"
+    assert java_datetime_pattern("%d %b %Y %H:%M") == "d MMM yyyy H:m"
+    with pytest.raises(ValueError, match="%Z"):
+        java_datetime_pattern("%Y-%m-%d %Z")

@@ -326,10 +326,10 @@ def test_a_signal_during_a_duckdb_query_is_an_interrupt(demo, tmp_path, monkeypa
 
     real = store._read_table
 
-    def slow_read(con, *args):
+    def slow_read(db, *args):  # db: the engine validation runs on (store._DuckDB)
         threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, sig))).start()
-        con.execute("SELECT sum(hash(x)) FROM range(100000000000) AS a(x)").fetchall()  # minutes, unless interrupted
-        return real(con, *args)
+        db.con.execute("SELECT sum(hash(x)) FROM range(100000000000) AS a(x)").fetchall()  # minutes, unless interrupted
+        return real(db, *args)
 
     monkeypatch.setattr(store, "_read_table", slow_read)
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))

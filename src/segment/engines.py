@@ -1,23 +1,27 @@
-"""Where the point-in-time snapshot runs: DuckDB (every command, :mod:`segment.store`) or Apache Spark.
+"""Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.store`) or Apache Spark.
 
-Every table goes through :func:`segment.validate.load_data` into DuckDB, where each row is cast and
-checked once, in SQL; the snapshot SQL (:func:`segment.features.plan`, generated once, with a
-:class:`~segment.features.Dialect` for the few functions the engines spell differently) then runs
-there. This module gives the same snapshot from a data config in one call, and runs that SQL on
-**Spark** for data that outgrows one machine:
+Every source is cast and checked once, in SQL: :func:`segment.store.validate` writes each cast and
+check through a :class:`~segment.features.Dialect` and runs it on an engine object — DuckDB's
+(``store._DuckDB``) or Spark's (:class:`_Spark`, here). The snapshot SQL
+(:func:`segment.features.plan`) is likewise generated once for both.
 
 * ``engine: duckdb`` (default) — ``load_data`` + ``features.snapshot``;
-* ``engine: spark`` — Spark SQL reads the files named by the data config (any path Spark can read:
-  local, HDFS, S3 …) on the master given in the data config and returns the per-customer snapshot::
+* ``engine: spark`` — Spark reads the files named by the data config (any path Spark can read:
+  local, HDFS, S3 …) on the master given in the data config, validates every row with the store's
+  SQL (same problems, messages, counts, row numbers and examples: ``segment validate`` and
+  ``segment grade`` stop on the same errors), keeps the typed tables on the executors
+  (``localCheckpoint``: memory, spilling to disk) and runs the snapshot over them::
 
     snap = snapshot_from_config("data.yaml", "2026-09-30")
 
-What the Spark path does **not** do yet: the row-level validation of ``segment validate`` (a value the
-cast cannot read stops the query with Spark's message) — its cast (:func:`projection`) is the one
-place besides :mod:`segment.store` that maps a source onto the contract, until validation runs on
-Spark too (issue 11). Of the ``drop:`` quirks, ``missing_customer_id``, ``duplicate_lines`` (``SELECT
-DISTINCT`` over the source's columns) and ``unknown_customers`` are applied; ``date_format``,
-``unparseable_rows``, Excel files and SQL sources need ``engine: duckdb``.
+What reaches the driver: per check a count and its first 11 row numbers with one example, the
+partition sizes of each file scan (to number its lines), and the per-customer snapshot. Sources
+Spark does not scan — Excel sheets, SQL queries, CSV files in an encoding other than UTF-8 — are
+read on the driver as :mod:`segment.store` reads them (:func:`segment.io.read_frame`) and handed to
+Spark with ``createDataFrame``: they must fit in the driver's memory, as they must on DuckDB.
+A row number is the line's position in Spark's scan of the file (for one file: its line, header
+excluded, as on DuckDB; for a folder of parts: the order Spark lists them in). Grading, the report
+and calibration still load the tables into DuckDB (issue 11, deliverable 3).
 """
 from __future__ import annotations
 
@@ -29,91 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .contract import TABLES
 from .errors import ConfigError, SegmentError
-from .features import DIALECTS, Dialect, SnapshotPlan, _to_pandas, plan
-from .store import Tables
-from .io import (
-    DataConfig,
-    SparkOptions,
-    TableSource,
-    _format_of,
-    read_data_config,
-)
-
-_SQL_TYPE = {"string": "STRING", "float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN",
-             "date": "TIMESTAMP", "datetime": "TIMESTAMP"}
-
-
-# --------------------------------------------------------------------------------------------
-# the data config's files as contract relations (one projection, both engines)
-# --------------------------------------------------------------------------------------------
-
-def _file(config_path: Path, name: str, src: TableSource) -> tuple[Path, str]:
-    key = f"tables.{name}"
-    unsupported = [k for k, bad in (("sql", src.sql is not None), ("date_format", src.date_format is not None),
-                                    ("drop: unparseable_rows", "unparseable_rows" in src.drop)) if bad]
-    if unsupported:
-        raise ConfigError(config_path, key, f"{', '.join(unsupported)} is not supported by the file-backed "
-                          "snapshot on Spark (segment.engines)", "use `engine: duckdb`, "
-                          "or convert the source to Parquet with ISO dates")
-    path = (config_path.parent / src.path).resolve() if "://" not in src.path else src.path
-    fmt = src.format or _format_of(Path(str(path)))
-    if fmt not in ("parquet", "csv"):
-        raise ConfigError(config_path, f"{key}.path", f"{fmt or 'unknown'} files cannot be read by the file-backed "
-                          "snapshot", "convert the table to Parquet (or CSV)")
-    return path, fmt
-
-
-def projection(name: str, src: TableSource, raw_columns: Iterable[str], d: Dialect,
-               text: bool = False, nanos: Iterable[str] = ()) -> tuple[str, list[str]]:
-    """The SELECT list mapping a source's columns onto the contract (types, amount unit) and the
-    contract columns it provides. Unmapped source columns keep their name; others are ignored.
-    ``text``: every source column is text (CSV): blanks are missing values. ``nanos``: source columns
-    holding nanosecond timestamps as integers (how Spark reads pandas' Parquet timestamps)."""
-    nanos = set(nanos)
-    table = TABLES[name]
-    by_contract = {}
-    for c in raw_columns:
-        target = src.columns.get(c, c)
-        if target in table.by_name and target not in by_contract:
-            by_contract[target] = c
-    exprs, present = [], []
-    for col in table.columns:
-        if col.name not in by_contract:
-            continue
-        ref = d.q(by_contract[col.name])
-        e = f"CAST({f'NULLIF(trim({ref}), {chr(39) * 2})' if text else ref} AS {_SQL_TYPE[col.dtype]})"
-        if by_contract[col.name] in nanos and col.dtype in ("date", "datetime"):
-            e = f"timestamp_micros({ref} DIV 1000)"
-        if col.dtype == "string":
-            e = f"NULLIF(trim({e}), '')"
-            if col.values:
-                e = f"lower({e})"
-        if "currency" in col.unit and src.amount_unit != 1:
-            e = f"({e} * {float(src.amount_unit)!r})"
-        exprs.append(f"{e} AS {col.name}")
-        present.append(col.name)
-    if name == "transactions" and "amount" not in present and {"quantity", "unit_price"} <= set(present):
-        exprs.append("(quantity_ * unit_price_) AS amount".replace("quantity_", f"CAST({d.q(by_contract['quantity'])} AS DOUBLE)")
-                     .replace("unit_price_", f"CAST({d.q(by_contract['unit_price'])} AS DOUBLE)"
-                              + (f" * {float(src.amount_unit)!r}" if src.amount_unit != 1 else "")))
-        present.append("amount")
-    missing = [c for c in table.required if c not in present]
-    if missing:
-        raise SegmentError(f"error: tables.{name}: required column(s) {', '.join(missing)} not found in the source "
-                           f"(it has: {', '.join(list(raw_columns)[:12])}); map them under tables.{name}.columns")
-    return ", ".join(exprs), present
-
-
-def _relation_sql(name: str, src: TableSource, raw: str, raw_columns: list[str], d: Dialect,
-                  has_customers: bool, text: bool, nanos: Iterable[str] = ()) -> tuple[str, list[str]]:
-    select, present = projection(name, src, raw_columns, d, text, nanos)
-    body = f"(SELECT DISTINCT * FROM {raw}) AS r" if "duplicate_lines" in src.drop else f"{raw} AS r"
-    sql = f"SELECT {select} FROM {body}"
-    if name != "customers" and has_customers and "unknown_customers" in src.drop:
-        sql = f"SELECT * FROM ({sql}) AS m WHERE customer_id IN (SELECT customer_id FROM cu)"
-    return sql, present
+from .features import SPARK, SnapshotPlan, _to_pandas, java_datetime_pattern, plan
+from .io import DataConfig, Problem, SparkOptions, TableSource, _format_of, read_data_config
+from .store import ALIAS, Tables
 
 
 def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[DataConfig, Path]:
@@ -145,7 +68,17 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
     engine = engine or config.engine
     day = _as_of(config, as_of)
     if engine == "spark":
-        return _spark_files(config, path, day, customers, spark)
+        from .validate import _raise_errors, report_frame
+
+        problems: list[Problem] = []
+        tables = load_spark(path, config, pd.Timestamp(day), problems, spark=spark)
+        _raise_errors(report_frame(problems), config, path, strict=True)
+        if tables is None:
+            raise SegmentError(f"error: {path}: the transactions table could not be read")
+        try:
+            return tables.snapshot(day, customers)
+        finally:
+            tables.close()
     if engine != "duckdb":
         raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
     from .features import snapshot
@@ -168,6 +101,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None):
     b = (SparkSession.builder.master(master).appName("segment")
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.sql.ansi.enabled", "false")
+         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")  # a text that does not parse is NULL
          .config("spark.sql.execution.arrow.pyspark.enabled", "true")
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
@@ -199,38 +133,289 @@ def run_spark(spark, p: SnapshotPlan, views: dict[str, object]) -> pd.DataFrame:
     return _to_pandas(raw, p.day, p.keep)
 
 
-def _spark_files(config: DataConfig, path: Path, as_of, customers, spark) -> pd.DataFrame:
-    opts = config.spark or SparkOptions()
-    order = sorted(config.tables, key=lambda n: n != "customers")
-    files = {name: _file(path, name, config.tables[name]) for name in order}  # before starting Spark
-    spark = spark or spark_session(opts.master, opts.conf)
-    d = DIALECTS["spark"]
-    present, views = {}, {}
-    for name in order:
-        src = config.tables[name]
-        file, fmt = files[name]
-        reader = spark.read
-        raw_df = (reader.parquet(str(file)) if fmt == "parquet" else
-                  reader.option("header", "true").option("sep", src.delimiter).option("encoding", src.encoding)
-                  .option("inferSchema", "false").csv(str(file)))
-        raw_name = f"raw_{name}"
-        raw_df.createOrReplaceTempView(raw_name)
-        # pandas writes nanosecond timestamps, which Spark reads as integers (nanosAsLong)
-        nanos = [c for c, t in raw_df.dtypes if t == "bigint"] if fmt == "parquet" else []
-        sql, present[name] = _relation_sql(name, src, raw_name, raw_df.columns, d, "customers" in present,
-                                           fmt == "csv", nanos)
-        if name == "customers":
-            sql = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY customer_id) "
-                   f"AS rn_ FROM ({sql}) AS c) AS c2 WHERE rn_ = 1")
-            views["cu"] = spark.sql(sql).drop("rn_")
-            views["cu"].createOrReplaceTempView("cu")
-        else:
-            views[{"transactions": "tx", "interactions": "it", "opportunities": "op"}[name]] = spark.sql(sql)
-    p = plan(present, as_of, restricted=customers is not None, dialect=d)
-    if customers is not None:
-        views["wanted"] = spark.createDataFrame(pd.DataFrame({"customer_id": sorted({str(c) for c in customers})}))
-    return run_spark(spark, p, views)
+#: Spark types as the store's casts name them (DuckDB's names: segment.store._read_table branches on them)
+_DUCK_TYPE = {"string": "VARCHAR", "binary": "BLOB", "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP",
+              "date": "DATE", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "bigint": "BIGINT",
+              "int": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "void": "NULL"}
+#: source encodings Spark scans itself; a CSV in another one is read on the driver (as segment.store does)
+_SPARK_ENCODINGS = ("utf-8", "utf8", "utf-8-sig")
+_ROW_BITS = 33  # monotonically_increasing_id(): partition index above bit 33, row within it below
 
+
+def _location(config_path: Path, src: TableSource) -> str | Path:
+    """A source file: a local path (relative to the data config) or any URL Spark reads (s3a://, hdfs://)."""
+    return src.path if "://" in src.path else (config_path.parent / src.path).resolve()
+
+
+def _spark_reads(config_path: Path, src: TableSource) -> str | None:
+    """``csv`` or ``parquet`` when Spark scans the source itself; None when it is read on the driver."""
+    if src.path is None:
+        return None
+    fmt = src.format or _format_of(Path(str(src.path)))
+    if fmt == "parquet" or (fmt == "csv" and src.encoding.lower().replace("_", "-") in _SPARK_ENCODINGS):
+        return fmt
+    return None
+
+
+def _before_spark(config_path: Path, config: DataConfig) -> None:
+    """What can be said before a SparkSession is started: a date format Spark's patterns cannot spell."""
+    for name, src in config.tables.items():
+        if src.date_format:
+            try:
+                java_datetime_pattern(src.date_format)
+            except ValueError as e:
+                raise ConfigError(config_path, f"tables.{name}.date_format", f"{e} in {src.date_format!r} cannot be "
+                                  "read on Spark", "write the format with %Y %m %d %H %M %S %y %b %B %f %I %p %j %a "
+                                  "%A, or use `engine: duckdb`") from None
+
+
+class _Spark:
+    """What :func:`segment.store.validate` asks of an engine, on a SparkSession: the same SQL as on
+    DuckDB (written through :data:`segment.features.SPARK`), each table it makes checkpointed on the
+    executors (``localCheckpoint``: memory and disk) and registered as a temporary view; only counts
+    and the first rows of a problem are collected."""
+
+    d = SPARK
+
+    def __init__(self, spark):
+        self.spark = spark
+        for key, value in (("spark.sql.ansi.enabled", "false"), ("spark.sql.legacy.timeParserPolicy", "CORRECTED"),
+                           ("spark.sql.legacy.parquet.nanosAsLong", "true"),
+                           ("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED"),
+                           ("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED"),
+                           ("spark.sql.csv.parser.columnPruning.enabled", "false")):  # a ragged line is found by any scan
+            spark.conf.set(key, value)
+        self.kept: dict[str, object] = {}  # view → the persisted DataFrame behind it
+        self.counts: dict[str, int] = {}
+
+    def fetch(self, sql: str) -> list[tuple]:
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
+
+    def count(self, relation: str) -> int:
+        if relation not in self.counts:
+            self.counts[relation] = int(self.fetch(f"SELECT count(*) FROM {relation}")[0][0])
+        return self.counts[relation]
+
+    def create(self, name: str, sql: str, temp: bool = False) -> None:
+        # materialised now, on the executors (memory, spilling to disk), with its lineage cut: what it
+        # was made from may be replaced next, and a plan reading the source's line numbers
+        # (monotonically_increasing_id) is non-deterministic, which Spark refuses in an aggregate's FILTER
+        df = self.spark.sql(sql).localCheckpoint(eager=True)
+        df.createOrReplaceTempView(name)
+        old = self.kept.pop(name, None)
+        self.kept[name] = df
+        self.counts.pop(name, None)
+        if old is not None:
+            old.unpersist()
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        self.counts.pop(name, None)
+        df = self.kept.pop(name, None)
+        if df is not None:
+            df.unpersist()
+
+    def delete(self, name: str, cond: str) -> None:
+        self.create(name, f"SELECT * FROM {name} WHERE NOT coalesce(({cond}), false)")
+
+    def columns(self, name: str) -> list[str]:
+        return list(self.spark.table(name).columns)
+
+    def release(self, raw: str) -> None:
+        self.drop(raw)
+        self.drop(f"{raw}_scan")
+
+    def typed(self, name: str, sql: str | None, extra: list[str]) -> None:
+        if sql is not None:
+            self.create(f"t_{name}", sql)
+            self.drop(f"s_{name}")
+            return
+        # the staged table is the typed one: the same checkpointed data without the staging columns (no copy)
+        self.spark.table(f"s_{name}").drop(*extra).createOrReplaceTempView(f"t_{name}")
+        self.spark.catalog.dropTempView(f"s_{name}")
+        self.kept[f"t_{name}"] = self.kept.pop(f"s_{name}")
+
+    def close(self) -> None:
+        for name in list(self.kept):
+            self.drop(name)
+
+    # ---- the sources
+    def raw(self, config_path: Path, name: str, src: TableSource):
+        """``raw_<name>``: the source with a 1-based ``_row_`` (the line's position in the file), its
+        columns (cleaned name, name in the source, type as DuckDB names it), a label, and the time zones
+        of zoned timestamp columns — what ``segment.store._raw_relation`` gives on DuckDB."""
+        from .store import _check_file, _explain_csv
+
+        raw = f"raw_{name}"
+        fmt = _spark_reads(config_path, src)
+        if fmt is None:  # SQL, Excel, CSV in another encoding: read on the driver, as the store does
+            return self._frame(config_path, name, src, raw)
+        location = _location(config_path, src)
+        local = isinstance(location, Path)
+        if local and not location.is_dir():  # a folder of parts is Spark's to list
+            _check_file(config_path, name, src, location)
+            if fmt == "csv":  # the first lines through pandas: an exact message for a wrong delimiter or encoding
+                _explain_csv(config_path, name, src, location, nrows=1000)
+        reader = self.spark.read
+        try:
+            if fmt == "parquet":
+                df = reader.parquet(str(location))
+            else:
+                df = (reader.option("header", "true").option("sep", src.delimiter).option("quote", '"')
+                      .option("escape", '"').option("encoding", "UTF-8").option("inferSchema", "false")
+                      .option("mode", "FAILFAST").csv(str(location)))
+            zones, nanos = _parquet_types(location) if fmt == "parquet" and local else ({}, set())
+            cols = []
+            for c, t in df.dtypes:
+                clean = c.lstrip("\ufeff").strip()
+                if c in nanos:  # pandas' nanosecond timestamps, read as integers (nanosAsLong)
+                    cols.append((f"timestamp_micros({self.d.q(c)} DIV 1000) AS {self.d.q(c)}", clean, c,
+                                 "TIMESTAMP WITH TIME ZONE" if clean in zones else "TIMESTAMP"))
+                else:
+                    typ = _DUCK_TYPE.get(t, t.upper())
+                    if typ == "TIMESTAMP WITH TIME ZONE" and clean not in zones and fmt == "csv":
+                        typ = "TIMESTAMP"
+                    cols.append((self.d.q(c), clean, c, typ))
+            df.selectExpr(*[e for e, *_ in cols], "monotonically_increasing_id() AS _mid_").createOrReplaceTempView(
+                f"{raw}_scan")
+            # rows per partition of the scan (one pass, a few numbers back): each line's number in the file
+            sizes = sorted(self.fetch(f"SELECT shiftright(_mid_, {_ROW_BITS}) AS p, count(*) FROM {raw}_scan GROUP BY 1"))
+        except Exception as e:  # noqa: BLE001 - Spark's Java errors: a ragged line, a broken file
+            if fmt == "csv" and local and location.is_file():  # the line, as pandas finds it
+                _explain_csv(config_path, name, src, location)
+            first = _spark_message(e)
+            raise SegmentError(f"error: {location}: cannot read it as {fmt}: {first}; check `tables.{name}` in "
+                               f"{config_path} (format, delimiter, encoding)") from None
+        offset, case = 0, []
+        for p, n in sizes:
+            case.append(f"WHEN {int(p)} THEN {offset}")
+            offset += int(n)
+        start = f"CASE shiftright(_mid_, {_ROW_BITS}) {' '.join(case)} END" if case else "0"
+        names = ", ".join(self.d.q(c) for _, _, c, _ in cols)
+        self.spark.sql(f"SELECT {names}, {start} + (_mid_ & {(1 << _ROW_BITS) - 1}) + 1 AS _row_ FROM {raw}_scan"
+                       ).createOrReplaceTempView(raw)
+        self.counts[raw] = offset
+        return raw, [(clean, c, typ) for _, clean, c, typ in cols], str(location), zones
+
+    def _frame(self, config_path: Path, name: str, src: TableSource, raw: str):
+        import numpy as np
+
+        from .io import read_frame
+        from .store import _check_file, _source_file
+
+        path, fmt = _source_file(config_path, src)
+        if path is not None and fmt == "csv":
+            _check_file(config_path, name, src, path)
+        frame, label = read_frame(config_path, name, src)
+        zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
+        frame = frame.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+        for c in frame.columns:  # Arrow hands pandas' string and nullable dtypes over as they are
+            if isinstance(frame[c].dtype, pd.StringDtype):
+                frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+        self.counts[raw] = len(frame)
+        if not len(frame):  # no rows: said as on DuckDB, the relation is never read
+            return raw, [(c, c, "VARCHAR") for c in frame.columns[1:]], label, zones
+        df = self.spark.createDataFrame(frame)
+        df.createOrReplaceTempView(raw)
+        described = [(c, c, _DUCK_TYPE.get(t, t.upper())) for c, t in df.dtypes if c != "_row_"]
+        return raw, described, label, zones
+
+
+def _parquet_types(path: Path) -> tuple[dict[str, str], set[str]]:
+    """The time zones of a Parquet file's (or folder's) zoned timestamp columns, and its nanosecond
+    timestamp columns (Spark reads those as integers)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    zones, nanos = {}, set()
+    for f in ds.dataset(str(path), format="parquet").schema:
+        if pa.types.is_timestamp(f.type):
+            if f.type.tz:
+                zones[f.name.lstrip("\ufeff").strip()] = f.type.tz
+            if f.type.unit == "ns":
+                nanos.add(f.name)
+    return zones, nanos
+
+
+def _spark_message(e: Exception) -> str:
+    text = str(e).strip()
+    for line in text.splitlines():
+        if "Exception:" in line or line.startswith("["):
+            return line.split("Exception: ", 1)[-1].strip()[:300]
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+class SparkTables:
+    """The contract's tables validated on Spark (``t_<table>`` views over persisted DataFrames): what
+    ``segment validate`` prints and what the snapshot reads. Only counts and per-customer results
+    come back to the driver."""
+
+    def __init__(self, db: _Spark, columns: dict[str, list[str]]):
+        self.db, self.spark, self._columns = db, db.spark, columns
+
+    def __repr__(self) -> str:
+        return f"SparkTables({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
+
+    def present(self) -> list[str]:
+        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._columns[name])
+
+    def rows(self, name: str) -> int:
+        return self.db.count(f"t_{name}")
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        lo, hi = self.db.fetch("SELECT min(date), max(date) FROM t_transactions")[0]
+        return pd.Timestamp(lo), pd.Timestamp(hi)
+
+    def views(self) -> dict[str, object]:
+        """The snapshot's relations (``tx``, ``cu``, ``it``, ``op``): customers one row per id (the first)."""
+        q = self.db.d.q
+        out = {}
+        for name in self.present():
+            cols = ", ".join(q(c) for c in self._columns[name])
+            sql = f"SELECT {cols} FROM t_{name}"
+            if name == "customers":
+                sql = (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY _row_) "
+                       f"AS rn_ FROM t_customers) AS c WHERE rn_ = 1")
+            out[ALIAS[name]] = self.spark.sql(sql)
+        return out
+
+    def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
+        p = plan(self._columns, as_of, restricted=customers is not None, dialect=SPARK)
+        views = self.views()
+        if customers is not None:
+            views["wanted"] = self.spark.createDataFrame(
+                pd.DataFrame({"customer_id": sorted({str(c) for c in customers})}), "customer_id string")
+        return run_spark(self.spark, p, views)
+
+    def close(self) -> None:
+        """Unpersist every table (the session stays)."""
+        self.db.close()
+
+
+def load_spark(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
+               spark=None, only: str | None = None) -> SparkTables | None:
+    """:func:`segment.store.load` on Spark: every table of the config read, cast and checked by Spark
+    with the store's SQL (same problems, counts, rows and examples); None when the transactions table
+    could not be read onto the contract. ``spark``: a session to use instead of the config's."""
+    from .store import validate
+
+    _before_spark(config_path, config)
+    opts = config.spark or SparkOptions()
+    db = _Spark(spark or spark_session(opts.master, opts.conf))
+    try:
+        columns = validate(db, config_path, config, as_of, problems, only=only)
+    except BaseException:
+        db.close()
+        raise
+    if columns is None:
+        db.close()
+        return None
+    return SparkTables(db, columns)
 
 def spark_snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None, spark=None,
                    master: str = "local[*]") -> pd.DataFrame:

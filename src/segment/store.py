@@ -407,21 +407,10 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
     con = None
     try:
         con = connect(folder, on_disk)
-        columns: dict[str, list[str]] = {}
-        names = [only] if only is not None else list(config.tables)
-        for name in names:
-            cols = _read_table(con, config_path, name, config.tables[name], problems)
-            if cols is not None:
-                columns[name] = cols
-        if only is None:
-            if "transactions" not in columns:
-                _close(con, folder)
-                return None
-            _check(con, columns, config, as_of, problems)
-        elif only not in columns:
+        columns = validate(_DuckDB(con), config_path, config, as_of, problems, only=only)
+        if columns is None:
             _close(con, folder)
             return None
-        con.execute("DROP TABLE IF EXISTS dup_rows")
         if on_disk:
             con.execute("CHECKPOINT")
         kept = Tables._kept(con, folder, columns)
@@ -436,6 +425,76 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
     except BaseException:
         _close(con, folder)
         raise
+
+
+def validate(db, config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
+             only: str | None = None) -> dict[str, list[str]] | None:
+    """Cast and check every table of the config on ``db`` (:class:`_DuckDB` here, the Spark engine of
+    :mod:`segment.engines`): ``t_<table>`` holds each typed table afterwards; every problem is appended
+    to ``problems``. Returns each table's contract columns; None when the transactions table (or
+    ``only``) could not be read onto the contract."""
+    columns: dict[str, list[str]] = {}
+    for name in [only] if only is not None else list(config.tables):
+        cols = _read_table(db, config_path, name, config.tables[name], problems)
+        if cols is not None:
+            columns[name] = cols
+    if only is None:
+        if "transactions" not in columns:
+            return None
+        _check(db, columns, config, as_of, problems)
+    elif only not in columns:
+        return None
+    db.drop("dup_rows")
+    return columns
+
+
+class _DuckDB:
+    """What :func:`validate` asks of an engine, on a DuckDB connection. The SQL it is given is written
+    once for both engines through ``d`` (a :class:`segment.features.Dialect`); the Spark twin of this
+    small class is ``segment.engines._Spark``."""
+
+    def __init__(self, con):
+        from .features import DUCKDB
+
+        self.con, self.d = con, DUCKDB
+
+    def fetch(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+    def raw(self, config_path: Path, name: str, src: TableSource):
+        return _raw_relation(self.con, config_path, name, src)
+
+    def count(self, relation: str) -> int:
+        return int(self.fetch(f"SELECT count(*) FROM {relation}")[0][0])
+
+    def create(self, name: str, sql: str, temp: bool = False) -> None:
+        self.con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {name} AS {sql}")
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def delete(self, name: str, cond: str) -> None:
+        self.con.execute(f"DELETE FROM {name} WHERE {cond}")
+
+    def columns(self, name: str) -> list[str]:
+        return [r[0] for r in self.fetch(f"DESCRIBE {name}")]
+
+    def release(self, raw: str) -> None:
+        """The source is not read again: free its copy before the typed table is made."""
+        self.con.execute(f"DROP VIEW IF EXISTS {raw}")
+        if _table_exists(self.con, f"{raw}_text"):
+            self.con.execute(f"DROP TABLE {raw}_text")
+
+    def typed(self, name: str, sql: str | None, extra: list[str]) -> None:
+        """``t_<name>`` from ``s_<name>``: ``sql`` over it, or (None) the staged table itself without the
+        columns ``extra`` (no second copy)."""
+        if sql is None:
+            for c in extra:
+                self.con.execute(f"ALTER TABLE s_{name} DROP COLUMN {self.d.q(c)}")
+            self.con.execute(f"ALTER TABLE s_{name} RENAME TO t_{name}")
+        else:
+            self.create(f"t_{name}", sql)
+            self.drop(f"s_{name}")
 
 
 def _raw_relation(con, config_path: Path, name: str, src: TableSource
@@ -524,16 +583,30 @@ def _parquet_zones(path: Path) -> dict[str, str]:
             if pa.types.is_timestamp(f.type) and f.type.tz}
 
 
-def _read_table(con, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
+def parse_date(d, text: str, date_format: str | None) -> str:
+    """SQL reading the text ``text`` as a TIMESTAMP on dialect ``d``: with ``date_format`` (strftime),
+    else ISO 8601 as pandas' ISO8601 parser reads it (a trailing UTC offset dropped: io.UTC_OFFSET);
+    NULL when it does not parse or falls outside DATE_MIN … DATE_MAX (a 0000-01-01 placeholder)."""
+    if date_format:
+        parse = d.strptime(text, date_format)
+    else:
+        bare = d.strip_group(text, UTC_OFFSET)
+        parse = "coalesce(" + ", ".join([d.iso_timestamp(bare)] + [d.strptime(bare, f) for f in _ISO_PARTIAL]) + ")"
+    return f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"
+
+
+def _read_table(db, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``), cast
     once from the source (a view over a Parquet file would cast it again for every snapshot: twice as
     slow for a report's seven)."""
     table = TABLES[name]
-    raw, described, label, zones = _raw_relation(con, config_path, name, src)
+    d = db.d
+    _q, _lit = d.q, d.text  # noqa: N806 - the engine's quoting
+    raw, described, label, zones = db.raw(config_path, name, src)
     source_cols = [clean for clean, _, _ in described]  # a BOM or spaces stripped
     original = {clean: name for clean, name, _ in described}
     types = {clean: typ for clean, _, typ in described}
-    n = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+    n = db.count(raw)
     if n == 0:
         problems.append(Problem("error", name, "", Texts.no_rows(label, name)
                                 + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label
@@ -557,25 +630,24 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
             continue
         src_col = by_contract[col.name]
         ref, typ = _q(original[src_col]), types[src_col].upper()
-        text = f"NULLIF(trim(CAST({ref} AS VARCHAR)), '')"
+        text = f"NULLIF(trim({d.as_text(ref)}), '')"
         is_text = typ.startswith("VARCHAR") or typ == "BLOB"
         c = _q(col.name)
         if col.dtype in ("date", "datetime"):
             if "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMP") or typ == "DATE":
                 if "WITH TIME ZONE" in typ:  # the wall-clock time where it was recorded, as pandas' tz_localize(None)
-                    stage1.append(f"timezone({_lit(zones.get(src_col, 'UTC'))}, {ref}) AS {c}")
+                    stage1.append(f"{d.wall_clock(ref, zones.get(src_col, 'UTC'))} AS {c}")
                 else:
                     stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
                 checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", Texts.DATE_RANGE,
-                                     f"CAST({c} AS VARCHAR)"))
+                                     d.as_text(c)))
             else:
-                if src.date_format:
-                    parse = f"try_strptime({text}, {_lit(src.date_format)})"
-                else:  # what pandas' ISO8601 parser accepts; a trailing UTC offset dropped (io.UTC_OFFSET)
-                    bare = f"regexp_replace({text}, {_lit(UTC_OFFSET)}, '\\1')"
-                    parse = "coalesce(" + ", ".join([f"TRY_CAST({bare} AS TIMESTAMP)"] + [
-                        f"try_strptime({bare}, {_lit(f)})" for f in _ISO_PARTIAL]) + ")"
-                parse = f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"  # 0000-01-01
+                try:
+                    parse = parse_date(d, text, src.date_format)
+                except ValueError as e:  # a directive Spark's patterns have no letter for
+                    raise ConfigError(config_path, f"tables.{name}.date_format", f"{e} in {src.date_format!r} "
+                                      f"cannot be read on {d.name}", "write the format with %Y %m %d %H %M %S %y "
+                                      "%b %B %f %I %p %j %a %A, or use `engine: duckdb`") from None
                 stage1.append(f"{parse} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
@@ -583,20 +655,20 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         elif col.dtype in ("float", "int"):
             numeric = not is_text and typ != "BOOLEAN"
             if numeric:
-                stage1.append(f"CASE WHEN isnan(CAST({ref} AS DOUBLE)) THEN NULL ELSE CAST({ref} AS DOUBLE) END AS {c}")
-                checks.append(_Check(col.name, f"isinf({c})", Texts.NOT_FINITE, c))
+                stage1.append(f"CASE WHEN {d.is_nan(f'CAST({ref} AS DOUBLE)')} THEN NULL ELSE CAST({ref} AS DOUBLE) END AS {c}")
+                checks.append(_Check(col.name, d.is_inf(c), Texts.NOT_FINITE, c))
             else:
-                stage1.append(f"TRY_CAST({text} AS DOUBLE) AS {c}")
+                stage1.append(f"{d.number(text)} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
-                checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND ({c} IS NULL OR NOT isfinite({c}))",
+                checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND ({c} IS NULL OR NOT {d.is_finite(c)})",
                                      Texts.NOT_A_NUMBER, _q(col.name + "__text")))
             scaled = f"({c} * {float(src.amount_unit)!r})" if "currency" in col.unit and src.amount_unit != 1 else c
-            huge = f"isfinite({c}) AND abs({scaled}) > {IMPLAUSIBLE_AMOUNT!r}"
+            huge = f"{d.is_finite(c)} AND abs({scaled}) > {IMPLAUSIBLE_AMOUNT!r}"
             if "currency" in col.unit:
                 checks.append(_Check(col.name, huge, Texts.IMPLAUSIBLE, scaled))
             if col.dtype == "int":
                 not_huge = f" AND NOT ({huge})" if "currency" in col.unit else ""
-                checks.append(_Check(col.name, f"isfinite({c}){not_huge} AND {scaled} <> round({scaled})",
+                checks.append(_Check(col.name, f"{d.is_finite(c)}{not_huge} AND {scaled} <> round({scaled})",
                                      Texts.NOT_WHOLE, scaled))
         elif col.dtype == "bool":
             if typ == "BOOLEAN":
@@ -612,7 +684,7 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
         else:
             if typ in ("DOUBLE", "FLOAT", "REAL") or typ.startswith("DECIMAL"):
                 val = (f"CASE WHEN {ref} IS NULL THEN NULL WHEN {ref} = floor({ref}) AND abs({ref}) < 1e18 "
-                       f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
+                       f"THEN {d.as_text(f'CAST({ref} AS BIGINT)')} ELSE {d.as_text(ref)} END")
             else:
                 val = text
             if col.values:
@@ -629,18 +701,18 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
     # the source is read (decoded, cast) once, into s_<name>; every check and the typed table read that
     hashed = ""
     if name == "transactions":  # for duplicate lines: equal in every source column
-        hashed = ", hash(" + ", ".join(_q(original[c]) for c in source_cols) + ") AS _hash_"
-    con.execute(f"CREATE OR REPLACE TABLE s_{name} AS SELECT _row_, {', '.join(stage1)}{hashed} FROM {raw}")
+        hashed = f", {d.row_hash([_q(original[c]) for c in source_cols])} AS _hash_"
+    db.create(f"s_{name}", f"SELECT _row_, {', '.join(stage1)}{hashed} FROM {raw}")
 
     # the per-value problems, in contract column order
     hits: set[str] = set()
     if checks:
-        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
-                             + f" FROM s_{name}").fetchall()[0]
+        counts = db.fetch("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
+                          + f" FROM s_{name}")[0]
         for k, cnt in zip(checks, counts):
             if cnt:
                 hits.add(k.flag)
-                rows, example = _sample(con, f"s_{name}", k.flag, k.example)
+                rows, example = _sample(db, f"s_{name}", k.flag, k.example)
                 problems.append(Problem("error", name, k.column, k.problem, rows, int(cnt), example))
 
     # the typed values: a bad value is missing; currency scaled; ints whole
@@ -667,24 +739,19 @@ def _read_table(con, config_path: Path, name: str, src: TableSource, problems: l
             p.problem += Texts.UNPARSEABLE_DROPPED
         where = " WHERE NOT (" + " OR ".join(f"coalesce({k.flag}, false)" for k in checks if k.flag in hits) + ")"
     if name == "transactions":
-        _duplicate_lines(con, raw, [original[c] for c in source_cols])
+        _duplicate_lines(db, raw, [original[c] for c in source_cols])
     # the source's text (kept for the examples) and the line hashes (read by _duplicate_lines): done with
-    extra = [c for c in (r[0] for r in con.execute(f"DESCRIBE s_{name}").fetchall()) if c not in ("_row_", *present)]
+    extra = [c for c in db.columns(f"s_{name}") if c not in ("_row_", *present)]
     as_is = plain and not where and not derive_amount
-    con.execute(f"DROP VIEW IF EXISTS {raw}")  # the source is not read again: free its copy before the typed one
-    if _table_exists(con, f"{raw}_text"):
-        con.execute(f"DROP TABLE {raw}_text")
+    db.release(raw)  # the source is not read again: free its copy before the typed one
     if as_is:  # nothing to change: the staged table is the typed one (no second copy)
-        for c in extra:
-            con.execute(f"ALTER TABLE s_{name} DROP COLUMN {_q(c)}")
-        con.execute(f"ALTER TABLE s_{name} RENAME TO t_{name}")
+        db.typed(name, None, extra)
     else:
         sql = f"SELECT {', '.join(final)} FROM s_{name}{where}"
         if derive_amount:  # quantity × unit_price (unit_price already in currency units)
             sql = f"SELECT *, quantity * unit_price AS amount FROM ({sql})"
             present.append("amount")
-        con.execute(f"CREATE OR REPLACE TABLE t_{name} AS {sql}")
-        con.execute(f"DROP TABLE s_{name}")
+        db.typed(name, sql, extra)
     return [c.name for c in table.columns if c.name in present]
 
 
@@ -692,19 +759,18 @@ def _table_exists(con, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
 
 
-def _duplicate_lines(con, raw: str, source_columns: list[str]) -> None:
+def _duplicate_lines(db, raw: str, source_columns: list[str]) -> None:
     """``dup_rows``: the rows of ``raw`` equal to an earlier row in every source column. Rows were
     hashed when staged (``s_transactions._hash_``); only rows sharing a hash are compared in full."""
-    cols = ", ".join(_q(c) for c in source_columns)
+    cols = ", ".join(db.d.q(c) for c in source_columns)
     # a parallel hash aggregate (a window sorting the hashes is cheaper at 4.5 M lines, far slower at 50 M)
-    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT _hash_ FROM s_transactions GROUP BY _hash_ "
-                "HAVING count(*) > 1")
+    db.create("dup_hashes", "SELECT _hash_ FROM s_transactions GROUP BY _hash_ HAVING count(*) > 1", temp=True)
     shared = "SELECT _row_ FROM s_transactions WHERE _hash_ IN (SELECT _hash_ FROM dup_hashes)"
-    if not con.execute("SELECT count(*) FROM dup_hashes").fetchall()[0][0]:
+    if not db.count("dup_hashes"):
         shared = "SELECT _row_ FROM s_transactions WHERE false"  # no second read of the source
-    con.execute(f"CREATE OR REPLACE TABLE dup_rows AS SELECT _row_ FROM (SELECT _row_, row_number() OVER "
-                f"(PARTITION BY {cols} ORDER BY _row_) AS n_ FROM {raw} WHERE _row_ IN ({shared})) WHERE n_ > 1")
-    con.execute("DROP TABLE dup_hashes")
+    db.create("dup_rows", f"SELECT _row_ FROM (SELECT _row_, row_number() OVER (PARTITION BY {cols} ORDER BY _row_) "
+              f"AS n_ FROM {raw} WHERE _row_ IN ({shared})) AS w WHERE n_ > 1")
+    db.drop("dup_hashes")
 
 
 def _value(v):
@@ -713,9 +779,9 @@ def _value(v):
     return v
 
 
-def _sample(con, table: str, cond: str, example: str = "NULL") -> tuple[list[int], object]:
+def _sample(db, table: str, cond: str, example: str = "NULL") -> tuple[list[int], object]:
     """The first rows (numbers) where ``cond`` holds and the example value of the first."""
-    rows = con.execute(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}").fetchall()
+    rows = db.fetch(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}")
     return [int(r[0]) for r in rows], (_value(rows[0][1]) if rows else None)
 
 
@@ -723,24 +789,25 @@ def _sample(con, table: str, cond: str, example: str = "NULL") -> tuple[list[int
 DUPLICATE = "_row_ IN (SELECT _row_ FROM dup_rows)"
 
 
-def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Timestamp | None,
+def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Timestamp | None,
            problems: list[Problem]) -> None:
     """The cross-row and cross-table rules, in the order the report lists them; declared drops applied.
 
     Each table is scanned once for every count (a rule after a declared drop counts only the rows
     the drop keeps); rows are fetched only for the rules that hold somewhere (their first rows)."""
     drops = {name: set(src.drop) for name, src in config.tables.items()}
-    duplicate = DUPLICATE if con.execute("SELECT count(*) FROM dup_rows").fetchall()[0][0] else "false"
+    _q, _lit = db.d.q, db.d.text  # noqa: N806 - the engine's quoting
+    duplicate = DUPLICATE if db.count("dup_rows") else "false"
 
     def remove(name: str, cond: str) -> None:
-        con.execute(f"DELETE FROM t_{name} WHERE {cond}")
+        db.delete(f"t_{name}", cond)
 
     # rows without a customer id cannot be attributed to anyone (only when declared: else completeness says it)
     for name in ("transactions", "interactions", "opportunities"):
         if name in columns and "customer_id" in columns[name] and "missing_customer_id" in drops.get(name, set()):
-            cnt = con.execute(f"SELECT count(*) FROM t_{name} WHERE customer_id IS NULL").fetchall()[0][0]
+            cnt = db.fetch(f"SELECT count(*) FROM t_{name} WHERE customer_id IS NULL")[0][0]
             if cnt:
-                rows, _ = _sample(con, f"t_{name}", "customer_id IS NULL")
+                rows, _ = _sample(db, f"t_{name}", "customer_id IS NULL")
                 severity, text = Texts.declared(Texts.MISSING_IDS, name, "missing_customer_id", True)
                 problems.append(Problem(severity, name, "customer_id", text, rows, int(cnt), ""))
                 remove(name, "customer_id IS NULL")
@@ -749,12 +816,12 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         for key in TABLES[name].unique:
             k = _q(key)
             cond = f"{k} IN (SELECT {k} FROM t_{name} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1)"
-            cnt, ids, distinct = con.execute(
+            cnt, ids, distinct = db.fetch(
                 f"SELECT count(*), count(DISTINCT {k}), (SELECT count(*) FROM (SELECT DISTINCT "
                 f"{', '.join(_q(c) for c in columns[name])} FROM t_{name} WHERE {cond})) FROM t_{name} WHERE {cond}"
-            ).fetchall()[0]
+            )[0]
             if cnt:
-                rows, ex = _sample(con, f"t_{name}", cond, k)
+                rows, ex = _sample(db, f"t_{name}", cond, k)
                 problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, cnt, distinct > ids), rows,
                                         int(cnt), ex))
 
@@ -791,8 +858,8 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         dropping[name] = kept
     counts: dict[str, dict[str, int]] = {}
     for name, rs in rules.items():
-        got = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c})" for _, c in rs)
-                          + f" FROM t_{name}").fetchall()[0]
+        got = db.fetch("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c})" for _, c in rs)
+                       + f" FROM t_{name}")[0]
         counts[name] = {rid: int(v) for (rid, _), v in zip(rs, got)}
     cond = {name: dict(rs) for name, rs in rules.items()}
 
@@ -801,7 +868,7 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
         cnt = counts[name].get(rid, 0)
         if not cnt:
             return
-        rows, ex = _sample(con, f"t_{name}", cond[name][rid], example)
+        rows, ex = _sample(db, f"t_{name}", cond[name][rid], example)
         if drop_kind is not None:
             severity, text = Texts.declared(text, name, drop_kind, drop_kind in drops.get(name, set()))
         problems.append(Problem(severity, name, column, text, rows, cnt, ex))
@@ -825,13 +892,13 @@ def _check(con, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Tim
                 cnt = counts[name][f"null:{key}"]
                 share = (n - cnt) / n
                 if share < COMPLETENESS_THRESHOLD:
-                    rows, _ = _sample(con, f"t_{name}", cond[name][f"null:{key}"])
+                    rows, _ = _sample(db, f"t_{name}", cond[name][f"null:{key}"])
                     problems.append(Problem("error", name, key, Texts.incomplete(key, share), rows, cnt, ""))
     if cutoff:
         for name in columns:
             dcol = TABLES[name].date_column
             if "late" in counts[name] and counts[name]["late"]:
-                rows, ex = _sample(con, f"t_{name}", cond[name]["late"], _q(dcol))
+                rows, ex = _sample(db, f"t_{name}", cond[name]["late"], _q(dcol))
                 problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows,
                                         counts[name]["late"], ex))
     for name, kept in dropping.items():  # the declared drops that held somewhere

@@ -78,19 +78,37 @@ def _raise_errors(report: pd.DataFrame, config: DataConfig, path: Path, strict: 
         raise DataError(report, source=f"{path}" + (f" ({sources})" if sources else ""))
 
 
-def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, *, strict: bool = True) -> Loaded:
+def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, *, strict: bool = True,
+              engine: str | None = None) -> Loaded:
     """Load and validate every table of the data config at ``path``.
 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
     otherwise returns the tables (declared drops applied) and the report. The tables live in DuckDB
     (:class:`segment.store.Tables`: in memory, or in a database file for big sources); every cast and
-    every check runs there, once, in SQL."""
+    every check runs there, once, in SQL. ``engine="spark"`` (what ``segment validate`` passes for a
+    config with ``engine: spark``): the same SQL runs on Spark and the tables stay there
+    (:class:`segment.engines.SparkTables`); the default keeps them in DuckDB for the commands that
+    work on local tables."""
     path = Path(path)
     config = read_data_config(path)
     as_of_ts = parse_as_of(as_of, "--as-of") if as_of is not None else None  # before reading any table
     problems: list[Problem] = []
     if as_of_ts is None and config.as_of is not None:
         as_of_ts = pd.Timestamp(config.as_of)
+    if engine not in (None, "duckdb", "spark"):
+        raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
+    if engine == "spark":
+        from .engines import load_spark
+
+        kept = load_spark(path, config, as_of_ts, problems)
+        report = report_frame(problems)
+        try:
+            _raise_errors(report, config, path, strict)
+        except BaseException:
+            if kept is not None:
+                kept.close()
+            raise
+        return Loaded(kept, report, config, path)
     from . import store
 
     kept = store.load(path, config, as_of_ts, problems)
