@@ -88,8 +88,11 @@ def test_engine_chosen_by_the_data_config(demo, spark, tmp_path):
     same(snapshot(tables, DATES[0]), got)
 
 
-def test_segment_grade_on_spark_gives_the_duckdb_tiers(demo, spark, tmp_path):
-    """`segment grade` with `engine: spark`: the snapshot comes from Spark, grading runs as usual."""
+@pytest.mark.parametrize("sid, as_of", [("s1_four_tier", None), ("s7_sales_stages", "2025-12-31"),
+                                       ("s4_key_account_levels", "2026-06-30")])
+def test_segment_grade_on_spark_gives_the_duckdb_grading(demo, spark, tmp_path, sid, as_of):
+    """`segment grade` with `engine: spark`: validation, snapshot and the grading's SQL run on Spark; the
+    written grading equals DuckDB's column by column (texts and tiers identical, floats to RTOL/ATOL)."""
     from segment.cli import main
 
     cfg, _ = demo
@@ -97,12 +100,16 @@ def test_segment_grade_on_spark_gives_the_duckdb_tiers(demo, spark, tmp_path):
         if f.name != "data.yaml":
             shutil.copy(f, tmp_path / f.name)
     (tmp_path / "data.yaml").write_text(cfg.read_text().replace("tables:", "engine: spark\nspark: {master: 'local[2]'}\ntables:"))
-    assert main(["grade", "--data", str(tmp_path / "data.yaml"), "--scheme", "s1_four_tier", "--out", str(tmp_path / "s.csv")]) == 0
-    assert main(["grade", "--data", str(cfg), "--scheme", "s1_four_tier", "--out", str(tmp_path / "d.csv")]) == 0
-    a, b = (pd.read_csv(tmp_path / n, dtype={"customer_id": str}) for n in ("s.csv", "d.csv"))
-    assert len(a) == len(b) > 0
-    assert a["tier"].tolist() == b["tier"].tolist()
-    pd.testing.assert_series_equal(a["score"], b["score"], rtol=1e-9)
+    when = ["--as-of", as_of] if as_of else []
+    assert main(["grade", "--data", str(tmp_path / "data.yaml"), "--scheme", sid, *when, "--out", str(tmp_path / "s.csv")]) == 0
+    assert main(["grade", "--data", str(cfg), "--scheme", sid, *when, "--out", str(tmp_path / "d.csv")]) == 0
+    a, b = (pd.read_csv(tmp_path / n, dtype={"customer_id": str}, keep_default_na=False, na_values=[""])
+            for n in ("s.csv", "d.csv"))
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
+    floats = [c for c in b.columns if b[c].dtype == "float64"]
+    pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats), check_exact=True)
+    pd.testing.assert_frame_equal(a[floats], b[floats], check_exact=False, rtol=RTOL, atol=ATOL)
+    assert b["tier"].nunique() >= 2
 
 
 # --------------------------------------------------------------------------------------------

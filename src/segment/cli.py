@@ -113,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
             print(format_report(loaded.report))
         return 0
     if args.command == "grade":
-        import pandas as pd
-
         from .atomic import write_frame
         from .pipeline import grade_data
 
@@ -124,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(out, "--out", inputs=_inputs(args))
         graded = grade_data(args.data, args.scheme, args.as_of, designations=args.designations)
         write_frame(graded.frame, out)
-        report = graded.loaded.report if graded.loaded is not None else pd.DataFrame()  # None: engine spark
+        report = graded.loaded.report
         if not report.empty:  # warnings (errors stopped the run): future-dated rows, returns, declared drops
             print(f"warning: {args.data}: {len(report)} data warning(s), graded anyway:\n{format_report(report)}")
         what = "customers" if "group" not in graded.frame else "customer × group rows"

@@ -354,6 +354,7 @@ class SparkTables:
 
     def __init__(self, db: _Spark, columns: dict[str, list[str]]):
         self.db, self.spark, self._columns = db, db.spark, columns
+        self._cached: list = []  # aggregates behind snapshot_frame(), unpersisted by close()
 
     def __repr__(self) -> str:
         return f"SparkTables({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
@@ -392,8 +393,24 @@ class SparkTables:
                 pd.DataFrame({"customer_id": sorted({str(c) for c in customers})}), "customer_id string")
         return run_spark(self.spark, p, views)
 
+    def snapshot_frame(self, as_of):
+        """The snapshot at ``as_of`` as a Spark DataFrame, left on the cluster (nothing is collected):
+        what :func:`segment.grading.grade_spark` grades. Its aggregates stay persisted until
+        :meth:`close`."""
+        p = plan(self._columns, as_of, dialect=SPARK)
+        for alias, df in self.views().items():
+            df.createOrReplaceTempView(alias)
+        for name, sql in p.aggregates:
+            agg = self.spark.sql(sql).persist()
+            self._cached.append(agg)
+            agg.createOrReplaceTempView(name)
+        return self.spark.sql(p.final)
+
     def close(self) -> None:
         """Unpersist every table (the session stays)."""
+        for agg in self._cached:
+            agg.unpersist()
+        self._cached.clear()
         self.db.close()
 
 

@@ -68,8 +68,8 @@ def data_end(loaded: Loaded) -> pd.Timestamp:
 @dataclass
 class Graded:
     grading: Grading
-    loaded: Loaded | None  # None with engine: spark (the tables stay where they are)
-    snapshot: pd.DataFrame  # every customer known at as_of, lost ones included
+    loaded: Loaded  # with engine: spark its tables are closed (they stayed on the cluster)
+    snapshot: pd.DataFrame | None  # every customer known at as_of, lost ones included; None on Spark
     lost_before: int = 0  # customers the CRM marks lost/closed on or before as_of: not graded
 
     # convenience for the CLI
@@ -161,9 +161,10 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
 
     Customers whose CRM status is lost/closed on or before ``as_of`` are not graded (they are counted
     in ``lost_before``); customers who simply stopped buying are graded like everyone else. A
-    designation file, when given, is applied last. With ``engine: spark`` in the data config the
-    snapshot is computed on Spark straight from the files (docs/scale.md) and only the snapshot comes
-    back; rows are then not validated one by one (``loaded`` is None)."""
+    designation file, when given, is applied last. With ``engine: spark`` in the data config every
+    step runs on Spark — validation (the same checks and report), the snapshot and the grading's SQL —
+    and only the report, counts and the graded rows' codes and indicator values reach the driver
+    (docs/scale.md); ``snapshot`` is then None."""
     from .io import read_data_config
 
     scheme_obj = load_scheme(scheme)  # params errors first: they are cheaper to find than data errors
@@ -171,17 +172,26 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
     source = str(resolve(scheme))
     config = read_data_config(data)
     if config.engine == "spark":
-        from .engines import snapshot_from_config
+        from .grading import grade_spark
 
         if scheme_obj.group_by:
             raise SegmentError(f"error: {source}: `group_by` schemes are graded from loaded tables; set "
                                f"`engine: duckdb` in {data} for this scheme")
-        if as_of is None and config.as_of is None:
-            raise SegmentError(f"error: {data}: with `engine: spark` give --as-of or `as_of:` in the data config")
-        when = pd.Timestamp(as_of if as_of is not None else config.as_of)
-        snap = snapshot_from_config(data, when)
-        grading, n_lost = grade_current(snap, scheme_obj, when, source)
-        loaded = None
+        loaded = load_data(data, as_of=as_of, engine="spark")  # validated on Spark; the tables stay there
+        try:
+            when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
+            if as_of is not None:
+                check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
+                            str(data_end(loaded).date()))
+            snap_df = loaded.tables.snapshot_frame(when)
+            n_lost = 0
+            if "status" in snap_df.columns:  # CRM-lost customers are not graded (as grade_current)
+                n_lost = int(snap_df.filter("status = 'lost'").select("customer_id").distinct().count())
+                snap_df = snap_df.filter("status IS NULL OR status <> 'lost'")
+            grading = grade_spark(snap_df, scheme_obj, as_of=when, source=source)
+            snap = None
+        finally:
+            loaded.tables.close()
     else:
         loaded = load_data(data, as_of=as_of)
         when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
