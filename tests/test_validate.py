@@ -277,3 +277,42 @@ def test_load_table_reads_one_table_alone(tmp_path):
     with pytest.raises(DataError) as e:
         load_table(bad / "data.yaml", "customers")
     assert "unknown value" in str(e.value) and "gone" in str(e.value)
+
+
+@pytest.mark.parametrize("query, message", [
+    ("DROP TABLE orders", "must be a SELECT"),
+    ("select * from orders; drop table orders", "must be one statement"),
+    ("WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d", "contains DELETE"),
+    ("SELECT * INTO copy FROM orders", "contains INTO"),
+    ("COPY (SELECT 1) TO 'leak.csv'", "must be a SELECT"),
+])
+def test_sql_source_queries_only_read(tmp_path, query, message):
+    """A source query that would change the source (or write a file) is refused before it runs, naming
+    the key; the database is untouched."""
+    db = tmp_path / "crm.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (customer_id text, date text, amount real)")
+        con.execute("insert into orders values ('C7', '2026-03-01', 99.0)")
+    before = db.read_bytes()
+    path = write(tmp_path / "data.yaml", f"tables:\n  transactions:\n    sql:\n      url: sqlite:///{db}\n"
+                 f"      query: \"{query}\"\n")
+    with pytest.raises(ConfigError, match=rf"tables\.transactions\.sql\.query.*{message}"):
+        load_data(path)
+    assert db.read_bytes() == before and not (tmp_path / "leak.csv").exists()
+
+
+def test_sqlite_sources_are_opened_read_only(tmp_path):
+    """Even a query that slips past the text check cannot write: the SQLite file is opened read-only."""
+    from segment.io import _read_source, read_data_config
+
+    db = tmp_path / "crm.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (customer_id text, date text, amount real)")
+    path = write(tmp_path / "data.yaml", f"tables:\n  transactions:\n    sql:\n      url: sqlite:///{db}\n"
+                 "      query: select * from orders\n")
+    config = read_data_config(path)
+    config.tables["transactions"].sql.query = "create table x (a int)"  # bypassing the validator on purpose
+    with pytest.raises(ConfigError, match="the query failed.*readonly"):
+        _read_source(path, "transactions", config.tables["transactions"])
+    with sqlite3.connect(db) as con:
+        assert [r[0] for r in con.execute("select name from sqlite_master")] == ["orders"]

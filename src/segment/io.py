@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .contract import COMPLETENESS_THRESHOLD, Table
 from .errors import ConfigError, SegmentError
@@ -35,10 +35,39 @@ ROW = "_row"  # 1-based data-row number in the source (header excluded), kept fo
 DROPPABLE = ("missing_customer_id", "duplicate_lines", "unknown_customers", "unparseable_rows")
 
 
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+_SQL_STRING = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_SQL_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|INTO)\b", re.I)  # data-modifying CTEs, SELECT … INTO
+
+
+def read_only_query(query: str) -> str:
+    """A source query must be one statement that only reads (SELECT / WITH … SELECT / VALUES / TABLE):
+    segment never changes a source. Outside string literals and comments it may not hold a second
+    statement, nor INSERT / UPDATE / DELETE / MERGE (a data-modifying CTE) or INTO (SELECT … INTO
+    creates a table). The connection is read-only too where the driver allows (DuckDB, SQLite,
+    PostgreSQL) and is always rolled back."""
+    bare = _SQL_STRING.sub("''", _SQL_COMMENT.sub(" ", query)).strip().rstrip(";").strip()
+    if ";" in bare:
+        raise ValueError("must be one statement (no `;` between statements): segment only reads the source")
+    first = re.match(r"\(*\s*([A-Za-z]+)", bare)
+    if not first or first.group(1).upper() not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM"):
+        raise ValueError("must be a SELECT (or WITH … SELECT): segment only reads the source")
+    hit = _SQL_WRITES.search(bare)
+    if hit:
+        raise ValueError(f"contains {hit.group(1).upper()}: segment only reads the source; write a plain SELECT")
+    return query
+
+
 class SqlSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="duckdb:///path/to/file.duckdb or an SQLAlchemy URL; ${VAR} is read from the environment")
-    query: str = Field(description="the query to run; its result columns are mapped like a file's")
+    query: str = Field(description="the query to run (one SELECT; nothing that writes): its result columns are "
+                                  "mapped like a file's")
+
+    @field_validator("query")
+    @classmethod
+    def _reads_only(cls, v: str) -> str:
+        return read_only_query(v)
 
 
 class TableSource(BaseModel):
@@ -312,10 +341,17 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
                     return con.execute(src.sql.query).df(), label
             import sqlalchemy
 
+            if url.startswith("sqlite:///") and "mode=" not in url:  # the file opened read-only
+                url = "sqlite:///file:" + url[len("sqlite:///"):] + ("&" if "?" in url else "?") + "mode=ro&uri=true"
             engine = sqlalchemy.create_engine(url)
             try:
                 with engine.connect() as con:
-                    return pd.read_sql(sqlalchemy.text(src.sql.query), con), label
+                    if con.dialect.name == "postgresql":
+                        con.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    try:
+                        return pd.read_sql(sqlalchemy.text(src.sql.query), con), label
+                    finally:
+                        con.rollback()  # whatever the query did, nothing is committed
             finally:
                 engine.dispose()
         except SegmentError:
