@@ -68,3 +68,17 @@ def test_as_of_outside_the_data_is_refused(demo, tmp_path, as_of, message, capsy
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SEGMENT_DUCKDB_MEMORY": "lots"}, "SEGMENT_DUCKDB_MEMORY='lots' is not a valid DuckDB memory_limit"),
+    ({"SEGMENT_DUCKDB_THREADS": "-3"}, "SEGMENT_DUCKDB_THREADS='-3' is not a valid DuckDB threads"),
+    ({"SEGMENT_TMPDIR": "{d}/data.yaml", "SEGMENT_STORAGE": "disk"}, "is a file, not a folder"),
+    ({"SEGMENT_STORAGE": "banana"}, "SEGMENT_STORAGE='banana': write auto, memory or disk"),
+])
+def test_bad_environment_values_are_named(demo, monkeypatch, env, message, capsys):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v.format(d=demo.parent))
+    code = main(["validate", "--data", str(demo)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

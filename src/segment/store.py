@@ -359,7 +359,16 @@ class _Check:
 
 def _base() -> Path:
     base = Path(os.environ.get("SEGMENT_TMPDIR") or tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except (FileExistsError, NotADirectoryError):
+        raise SegmentError(f"error: SEGMENT_TMPDIR={base}: is a file, not a folder; point it at a folder with "
+                           "free space (or unset it)") from None
+    except OSError as e:
+        raise SegmentError(f"error: SEGMENT_TMPDIR={base}: cannot use it ({e.strerror or e}); point it at a "
+                           "writable folder with free space (or unset it)") from None
     return base
 
 
@@ -382,10 +391,19 @@ def connect(folder: Path, on_disk: bool = True):
     con = track(duckdb.connect(target, config={"preserve_insertion_order": False}))
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = {_lit(str(folder / 'spill'))}")
-    if os.environ.get("SEGMENT_DUCKDB_MEMORY"):
-        con.execute(f"SET memory_limit = {_lit(os.environ['SEGMENT_DUCKDB_MEMORY'])}")
-    if os.environ.get("SEGMENT_DUCKDB_THREADS"):
-        con.execute(f"SET threads = {int(os.environ['SEGMENT_DUCKDB_THREADS'])}")
+    for var, setting in (("SEGMENT_DUCKDB_MEMORY", "memory_limit"), ("SEGMENT_DUCKDB_THREADS", "threads")):
+        value = os.environ.get(var)
+        if not value:
+            continue
+        try:
+            if setting == "threads" and not (value.isdigit() and int(value) >= 1):
+                raise ValueError("not a whole number ≥ 1")
+            con.execute(f"SET {setting} = {_lit(value) if setting == 'memory_limit' else int(value)}")
+        except (ValueError, duckdb.Error) as e:
+            con.close()
+            example = "4GB or 80%" if setting == "memory_limit" else "2"
+            raise SegmentError(f"error: {var}={value!r} is not a valid DuckDB {setting} ({str(e).splitlines()[0]}); "
+                               f"write for example {example}, or unset it") from None
     return con
 
 
