@@ -84,6 +84,42 @@ class TableSource(BaseModel):
     amount_unit: float = Field(1.0, gt=0, description="multiply currency columns by this (万元 → 10000)")
     drop: list[Literal[DROPPABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; write one Python knows, e.g. utf-8, utf-8-sig, gbk, gb18030, "
+                             "latin-1") from None
+        return v
+
+    @field_validator("date_format")
+    @classmethod
+    def _readable_format(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import duckdb
+
+        try:
+            duckdb.sql("SELECT try_strptime('2026-01-01', ?)", params=[v]).fetchall()
+        except duckdb.Error as e:
+            raise ValueError(f"{v!r} is not a strftime format ({str(e).splitlines()[0].split(': ', 1)[-1]}); "
+                             "write e.g. %Y-%m-%d or %d/%m/%Y %H:%M") from None
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _one_source_per_column(cls, v: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for src, target in v.items():
+            if target in seen:
+                raise ValueError(f"`{seen[target]}` and `{src}` both map onto `{target}`; keep one of them")
+            seen[target] = src
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> "TableSource":
         if (self.path is None) == (self.sql is None):
@@ -382,7 +418,7 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
                 df = pd.read_excel(book, sheet_name=src.sheet, header=src.header_row - 1, dtype=object)
             shown = names[src.sheet] if isinstance(src.sheet, int) else src.sheet
             label = f"{path} (sheet {shown!r}" + (f" of {', '.join(map(repr, names))}" if len(names) > 1 else "") + ")"
-    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, pd.errors.ParserError) as e:
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, EOFError, pd.errors.ParserError) as e:
         raise read_error(e, config_path, name, src, path, fmt) from None
     except SegmentError:
         raise
@@ -413,6 +449,9 @@ def read_error(e: Exception, config_path: Path, name: str, src: TableSource, pat
                            "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)")
     if isinstance(e, pd.errors.EmptyDataError):
         return SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
+    if isinstance(e, EOFError) or "end-of-stream" in str(e) or "truncated" in str(e).lower():
+        return SegmentError(f"error: {path}: the file ends early (a truncated or damaged download?): "
+                            f"{str(e).splitlines()[0]}; fetch or export it again")
     return SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
                         f"check `tables.{name}` in {config_path} (format, delimiter, encoding, sheet, "
                         "header_row)")

@@ -89,7 +89,10 @@ def _lit(value: str) -> str:
 def _source_file(config_path: Path, src: TableSource) -> tuple[Path | None, str | None]:
     if src.path is None:
         return None, None
-    path = (config_path.parent / src.path).resolve()
+    try:
+        path = (config_path.parent / src.path).resolve()
+    except (RuntimeError, OSError) as e:  # a symlink loop
+        raise SegmentError(f"error: {config_path}: {src.path}: {e}; point `path:` at the file itself") from None
     return path, src.format or _format_of(path)
 
 
@@ -588,7 +591,7 @@ def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nro
         else:
             for _ in csv_chunks(path, src, chunksize=1_000_000):
                 pass
-    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, pd.errors.ParserError) as e:
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, EOFError, pd.errors.ParserError) as e:
         raise read_error(e, config_path, name, src, path, "csv") from None
 
 
@@ -613,6 +616,21 @@ def parse_date(d, text: str, date_format: str | None) -> str:
     return f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"
 
 
+def _named_twice(config_path: Path, src: TableSource) -> list[str]:
+    """Column names a CSV source's header line holds more than once (readers would rename or drop the
+    second silently)."""
+    path, fmt = _source_file(config_path, src)
+    if path is None or fmt != "csv":
+        return []
+    try:
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding=src.encoding,
+                            sep=src.delimiter).iloc[0].tolist()
+    except Exception:  # unreadable: the reader reports it in its own words
+        return []
+    names = [str(x).lstrip("\ufeff").strip() for x in first]
+    return sorted({n for n in names if n and names.count(n) > 1})
+
+
 def _read_table(db, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``), cast
     once from the source (a view over a Parquet file would cast it again for every snapshot: twice as
@@ -631,6 +649,12 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                                    else ""), [], 0, ""))
         return None
 
+    twice = _named_twice(config_path, src)
+    if twice:
+        problems.append(Problem("error", name, ", ".join(twice),
+                                f"the header of {label} names {', '.join(f'`{c}`' for c in twice)} more than once: "
+                                "only one of those columns would be read; rename or remove the others", [], 1, ""))
+        return None
     mapped = map_columns(pd.DataFrame(columns=[ROW, *source_cols]), table, src, config_path, label, problems)
     if mapped is None:
         return None
