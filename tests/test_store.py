@@ -154,7 +154,8 @@ _DROPPED = [
 _RETURNS_ZEROS = [
     ("warning", "transactions", "amount", "negative amounts (returns / cancellations): kept, they reduce revenue", 1,
      "9", "-5000"),
-    ("warning", "transactions", "amount", "zero amounts: kept, they count as orders without revenue", 1, "10", "0")]
+    ("warning", "transactions", "amount", "zero amounts: kept, but not purchases: no order, no revenue (a purchase "
+     "is a line with amount > 0)", 1, "10", "0")]
 _UNKNOWN_DROPPED = ("warning", "transactions", "customer_id", "customer_id not in the customers table — dropped "
                     "(drop: unknown_customers)", 1, "5", "C9")
 _LATE = ("warning", "transactions", "date", "dated after the as-of date 2026-09-30: counted here, never used in "

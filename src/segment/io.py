@@ -522,7 +522,7 @@ class Texts:
     DUPLICATE_LINES = "duplicate transaction lines (every column equal to an earlier line)"
     UNKNOWN_CUSTOMERS = "customer_id not in the customers table"
     RETURNS = "negative amounts (returns / cancellations): kept, they reduce revenue"
-    ZEROS = "zero amounts: kept, they count as orders without revenue"
+    ZEROS = "zero amounts: kept, but not purchases: no order, no revenue (a purchase is a line with amount > 0)"
 
     @staticmethod
     def unparseable_date(date_format: str | None) -> str:
