@@ -145,3 +145,19 @@ def test_index_lists_scheme_data_and_headline_per_quarter(tmp_path):
                  '<a href="2026Q3/grading.html">grading</a>'):
         assert cell in row, cell
     assert "<td>2026Q2</td>" in page and page.index("2026Q3") < page.index("2026Q2")
+
+
+def test_bands_that_do_not_separate_anyone_are_warned(loaded):
+    """Amounts in 万元 read as 元, a 0–100 survey read as 0–10: every customer lands in one extreme band —
+    the grading says so instead of silently putting everyone in the floor tier."""
+    import segment
+
+    snap = segment.snapshot(loaded.tables, "2026-09-30")
+    assert segment.grade(snap, "s1_four_tier").warnings() == []
+    wan = snap.assign(annual_amount=snap["annual_amount"] / 1e4)
+    w = segment.grade(wan, "s1_four_tier").warnings()
+    assert len(w) == 1 and w[0].startswith("annual_amount: 100% of the") and "lowest band (below 10000)" in w[0]
+    assert "amount_unit: 10000" in w[0]
+    survey = snap.assign(satisfaction_latest=snap["satisfaction_latest"] * 10)
+    w = segment.grade(survey, "s1_four_tier").warnings()
+    assert len(w) == 1 and "satisfaction_latest" in w[0] and "highest band (9 or more)" in w[0]

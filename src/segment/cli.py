@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"{len(graded.grading.ineligible):,} did not meet the scheme's `eligible` condition")
         for note in notes:
             print(f"note: {note}")
+        for warning in graded.grading.warnings():
+            print(f"warning: {warning}")
         print(graded.tier_counts().to_string(index=False))
         return 0
     if args.command == "calibrate":

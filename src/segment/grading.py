@@ -140,6 +140,29 @@ class Grading:
     as_of: pd.Timestamp
     ineligible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id"]))
     lost: int = 0  # customers left out because the CRM marks them lost (segment.grade)
+    band_counts: dict = field(default_factory=dict)  # fixed-band indicator → customers per band (last: missing)
+
+    def warnings(self, share: float = 0.99) -> list[str]:
+        """Fixed bands that do not spread the customers: ``share`` or more of those with a value fall in
+        the lowest or the highest band — the signature of a wrong unit or scale (amounts in 万元
+        without ``amount_unit``, a survey on 0–100 read as 0–10, shares written as percents)."""
+        out = []
+        for ind, counts in self.band_counts.items():
+            spec = self.scheme.indicators[ind]
+            known = counts[:-1]
+            n = int(known.sum())
+            if n < 20 or len(known) < 2:
+                continue
+            for j, where in ((0, "lowest"), (len(known) - 1, "highest")):
+                if known[j] >= share * n:
+                    b = spec.bands[j]
+                    rng = (f"below {b.below:g}" if b.lower is None else f"{b.lower:g} or more" if b.below is None
+                           else f"{b.lower:g} to {b.below:g}")
+                    out.append(f"{ind}: {known[j] / n:.0%} of the {n:,} customers with a value fall in its {where} "
+                               f"band ({rng}), so it does not separate them: if the source is in another unit or "
+                               "scale, fix that (amounts in 万元 need `amount_unit: 10000`; a 0–100 survey is not a "
+                               "0–10 one); otherwise the bands may not fit this data")
+        return out
 
     def tier_counts(self) -> pd.DataFrame:
         t = [x.id for x in self.scheme.tiers]
@@ -303,6 +326,7 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
         out[name] = pd.Categorical.from_codes(codes[IDX + name].astype(np.intp), [c.id for c in classes], validate=False)
 
     weights = scheme.weights()
+    band_counts: dict[str, np.ndarray] = {}
     slots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}  # band index per row, table size, points table
     for ind, spec in scheme.indicators.items():
         if spec.rubric is None:
@@ -310,6 +334,8 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
         table = np.asarray(points_table(spec))
         idx = codes[IDX + ind]
         slots[ind] = (idx, len(table), table)
+        if spec.bands is not None:
+            band_counts[ind] = np.bincount(np.asarray(idx, dtype=np.intp), minlength=len(table))
         out[PTS + ind] = table[idx]
 
     score = np.full(n, np.nan)
@@ -379,7 +405,7 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
                   if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
         out["explanation"] = _text_categorical(labels, gated_rank, np.bincount(gated_rank, minlength=t) > 0)
     # (very wide frames are consolidated, as pandas would, so adding columns later stays fast)
-    return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible)
+    return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible, band_counts=band_counts)
 
 
 def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,
@@ -530,4 +556,4 @@ def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
                 if extra:
                     frame[col] = frame[col].cat.add_categories(extra)
             frame.loc[hit, col] = pd.array(values, dtype="Int64") if col == "follow_up_days" else values
-    return Grading(frame, scheme, grading.as_of, grading.ineligible)
+    return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.lost, grading.band_counts)

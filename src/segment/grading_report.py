@@ -279,10 +279,12 @@ class GradingReport:
 
     def data_quality(self) -> Section:
         dq = self.data_report
+        bands = self.meta.get("band_warnings") or []
+        parts = [f"<ul>{''.join(f'<li>{html.escape(w)}</li>' for w in bands)}</ul>"] if bands else []
         if dq is None or dq.empty:
-            return Section([p("The data passed every validation check with no warnings.")], [pd.DataFrame()])
+            return Section([p("The data passed every validation check with no warnings.")] + parts, [pd.DataFrame()])
         return Section([p(f"{len(dq)} warning(s) from validation (errors stop the report):"),
-                        html_table(dq.drop(columns=["rows"], errors="ignore"))], [dq])
+                        html_table(dq.drop(columns=["rows"], errors="ignore"))] + parts, [dq])
 
 
 def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
@@ -353,7 +355,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
                          grading=_with_context(grading.frame, snap, scheme), previous=previous, previous_quarter=prev_q,
                          previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
                          data_report=loaded.report, changes=changes, lost_before=n_lost,
-                         meta={"as_of": str(as_of.date()), **(meta or {})})
+                         meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(), **(meta or {})})
 
 
 #: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
