@@ -161,3 +161,18 @@ def test_bands_that_do_not_separate_anyone_are_warned(loaded):
     survey = snap.assign(satisfaction_latest=snap["satisfaction_latest"] * 10)
     w = segment.grade(survey, "s1_four_tier").warnings()
     assert len(w) == 1 and "satisfaction_latest" in w[0] and "highest band (9 or more)" in w[0]
+
+
+def test_html_title_is_the_reports_own(tmp_path):
+    import nbformat
+
+    from segment.reports import to_html
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("report.title()")
+    cell.outputs = [nbformat.v4.new_output("display_data", {"text/html": "<h1>Customer grading — 2026Q3</h1>"})]
+    nb.cells = [cell]
+    path = tmp_path / "grading.ipynb"
+    nbformat.write(nb, path)
+    page = to_html(path)
+    assert "<title>Customer grading — 2026Q3</title>" in page and "<title>Notebook</title>" not in page

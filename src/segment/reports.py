@@ -256,6 +256,10 @@ def to_html(notebook: Path, footer: str = "") -> str:
     body = _CDN.sub("", body)
     body = _REMOTE_MODULE.sub("", body)
     body = body.replace("</head>", _STYLE + "</head>", 1)
+    h1 = re.search(r"<h1[^>]*>(.*?)</h1>", body, re.S)  # the report's own title, not "Notebook"
+    if h1:
+        title = html.escape(html.unescape(re.sub(r"<[^>]+>|¶", "", h1.group(1))).strip())
+        body = re.sub(r"<title>[^<]*</title>", lambda m: f"<title>{title}</title>", body, count=1)
     body = _toc(body)
     if footer:
         body = body.replace("</main>", f'<footer class="provenance">{footer}</footer></main>', 1)
