@@ -262,7 +262,7 @@ def test_export_edit_apply_writes_the_approved_grading_and_the_audit_log(quarter
     assert ws.freeze_panes == "B2"
     head = [c.value for c in ws[1]]
     formulas = {dv.formula1 for dv in ws.data_validations.dataValidation}
-    assert '"yes,no"' in formulas and any("instructions" in f for f in formulas)
+    assert '"yes,no,是,否"' in formulas and any("instructions" in f for f in formulas)
     tier_cells = [r[0] for r in wb["instructions"].iter_rows(values_only=True)]
     assert all(t.id in tier_cells for t in scheme.tiers)
     assert head[-4:] == ["confirm", "new_tier", "reason", "reviewer"]
@@ -273,8 +273,8 @@ def test_export_edit_apply_writes_the_approved_grading_and_the_audit_log(quarter
     ordi = sheet.index[sheet["tier"] == "ordinary"][0]
     pot = sheet.index[sheet["tier"] == "potential"][0]
     edit(files[0], {
-        imp: {"confirm": "no", "new_tier": "ordinary", "reason": "高消费但频繁投诉 frequent complaints", "reviewer": "张伟"},
-        ordi: {"confirm": "yes", "reviewer": "李娜"},
+        imp: {"confirm": "否", "new_tier": "ordinary", "reason": "高消费但频繁投诉 frequent complaints", "reviewer": "张伟"},
+        ordi: {"confirm": "是", "reviewer": "李娜"},   # 是/否 read like yes/no
         pot: {"new_tier": "普通客户", "reason": "new framework contract", "reviewer": "李娜"},   # a label works too
     })
     out = quarter / "grading.approved.parquet"

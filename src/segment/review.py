@@ -592,8 +592,8 @@ def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_c
 
     if n:
         if "confirm" in cols:
-            dv = DataValidation(type="list", formula1='"yes,no"', allow_blank=True, showErrorMessage=True,
-                                errorTitle="confirm", error="Write yes or no (or leave it empty).")
+            dv = DataValidation(type="list", formula1='"yes,no,是,否"', allow_blank=True, showErrorMessage=True,
+                                errorTitle="confirm", error="Write yes or no (是 / 否), or leave it empty.")
             ws.add_data_validation(dv)
             letter = get_column_letter(cols.index("confirm") + 1)
             dv.add(f"{letter}2:{letter}{n + 1}")
@@ -809,7 +809,10 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     pos = gindex.get_indexer(skey)
     gtier = _text(g["tier"]).to_numpy(dtype=object)
 
-    confirm = df["confirm"].str.lower().to_numpy(dtype=object)
+    # 是/否 (and y/n, true/false, 1/0) read like yes/no: sheets are filled by Chinese-speaking heads too
+    said = {"是": "yes", "否": "no", "y": "yes", "n": "no", "true": "yes", "false": "no", "1": "yes", "0": "no",
+            "对": "yes", "确认": "yes", "不对": "no"}
+    confirm = df["confirm"].str.strip().str.lower().map(lambda v: said.get(v, v)).to_numpy(dtype=object)
     new_raw = df["new_tier"].to_numpy(dtype=object)
     new = np.array([v if v in info else by_label.get(v, v) for v in new_raw], dtype=object)   # ids or labels
     reason = df["reason"].to_numpy(dtype=object)
