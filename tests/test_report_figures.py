@@ -176,3 +176,40 @@ def test_html_title_is_the_reports_own(tmp_path):
     nbformat.write(nb, path)
     page = to_html(path)
     assert "<title>Customer grading — 2026Q3</title>" in page and "<title>Notebook</title>" not in page
+
+
+def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_up(loaded, tmp_path):
+    """2026Q2's reviewers moved customer A up one tier (the data keeps it where it was) and customer C up
+    to the tier the data gives it in 2026Q3: A keeps the reviewer's tier in 2026Q3 (held, not shown as a
+    downgrade), C's decision is released."""
+    from segment.grading_report import prepare_grading_report
+    from segment.pipeline import grade_snapshot
+    from segment.schemes import load_scheme, resolve
+
+    scheme = load_scheme("s1_four_tier")
+    rank = {t.id: i for i, t in enumerate(scheme.tiers)}
+    q2 = grade_snapshot(loaded.tables, scheme, "2026-06-30")[0].frame
+    q3 = grade_snapshot(loaded.tables, scheme, "2026-09-30")[0].frame
+    both = q2[["customer_id", "tier"]].merge(q3[["customer_id", "tier"]], on="customer_id", suffixes=("_2", "_3"))
+    both = both.assign(r2=both["tier_2"].astype(str).map(rank), r3=both["tier_3"].astype(str).map(rank))
+    a = both[(both["r2"] == both["r3"]) & (both["r2"] >= 2)].iloc[0]          # stays ordinary/potential
+    c = both[(both["r3"] < both["r2"])].iloc[0]                                 # the data moves it up by Q3
+    approved = q2.copy()
+    approved["tier"] = approved["tier"].astype(str)
+    approved["review_decision"], approved["reviewed_by"], approved["review_reason"] = "not reviewed", "", ""
+    up = scheme.tiers[int(a["r2"]) - 1].id
+    for cid, tier, why in ((a["customer_id"], up, "strategic partner"), (c["customer_id"], c["tier_3"], "growing")):
+        i = approved.index[approved["customer_id"] == cid][0]
+        approved.loc[i, ["tier", "review_decision", "reviewed_by", "review_reason"]] = [str(tier), "changed", "张伟", why]
+    (tmp_path / "2026Q2").mkdir()
+    approved.to_parquet(tmp_path / "2026Q2" / "grading.approved.parquet")
+
+    r = prepare_grading_report(loaded, resolve("s1_four_tier"), "2026Q3", reports_dir=tmp_path)
+    g = r.grading.set_index("customer_id")
+    assert g.loc[a["customer_id"], "tier"] == up and "张伟" in g.loc[a["customer_id"], "held_decision"]
+    assert g.loc[c["customer_id"], "held_decision"] == ""
+    d = r.decisions.set_index("customer_id")
+    assert d.loc[a["customer_id"], "status"] == "held" and d.loc[c["customer_id"], "status"] == "released"
+    assert a["customer_id"] not in set(r._movers()["customer_id"])
+    html = r.reviewer_changes()._repr_html_()
+    assert "Decisions in force" in html and "Decisions released" in html and "strategic partner" in html

@@ -82,11 +82,12 @@ class GradingReport:
     churn_text: str = ""
     data_report: pd.DataFrame = field(default_factory=pd.DataFrame)
     changes: pd.DataFrame | None = None
+    decisions: pd.DataFrame | None = None  # last period's reviewer decisions: held in this grading or released
     lost_before: int = 0
     meta: dict = field(default_factory=dict)
 
     # -- persistence between `segment report` and the notebook ---------------------------------
-    _FRAMES = ("grading", "previous", "churn", "data_report", "changes")
+    _FRAMES = ("grading", "previous", "churn", "data_report", "changes", "decisions")
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -112,7 +113,8 @@ class GradingReport:
                    previous_reviewed=meta["previous_reviewed"], churn=frames["churn"],
                    churn_quarter=meta["churn_quarter"], churn_text=meta["churn_text"],
                    data_report=frames["data_report"] if frames["data_report"] is not None else pd.DataFrame(),
-                   changes=frames["changes"], lost_before=meta["lost_before"], meta=meta["meta"])
+                   changes=frames["changes"], decisions=frames["decisions"], lost_before=meta["lost_before"],
+                   meta=meta["meta"])
 
     # -- helpers ----------------------------------------------------------------------------
     @property
@@ -272,10 +274,24 @@ class GradingReport:
         return Section([html_table(df, {"customers": ","}), p(text)], [df])
 
     def reviewer_changes(self) -> Section:
-        if self.changes is None or not len(self.changes):
-            return Section([p("No reviewer changed a tier last quarter.")])
-        return Section([p(f"{len(self.changes):,} decisions by the reviewers of the previous quarter changed a "
-                          "tier (audit log):"), html_table(self.changes)], [self.changes])
+        d = self.decisions
+        parts, frames = [], []
+        if d is not None and len(d):
+            held, released = d[d["status"] == "held"], d[d["status"] == "released"]
+            parts.append(p(f"Of the {len(d):,} tier changes the reviewers of {self.previous_quarter} made, {len(held):,} "
+                           f"hold in this grading until the next review and {len(released):,} were released."))
+            shown = ["customer_id"] + (["group"] if "group" in d else []) + ["computed_before", "reviewer_tier",
+                                                                            "computed_now", "reviewer", "reason", "why"]
+            names = {"computed_before": "computed then", "reviewer_tier": "reviewer's tier", "computed_now": "computed now"}
+            for title, part in (("Decisions in force", held), ("Decisions released", released)):
+                if len(part):
+                    parts += [f"<h3>{title}</h3>", html_table(part[shown].rename(columns=names).head(50))]
+            frames.append(d)
+        if self.changes is not None and len(self.changes):
+            parts += [p(f"{len(self.changes):,} decisions by the reviewers of the previous quarter changed a tier "
+                        "(audit log):"), html_table(self.changes)]
+            frames.append(self.changes)
+        return Section(parts or [p("No reviewer changed a tier last quarter.")], frames)
 
     def data_quality(self) -> Section:
         dq = self.data_report
@@ -306,14 +322,20 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     reports_dir = Path(reports_dir)
 
     prev_q = str(pd.Period(quarter, freq="Q") - 1)
-    previous, reviewed = None, False
+    previous, reviewed, decisions = None, False, None
     approved = reports_dir / prev_q / "grading.approved.parquet"
     if quarter_end(prev_q) >= first:
         # revenue and breakdowns come from the snapshot, whatever the scheme reads (like this quarter's)
         prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
         previous = _with_context(prev_grading.frame, prev_snap, scheme)
         if approved.is_file():
-            previous, reviewed = _with_context(pd.read_parquet(approved), prev_snap, scheme), True
+            from .review import hold_decisions
+
+            approved_frame = pd.read_parquet(approved)
+            previous, reviewed = _with_context(approved_frame, prev_snap, scheme), True
+            # the reviewers' moves hold until the next review, unless the data has caught up with them
+            grading.frame, decisions = hold_decisions(grading.frame, approved_frame, prev_grading.frame, scheme)
+            decisions = decisions if len(decisions) else None
     elif approved.is_file():
         previous, reviewed = pd.read_parquet(approved), True
 
@@ -354,7 +376,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
                          grading=_with_context(grading.frame, snap, scheme), previous=previous, previous_quarter=prev_q,
                          previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
-                         data_report=loaded.report, changes=changes, lost_before=n_lost,
+                         data_report=loaded.report, changes=changes, decisions=decisions, lost_before=n_lost,
                          meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(), **(meta or {})})
 
 

@@ -59,7 +59,7 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
     key = row_key(previous, current)
     keep = key + ["tier", "score"] + [c for c in previous.columns if c.startswith(PTS)]
     a = previous[[c for c in keep if c in previous]].rename(columns=lambda c: c if c in key else c + "_before")
-    extra = [c for c in ("overrides", "designation", "review_decision") if c in current]
+    extra = [c for c in ("overrides", "designation", "review_decision", "held_decision") if c in current]
     if "explanation" in previous:
         a["explanation_before"] = previous["explanation"].to_numpy()
     b = current[[c for c in keep + extra + ["gates_failed", "explanation"] if c in current]]

@@ -956,6 +956,77 @@ def _set_tiers(frame: pd.DataFrame, rows: np.ndarray, new: list[str], info: dict
 # the next quarter's report
 # ------------------------------------------------------------------------------------------------
 
+HOLD_NOTE = "held until the next review"
+
+
+def hold_decisions(current: pd.DataFrame, approved: pd.DataFrame, computed_before: pd.DataFrame,
+                   scheme: Scheme) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reviewers' tier changes of the previous period hold in this grading until the next review.
+
+    ``approved``: the previous period's approved grading (``review_decision`` changed, or confirmed
+    on a row whose tier was itself held); ``computed_before``: the previous period's grading as the
+    scheme computed it. A decision is **released** when the data now moves the customer as far as the
+    reviewer did, or further the same way, or the customer is no longer graded; otherwise the
+    customer keeps the reviewer's tier and ``held_decision`` says whose decision it is. Returns the
+    grading (a copy) and one row per decision: key, tier computed before, reviewer's tier, tier
+    computed now, tier now, status (held / released) and why."""
+    from .grading import row_key
+
+    keys = row_key(current, approved)
+    cols = ["review_decision", "reviewed_by", "review_reason"]
+    if "review_decision" not in approved.columns or not set(keys) <= set(computed_before.columns):
+        return current, pd.DataFrame()
+    a = approved[keys + ["tier"] + [c for c in cols + ["held_decision"] if c in approved.columns]].copy()
+    for c in keys + ["tier"] + cols + (["held_decision"] if "held_decision" in a else []):
+        a[c] = _text(a[c])
+    renewed = (a["review_decision"] == "confirmed") & (a.get("held_decision", pd.Series("", index=a.index)) != "")
+    a = a[(a["review_decision"] == "changed") | renewed]
+    info = _tier_info(scheme)
+    out = current.copy()
+    if "held_decision" not in out.columns:
+        out["held_decision"] = ""
+    out["held_decision"] = _text(out["held_decision"]).astype(object)
+    if a.empty:
+        return out, pd.DataFrame()
+    before = computed_before[keys + ["tier"]].copy()
+    for c in keys + ["tier"]:
+        before[c] = _text(before[c])
+    now = out[keys + ["tier"]].copy()
+    for c in keys + ["tier"]:
+        now[c] = _text(now[c])
+    m = a.merge(before.rename(columns={"tier": "computed_before"}), on=keys, how="left") \
+         .merge(now.rename(columns={"tier": "computed_now"}).assign(pos_=np.arange(len(now))), on=keys, how="left")
+    rank = {t: i for t, (i, *_rest) in info.items()}
+    rows, tiers, records = [], [], []
+    for r in m.itertuples(index=False):
+        decided, was, got = r.tier, r.computed_before, r.computed_now
+        record = {**{k: getattr(r, k) for k in keys}, "computed_before": was, "reviewer_tier": decided,
+                  "computed_now": got if isinstance(got, str) else "", "reviewer": r.reviewed_by,
+                  "reason": r.review_reason}
+        if not isinstance(got, str) or pd.isna(r.pos_):
+            records.append({**record, "tier_now": "", "status": "released", "why": "no longer graded"})
+            continue
+        step = rank.get(decided, 0) - rank.get(was, rank.get(decided, 0))  # < 0: the reviewer moved it up
+        reached = (step < 0 and rank[got] <= rank[decided]) or (step > 0 and rank[got] >= rank[decided]) or step == 0
+        if reached:
+            records.append({**record, "tier_now": got, "status": "released",
+                            "why": "the data now places the customer there or beyond"})
+            continue
+        rows.append(int(r.pos_))
+        tiers.append(decided)
+        records.append({**record, "tier_now": decided, "status": "held", "why": HOLD_NOTE})
+    if rows:
+        _set_tiers(out, np.asarray(rows), tiers, info)
+        held = out["held_decision"].to_numpy(dtype=object, copy=True)
+        by_pos = {int(r.pos_): r for r in m.itertuples(index=False) if not pd.isna(r.pos_)}
+        for pos in rows:
+            r = by_pos[pos]
+            held[pos] = f"{r.reviewed_by}: {r.computed_before} → {r.tier} ({r.review_reason}); {HOLD_NOTE}"
+        out["held_decision"] = held
+    out["held_decision"] = pd.array(out["held_decision"].astype(object), dtype="string")
+    return out, pd.DataFrame(records)
+
+
 def _audit_records(audit_log: Path) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
     """The audit log's complete records as (line number, fields), and the lines that are not records
     as (line number, why). Line numbers count the header as line 1.
