@@ -30,6 +30,43 @@ def _project_cwd(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared, read-only fixtures: built once per test session (once per xdist worker). A test that edits
+# files copies the folder first (shutil.copytree: cheap); the session checks at its end that nothing
+# was edited in place, so a test that forgets fails loudly instead of changing what the others read.
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The demo company of the report, crash and reliability tests (400 customers, seed 7): the path of
+    its data.yaml. Modules with a demo of another size or seed define their own ``demo``."""
+    from segment.demo import write_demo
+
+    cfg = write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
+    before = files(cfg.parent)
+    yield cfg
+    assert files(cfg.parent) == before, "a test edited the shared demo in place: copy it first"
+
+
+@pytest.fixture(scope="session")
+def built(demo, tmp_path_factory):
+    """The demo's 2026Q3 reports (grading, review, calibration), built once: ``(reports_dir, BuildResult)``.
+    Tests that only read the reports, or rerun a build that must answer "up to date", use it as it is;
+    a test that builds into a reports folder or edits one works on a copy."""
+    from segment import reports
+
+    out = tmp_path_factory.mktemp("built") / "reports"
+    result = reports.build_reports(data=demo, reports_dir=out)
+    before = files(out)
+    yield out, result
+    assert files(out) == before, "a test edited the shared built reports in place: copy them first"
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
