@@ -442,9 +442,14 @@ def test_a_password_written_into_a_url_is_masked_in_the_manifest():
     assert reports._url_as_written("mysql+pymysql://u:${P}x@h/db") == "mysql+pymysql://u:***@h/db"
 
 
+class _Rebuilt(Exception):
+    """The build went past the up-to-date check: it started grading."""
+
+
 def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, monkeypatch):
     """End to end: the demo's transactions in a DuckDB file behind ${VAR}; nothing changed → up to date; one
-    amount changed in the database → rebuilt. The manifest never holds the database's path."""
+    amount changed in the database → rebuilt (the rebuild is stopped where it starts grading: the first
+    build already went the whole way). No file holds the database's path."""
     folder = tmp_path / f"db-{SECRET}"
     folder.mkdir()
     db = folder / "crm.duckdb"
@@ -470,8 +475,16 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
 
     with duckdb.connect(str(db)) as con:
         con.execute("update orders set amount = amount + 1000 where order_id = (select min(order_id) from orders)")
-    again = reports.build_reports(data=data, reports_dir=rd)
-    assert not again.skipped
+    quarters = []
+
+    def prepare(loaded, scheme_path, quarter, **kwargs):
+        quarters.append(quarter)
+        raise _Rebuilt(quarter)
+
+    monkeypatch.setattr("segment.grading_report.prepare_grading_report", prepare)
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=data, reports_dir=rd)
+    assert quarters == [Q] and not list(rd.glob(".staging-*"))
     for f in rd.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
