@@ -13,21 +13,24 @@ import pytest
 from segment import reports
 from segment.pipeline import latest_complete_quarter, quarter_end
 
+from .conftest import exclusive, once
+
 
 # `demo` (400 customers, seed 7) and `built` (its 2026Q3 reports, built once) come from conftest.py and are
 # shared read-only with test_crash.py: a test that builds into a reports folder works on a copy.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rebuilt(demo, tmp_path_factory):
     """A second full build of the same inputs into another folder, with the HTML budget lowered to 200 KB:
     one build serves both the reproducibility check and the over-budget warning (the budget only decides
-    the warnings; no output file depends on it)."""
-    out = tmp_path_factory.mktemp("rebuilt")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(reports, "HTML_BUDGET_BYTES", 200_000)
-        result = reports.build_reports(data=demo, reports_dir=out)
-    return out, result
+    the warnings; no output file depends on it). Read-only, like ``built``."""
+    def build(folder: Path):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(reports, "HTML_BUDGET_BYTES", 200_000)
+            return folder, reports.build_reports(data=demo, reports_dir=folder)
+
+    return once(tmp_path_factory, "shared-rebuilt", build)
 
 
 def test_quarters():
@@ -85,8 +88,9 @@ def test_html_is_for_readers_offline_and_without_pii(built, demo):
         assert values and not any(v in page for v in values), col
 
 
-def test_rerun_with_nothing_changed_does_nothing(built, demo):
-    out, _ = built
+def test_rerun_with_nothing_changed_does_nothing(built, demo, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(built[0], out)   # modification times kept
     before = (out / "2026Q3" / "grading.html").stat().st_mtime_ns
     again = reports.build_reports(data=demo, reports_dir=out)
     assert again.skipped and "up to date" in again.summary()
@@ -339,24 +343,35 @@ def _stop_at_grading(monkeypatch) -> list:
     return quarters
 
 
-@pytest.fixture(scope="module")
-def built_open(demo, tmp_path_factory):
-    """A copy of the demo whose data config has no `as_of:` (the data's end is its last transaction
-    date), with its own copy of the scheme, reported once with the default quarter."""
-    root = tmp_path_factory.mktemp("open")
-    shutil.copytree(demo.parent, root / "data")
-    cfg = root / "data" / "data.yaml"
-    cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
-                           if not line.startswith("as_of:")), encoding="utf-8")
-    scheme = root / "scheme.yaml"
-    shutil.copy(reports.PROJECT_ROOT / "params" / "schemes" / "s1_four_tier.yaml", scheme)
-    result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
-    return cfg, scheme, root / "reports", result
+@pytest.fixture(scope="session")
+def _built_open(demo, tmp_path_factory):
+    def build(root: Path):
+        shutil.copytree(demo.parent, root / "data")
+        cfg = root / "data" / "data.yaml"
+        cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
+                               if not line.startswith("as_of:")), encoding="utf-8")
+        scheme = root / "scheme.yaml"
+        shutil.copy(reports.PROJECT_ROOT / "params" / "schemes" / "s1_four_tier.yaml", scheme)
+        result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
+        return cfg, scheme, root / "reports", result
+
+    return once(tmp_path_factory, "shared-open", build)
 
 
 @pytest.fixture
-def restore(request):
-    """Files a test edits in place (the built manifests name them by absolute path), put back afterwards."""
+def built_open(_built_open, tmp_path_factory):
+    """A copy of the demo whose data config has no `as_of:` (the data's end is its last transaction
+    date), with its own copy of the scheme, reported once with the default quarter. Tests edit its inputs
+    in place (the manifest names them by absolute path: a copy would be stale whatever the test did) and
+    put them back (``restore``): one test at a time, also across xdist workers."""
+    with exclusive(tmp_path_factory, "shared-open"):
+        yield _built_open
+
+
+@pytest.fixture
+def restore(built_open):
+    """Files a test edits in place (the built manifests name them by absolute path), put back afterwards
+    (before ``built_open`` lets the next test in)."""
     saved: dict = {}
 
     def keep(*paths):
@@ -369,8 +384,9 @@ def restore(request):
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_an_unchanged_rerun_does_not_load_the_data(built, demo, monkeypatch):
-    out, _ = built
+def test_an_unchanged_rerun_does_not_load_the_data(built, demo, monkeypatch, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(built[0], out)
     _refuse_to_load(monkeypatch)
     again = reports.build_reports(data=demo, reports_dir=out)   # default quarter: the config's as_of
     assert again.skipped and again.quarter == "2026Q3" and "up to date" in again.summary()
