@@ -50,8 +50,8 @@ review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the late
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
 	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME) $(if $(REPORTS),--reports-dir $(REPORTS)) $(if $(REPLACE),--replace)
 
-test: $(STAMP)  ## the test suite (without the slow, browser and spark markers)
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not spark"
+test: $(STAMP)  ## the test suite (without the slow, browser and spark markers), one pytest-xdist worker per core
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not browser and not spark"
 
 test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debian's chromium + CJK fonts if missing)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \

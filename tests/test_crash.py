@@ -30,7 +30,6 @@ import pandas as pd
 import pytest
 
 from segment import reports
-from segment.demo import write_demo
 from segment.review import AUDIT_HEADER, AuditLogWarning, _append_audit, apply_review, reviewer_changes
 
 from .conftest import ROOT, write
@@ -110,19 +109,9 @@ def _stale(reports_dir: Path) -> None:
     (reports_dir / "audit_log.csv").write_text(",".join(AUDIT_HEADER) + "\n", encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
-
-
-@pytest.fixture(scope="module")
-def built(demo, tmp_path_factory):
-    """A quarter's reports built fully by a real `segment report` process."""
-    out = tmp_path_factory.mktemp("built") / "reports"
-    rc, _, err = _report(demo, out)
-    assert rc == 0, err
-    assert set(_files(out / Q)) == REPORT_FILES
-    return out
+# `demo` (400 customers, seed 7) and `built` (its 2026Q3 reports, built once) come from conftest.py, shared
+# read-only with test_reports.py; every test here works on a copy. Real `segment report` processes build in
+# full below: the second build after each interrupt, and the two processes racing for one quarter.
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,7 +124,8 @@ def test_a_real_signal_while_a_notebook_executes_leaves_the_previous_reports(bui
     its predecessor's HTML already in the staging folder. Sent to the CLI process alone (`kill -INT pid`,
     the harder case than a terminal's Ctrl-C, which reaches the kernel too)."""
     rd = tmp_path / "reports"
-    shutil.copytree(built, rd)
+    shutil.copytree(built[0], rd)
+    assert set(_files(rd / Q)) == REPORT_FILES
     _stale(rd)
     before = _files(rd)
     entries = sorted(p.name for p in rd.iterdir())
@@ -452,9 +442,14 @@ def test_a_password_written_into_a_url_is_masked_in_the_manifest():
     assert reports._url_as_written("mysql+pymysql://u:${P}x@h/db") == "mysql+pymysql://u:***@h/db"
 
 
+class _Rebuilt(Exception):
+    """The build went past the up-to-date check: it started grading."""
+
+
 def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, monkeypatch):
     """End to end: the demo's transactions in a DuckDB file behind ${VAR}; nothing changed → up to date; one
-    amount changed in the database → rebuilt. The manifest never holds the database's path."""
+    amount changed in the database → rebuilt (the rebuild is stopped where it starts grading: the first
+    build already went the whole way). No file holds the database's path."""
     folder = tmp_path / f"db-{SECRET}"
     folder.mkdir()
     db = folder / "crm.duckdb"
@@ -480,8 +475,16 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
 
     with duckdb.connect(str(db)) as con:
         con.execute("update orders set amount = amount + 1000 where order_id = (select min(order_id) from orders)")
-    again = reports.build_reports(data=data, reports_dir=rd)
-    assert not again.skipped
+    quarters = []
+
+    def prepare(loaded, scheme_path, quarter, **kwargs):
+        quarters.append(quarter)
+        raise _Rebuilt(quarter)
+
+    monkeypatch.setattr("segment.grading_report.prepare_grading_report", prepare)
+    with pytest.raises(_Rebuilt):
+        reports.build_reports(data=data, reports_dir=rd)
+    assert quarters == [Q] and not list(rd.glob(".staging-*"))
     for f in rd.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f

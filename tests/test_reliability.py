@@ -13,7 +13,6 @@ import pytest
 
 from segment import calibration
 from segment.cli import main
-from segment.demo import write_demo
 from segment.review import ReviewParams, export_review
 
 from .conftest import ROOT, write
@@ -22,9 +21,7 @@ CAL = ["--scheme", "rfm_quantiles", "--train-as-of", "2024-09-30,2025-03-31,2025
        "--test-as-of", "2026-03-31", "--horizon-days", "180"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
+# `demo` (400 customers, seed 7; read-only) comes from conftest.py.
 
 
 def snapshot(folder):

@@ -11,20 +11,26 @@ import pandas as pd
 import pytest
 
 from segment import reports
-from segment.demo import write_demo
 from segment.pipeline import latest_complete_quarter, quarter_end
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=7)
+from .conftest import exclusive, once
 
 
-@pytest.fixture(scope="module")
-def built(demo, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    result = reports.build_reports(data=demo, reports_dir=out)
-    return out, result
+# `demo` (400 customers, seed 7) and `built` (its 2026Q3 reports, built once) come from conftest.py and are
+# shared read-only with test_crash.py: a test that builds into a reports folder works on a copy.
+
+
+@pytest.fixture(scope="session")
+def rebuilt(demo, tmp_path_factory):
+    """A second full build of the same inputs into another folder, with the HTML budget lowered to 200 KB:
+    one build serves both the reproducibility check and the over-budget warning (the budget only decides
+    the warnings; no output file depends on it). Read-only, like ``built``."""
+    def build(folder: Path):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(reports, "HTML_BUDGET_BYTES", 200_000)
+            return folder, reports.build_reports(data=demo, reports_dir=folder)
+
+    return once(tmp_path_factory, "shared-rebuilt", build)
 
 
 def test_quarters():
@@ -52,16 +58,15 @@ def test_report_files_and_manifest(built, demo):
     assert result.warnings == [] and "warning" not in result.summary()
 
 
-def test_a_report_above_the_html_budget_is_written_with_a_warning(demo, tmp_path, monkeypatch):
-    monkeypatch.setattr(reports, "HTML_BUDGET_BYTES", 200_000)
-    result = reports.build_reports(data=demo, reports_dir=tmp_path)
-    sizes = json.loads((tmp_path / "2026Q3" / "manifest.json").read_text(encoding="utf-8"))["html_bytes"]
+def test_a_report_above_the_html_budget_is_written_with_a_warning(rebuilt):
+    out, result = rebuilt   # built with reports.HTML_BUDGET_BYTES = 200_000
+    sizes = json.loads((out / "2026Q3" / "manifest.json").read_text(encoding="utf-8"))["html_bytes"]
     over = sorted(nb for nb, size in sizes.items() if size > 200_000)
     assert over and len(result.warnings) == len(over)
     for nb, warning in zip(over, sorted(result.warnings)):
         assert warning.startswith(f"{nb}.html is {sizes[nb] / 1024:.0f} KiB, above the 195 KiB budget")
         assert f"\nwarning: {warning}" in result.summary()
-    assert (tmp_path / "2026Q3" / "grading.html").is_file()
+    assert (out / "2026Q3" / "grading.html").is_file()
 
 
 def test_html_is_for_readers_offline_and_without_pii(built, demo):
@@ -83,8 +88,9 @@ def test_html_is_for_readers_offline_and_without_pii(built, demo):
         assert values and not any(v in page for v in values), col
 
 
-def test_rerun_with_nothing_changed_does_nothing(built, demo):
-    out, _ = built
+def test_rerun_with_nothing_changed_does_nothing(built, demo, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(built[0], out)   # modification times kept
     before = (out / "2026Q3" / "grading.html").stat().st_mtime_ns
     again = reports.build_reports(data=demo, reports_dir=out)
     assert again.skipped and "up to date" in again.summary()
@@ -92,7 +98,8 @@ def test_rerun_with_nothing_changed_does_nothing(built, demo):
 
 
 def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, monkeypatch, tmp_path):
-    out, _ = built
+    out = tmp_path / "reports"
+    shutil.copytree(built[0], out)
     q = out / "2026Q3"
     before = {str(p.relative_to(q)): p.read_bytes() for p in sorted(q.rglob("*")) if p.is_file()}
     broken = tmp_path / "notebooks"
@@ -274,10 +281,11 @@ def test_a_signal_during_a_report_leaves_the_previous_reports(built, demo, tmp_p
         pass
 
 
-def test_a_rebuild_differs_only_in_the_generation_time(built, demo, tmp_path):
+def test_a_rebuild_differs_only_in_the_generation_time(built, rebuilt):
     """Issue 7: same inputs → byte-identical grading and calibration; HTML equal but for the footer's time."""
-    out, first = built
-    again = reports.build_reports(data=demo, reports_dir=tmp_path / "reports")
+    _, first = built
+    _, again = rebuilt
+    assert not first.skipped and not again.skipped
     a, b = _files(first.out_dir), _files(again.out_dir)
     # the commit is masked too: only so that a commit landing between the two builds (CI, a colleague) cannot fail this
     stamp = re.compile(rb"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC|\(commit [0-9a-f]+\)")
@@ -335,24 +343,35 @@ def _stop_at_grading(monkeypatch) -> list:
     return quarters
 
 
-@pytest.fixture(scope="module")
-def built_open(demo, tmp_path_factory):
-    """A copy of the demo whose data config has no `as_of:` (the data's end is its last transaction
-    date), with its own copy of the scheme, reported once with the default quarter."""
-    root = tmp_path_factory.mktemp("open")
-    shutil.copytree(demo.parent, root / "data")
-    cfg = root / "data" / "data.yaml"
-    cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
-                           if not line.startswith("as_of:")), encoding="utf-8")
-    scheme = root / "scheme.yaml"
-    shutil.copy(reports.paths.schemes_dir() / "s1_four_tier.yaml", scheme)
-    result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
-    return cfg, scheme, root / "reports", result
+@pytest.fixture(scope="session")
+def _built_open(demo, tmp_path_factory):
+    def build(root: Path):
+        shutil.copytree(demo.parent, root / "data")
+        cfg = root / "data" / "data.yaml"
+        cfg.write_text("".join(line for line in cfg.read_text(encoding="utf-8").splitlines(keepends=True)
+                               if not line.startswith("as_of:")), encoding="utf-8")
+        scheme = root / "scheme.yaml"
+        shutil.copy(reports.paths.schemes_dir() / "s1_four_tier.yaml", scheme)
+        result = reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=root / "reports")
+        return cfg, scheme, root / "reports", result
+
+    return once(tmp_path_factory, "shared-open", build)
 
 
 @pytest.fixture
-def restore(request):
-    """Files a test edits in place (the built manifests name them by absolute path), put back afterwards."""
+def built_open(_built_open, tmp_path_factory):
+    """A copy of the demo whose data config has no `as_of:` (the data's end is its last transaction
+    date), with its own copy of the scheme, reported once with the default quarter. Tests edit its inputs
+    in place (the manifest names them by absolute path: a copy would be stale whatever the test did) and
+    put them back (``restore``): one test at a time, also across xdist workers."""
+    with exclusive(tmp_path_factory, "shared-open"):
+        yield _built_open
+
+
+@pytest.fixture
+def restore(built_open):
+    """Files a test edits in place (the built manifests name them by absolute path), put back afterwards
+    (before ``built_open`` lets the next test in)."""
     saved: dict = {}
 
     def keep(*paths):
@@ -365,8 +384,9 @@ def restore(request):
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_an_unchanged_rerun_does_not_load_the_data(built, demo, monkeypatch):
-    out, _ = built
+def test_an_unchanged_rerun_does_not_load_the_data(built, demo, monkeypatch, tmp_path):
+    out = tmp_path / "reports"
+    shutil.copytree(built[0], out)
     _refuse_to_load(monkeypatch)
     again = reports.build_reports(data=demo, reports_dir=out)   # default quarter: the config's as_of
     assert again.skipped and again.quarter == "2026Q3" and "up to date" in again.summary()
