@@ -57,6 +57,7 @@ def test_folder_outputs_that_are_files_are_refused(demo, argv, capsys):
 
 @pytest.mark.parametrize("as_of, message", [
     ("2031-01-01", "--as-of 2031-01-01 is after the data's end: the data covers"),
+    ("2027-12-31", "the latest is 2027-09-30"),
     ("2001-01-01", "--as-of 2001-01-01 is before the data's first transaction"),
     ("9999-12-31", "outside the dates segment grades"),
     ("2026-02-30", "is not a date"),

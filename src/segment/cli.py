@@ -134,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"{len(graded.grading.ineligible):,} did not meet the scheme's `eligible` condition")
         for note in notes:
             print(f"note: {note}")
+        if graded.data_end is not None and graded.as_of > graded.data_end:
+            print(f"warning: the as-of date {graded.as_of.date()} is after the data's end ({graded.data_end.date()}): "
+                  "the time between counts as no activity")
         for warning in graded.grading.warnings():
             print(f"warning: {warning}")
         print(graded.tier_counts().to_string(index=False))

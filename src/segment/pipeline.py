@@ -27,16 +27,23 @@ def quarter_end(quarter: str) -> pd.Timestamp:
     return pd.Period(quarter, freq="Q").end_time.normalize()
 
 
-def check_as_of(day, first, end, said: str, latest: str) -> None:
+def check_as_of(day, first, end, said: str, latest: str, grace_days: int = 0) -> None:
     """Refuse a grading date the data cannot support: after the data's end (the population would be
     frozen there and churn windows would run past what is known) or before its first transaction
-    (nothing to grade). ``said``: how the date was given; ``latest``: the latest acceptable value."""
+    (nothing to grade). ``said``: how the date was given; ``latest``: the latest acceptable value;
+    ``grace_days``: how far after the data's end a date is still accepted."""
     day, first, end = (pd.Timestamp(x).normalize() for x in (day, first, end))
     where = f"the data covers {first.date()} … {end.date()}"
-    if day > end:
+    if day > end + pd.Timedelta(days=grace_days):
         raise SegmentError(f"error: {said} after the data's end: {where}; the latest is {latest}")
     if day < first:
         raise SegmentError(f"error: {said} before the data's first transaction: {where}")
+
+
+#: `segment grade --as-of` may lie this far after the data's end (a small export whose last sale was
+#: months ago); further, every 12-month window would be empty: a frozen population. A date after the
+#: end is graded with a warning (``Graded.after_data_end``).
+AS_OF_GRACE_DAYS = 365
 
 
 def check_period(quarter: str, first, end) -> None:
@@ -71,6 +78,7 @@ class Graded:
     loaded: Loaded  # with engine: spark its tables are closed (they stayed on the cluster)
     snapshot: pd.DataFrame | None  # every customer known at as_of, lost ones included; None on Spark
     lost_before: int = 0  # customers the CRM marks lost/closed on or before as_of: not graded
+    data_end: pd.Timestamp | None = None  # the data's end (config as_of or last transaction date)
 
     # convenience for the CLI
     @property
@@ -182,7 +190,8 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
             when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
             if as_of is not None:
                 check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
-                            str(data_end(loaded).date()))
+                            str((data_end(loaded) + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
+            end = data_end(loaded)
             snap_df = loaded.tables.snapshot_frame(when)
             n_lost = 0
             if "status" in snap_df.columns:  # CRM-lost customers are not graded (as grade_current)
@@ -197,8 +206,9 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
         when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
         if as_of is not None:
             check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
-                        str(data_end(loaded).date()))
+                        str((data_end(loaded) + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
         grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
+        end = data_end(loaded)
     if designated is not None:
         grading = apply_designations(grading, designated)
-    return Graded(grading, loaded, snap, n_lost)
+    return Graded(grading, loaded, snap, n_lost, end)
