@@ -359,8 +359,8 @@ BAD_CASES = {
                                   4: {"new_tier": "core", "reviewer": "张伟"}},
                                  ["rows 3, 6: the tier changes but reason is empty; write why in reason"]),
     "customer twice": ({"dup": {}}, ["customer twice", "keep one row per customer"]),
-    "bad confirm value": ({0: {"confirm": "ok", "reviewer": "张伟"}, 5: {"confirm": "是", "reviewer": "张伟"}},
-                          ["rows 2, 7: confirm is 'ok', '是'; write yes, no"]),
+    "bad confirm value": ({0: {"confirm": "ok", "reviewer": "张伟"}, 5: {"confirm": "maybe", "reviewer": "张伟"}},
+                          ["rows 2, 7: confirm is 'ok', 'maybe'; write yes or no (是 / 否)"]),
     "missing reviewer": ({6: {"confirm": "yes"}}, ["row 8: reviewer is empty on a decided row"]),
 }
 

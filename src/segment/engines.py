@@ -36,7 +36,7 @@ import pandas as pd
 from .errors import ConfigError, SegmentError
 from .features import SPARK, SnapshotPlan, _to_pandas, java_datetime_pattern, plan
 from .io import DataConfig, Problem, SparkOptions, TableSource, _format_of, read_data_config
-from .store import ALIAS, Tables
+from .store import ALIAS, Tables, TableSet
 
 
 def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[DataConfig, Path]:
@@ -347,7 +347,7 @@ def _spark_message(e: Exception) -> str:
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
-class SparkTables:
+class SparkTables(TableSet):
     """The contract's tables validated on Spark (``t_<table>`` views over persisted DataFrames): what
     ``segment validate`` prints and what the snapshot reads. Only counts and per-customer results
     come back to the driver."""
@@ -355,15 +355,6 @@ class SparkTables:
     def __init__(self, db: _Spark, columns: dict[str, list[str]]):
         self.db, self.spark, self._columns = db, db.spark, columns
         self._cached: list = []  # aggregates behind snapshot_frame(), unpersisted by close()
-
-    def __repr__(self) -> str:
-        return f"SparkTables({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
-
-    def present(self) -> list[str]:
-        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
-
-    def columns(self, name: str) -> list[str]:
-        return list(self._columns[name])
 
     def rows(self, name: str) -> int:
         return self.db.count(f"t_{name}")

@@ -838,7 +838,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     dup = df.duplicated(keys, keep=False).to_numpy() & (cid != "")
     check(dup, f"customer twice ({_examples(cid[dup])}); keep one row per customer")
     check(~np.isin(confirm, ["", "yes", "no"]),
-          f"confirm is {_examples(df['confirm'].to_numpy()[~np.isin(confirm, ['', 'yes', 'no'])])}; write yes, no, "
+          f"confirm is {_examples(df['confirm'].to_numpy()[~np.isin(confirm, ['', 'yes', 'no'])])}; write yes or no (是 / 否), "
           "or leave it empty for a customer you did not review")
     check(has_new & ~valid_new, f"new_tier {_examples(new_raw[has_new & ~valid_new])} is not a tier of "
           f"{scheme.id}; write one of {ids} (or leave it empty to keep the tier)")

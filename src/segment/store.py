@@ -137,7 +137,23 @@ def choose(config_path: Path, config: DataConfig) -> str:
 # the tables
 # --------------------------------------------------------------------------------------------
 
-class Tables:
+class TableSet:
+    """What every set of validated contract tables offers, wherever it lives (:class:`Tables` in DuckDB,
+    :class:`segment.engines.SparkTables` on Spark): the tables present and their columns."""
+
+    _columns: dict[str, list[str]]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
+
+    def present(self) -> list[str]:
+        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._columns[name])
+
+
+class Tables(TableSet):
     """The contract's tables, validated and typed, in a DuckDB database (memory, or a file in a
     temporary folder; the folder is removed when the object goes away).
 
@@ -188,16 +204,7 @@ class Tables:
         """``disk`` (a database file in the temporary folder) or ``memory``."""
         return "disk" if (self.folder / "tables.duckdb").exists() else "memory"
 
-    def __repr__(self) -> str:
-        return f"Tables({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
-
-    # ---- what every table source offers
-    def present(self) -> list[str]:
-        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
-
-    def columns(self, name: str) -> list[str]:
-        return list(self._columns[name])
-
+    # ---- what every table source offers (present, columns: TableSet)
     def cursor(self):
         """A connection of its own onto the database, with the views ``tx``, ``cu``, ``it``, ``op``."""
         from .signals import track
