@@ -84,11 +84,12 @@ def movers(previous: pd.DataFrame, current: pd.DataFrame, tiers: list[str], weig
         for p in parts[1:]:
             why = np.where((why != "") & (p != ""), why + ", " + p, why + p)
         why = pd.Series(why, index=both.index, dtype=object)
-    if "gates_failed" in both:  # a failed gate holds the tier back, whatever the points did
+    if "gates_failed" in both:  # a downgrade held back by a failed gate: the gate first, whatever the points did
         failed = both["gates_failed"].astype("string").fillna("").astype(object)
+        down = (delta_rank < 0).to_numpy()
         held = [
-            "; ".join(f"{t}'s gate failed ({(gates or {}).get(t, 'its gate')})" for t in f.split(";") if t)
-            for f in failed]
+            "; ".join(f"{t}'s gate failed ({(gates or {}).get(t, 'its gate')})" for t in f.split(";") if t) if d else ""
+            for f, d in zip(failed, down)]
         held = pd.Series(held, index=both.index, dtype=object)
         why = pd.Series(np.where(held != "", np.where(why != "", held + "; " + why, held), why), index=both.index,
                         dtype=object)
