@@ -181,7 +181,7 @@ class ReviewSelection:
         sh = self.shares()
         return (f"{len(self.frame):,} of {self.graded:,} graded customers selected for review ({share:.1%}): the "
                 f"sample, {sh['sample']:.1%} — {self.params.sample_share:.0%} drawn at random per tier (seed "
-                f"{self.params.seed}) and the customers nearest a cut-off (within {self.margin:.3g} points), at most "
+                f"{self.params.seed}) and the customers nearest a cut-off (within {_points(self.margin)}), at most "
                 f"{self.params.max_share:.0%} together — and {sh['extras']:.1%} more for override rules, moves of "
                 f"{self.params.big_mover_tiers}+ tiers since last quarter"
                 + (f" and the anomaly rule `{self.params.anomaly}`" if self.params.anomaly else "")
@@ -195,6 +195,10 @@ class ReviewSelection:
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
+
+
+def _points(x: float) -> str:
+    return f"{x:.3g} point" + ("" if x == 1 else "s")
 
 
 def borderline_margin(scheme: Scheme, params: ReviewParams) -> float:
@@ -275,7 +279,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
             text = f"at {cuts[j[i]][0]}'s cut-off" if side == "at" else f"{abs(d):.1f} {side} {cuts[j[i]][0]}"
             why[i].append(f"borderline ({text})")
         if left_out:
-            notes.append(f"{left_out:,} more customers within {margin:.3g} points of a cut-off were not added: the "
+            notes.append(f"{left_out:,} more customers within {_points(margin)} of a cut-off were not added: the "
                          f"sample is capped at {params.max_share:.0%} of the graded (review: max_share)")
     elif scheme.scored and "score" not in g.columns:
         notes.append("borderline rule skipped: the grading has no `score` column")
@@ -569,7 +573,7 @@ def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_c
         lines.append((c, zh, text))
     lines += [("", "", ""), ("rule", "", "setting")]
     lines += [("sample", "抽样", f"{p.sample_share:.0%} of each tier at random (at least one per tier), seed {p.seed}"),
-              ("borderline", "临界", f"score within {sel.margin:.3g} points of a tier cut-off, nearest first; "
+              ("borderline", "临界", f"score within {_points(sel.margin)} of a tier cut-off, nearest first; "
                                      f"sample and borderline together at most {p.max_share:.0%}"),
               ("override", "规则调整", "a scheme rule promoted or demoted the customer"),
               ("big mover", "大幅变动", f"moved {p.big_mover_tiers} or more tiers since last quarter"),
