@@ -208,7 +208,10 @@ _STYLE = """<style>
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", system-ui, sans-serif; }
 main { max-width: 1100px; margin: 0 auto; }
 table.segment-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
+/* text left, numbers right: above the lab template's `.jp-RenderedHTMLCommon td { text-align: right }` */
+.jp-RenderedHTMLCommon table.segment-table th, .jp-RenderedHTMLCommon table.segment-table td,
 table.segment-table th, table.segment-table td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }
+.jp-RenderedHTMLCommon table.segment-table td.num,
 table.segment-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.segment-table th { background: #f3f5f7; }
 nav.toc { border: 1px solid #ddd; padding: .5em 1em; margin: 1em 0; background: #fafafa; }
