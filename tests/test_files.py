@@ -66,3 +66,21 @@ def test_a_truncated_compressed_csv(tmp_path, capsys):
     (tmp_path / "t.csv.gz").write_bytes(full[: len(full) // 2])
     code, text = _run(cfg, capsys)
     assert code == 2 and "t.csv.gz" in text and "Traceback" not in text
+
+
+def test_parquet_list_or_struct_columns_mapped_onto_the_contract(tmp_path, capsys):
+    """A list column mapped onto amount, or onto a text column: an error naming both columns — not a
+    DuckDB conversion traceback, not '[1, 2]' as a product line. Unmapped nested columns are ignored."""
+    import pandas as pd
+
+    pd.DataFrame({"customer_id": ["C1", "C2"], "date": pd.to_datetime(["2026-01-01", "2026-02-01"]),
+                  "amount": [1.0, 2.0], "tags": [[1, 2], [3]], "meta": [{"a": 1}, {"a": 2}]}).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"customer_id": ["C1"], "date": pd.to_datetime(["2026-01-01"]), "amount": [[1.0]]}).to_parquet(
+        tmp_path / "u.parquet")
+    code, text = _run(_config(tmp_path / "a", f"{{path: {tmp_path / 't.parquet'}}}"), capsys)
+    assert code == 0, text
+    code, text = _run(_config(tmp_path / "b", f"{{path: {tmp_path / 'u.parquet'}}}"), capsys)
+    assert code == 2 and "source column `amount`" in text and "holds lists or records (DOUBLE[])" in text
+    code, text = _run(_config(tmp_path / "c", f"{{path: {tmp_path / 't.parquet'}, columns: {{tags: product_line}}}}"),
+                      capsys)
+    assert code == 2 and "source column `tags`" in text and "`product_line`" in text and "Traceback" not in text

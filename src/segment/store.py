@@ -623,6 +623,12 @@ def parse_date(d, text: str, date_format: str | None) -> str:
     return f"CASE WHEN {parse} BETWEEN {_DATE_MIN} AND {_DATE_MAX} THEN {parse} END"
 
 
+def _is_nested(typ: str) -> bool:
+    """A DuckDB (or Spark) type holding several values per row: LIST, ARRAY, STRUCT, MAP, UNION."""
+    t = str(typ).upper()
+    return t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION", "LIST", "ARRAY<"))
+
+
 def _named_twice(config_path: Path, src: TableSource) -> list[str]:
     """Column names a CSV source's header line holds more than once (readers would rename or drop the
     second silently)."""
@@ -671,6 +677,14 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
         target = rename.get(c, c)
         if target in table.by_name and target not in by_contract:
             by_contract[target] = c
+    nested = [(t, c, types.get(c, "")) for t, c in by_contract.items() if _is_nested(types.get(c, ""))]
+    if nested:
+        for target, c, typ in nested:
+            problems.append(Problem("error", name, target,
+                                    f"source column `{original.get(c, c)}` of {label} holds lists or records ({typ}), "
+                                    f"not one value per row; flatten it in the source, or map another column onto "
+                                    f"`{target}`", [], 1, ""))
+        return None
 
     first_new = len(problems)
     stage1, checks, present = [], [], []
