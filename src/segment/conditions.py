@@ -510,11 +510,11 @@ def evaluate_sql(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
     import duckdb
 
     from .features import DUCKDB
-    from .grading import _typed
+    from .grading import duckdb_column
     from .sqlgrade import column_kinds
 
     names = sorted(cond.names)
-    slim = pd.DataFrame({c: _typed(frame[c]) for c in names}, index=pd.RangeIndex(len(frame)), copy=False)
+    slim = pd.DataFrame({c: duckdb_column(frame[c]) for c in names}, index=pd.RangeIndex(len(frame)), copy=False)
     if not names:
         slim = pd.DataFrame({"_": np.zeros(len(frame), dtype=np.int8)})
     sql = cond.to_sql(DUCKDB, DUCKDB.q, column_kinds(slim).get)

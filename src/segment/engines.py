@@ -298,19 +298,9 @@ class _Spark:
         return raw, [(clean, c, typ) for _, clean, c, typ in cols], str(location), zones
 
     def _frame(self, config_path: Path, name: str, src: TableSource, raw: str):
-        import numpy as np
+        from .store import source_frame
 
-        from .io import read_frame
-        from .store import _check_file, _source_file
-
-        path, fmt = _source_file(config_path, src)
-        if path is not None and fmt == "csv":
-            _check_file(config_path, name, src, path)
-        frame, label = read_frame(config_path, name, src)
-        zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
-        frame = frame.reset_index(drop=True)
-        frame.columns = [str(c) for c in frame.columns]
-        frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+        frame, label, zones = source_frame(config_path, name, src)
         for c in frame.columns:  # Arrow hands pandas' string and nullable dtypes over as they are
             if isinstance(frame[c].dtype, pd.StringDtype):
                 frame[c] = frame[c].astype(object).where(frame[c].notna(), None)

@@ -211,11 +211,11 @@ def _slim(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The columns grading reads and the row order, handed to DuckDB without copying."""
     from .sqlgrade import ROW
 
-    data = {c: _typed(snapshot[c]) for c in columns}
+    data = {c: duckdb_column(snapshot[c]) for c in columns}
     return pd.DataFrame({**data, ROW: np.arange(len(snapshot), dtype=np.int64)}, copy=False)
 
 
-def _typed(col: pd.Series):
+def duckdb_column(col: pd.Series):
     """A column as DuckDB should see it: object columns by what they hold (numbers, booleans, text;
     all missing: numbers), so conditions compare them as pandas would."""
     if col.dtype != object:

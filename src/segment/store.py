@@ -525,6 +525,20 @@ class _DuckDB:
             self.drop(f"s_{name}")
 
 
+def source_frame(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str, dict[str, str]]:
+    """A source no engine scans itself (SQL, Excel, CSV in another encoding) read on the driver: the
+    frame with ``_row_`` (its line number) first, a label, and the time zones of zoned timestamp columns."""
+    path, fmt = _source_file(config_path, src)
+    if path is not None and fmt == "csv":
+        _check_file(config_path, name, src, path)
+    frame, label = read_frame(config_path, name, src)
+    zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+    return frame, label, zones
+
+
 def _raw_relation(con, config_path: Path, name: str, src: TableSource
                   ) -> tuple[str, list[tuple[str, str, str]], str, dict[str, str]]:
     """Create ``raw_<name>`` with a 1-based ``_row_`` column: a view over a Parquet file, a table for a
@@ -535,13 +549,7 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
 
     raw = f"raw_{name}"
     if not _scanned_by_duckdb(config_path, src):  # SQL, Excel, CSV in another encoding
-        path, fmt = _source_file(config_path, src)
-        if path is not None and fmt == "csv":
-            _check_file(config_path, name, src, path)
-        frame, label = read_frame(config_path, name, src)
-        zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
-        frame = frame.reset_index(drop=True)
-        frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
+        frame, label, zones = source_frame(config_path, name, src)
         view = f"frame_{name}"
         con.register(view, frame)
         try:
