@@ -189,16 +189,21 @@ QUIRK_PROBLEMS = {
         *_DROPPED, *_RETURNS_ZEROS, _UNKNOWN_DROPPED, _LATE],
 }
 
-def _quirks(folder: Path, drop: str) -> Path:
+def _quirks(folder: Path, drop: str, fmt: str = "csv") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tx.csv").write_text(QUIRKS, encoding="utf-8")
+    if fmt == "parquet":  # the same text cells in a Parquet file (kept as a view over the file, not copied)
+        import io
+
+        pd.read_csv(io.StringIO(QUIRKS), dtype=str, keep_default_na=False).to_parquet(folder / "tx.parquet")
+        (folder / "tx.csv").unlink()
     (folder / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
     (folder / "data.yaml").write_text(f"""\
 as_of: 2026-09-30
 tables:
   customers: {{path: customers.csv}}
   transactions:
-    path: tx.csv
+    path: tx.{fmt}
     date_format: "%d/%m/%Y"
     amount_unit: 10000
     columns: {{cust: customer_id, day: date, qty: quantity, price: unit_price}}
@@ -207,15 +212,18 @@ tables:
     return folder / "data.yaml"
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("drop", ["", "missing_customer_id, duplicate_lines, unknown_customers",
                                   "missing_customer_id, duplicate_lines, unknown_customers, unparseable_rows"])
-def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, monkeypatch):
-    config = _quirks(tmp_path, drop)
+def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, fmt, monkeypatch):
+    config = _quirks(tmp_path, drop, fmt)
     monkeypatch.setenv("SEGMENT_STORAGE", "memory")
     mem = load_data(config, strict=False)
     monkeypatch.setenv("SEGMENT_STORAGE", "disk")
     duck = load_data(config, strict=False)
     assert duck.tables.storage == "disk" and mem.tables.storage == "memory"
+    views = "SELECT count(*) FROM duckdb_views() WHERE view_name = 't_transactions'"
+    assert duck.tables.con.execute(views).fetchone()[0] == (fmt == "parquet")  # Parquet: read in place, not copied
     pd.testing.assert_frame_equal(mem.report, duck.report)
     frozen = QUIRK_PROBLEMS[drop]
     got = [(r.severity, r.table, r.column, r.problem, r.count, r.rows, r.example) for r in mem.report.itertuples()]

@@ -221,6 +221,11 @@ class _Spark:
     def columns(self, name: str) -> list[str]:
         return list(self.spark.table(name).columns)
 
+    def repeated(self, relation: str, column: str, into: str) -> int:
+        """``into``: the values of ``column`` found on more than one row of ``relation``; their number."""
+        self.create(into, f"SELECT {column} FROM {relation} GROUP BY {column} HAVING count(*) > 1", temp=True)
+        return self.count(into)
+
     def release(self, raw: str) -> None:
         self.drop(raw)
         self.drop(f"{raw}_scan")
