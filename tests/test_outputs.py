@@ -83,3 +83,30 @@ def test_bad_environment_values_are_named(demo, monkeypatch, env, message, capsy
     code = main(["validate", "--data", str(demo)])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_csv_outputs_are_the_text_pandas_writes(tmp_path):
+    """CSV files are written by DuckDB for speed; the text is pandas' own, cell for cell."""
+    import numpy as np
+    import pandas as pd
+
+    from segment.atomic import write_frame
+
+    n = 7
+    df = pd.DataFrame({
+        "id": pd.array([f"C{i}" for i in range(n)], dtype="string"),
+        "x": [1e16, 1.5e-7, 123456789012345678.0, -0.0, np.inf, np.nan, 0.1 + 0.2],
+        "k": pd.array([1, None, 3, 4, 5, 6, 7], dtype="Int64"),
+        "n": np.arange(n, dtype="int64"),
+        "s": pd.array(["a,b", 'q"t', "", None, "x\ny", "中文", " sp"], dtype="string"),
+        "o": ["a", None, "c,d", "", "e", "f", "g"],
+        "c": pd.Categorical(["core", "", None, "core", "a, b", "x", "core"]),
+        "b": [True, False, True, True, False, False, True],
+        "nb": pd.array([True, None, False, True, None, False, True], dtype="boolean"),
+    })
+    write_frame(df, tmp_path / "fast.csv")
+    df.to_csv(tmp_path / "pandas.csv", index=False)
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    with_dates = df.assign(d=pd.Timestamp("2026-09-30"))  # a date column: pandas writes the whole file
+    write_frame(with_dates, tmp_path / "dated.csv")
+    assert (tmp_path / "dated.csv").read_text(encoding="utf-8") == with_dates.to_csv(index=False)
