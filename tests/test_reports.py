@@ -433,6 +433,8 @@ def test_a_changed_input_rebuilds(built_open, monkeypatch, restore, what):
     else:
         path.write_text(path.read_text(encoding="utf-8") + "\n# reviewed\n", encoding="utf-8")
     quarters = _stop_at_grading(monkeypatch)
+    orphan = out / ".staging-2026Q3-999999999"  # what a build killed by SIGKILL left: removed by the next
+    (orphan / "bundle").mkdir(parents=True)
     with pytest.raises(_Rebuilt):
         reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=out)
     assert quarters == ["2026Q3"]

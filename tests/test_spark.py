@@ -89,7 +89,8 @@ def test_engine_chosen_by_the_data_config(demo, spark, tmp_path):
 
 
 @pytest.mark.parametrize("sid, as_of", [("s1_four_tier", None), ("s7_sales_stages", "2025-12-31"),
-                                       ("s4_key_account_levels", "2026-06-30")])
+                                       ("s4_key_account_levels", "2026-06-30"),
+                                       ("s8_government_product_line", None)])
 def test_segment_grade_on_spark_gives_the_duckdb_grading(demo, spark, tmp_path, sid, as_of):
     """`segment grade` with `engine: spark`: validation, snapshot and the grading's SQL run on Spark; the
     written grading equals DuckDB's column by column (texts and tiers identical, floats to RTOL/ATOL)."""
@@ -250,3 +251,36 @@ def test_segment_validate_on_spark_prints_the_duckdb_report(demo, spark, tmp_pat
         printed[engine] = capsys.readouterr().out.replace(str(data), "DATA")
     assert f"transactions: {tables.rows('transactions'):,} rows" in printed["spark"]
     assert printed["spark"] == printed["duckdb"]
+
+
+def test_segment_report_on_spark_gives_the_duckdb_reports(demo, spark, tmp_path):
+    """`segment report` with `engine: spark`: the quarter's three gradings, realised churn and the
+    calibration panel are computed on Spark (only per-customer rows come back); the reports' grading,
+    headline and calibration equal DuckDB's (tiers identical, floats to RTOL/ATOL)."""
+    from segment.reports import build_reports
+
+    cfg, _ = demo
+    on_spark = _on_spark(cfg, tmp_path / "spark-data")
+    built = {}
+    for name, data in (("spark", on_spark), ("duckdb", cfg)):
+        built[name] = build_reports(quarter="2026Q3", data=data, scheme="s1_four_tier",
+                                    reports_dir=tmp_path / f"reports-{name}")
+        assert not built[name].skipped and {p.name for p in built[name].files} >= {"grading.html", "review.html",
+                                                                                   "calibration.html"}
+    import json
+
+    a, b = (pd.read_parquet(r.out_dir / "grading.parquet") for r in (built["spark"], built["duckdb"]))
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
+    floats = [c for c in b.columns if b[c].dtype == "float64"]
+    pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats), check_exact=True)
+    pd.testing.assert_frame_equal(a[floats], b[floats], check_exact=False, rtol=RTOL, atol=ATOL)
+    ma, mb = (json.loads((r.out_dir / "manifest.json").read_text(encoding="utf-8")) for r in built.values())
+    assert ma["headline"]["tiers"] == mb["headline"]["tiers"]
+    assert ma["headline"]["revenue_12m"] == pytest.approx(mb["headline"]["revenue_12m"], rel=RTOL)
+    assert ma["customers"] == mb["customers"]
+    assert "skipped" not in mb["calibration"]
+    for k in ("expert", "calibrated"):
+        assert ma["calibration"]["test_auc"][k] == pytest.approx(mb["calibration"]["test_auc"][k], rel=1e-6)
+    # the realised-churn table of the grading report is the same
+    ha, hb = ((r.out_dir / "grading.html").read_text(encoding="utf-8") for r in built.values())
+    assert ha.count("<tr") == hb.count("<tr")

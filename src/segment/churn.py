@@ -91,32 +91,30 @@ def _day(value, what: str = "date") -> pd.Timestamp:
 
 def _windows(tables: Tables, customers, lo, cut, hi):
     """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
-    the CRM marks lost/closed within [cut, hi) (None without those columns): SQL in DuckDB, only
-    per-customer sums return."""
+    the CRM marks lost/closed within [cut, hi) (None without those columns): SQL where the tables are
+    (DuckDB or Spark, ``tables.sql``); only per-customer sums return."""
+    from .features import SUM_DECIMALS
+
     def ts(t) -> str:
         return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
 
-    cur = tables.cursor()
-    try:
-        if customers is None:
-            ids = pd.Index(cur.execute("SELECT DISTINCT customer_id FROM tx WHERE customer_id IS NOT NULL")
-                           .df()["customer_id"], dtype="string").sort_values()
-        else:
-            ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
-        cur.register("wanted_ids", pd.DataFrame({"customer_id": pd.Series(ids.unique(), dtype="string")}))
-        sums = cur.execute(
-            f"SELECT customer_id, round(fsum(amount) FILTER (WHERE date < {ts(cut)}), 6) AS before, "
-            f"round(fsum(amount) FILTER (WHERE date >= {ts(cut)}), 6) AS after, "
-            f"bool_or(date >= {ts(cut)} AND amount > 0) AS bought FROM tx "
-            f"WHERE date >= {ts(lo)} AND date < {ts(hi)} AND customer_id IN (SELECT customer_id FROM wanted_ids) "
-            "GROUP BY customer_id").df()
-        lost_ids = None
-        if "customers" in tables.present() and {"status", "status_date"} <= set(tables.columns("customers")):
-            lost_ids = pd.Index(cur.execute(
-                f"SELECT DISTINCT customer_id FROM cu WHERE lower(status) IN ('lost', 'closed') AND status_date >= "
-                f"{ts(cut)} AND status_date < {ts(hi)} AND customer_id IS NOT NULL").df()["customer_id"], dtype="string")
-    finally:
-        cur.close()
+    if customers is None:
+        ids = pd.Index(tables.sql("SELECT DISTINCT customer_id FROM tx WHERE customer_id IS NOT NULL")["customer_id"],
+                       dtype="string").sort_values()
+    else:
+        ids = pd.Index([str(c) for c in customers], dtype="string").drop_duplicates()
+    fsum = tables.d.sum_fn
+    sums = tables.sql(
+        f"SELECT customer_id, round({fsum}(amount) FILTER (WHERE date < {ts(cut)}), {SUM_DECIMALS}) AS before, "
+        f"round({fsum}(amount) FILTER (WHERE date >= {ts(cut)}), {SUM_DECIMALS}) AS after, "
+        f"bool_or(date >= {ts(cut)} AND amount > 0) AS bought FROM tx "
+        f"WHERE date >= {ts(lo)} AND date < {ts(hi)} AND customer_id IN (SELECT customer_id FROM wanted) "
+        "GROUP BY customer_id", wanted=ids)
+    lost_ids = None
+    if "customers" in tables.present() and {"status", "status_date"} <= set(tables.columns("customers")):
+        lost_ids = pd.Index(tables.sql(
+            f"SELECT DISTINCT customer_id FROM cu WHERE lower(status) IN ('lost', 'closed') AND status_date >= "
+            f"{ts(cut)} AND status_date < {ts(hi)} AND customer_id IS NOT NULL")["customer_id"], dtype="string")
     sums["customer_id"] = sums["customer_id"].astype("string")
     sums = sums.set_index("customer_id")
     before = sums["before"].astype("float64").fillna(0.0).reindex(ids, fill_value=0.0).to_numpy(dtype="float64")

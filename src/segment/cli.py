@@ -101,13 +101,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the demo company ({args.customers} customers, seed {args.seed}) to {path}")
         return 0
     if args.command == "validate":
-        from .io import read_data_config
         from .validate import load_data
 
-        engine = read_data_config(args.data).engine  # engine: spark → the checks run on Spark
-        loaded = load_data(args.data, as_of=args.as_of, engine=engine)
+        loaded = load_data(args.data, as_of=args.as_of)  # engine: spark → the checks run on Spark
         t = loaded.tables
         sizes = ", ".join(f"{n}: {t.rows(n):,} rows" for n in t.present())
+        t.release()
         print(f"ok: {args.data} is valid ({sizes})")
         if not loaded.report.empty:
             print(format_report(loaded.report))

@@ -84,7 +84,7 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
     from .features import snapshot
     from .validate import load_data
 
-    return snapshot(load_data(path, as_of=day).tables, day, customers=customers)
+    return snapshot(load_data(path, as_of=day, engine="duckdb").tables, day, customers=customers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,9 +347,39 @@ class SparkTables(TableSet):
     ``segment validate`` prints and what the snapshot reads. Only counts and per-customer results
     come back to the driver."""
 
-    def __init__(self, db: _Spark, columns: dict[str, list[str]]):
+    d = SPARK  # the dialect of sql()
+
+    def __init__(self, db: _Spark, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
+                 owner: "SparkTables | None" = None):
         self.db, self.spark, self._columns = db, db.spark, columns
-        self._cached: list = []  # aggregates behind snapshot_frame(), unpersisted by close()
+        self.filters = dict(filters or {})
+        self._owner = owner  # a filtered view: the tables (and what they persisted) belong to its parent
+        self._cached: list = owner._cached if owner is not None else []  # aggregates behind snapshot_frame()
+
+    def _one(self, sql: str) -> tuple:
+        return self.db.fetch(sql)[0]
+
+    def where(self, **filters: str) -> "SparkTables":
+        """The same tables with extra SQL filters per table (``transactions="product_line = 'x'"``)."""
+        merged = dict(self.filters)
+        for name, cond in filters.items():
+            merged[name] = f"({merged[name]}) AND ({cond})" if name in merged else cond
+        return SparkTables(self.db, self._columns, merged, owner=self._owner or self)
+
+    def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
+        """``query`` (Spark SQL) over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``), its
+        result collected: what :meth:`segment.store.Tables.sql` does on DuckDB. Only for aggregates
+        and per-customer results."""
+        if params:
+            raise SegmentError("error: SparkTables.sql takes no query parameters; write the values into the query")
+        for alias, df in self.views().items():
+            df.createOrReplaceTempView(alias)
+        if wanted is not None:
+            from .store import _wanted_frame
+
+            ids = _wanted_frame(wanted).astype({"customer_id": object})
+            self.spark.createDataFrame(ids, "customer_id string").createOrReplaceTempView("wanted")
+        return self.spark.sql(query).toPandas()
 
     def rows(self, name: str) -> int:
         return self.db.count(f"t_{name}")
@@ -368,15 +398,19 @@ class SparkTables(TableSet):
             if name == "customers":
                 sql = (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY _row_) "
                        f"AS rn_ FROM t_customers) AS c WHERE rn_ = 1")
+            if name in self.filters:
+                sql = f"SELECT * FROM ({sql}) AS f WHERE {self.filters[name]}"
             out[ALIAS[name]] = self.spark.sql(sql)
         return out
 
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
+        from .store import _wanted_frame
+
         p = plan(self._columns, as_of, restricted=customers is not None, dialect=SPARK)
         views = self.views()
         if customers is not None:
-            views["wanted"] = self.spark.createDataFrame(
-                pd.DataFrame({"customer_id": sorted({str(c) for c in customers})}), "customer_id string")
+            views["wanted"] = self.spark.createDataFrame(_wanted_frame(customers).astype({"customer_id": object}),
+                                                         "customer_id string")
         return run_spark(self.spark, p, views)
 
     def snapshot_frame(self, as_of):
@@ -392,8 +426,32 @@ class SparkTables(TableSet):
             agg.createOrReplaceTempView(name)
         return self.spark.sql(p.final)
 
+    def graded(self, scheme, as_of, source: str = "the scheme", *, keep_snapshot: bool = True):
+        """``segment.pipeline.grade_snapshot`` on Spark: the snapshot and the grading's compiled SQL run
+        on the cluster; the graded rows come back, and the per-customer snapshot too when
+        ``keep_snapshot`` (a report shows its revenue and breakdowns; ``segment grade`` does not need
+        it: then None). Returns the grading, the snapshot and how many CRM-lost customers were left out."""
+        from .grading import grade_spark
+
+        p = plan(self._columns, as_of, dialect=SPARK)
+        snap_df = self.snapshot_frame(as_of)
+        snap = _to_pandas(snap_df.toPandas(), p.day, p.keep) if keep_snapshot else None
+        n_lost = 0
+        if "status" in snap_df.columns:  # CRM-lost customers are not graded (as pipeline.grade_current)
+            if snap is not None:
+                n_lost = int(snap.loc[snap["status"].eq("lost").fillna(False), "customer_id"].nunique())
+            else:
+                n_lost = int(snap_df.filter("status = 'lost'").select("customer_id").distinct().count())
+            snap_df = snap_df.filter("status IS NULL OR status <> 'lost'")
+        return grade_spark(snap_df, scheme, as_of=p.day, source=source), snap, n_lost
+
+    def release(self) -> None:
+        self.close()
+
     def close(self) -> None:
         """Unpersist every table (the session stays)."""
+        if self._owner is not None:  # a filtered view: its parent's tables stay
+            return
         for agg in self._cached:
             agg.unpersist()
         self._cached.clear()

@@ -131,12 +131,9 @@ def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") ->
 
     Returns the grading, the full snapshot (lost customers included) and the number not graded
     because the CRM marks them lost/closed on or before ``as_of``."""
-    from .features import snapshot
-
-    if scheme.group_by:
-        snap = group_snapshots(tables, as_of, scheme.group_by)
-    else:
-        snap = snapshot(tables, as_of)
+    if not scheme.group_by:  # where the tables are (DuckDB, or Spark: snapshot and grading on the cluster)
+        return tables.graded(scheme, as_of, source)
+    snap = group_snapshots(tables, as_of, scheme.group_by)  # one snapshot per group (on Spark: run there), stacked
     grading, n_lost = grade_current(snap, scheme, as_of, source)
     return grading, snap, n_lost
 
@@ -173,42 +170,22 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
     step runs on Spark — validation (the same checks and report), the snapshot and the grading's SQL —
     and only the report, counts and the graded rows' codes and indicator values reach the driver
     (docs/scale.md); ``snapshot`` is then None."""
-    from .io import read_data_config
-
     scheme_obj = load_scheme(scheme)  # params errors first: they are cheaper to find than data errors
     designated = read_designations(designations) if designations else None
     source = str(resolve(scheme))
-    config = read_data_config(data)
-    if config.engine == "spark":
-        from .grading import grade_spark
-
-        if scheme_obj.group_by:
-            raise SegmentError(f"error: {source}: `group_by` schemes are graded from loaded tables; set "
-                               f"`engine: duckdb` in {data} for this scheme")
-        loaded = load_data(data, as_of=as_of, engine="spark")  # validated on Spark; the tables stay there
-        try:
-            when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
-            if as_of is not None:
-                check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
-                            str((data_end(loaded) + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
-            end = data_end(loaded)
-            snap_df = loaded.tables.snapshot_frame(when)
-            n_lost = 0
-            if "status" in snap_df.columns:  # CRM-lost customers are not graded (as grade_current)
-                n_lost = int(snap_df.filter("status = 'lost'").select("customer_id").distinct().count())
-                snap_df = snap_df.filter("status IS NULL OR status <> 'lost'")
-            grading = grade_spark(snap_df, scheme_obj, as_of=when, source=source)
-            snap = None
-        finally:
-            loaded.tables.close()
-    else:
-        loaded = load_data(data, as_of=as_of)
+    loaded = load_data(data, as_of=as_of)  # engine: spark → validated there, and the tables stay there
+    try:
         when = pd.Timestamp(as_of) if as_of is not None else data_end(loaded)
-        if as_of is not None:
-            check_as_of(when, loaded.tables.date_range()[0], data_end(loaded), f"--as-of {when.date()} is",
-                        str((data_end(loaded) + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
-        grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
         end = data_end(loaded)
+        if as_of is not None:
+            check_as_of(when, loaded.tables.date_range()[0], end, f"--as-of {when.date()} is",
+                        str((end + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
+        if scheme_obj.group_by:
+            grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
+        else:  # on Spark the snapshot is not fetched: only the graded rows
+            grading, snap, n_lost = loaded.tables.graded(scheme_obj, when, source, keep_snapshot=False)
+    finally:
+        loaded.tables.release()  # Spark: what the tables persisted on the executors
     if designated is not None:
         grading = apply_designations(grading, designated)
     return Graded(grading, loaded, snap, n_lost, end)

@@ -94,34 +94,16 @@ def _url_as_written(url: str) -> str:
     return url
 
 
-def _table_sha256(df: pd.DataFrame | None) -> str:
-    """sha256 of a loaded table's content: column names and dtypes, row count, and pandas' per-row hashes
-    (deterministic across processes)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    if df is None:
-        h.update(b"absent")
-        return h.hexdigest()
-    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()], ensure_ascii=False).encode("utf-8"))
-    h.update(f"\n{len(df)}\n".encode())
-    try:
-        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    except TypeError:   # a column of unhashable cells: hash its text instead
-        h.update(df.to_csv(index=False).encode("utf-8"))
-    return h.hexdigest()
-
-
 def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
     """A SQL source as (manifest key, sha256): the key names the table and its URL as written; the hash
-    covers the URL, the query and the rows the query returned, so a changed database makes the quarter
-    stale. Only SQL sources are fetched here (``loaded.tables.<name>``: a query's result was held in memory
-    to be read anyway), while file sources are fingerprinted by their bytes, never by fetching their table."""
+    covers the URL, the query and the rows the query returned (``TableSet.fingerprint``, computed where the
+    tables are), so a changed database makes the quarter stale. File sources are fingerprinted by their
+    bytes, before any table is read."""
     import hashlib
 
     url = _url_as_written(src.sql.url)
-    material = json.dumps({"url": url, "query": src.sql.query,
-                           "table": _table_sha256(getattr(loaded.tables, name, None))}, ensure_ascii=False)
+    material = json.dumps({"url": url, "query": src.sql.query, "table": loaded.tables.fingerprint(name)},
+                          ensure_ascii=False)
     return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -378,122 +360,130 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     scheme_path = resolve(scheme)
     config = read_data_config(data)
     loaded = None
-    if _has_sql(config) or not all(p.is_file() for p in source_paths(data, config).values()):
-        # a database cannot be fingerprinted by bytes: load (its query result is the fingerprint);
-        # a missing file: load_data says which, in its own words
-        loaded = load_data(data)
-    # every file input by its bytes, before any table is read: an unchanged rerun never loads the data
-    fingerprints = _inputs_fingerprint(data, scheme_path, loaded, config=config)
-    data_key = _data_key(data, config, fingerprints)
-    if quarter is None:
-        end = pd.Timestamp(config.as_of) if config.as_of is not None else (
-            data_end(loaded) if loaded is not None else _cached_data_end(reports_dir, data_key))
-        if end is None:   # the last transaction date of data no build has seen yet
+    try:
+        if _has_sql(config) or not all(p.is_file() for p in source_paths(data, config).values()):
+            # a database cannot be fingerprinted by bytes: load (its query result is the fingerprint);
+            # a missing file: load_data says which, in its own words
             loaded = load_data(data)
-            end = data_end(loaded)
-        quarter = latest_complete_quarter(end)
-    as_of = quarter_end(quarter)
+        # every file input by its bytes, before any table is read: an unchanged rerun never loads the data
+        fingerprints = _inputs_fingerprint(data, scheme_path, loaded, config=config)
+        data_key = _data_key(data, config, fingerprints)
+        if quarter is None:
+            end = pd.Timestamp(config.as_of) if config.as_of is not None else (
+                data_end(loaded) if loaded is not None else _cached_data_end(reports_dir, data_key))
+            if end is None:   # the last transaction date of data no build has seen yet
+                loaded = load_data(data)
+                end = data_end(loaded)
+            quarter = latest_complete_quarter(end)
+        as_of = quarter_end(quarter)
 
-    with _quarter_lock(reports_dir, quarter):
-        out_dir = reports_dir / quarter
-        audit = reports_dir / "audit_log.csv"
-        if audit.is_file():
-            fingerprints[str(audit.resolve())] = sha256_file(audit)
-        manifest_path = out_dir / "manifest.json"
-        old = {}
-        if manifest_path.is_file():
-            try:
-                old = json.loads(manifest_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                old = {}
-        other = bool(old) and _other_build(out_dir, old, load_scheme(scheme_path).id, data, replace)
-        if not force and old and not other:
-            if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
-                    (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
-                return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
-        if loaded is None:
-            loaded = load_data(data)  # validated once; every report reads these tables
-        check_period(quarter, loaded.tables.date_range()[0], data_end(loaded))
-
-        staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-        timings: dict[str, float] = {}
-        try:
-            from .grading_report import prepare_grading_report
-
-            t1 = time.perf_counter()
-            report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
-            report.save(staging / "bundle")
-            timings["prepare"] = round(time.perf_counter() - t1, 2)
-            manifest = {
-                "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
-                "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
-                "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
-                "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
-                "customers": int(len(report.grading)),
-                "headline": _headline(report),
-            }
-            t1 = time.perf_counter()
-            calib_dir = staging / "calibration"
-            manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
-            timings["calibrate"] = round(time.perf_counter() - t1, 2)
-            generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-            # the review notebook reads the grading and, for its sample's seed, the manifest beside it
-            write_frame(report.grading, staging / "grading.parquet")
-            write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-            bundle = (staging / "bundle").resolve()
-            common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
-            params = {
-                "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
-                "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
-                           "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
-                "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
-            }
-            for nb in progress(NOTEBOOKS, desc="reports", unit="notebook"):
-                t1 = time.perf_counter()
-                executed = staging / f"{nb}.ipynb"
+        with _quarter_lock(reports_dir, quarter):
+            out_dir = reports_dir / quarter
+            audit = reports_dir / "audit_log.csv"
+            if audit.is_file():
+                fingerprints[str(audit.resolve())] = sha256_file(audit)
+            manifest_path = out_dir / "manifest.json"
+            old = {}
+            if manifest_path.is_file():
                 try:
-                    _execute(paths.notebooks_dir() / f"{nb}.ipynb", executed, params[nb], paths.root())
-                except Exception as e:  # papermill's PapermillExecutionError and kernel failures
-                    failed_dir = out_dir / "failed"
-                    failed_dir.mkdir(parents=True, exist_ok=True)
-                    kept = failed_dir / f"{nb}.ipynb"
-                    if executed.exists():
-                        os.replace(executed, kept)
-                    raise ReportError(f"error: the {nb} notebook failed: {type(e).__name__}: "
-                                      f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
-                                      f"  the executed notebook with the traceback is {kept}; "
-                                      f"the previous reports in {out_dir} are untouched") from None
-                (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
-                timings[nb] = round(time.perf_counter() - t1, 2)
-            manifest["timings_seconds"] = timings
-            manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}
-            over = [f"{nb}.html is {_size(size)}, above the {_size(HTML_BUDGET_BYTES)} budget for a "
-                    "readable report (reports.HTML_BUDGET_BYTES): a table grew with the customers — cap it"
-                    for nb, size in manifest["html_bytes"].items() if size > HTML_BUDGET_BYTES]
-            out_dir.mkdir(parents=True, exist_ok=True)
-            files = []
-            names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
-            names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
-            (out_dir / "calibration").mkdir(exist_ok=True)
-            with signals_deferred():  # Ctrl-C / SIGTERM during the renames: all new files, or all old ones
-                for name in names:
-                    os.replace(staging / name, out_dir / name)
-                    files.append(out_dir / name)
-                write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-                files.append(manifest_path)
-                if other:  # --replace: nothing of the other build stays beside these reports
-                    keep = {p.resolve() for p in files}
-                    for f in sorted(out_dir.rglob("*"), reverse=True):
-                        if f.is_file() and f.resolve() not in keep:
-                            f.unlink()
-            shutil.rmtree(out_dir / "failed", ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        write_index(reports_dir)
-        return BuildResult(quarter, out_dir, files, time.perf_counter() - t0, warnings=over)
+                    old = json.loads(manifest_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    old = {}
+            other = bool(old) and _other_build(out_dir, old, load_scheme(scheme_path).id, data, replace)
+            if not force and old and not other:
+                if old.get("inputs") == fingerprints and old.get("package_version") == __version__ and all(
+                        (out_dir / f"{nb}.html").is_file() for nb in NOTEBOOKS):
+                    return BuildResult(quarter, out_dir, [], time.perf_counter() - t0, skipped=True)
+            if loaded is None:
+                loaded = load_data(data)  # validated once; every report reads these tables
+            check_period(quarter, loaded.tables.date_range()[0], data_end(loaded))
+
+            staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
+            if staging.exists():
+                shutil.rmtree(staging)
+            from .atomic import remove_orphans
+
+            remove_orphans(reports_dir, f".staging-{quarter}-")  # what a killed build left (we hold the lock)
+            staging.mkdir(parents=True)
+            timings: dict[str, float] = {}
+            try:
+                from .grading_report import prepare_grading_report
+
+                t1 = time.perf_counter()
+                report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
+                report.save(staging / "bundle")
+                timings["prepare"] = round(time.perf_counter() - t1, 2)
+                manifest = {
+                    "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
+                    "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
+                    "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
+                    "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
+                    "customers": int(len(report.grading)),
+                    "headline": _headline(report),
+                }
+                t1 = time.perf_counter()
+                calib_dir = staging / "calibration"
+                manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
+                timings["calibrate"] = round(time.perf_counter() - t1, 2)
+                generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+                # the review notebook reads the grading and, for its sample's seed, the manifest beside it
+                write_frame(report.grading, staging / "grading.parquet")
+                write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                bundle = (staging / "bundle").resolve()
+                common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
+                params = {
+                    "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
+                    "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
+                               "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
+                    "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
+                }
+                for nb in progress(NOTEBOOKS, desc="reports", unit="notebook"):
+                    t1 = time.perf_counter()
+                    executed = staging / f"{nb}.ipynb"
+                    try:
+                        _execute(paths.notebooks_dir() / f"{nb}.ipynb", executed, params[nb], paths.root())
+                    except Exception as e:  # papermill's PapermillExecutionError and kernel failures
+                        failed_dir = out_dir / "failed"
+                        failed_dir.mkdir(parents=True, exist_ok=True)
+                        kept = failed_dir / f"{nb}.ipynb"
+                        if executed.exists():
+                            os.replace(executed, kept)
+                        raise ReportError(f"error: the {nb} notebook failed: {type(e).__name__}: "
+                                          f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
+                                          f"  the executed notebook with the traceback is {kept}; "
+                                          f"the previous reports in {out_dir} are untouched") from None
+                    (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
+                    timings[nb] = round(time.perf_counter() - t1, 2)
+                manifest["timings_seconds"] = timings
+                manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}
+                over = [f"{nb}.html is {_size(size)}, above the {_size(HTML_BUDGET_BYTES)} budget for a "
+                        "readable report (reports.HTML_BUDGET_BYTES): a table grew with the customers — cap it"
+                        for nb, size in manifest["html_bytes"].items() if size > HTML_BUDGET_BYTES]
+                out_dir.mkdir(parents=True, exist_ok=True)
+                files = []
+                names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
+                names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
+                (out_dir / "calibration").mkdir(exist_ok=True)
+                with signals_deferred():  # Ctrl-C / SIGTERM during the renames: all new files, or all old ones
+                    for name in names:
+                        os.replace(staging / name, out_dir / name)
+                        files.append(out_dir / name)
+                    write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                    files.append(manifest_path)
+                    if other:  # --replace: nothing of the other build stays beside these reports
+                        keep = {p.resolve() for p in files}
+                        for f in sorted(out_dir.rglob("*"), reverse=True):
+                            if f.is_file() and f.resolve() not in keep:
+                                f.unlink()
+                shutil.rmtree(out_dir / "failed", ignore_errors=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            write_index(reports_dir)
+            return BuildResult(quarter, out_dir, files, time.perf_counter() - t0, warnings=over)
+
+    finally:
+        if loaded is not None:
+            loaded.tables.release()  # Spark: what the tables persisted on the executors
 
 
 def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:

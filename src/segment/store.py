@@ -25,6 +25,7 @@ path never does it.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -152,6 +153,35 @@ class TableSet:
     def columns(self, name: str) -> list[str]:
         return list(self._columns[name])
 
+    def graded(self, scheme, as_of, source: str = "the scheme", *, keep_snapshot: bool = True):
+        """The snapshot at ``as_of`` graded with ``scheme`` (not per group: see
+        ``segment.pipeline.grade_snapshot``), CRM-lost customers left out: the grading, the snapshot
+        (None when not ``keep_snapshot`` and the engine need not fetch it) and how many were left out.
+        Here: the snapshot in pandas, graded by the scheme's SQL in DuckDB; Spark overrides it."""
+        from .features import snapshot
+        from .pipeline import grade_current
+
+        snap = snapshot(self, as_of)
+        grading, n_lost = grade_current(snap, scheme, as_of, source)
+        return grading, snap, n_lost
+
+    def release(self) -> None:
+        """Free what the tables hold outside this process (Spark's persisted frames). DuckDB's
+        database goes with the object."""
+
+    def fingerprint(self, name: str) -> str:
+        """sha256 of table ``name``'s content — its columns, its row count and the sum of a 64-bit hash
+        of every row — computed where the table is (two numbers come back, not the table). What
+        ``segment report`` records of a SQL source to tell a changed database."""
+        import hashlib
+
+        if name not in self._columns:
+            return hashlib.sha256(b"absent").hexdigest()
+        cols = self._columns[name]
+        h = self.d.row_hash([self.d.q(c) for c in cols])
+        n, total = self._one(f"SELECT count(*), CAST(sum(CAST({h} AS DECIMAL(38, 0))) AS STRING) FROM t_{name}")
+        return hashlib.sha256(json.dumps([cols, int(n), str(total)]).encode("utf-8")).hexdigest()
+
 
 class Tables(TableSet):
     """The contract's tables, validated and typed, in a DuckDB database (memory, or a file in a
@@ -222,9 +252,24 @@ class Tables(TableSet):
         where = f" WHERE {self.filters[name]}" if name in self.filters else ""
         return f"SELECT {cols} FROM t_{name}{where}"
 
-    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+    def _one(self, sql: str) -> tuple:
+        return self.con.execute(sql).fetchone()
+
+    @property
+    def d(self):
+        """The SQL dialect of :meth:`sql` (DuckDB's)."""
+        from .features import DUCKDB
+
+        return DUCKDB
+
+    def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
+        """``query`` over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``: one column
+        ``customer_id`` holding ``wanted``, when given), in pandas. The same method on Spark
+        (:class:`segment.engines.SparkTables`) runs the same query there."""
         cur = self.cursor()
         try:
+            if wanted is not None:
+                cur.register("wanted", _wanted_frame(wanted))
             return cur.execute(query, params or []).df()
         finally:
             cur.close()
@@ -284,12 +329,16 @@ class Tables(TableSet):
         cur = self.cursor()
         try:
             if restricted:
-                ids = pd.DataFrame({"customer_id": pd.Series(sorted({str(c) for c in customers}), dtype="string")})
-                cur.register("wanted", ids)
+                cur.register("wanted", _wanted_frame(customers))
             result = run_duckdb(cur, p)
         finally:
             cur.close()
         return _to_pandas(result, p.day, p.keep)
+
+
+def _wanted_frame(ids: Iterable[str]) -> pd.DataFrame:
+    """The ``wanted`` relation: each customer id once, as text, sorted."""
+    return pd.DataFrame({"customer_id": pd.Series(sorted({str(c) for c in ids}), dtype="string")})
 
 
 class _Owner:

@@ -85,17 +85,17 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
     otherwise returns the tables (declared drops applied) and the report. The tables live in DuckDB
     (:class:`segment.store.Tables`: in memory, or in a database file for big sources); every cast and
-    every check runs there, once, in SQL. ``engine="spark"`` (what ``segment validate`` passes for a
-    config with ``engine: spark``): the same SQL runs on Spark and the tables stay there
-    (:class:`segment.engines.SparkTables`); the default keeps them in DuckDB for the commands that
-    work on local tables."""
+    every check runs there, once, in SQL. With ``engine: spark`` in the config (or ``engine="spark"``)
+    the same SQL runs on Spark and the tables stay there (:class:`segment.engines.SparkTables`: the
+    same snapshot, grading and ``sql`` methods); ``engine`` (duckdb or spark) overrides the config's."""
     path = Path(path)
     config = read_data_config(path)
     as_of_ts = parse_as_of(as_of, "--as-of") if as_of is not None else None  # before reading any table
     problems: list[Problem] = []
     if as_of_ts is None and config.as_of is not None:
         as_of_ts = pd.Timestamp(config.as_of)
-    if engine not in (None, "duckdb", "spark"):
+    engine = config.engine if engine is None else engine
+    if engine not in ("duckdb", "spark"):
         raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
     if engine == "spark":
         from .engines import load_spark
