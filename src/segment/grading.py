@@ -306,8 +306,8 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
         inel = spark.sql(compile_ineligible(scheme, columns, SPARK, group_col=group, kinds=kinds)).toPandas()
         inel = inel.sort_values(by, kind="stable")[["customer_id"]].astype("string").reset_index(drop=True)
     codes = {c: rows[c].to_numpy() for c in code_columns(scheme)}
-    values = {c: (rows[c].astype("string").array if rows[c].dtype == object else rows[c].to_numpy())
-              for c in rows.columns if c not in codes}
+    values = {c: (rows[c].astype(pd.StringDtype()).array if pd.api.types.is_string_dtype(rows[c].dtype)
+                  else rows[c].to_numpy()) for c in rows.columns if c not in codes}  # texts as DuckDB's: NA
     day = pd.Timestamp(as_of) if as_of is not None else pd.NaT
     return decode(codes, values, scheme, day, inel)
 

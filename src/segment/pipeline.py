@@ -107,18 +107,19 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
         raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
                            f"`{group_by}` column; map one in the data config or remove `group_by`")
     with_opp = "opportunities" in tables.present() and group_by in tables.columns("opportunities")
-    col = '"' + group_by.replace('"', '""') + '"'
+    d = tables.d  # the engine's SQL (DuckDB or Spark)
+    col = d.q(group_by)
     union = f"SELECT {col} AS g, customer_id FROM tx" + (f" UNION ALL SELECT {col}, customer_id FROM op" if with_opp else "")
-    members = tables.sql(f"SELECT g, list(DISTINCT customer_id ORDER BY customer_id) AS ids FROM ({union}) "
-                         "WHERE g IS NOT NULL GROUP BY g ORDER BY g")
+    pairs = tables.sql(f"SELECT DISTINCT g, customer_id FROM ({union}) AS u WHERE g IS NOT NULL "
+                       "AND customer_id IS NOT NULL")
+    members = pairs.astype({"g": "string", "customer_id": "string"}).groupby("g", sort=True)["customer_id"]
     parts = []
-    for g, ids in zip(members["g"], members["ids"]):
-        lit = "'" + str(g).replace("'", "''") + "'"
+    for g, ids in members:
+        lit = d.text(str(g))
         filters = {"transactions": f"{col} = {lit}"}
         if with_opp:
             filters["opportunities"] = f"{col} = {lit}"
-        ids = [i for i in ids if i is not None]
-        snap = tables.where(**filters).snapshot(as_of, customers=ids)
+        snap = tables.where(**filters).snapshot(as_of, customers=sorted(ids))
         snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
         parts.append(snap)
     if not parts:
