@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark bench bench-quick bench-big lab docs realdata clean
+.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,8 +50,8 @@ review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the late
 report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
 	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME) $(if $(REPORTS),--reports-dir $(REPORTS)) $(if $(REPLACE),--replace)
 
-test: $(STAMP)  ## the test suite (without the slow, browser and spark markers), one pytest-xdist worker per core
-	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not browser and not spark"
+test: $(STAMP)  ## the test suite (without the slow, browser, spark and postgres markers), one pytest-xdist worker per core
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not browser and not spark and not postgres"
 
 test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debian's chromium + CJK fonts if missing)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \
@@ -63,6 +63,13 @@ test-spark: $(STAMP)  ## Spark (local[2]) gives the same validation and snapshot
 	@java -version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } \
 	  || echo "warning: no working java and none could be installed: the Spark tests are skipped (Spark needs Java 17)"
 	$(BIN)/python -m pytest -q -m spark || [ $$? -eq 5 ]  # 5: the module skipped itself (no java), said above
+
+test-postgres: $(STAMP)  ## SQL sources on a throwaway PostgreSQL server: time zones, read-only (installs psycopg and PostgreSQL if missing)
+	@$(BIN)/python -c "import psycopg" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
+	  || echo "warning: no PostgreSQL server and none could be installed: the PostgreSQL tests are skipped"
+	$(BIN)/python -m pytest -q -m postgres
 
 test-slow: $(STAMP)  ## the slow checks: every built-in scheme × two quarters × the three reports (~7 min; CI runs it)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal -m slow

@@ -465,3 +465,35 @@ def test_placeholder_dates_in_parquet_are_an_error_on_both_paths(tmp_path, monke
         errors.append(str(e.value))
         assert "date outside 1677-09-22 … 2262-04-11" in str(e.value) and "0001-01-01" in str(e.value)
     assert errors[0] == errors[1]
+
+
+def test_a_declared_timezone_reads_instants_as_its_wall_clock(tmp_path, monkeypatch, capsys):
+    """`timezone:` (per table, or the data config's for every table) turns zone-aware timestamps into
+    that zone's wall-clock time: a UTC export of a CRM in Asia/Shanghai is not shifted 8 hours."""
+    from segment.cli import main
+
+    tx = pd.DataFrame({"customer_id": ["C1", "C1", "C2"], "amount": [10.0, 20.0, 5.0],
+                       "date": pd.to_datetime(["2026-06-29 16:30", "2026-06-30 16:10", "2026-05-02 15:50"])
+                       .tz_localize("UTC")})
+    tx.to_parquet(tmp_path / "tx.parquet")
+    wall = [pd.Timestamp("2026-06-30 00:30"), pd.Timestamp("2026-07-01 00:10"), pd.Timestamp("2026-05-02 23:50")]
+    for text in ("tables:\n  transactions: {path: tx.parquet, timezone: Asia/Shanghai}\n",
+                 "timezone: Asia/Shanghai\ntables:\n  transactions: {path: tx.parquet}\n",
+                 "timezone: Europe/Berlin\ntables:\n  transactions: {path: tx.parquet, timezone: Asia/Shanghai}\n"):
+        (tmp_path / "data.yaml").write_text(text, encoding="utf-8")
+        for storage in ("memory", "disk"):
+            monkeypatch.setenv("SEGMENT_STORAGE", storage)
+            tables = load_data(tmp_path / "data.yaml").tables
+            assert tables.get("transactions")["date"].tolist() == wall, text
+    snap = snapshot(tables, "2026-06-30").set_index("customer_id")
+    assert snap.loc["C1", "annual_amount"] == 10.0  # the order at 00:10 on 07-01 in Shanghai is after the cut
+    # undeclared: the zone the file records (UTC) — as written in the file
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet}\n", encoding="utf-8")
+    assert load_data(tmp_path / "data.yaml").tables.get("transactions")["date"].tolist() == \
+        list(tx["date"].dt.tz_localize(None))
+    # a zone nobody knows: exit 2 naming the key
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.parquet, timezone: China/Beijing}\n",
+                                        encoding="utf-8")
+    assert main(["validate", "--data", str(tmp_path / "data.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "timezone" in err and "unknown time zone 'China/Beijing'" in err and "Asia/Shanghai" in err

@@ -82,7 +82,16 @@ class TableSource(BaseModel):
     columns: dict[str, str] = Field(default_factory=dict, description="source column name → contract name")
     date_format: str | None = Field(None, description="strftime format of the date columns; default: ISO")
     amount_unit: float = Field(1.0, gt=0, description="multiply currency columns by this (万元 → 10000)")
+    timezone: str | None = Field(None, description="IANA zone (Asia/Shanghai) in which zone-aware timestamps "
+                                 "(instants) are read as wall-clock times; default: the data config's "
+                                 "`timezone:`, else the zone the source records (Parquet, Excel) or shows "
+                                 "(PostgreSQL's session TimeZone)")
     drop: list[Literal[DROPPABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        return None if v is None else known_zone(v)
 
     @field_validator("encoding")
     @classmethod
@@ -127,6 +136,18 @@ class TableSource(BaseModel):
         return self
 
 
+def known_zone(v: str) -> str:
+    """``v`` if it names an IANA time zone, else a ValueError saying what to write."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(v))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown time zone {v!r}; write an IANA name such as Asia/Shanghai, Europe/Berlin or "
+                         "UTC") from None
+    return str(v)
+
+
 class SparkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     master: str = Field("local[*]", description="Spark master URL: local[*], spark://host:7077, yarn, k8s://…")
@@ -145,11 +166,22 @@ class DataConfig(BaseModel):
         "auto", description="where DuckDB keeps the validated tables (segment.store): memory, disk (a database "
         "file in a temporary folder: data bigger than memory; `duckdb` is its former name), or auto (disk for "
         "Parquet/CSV transactions of 10 M lines or 1 GiB or more)")
+    timezone: str | None = Field(None, description="IANA zone for every table's zone-aware timestamps (a "
+                                 "table's own `timezone:` wins)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        return None if v is None else known_zone(v)
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":
         if "transactions" not in self.tables:
             raise ValueError("`tables.transactions` is missing: it is the one mandatory table")
+        if self.timezone is not None:  # the config's zone is each table's unless it declares its own
+            for src in self.tables.values():
+                if src.timezone is None:
+                    src.timezone = self.timezone
         return self
 
 
@@ -360,6 +392,21 @@ def duckdb_ready(df: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _in_zone(frame: pd.DataFrame, zone: str | None) -> pd.DataFrame:
+    """Zone-aware columns of a query result shown in ``zone`` (pandas hands PostgreSQL's timestamptz
+    over in UTC: a CRM in Asia/Shanghai would move 8 hours); ``zone`` None: as they came."""
+    if zone is None:
+        return frame
+    try:
+        known_zone(zone)
+    except ValueError:
+        return frame  # a zone Python does not know (a POSIX string): the declared `timezone:` decides
+    for c in frame.columns:
+        if getattr(frame[c].dtype, "tz", None) is not None:
+            frame[c] = frame[c].dt.tz_convert(zone)
+    return frame
+
+
 def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str]:
     """The raw source as a DataFrame (text columns as str where the format allows) and a label."""
     key = f"tables.{name}"
@@ -382,12 +429,15 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
             engine = sqlalchemy.create_engine(url)
             try:
                 with engine.connect() as con:
+                    shown = None  # the zone the database shows its timestamps in
                     if con.dialect.name == "postgresql":
                         con.exec_driver_sql("SET TRANSACTION READ ONLY")
+                        shown = str(con.exec_driver_sql("SHOW TimeZone").scalar())
                     try:
-                        return pd.read_sql(sqlalchemy.text(src.sql.query), con), label
+                        frame = pd.read_sql(sqlalchemy.text(src.sql.query), con)
                     finally:
                         con.rollback()  # whatever the query did, nothing is committed
+                return _in_zone(frame, shown), label
             finally:
                 engine.dispose()
         except SegmentError:

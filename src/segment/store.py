@@ -812,8 +812,8 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
         c = _q(col.name)
         if col.dtype in ("date", "datetime"):
             if "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMP") or typ == "DATE":
-                if "WITH TIME ZONE" in typ:  # the wall-clock time where it was recorded, as pandas' tz_localize(None)
-                    stage1.append(f"{d.wall_clock(ref, zones.get(src_col, 'UTC'))} AS {c}")
+                if "WITH TIME ZONE" in typ:  # the wall-clock time in the declared zone, else where it was recorded
+                    stage1.append(f"{d.wall_clock(ref, src.timezone or zones.get(src_col, 'UTC'))} AS {c}")
                 else:
                     stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
                 checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", Texts.DATE_RANGE,
