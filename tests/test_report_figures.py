@@ -122,6 +122,12 @@ def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_chur
     t = by_line.table()
     assert t.index.name == "product line" and int(t["customers"].sum()) == len(r.grading) > 0
     assert "grades each product line of a customer on its own" in r.churn_by_tier()._repr_html_()
+    # the summary counts grades and customers apart (a customer has one grade per product line)
+    summary = r.summary()._repr_html_()
+    n_customers = r.grading["customer_id"].nunique()
+    assert n_customers < len(r.grading)
+    assert (f"{len(r.grading):,} customer × product line grades were made for {n_customers:,} customers" in summary)
+    assert "of grades" in summary and "customers were graded" not in summary
     one = prepare_grading_report(loaded, resolve("s5_order_count_grades"), "2026Q3", reports_dir=tmp_path)
     assert "grades each customer once, not per product line" in one.breakdown("group")._repr_html_()
 

@@ -150,10 +150,17 @@ class GradingReport:
     def summary(self) -> Section:
         t = self.tier_table()
         total_rev = t["revenue_12m"].sum()
-        parts = [f"{r.label} {r.customers:,} ({r.customer_share:.1%} of customers, {r.revenue_share:.1%} of revenue)"
+        grouped = "group" in self.grading  # one row per customer and product line (S8): say so, count both
+        rows = "grades" if grouped else "customers"
+        parts = [f"{r.label} {r.customers:,} ({r.customer_share:.1%} of {rows}, {r.revenue_share:.1%} of revenue)"
                  for r in t.itertuples()]
-        text = (f"{len(self.grading):,} customers were graded, bringing {money(total_rev)} of revenue over the last "
-                f"12 months. By tier: {'; '.join(parts)}.")
+        if grouped:
+            per = (self.scheme.group_by or "group").replace("_", " ")
+            head = (f"{len(self.grading):,} customer × {per} grades were made for "
+                    f"{self.grading['customer_id'].nunique():,} customers")
+        else:
+            head = f"{len(self.grading):,} customers were graded"
+        text = f"{head}, bringing {money(total_rev)} of revenue over the last 12 months. By tier: {'; '.join(parts)}."
         if self.lost_before:
             text += f" {self.lost_before:,} customers the CRM marks lost were not graded."
         out = [p(text)]
@@ -168,7 +175,7 @@ class GradingReport:
             change = ", ".join(f"{lab} {dd:+,}" for lab, dd in zip(t["label"], d))
             rev_change = total_rev - prev["revenue_12m"].sum()
             out.append(p(f"Since {self.previous_quarter}{' (after review)' if self.previous_reviewed else ''}: "
-                         f"{up:,} customers moved up and {down:,} down; {new:,} are graded for the first time and "
+                         f"{up:,} {rows} moved up and {down:,} down; {new:,} are graded for the first time and "
                          f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
                          f"changed by {money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
         if self.churn is not None and len(self.churn):
