@@ -496,8 +496,43 @@ def test_text_from_the_data_stays_text_in_the_sheet(quarter, scheme, customers):
     head = [c.value for c in ws[1]]
     cell = ws.cell(row=2, column=head.index("name") + 1)
     assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
-    df = read_sheet(csv_path)
-    assert df.loc[0, "name"].startswith("'=HYPERLINK") and df.loc[0, "contact_name"] == "<script>alert(1)</script>"
+    raw = csv_path.read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in raw and ',=HYPERLINK' not in raw  # inert in a spreadsheet ...
+    from segment.review import _read_sheet_frame
+
+    df = _read_sheet_frame(csv_path)  # ... and read back (as apply does) as written in the CRM
+    assert df.loc[0, "name"] == '=HYPERLINK("http://evil.example","x")'
+    assert df.loc[0, "contact_name"] == "<script>alert(1)</script>"
+
+
+def test_every_csv_segment_writes_neutralises_formulas_and_reads_them_back(quarter, scheme, tmp_path):
+    """Gradings, review sheets, approved gradings and the audit log: a text cell starting with = + - @
+    tab or CR is written with a leading ' (a spreadsheet shows it as text) and read back unchanged."""
+    from segment.atomic import write_frame
+    from segment.review import _read_grading, reviewer_changes
+
+    g = pd.read_parquet(quarter / "grading.parquet")
+    g["customer_id"] = g["customer_id"].astype(object)
+    evil = ['=HYPERLINK("http://evil.example","x")', "+1 555", "-cmd", "@SUM(A1)", "\tx", "'=already"]
+    g.loc[: len(evil) - 1, "customer_id"] = evil
+    write_frame(g, tmp_path / "g.csv")
+    text = (tmp_path / "g.csv").read_text(encoding="utf-8")
+    assert "\n'=HYPERLINK" in text.replace('"', "") and "\n'+1 555," in text and "\n''=already," in text
+    back = _read_grading(tmp_path / "g.csv")
+    assert back["customer_id"].head(len(evil)).tolist() == evil
+    # a reviewer's name and reason reach the audit log inert, and come back as typed
+    xlsx, _ = export_review(tmp_path / "g.csv", scheme, tmp_path, ReviewParams())
+    sheet = read_sheet(xlsx)
+    row = sheet.index[0]
+    edit(xlsx, {row: {"confirm": "no", "new_tier": [t.id for t in scheme.tiers if t.id != sheet.loc[row, "tier"]][0],
+                      "reason": "-1 tier: the CFO says so", "reviewer": "@ops"}})
+    log = tmp_path / "audit_log.csv"
+    apply_review(xlsx, tmp_path / "g.csv", scheme, tmp_path / "approved.csv", log, when=WHEN)
+    assert "'-1 tier: the CFO says so" in log.read_text(encoding="utf-8-sig") and ",'@ops," in log.read_text(encoding="utf-8-sig")
+    ch = reviewer_changes(log)
+    assert ch["reason"].tolist() == ["-1 tier: the CFO says so"] and ch["reviewer"].tolist() == ["@ops"]
+    approved = _read_grading(tmp_path / "approved.csv")
+    assert set(evil) <= set(approved["customer_id"])
 
 
 def test_export_never_overwrites_a_sheet_with_decisions(quarter, scheme):

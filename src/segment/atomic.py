@@ -130,15 +130,82 @@ def write_text(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
+#: a spreadsheet cell starting with one of these is (or starts) a formula in Excel, LibreOffice or
+#: Google Sheets — `=HYPERLINK(…)` in a customer name would run when a reviewer opens the CSV
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_text(v):
+    """A text cell made inert for spreadsheets: prefixed with ``'`` when it starts with a formula
+    character (after any apostrophes, so that :func:`restore_text` gives back exactly what was written)."""
+    return "'" + v if isinstance(v, str) and v.lstrip("'").startswith(FORMULA_START) else v
+
+
+def restore_text(v):
+    """The value :func:`neutralise_text` was given."""
+    return v[1:] if isinstance(v, str) and v.startswith("'") and v.lstrip("'").startswith(FORMULA_START) else v
+
+
+def _map_text(df: pd.DataFrame, fn) -> pd.DataFrame:
+    from pandas.api import types as t
+
+    out = None
+    for c in df.columns:
+        col = df[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = col.cat.categories
+            if not t.is_string_dtype(cats.dtype):
+                continue
+            mapped = [fn(v) for v in cats]
+            if mapped == list(cats):
+                continue
+            new = col.cat.rename_categories(mapped) if len(set(mapped)) == len(mapped) else col.astype(object).map(fn)
+        elif t.is_string_dtype(col.dtype) and not t.is_numeric_dtype(col.dtype):
+            text = col.astype("string")
+            hit = text.str.lstrip("'").str.startswith(FORMULA_START).fillna(False) & text.str.len().gt(0).fillna(False)
+            if not hit.any():
+                continue
+            new = col.copy()
+            new[hit.to_numpy()] = [fn(v) for v in col[hit.to_numpy()]]
+        else:
+            continue
+        if out is None:
+            out = df.copy()
+        out[c] = new
+    return df if out is None else out
+
+
+def neutralise(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell made inert for spreadsheets (:func:`neutralise_text`); numbers are
+    never touched. Every CSV segment writes goes through this; readers call :func:`restore`."""
+    return _map_text(df, neutralise_text)
+
+
+def restore(df: pd.DataFrame) -> pd.DataFrame:
+    """What :func:`neutralise` was given (for the text columns of a CSV segment wrote)."""
+    return _map_text(df, restore_text)
+
+
 def write_frame(df: pd.DataFrame, target: str | Path) -> Path:
-    """A DataFrame as .parquet or .csv (UTF-8), atomically."""
+    """A DataFrame as .parquet or .csv (UTF-8, text cells neutralised for spreadsheets), atomically."""
     target = Path(target)
     with atomic_path(target) as tmp:
         if target.suffix.lower() == ".csv":
-            _write_csv(df, tmp)
+            write_csv(df, tmp)
         else:
             df.to_parquet(tmp, index=False)
     return target
+
+
+def write_csv(df: pd.DataFrame, path: Path, *, bom: bool = False) -> None:
+    """``df`` as CSV at ``path`` (not atomically: see :func:`write_frame`), text cells neutralised for
+    spreadsheets (:func:`neutralise`); ``bom``: UTF-8 with a byte-order mark (Excel reads Chinese
+    right), written by pandas."""
+    df = neutralise(df)
+    if bom:
+        df.to_csv(path, index=False, encoding="utf-8-sig")
+    else:
+        _write_csv(df, path)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from .atomic import sha256_file, atomic_path
+from .atomic import atomic_path, neutralise_text, restore, restore_text, sha256_file, write_csv
 from .conditions import ConditionError, parse
 from .errors import ConfigError, SegmentError
 from .io import pydantic_error, read_yaml
@@ -384,8 +384,8 @@ def _read_grading(path: Path) -> pd.DataFrame:
         raise SegmentError(f"error: grading {path} not found; run `segment report` (or `segment grade`) first")
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, dtype={"customer_id": str, "group": str}, keep_default_na=False,
-                               na_values=[""])
+            return restore(pd.read_csv(path, dtype={"customer_id": str, "group": str}, keep_default_na=False,
+                                       na_values=[""]))
         return pd.read_parquet(path)
     except (ValueError, OSError) as e:
         raise SegmentError(f"error: {path}: cannot read the grading: {str(e).splitlines()[0]}") from None
@@ -427,14 +427,6 @@ def _has_decisions(path: Path) -> int:
     return int((df[cols].fillna("").astype(str).apply(lambda s: s.str.strip()) != "").any(axis=1).sum())
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(v):
-    """Spreadsheet formula injection: text from the data starting with = + - @ is prefixed with '."""
-    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-
-
 def export_review(grading_path: str | Path, scheme, out_dir: str | Path, params: ReviewParams,
                   previous_path: str | Path | None = None, customers: pd.DataFrame | None = None, *,
                   context: pd.DataFrame | None = None, overwrite: bool = False) -> list[Path]:
@@ -471,11 +463,8 @@ def export_review(grading_path: str | Path, scheme, out_dir: str | Path, params:
             sheet = sheet[order]
     with atomic_path(xlsx) as tmp:
         _write_xlsx(sheet, sel, tmp, contact_cols)
-    csv_frame = sheet.copy()
-    for c in contact_cols:
-        csv_frame[c] = csv_frame[c].map(_csv_safe)
     with atomic_path(csv_path) as tmp:
-        csv_frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+        write_csv(sheet, tmp, bom=True)  # every text cell neutralised for spreadsheets
     return [xlsx, csv_path]
 
 
@@ -540,13 +529,12 @@ def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_c
         if c == "score":
             for i in range(2, n + 2):
                 ws.cell(row=i, column=j).number_format = "0.0"
-    # text from the data must stay text (openpyxl would store "=..." as a formula)
-    for j, c in enumerate(cols, start=1):
-        if c in contact_cols or c in ("customer_id", "group", "explanation", "overrides", "why"):
-            for i in range(2, n + 2):
-                cell = ws.cell(row=i, column=j)
-                if isinstance(cell.value, str) and cell.value.startswith("="):
-                    cell.data_type = "s"
+    # text must stay text in every column (openpyxl would store "=..." as a formula); a string cell
+    # starting with + - @ is text to Excel already
+    for row in ws.iter_rows(min_row=2, max_row=n + 1):
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"
     ws.freeze_panes = "B2"
     if n:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{n + 1}"
@@ -650,7 +638,7 @@ def _read_sheet_frame(path: Path) -> pd.DataFrame:
                            ".xlsx or .csv") from None
     df.columns = [str(c).strip() for c in df.columns]
     df = df.fillna("").astype(str).apply(lambda s: s.str.strip())
-    return df
+    return restore(df)  # the ' the export put before a formula-like cell
 
 
 @dataclass
@@ -746,7 +734,7 @@ def _append_audit(audit_log: Path, lines: list[tuple]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for line in lines:
-        w.writerow([_one_line(v) if isinstance(v, str) else v for v in line])
+        w.writerow([neutralise_text(_one_line(v)) if isinstance(v, str) else v for v in line])
     body = buf.getvalue().encode("utf-8")
     fd = os.open(audit_log, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     try:
@@ -904,7 +892,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
                       sha))
     with atomic_path(out_path) as tmp:
         if out_path.suffix.lower() == ".csv":
-            out.to_csv(tmp, index=False, encoding="utf-8")
+            write_csv(out, tmp)
         else:
             out.to_parquet(tmp, index=False)
         if lines:
@@ -1107,7 +1095,7 @@ def reviewer_changes(audit_log: str | Path, since=None, until=None) -> pd.DataFr
         warnings.warn(f"{audit_log}: skipped {len(bad)} line(s) that are not complete audit records ({shown}); "
                       f"{len(records)} record(s) read. The log is never rewritten: a crash during an append "
                       "leaves such a line, and the decisions on it were not applied.", AuditLogWarning, stacklevel=2)
-    df = pd.DataFrame([f for _, f in records], columns=list(AUDIT_HEADER), dtype=object)
+    df = pd.DataFrame([[restore_text(v) for v in f] for _, f in records], columns=list(AUDIT_HEADER), dtype=object)
     df.insert(0, "when", pd.to_datetime(df.pop("timestamp"), utc=True, format="ISO8601"))
 
     def utc(x):
