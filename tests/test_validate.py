@@ -316,3 +316,41 @@ def test_sqlite_sources_are_opened_read_only(tmp_path):
         _read_source(path, "transactions", config.tables["transactions"])
     with sqlite3.connect(db) as con:
         assert [r[0] for r in con.execute("select name from sqlite_master")] == ["orders"]
+
+
+def test_common_slips_are_warned_not_graded_silently(tmp_path, capsys):
+    """Amounts in 万元 without amount_unit, growth rates and shares written as percents, a 0–100
+    survey: each a warning naming the column, its count, rows and an example — and the fix."""
+    from segment.cli import main
+
+    n = 40
+    (tmp_path / "tx.csv").write_text("customer_id,date,amount\n" + "".join(
+        f"C{i % 8},2026-0{1 + i % 9}-1{i % 10},{0.5 + (i % 7) * 1.1:.2f}\n" for i in range(n)), encoding="utf-8")
+    (tmp_path / "cu.csv").write_text("customer_id,industry_growth,budget_growth,market_share\n" + "".join(
+        f"C{i},{12 + i},{0.1 * i:.1f},{35 if i == 3 else 0.2}\n" for i in range(8)), encoding="utf-8")
+    (tmp_path / "it.csv").write_text("customer_id,date,kind,score\n" + "".join(
+        f"C{i},2026-05-0{1 + i},survey,{80 if i < 4 else 8}\n" for i in range(8)), encoding="utf-8")
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.csv}\n  customers: {path: cu.csv}\n"
+                                        "  interactions: {path: it.csv}\n", encoding="utf-8")
+    report = load_data(tmp_path / "data.yaml").report  # warnings only: loads
+    got = {(r.table, r.column): r for r in report.itertuples()}
+    small = got[("transactions", "amount")]
+    assert small.severity == "warning" and small.count == n and "100% of the purchase lines are below 10" in small.problem
+    assert "amount_unit: 10000" in small.problem
+    growth = got[("customers", "industry_growth")]
+    assert growth.count == 8 and "above 1 (100% a year) on 8 of 8 rows" in growth.problem and "0.12" in growth.problem
+    assert ("customers", "budget_growth") not in got  # 0.0 … 0.7: fractions
+    share = got[("customers", "market_share")]
+    assert share.count == 1 and share.rows == "4" and share.example == "35" and "0.35 for 35%" in share.problem
+    scale = got[("interactions", "score")]
+    assert scale.count == 4 and scale.rows == "1, 2, 3, 4" and "0–10 scale" in scale.problem
+    # with amount_unit declared the amounts are plausible
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.csv, amount_unit: 10000}\n",
+                                        encoding="utf-8")
+    assert load_data(tmp_path / "data.yaml").report.empty
+    # every command prints them: segment validate lists them and exits 0
+    (tmp_path / "data.yaml").write_text("tables:\n  transactions: {path: tx.csv}\n  interactions: {path: it.csv}\n",
+                                        encoding="utf-8")
+    assert main(["validate", "--data", str(tmp_path / "data.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "below 10 currency units" in out and "0–10 scale" in out

@@ -573,6 +573,22 @@ class Texts:
     UNKNOWN_CUSTOMERS = "customer_id not in the customers table"
     RETURNS = "negative amounts (returns / cancellations): kept, they reduce revenue"
     ZEROS = "zero amounts: kept, but not purchases: no order, no revenue (a purchase is a line with amount > 0)"
+    OFF_SCALE = ("scores outside the contract's 0–10 scale (a 0–100 or 1–5 survey?): rescale them to 0–10 in the "
+                 "source; the satisfaction bands read 0–10")
+
+    @staticmethod
+    def share_range(col: str) -> str:
+        return f"shares above 1 or below 0: `{col}` is a fraction (0.35 for 35%); write fractions in the source"
+
+    @staticmethod
+    def percent_like(col: str, n: int, known: int) -> str:
+        return (f"`{col}` is above 1 (100% a year) on {n:,} of {known:,} rows: these look like percents (12 for 12%); "
+                "write fractions (0.12) in the source")
+
+    @staticmethod
+    def small_amounts(share: float) -> str:
+        return (f"{share:.0%} of the purchase lines are below 10 currency units: if the source keeps amounts in 万元 "
+                "(or thousands), declare `amount_unit: 10000` (or 1000) for this table")
 
     @staticmethod
     def unparseable_date(date_format: str | None) -> str:

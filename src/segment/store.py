@@ -960,6 +960,29 @@ def _sample(db, table: str, cond: str, example: str = "NULL") -> tuple[list[int]
     return [int(r[0]) for r in rows], (_value(rows[0][1]) if rows else None)
 
 
+#: amounts that look like 万元 (or thousands) read as yuan: SMALL_SHARE of the purchase lines below SMALL_AMOUNT
+SMALL_AMOUNT, SMALL_SHARE = 10.0, 0.9
+
+
+def _plausible(name: str, present: list[str], config: DataConfig) -> list[tuple[str, str]]:
+    """The plausibility checks of a table, from the contract's units: (column, kind) with kind
+    ``share`` (a fraction 0–1), ``growth`` (a rate per year: above 100% on most rows means percents),
+    ``scale`` (a 0–10 score) or ``small`` (currency amounts mostly below 10 without `amount_unit:`)."""
+    out = []
+    for col in TABLES[name].columns:
+        if col.name not in present or col.dtype not in ("float", "int"):
+            continue
+        if col.unit == "fraction":
+            out.append((col.name, "share"))
+        elif col.unit.startswith("fraction"):
+            out.append((col.name, "growth"))
+        elif col.unit.startswith("points 0"):
+            out.append((col.name, "scale"))
+        elif name == "transactions" and col.name == "amount" and config.tables[name].amount_unit == 1:
+            out.append((col.name, "small"))
+    return out
+
+
 #: a transactions row equal to an earlier source line in every column (``dup_rows``, :func:`_duplicate_lines`)
 DUPLICATE = "_row_ IN (SELECT _row_ FROM dup_rows)"
 
@@ -1030,6 +1053,18 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
         dcol = TABLES[name].date_column
         if cutoff and dcol and dcol in columns[name]:
             rule("late", f"{_q(dcol)} >= TIMESTAMP {_lit(cutoff)}")
+        for col, kind in _plausible(name, columns[name], config):  # the common slips, by the contract's units
+            c = _q(col)
+            if kind == "share":
+                rule(f"share:{col}", f"{c} > 1 OR {c} < 0")
+            elif kind == "growth":
+                rule(f"known:{col}", f"{c} IS NOT NULL")
+                rule(f"growth:{col}", f"abs({c}) > 1")
+            elif kind == "scale":
+                rule(f"scale:{col}", f"{c} < 0 OR {c} > 10")
+            elif kind == "small":
+                rule("buys", f"{c} > 0")
+                rule("small", f"{c} > 0 AND {c} < {SMALL_AMOUNT!r}")
         dropping[name] = kept
     counts: dict[str, dict[str, int]] = {}
     for name, rs in rules.items():
@@ -1076,6 +1111,18 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
                 rows, ex = _sample(db, f"t_{name}", cond[name]["late"], _q(dcol))
                 problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows,
                                         counts[name]["late"], ex))
+    for name in columns:  # plausibility: warnings, the data is graded as it is
+        cnt = counts[name]
+        for col, kind in _plausible(name, columns[name], config):
+            if kind == "share":
+                report(name, f"share:{col}", "warning", col, Texts.share_range(col), _q(col))
+            elif kind == "growth" and cnt[f"growth:{col}"] >= 0.5 * max(cnt[f"known:{col}"], 1):
+                report(name, f"growth:{col}", "warning", col, Texts.percent_like(col, cnt[f"growth:{col}"],
+                                                                                cnt[f"known:{col}"]), _q(col))
+            elif kind == "scale":
+                report(name, f"scale:{col}", "warning", col, Texts.OFF_SCALE, _q(col))
+            elif kind == "small" and cnt["buys"] >= 20 and cnt["small"] >= SMALL_SHARE * cnt["buys"]:
+                report(name, "small", "warning", col, Texts.small_amounts(cnt["small"] / cnt["buys"]), _q(col))
     for name, kept in dropping.items():  # the declared drops that held somewhere
         hits = [k for k, rid in ((duplicate, "dup"), (f"({known})", "unknown")) if k in kept and counts[name].get(rid)]
         if hits:
