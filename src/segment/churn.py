@@ -277,7 +277,7 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
         lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
         current = snap[~lost].reset_index(drop=True)
         g = grade(current, scheme, as_of=day)
-        f = g.frame
+        f = g.core  # the panel reads codes and scores, never the explanations
         cols = [c for c in _KEEP if c in f] + [c for c in inds if c in f] + \
                [c for c in f.columns if c.startswith(PTS) or c.startswith(DIM)]
         rows = f[cols].copy()

@@ -19,7 +19,6 @@ the explanation once per distinct combination of bands, adjustments and tier.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -131,16 +130,43 @@ def _text_categorical(table: list[str], codes: np.ndarray, present: np.ndarray |
     return pd.Categorical.from_codes(remap[codes], cats, validate=False)
 
 
-@dataclass
 class Grading:
-    """A graded population. ``frame`` has one row per graded customer (per group for grouped schemes)."""
+    """A graded population. ``frame`` has one row per graded customer (per group for grouped schemes).
 
-    frame: pd.DataFrame
-    scheme: Scheme
-    as_of: pd.Timestamp
-    ineligible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id"]))
-    lost: int = 0  # customers left out because the CRM marks them lost (segment.grade)
-    band_counts: dict = field(default_factory=dict)  # fixed-band indicator → customers per band (last: missing)
+    A scored scheme's explanation columns (``top1``–``top3``, ``points_to_next_tier``, ``explanation``)
+    are computed from the grading's codes the first time ``frame`` is read (a calibration panel, for
+    one, never reads them): ``core`` is the frame without them until then."""
+
+    def __init__(self, frame: pd.DataFrame, scheme: Scheme, as_of: pd.Timestamp,
+                 ineligible: pd.DataFrame | None = None, lost: int = 0, band_counts: dict | None = None, *,
+                 explain=None):
+        self._frame = frame
+        self._explain = explain  # () → {column: values} appended to the frame on first read
+        self.scheme = scheme
+        self.as_of = as_of
+        self.ineligible = ineligible if ineligible is not None else pd.DataFrame(columns=["customer_id"])
+        self.lost = lost  # customers left out because the CRM marks them lost (segment.grade)
+        self.band_counts = band_counts if band_counts is not None else {}  # fixed-band indicator → per band
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._explain is not None:
+            explain, self._explain = self._explain, None
+            for name, values in explain().items():
+                self._frame[name] = values
+        return self._frame
+
+    @frame.setter
+    def frame(self, value: pd.DataFrame) -> None:
+        self._frame, self._explain = value, None
+
+    @property
+    def core(self) -> pd.DataFrame:
+        """The frame as far as it is built: every column but the explanations not yet read."""
+        return self._frame
+
+    def __repr__(self) -> str:
+        return f"Grading({self.scheme.id}, as of {self.as_of}, {len(self._frame):,} rows)"
 
     def warnings(self, share: float = 0.99) -> list[str]:
         """Fixed bands that do not spread the customers: ``share`` or more of those with a value fall in
@@ -398,14 +424,17 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
     out["strategy"] = _text_categorical(["; ".join(x.strategy.actions) for x in tiers], rank, present)
     out["follow_up_days"] = pd.array([x.strategy.follow_up_days for x in tiers], dtype="Int64")[rank]
     out["owner"] = _text_categorical([x.strategy.owner for x in tiers], rank, present)
-    if scheme.scored:
-        out.update(_explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n))
+    explain = None
+    if scheme.scored:  # built from the codes when the frame is first read (Grading.frame)
+        def explain():
+            return _explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n)
     else:
         labels = [f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
                   if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
         out["explanation"] = _text_categorical(labels, gated_rank, np.bincount(gated_rank, minlength=t) > 0)
     # (very wide frames are consolidated, as pandas would, so adding columns later stays fast)
-    return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible, band_counts=band_counts)
+    return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible, band_counts=band_counts,
+                   explain=explain)
 
 
 def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,
