@@ -539,6 +539,14 @@ def test_metrics_json_and_calibrated_scheme(s1, demo):
     again = build_panel(load_data(demo).tables, cal, [TEST], HORIZON, ChurnDefinition(), END_DATE).labelled()
     counts = again["tier"].astype("string").value_counts()
     assert {r["tier"]: r["n"] for r in m["tiers"]["calibrated"]} == {t.id: int(counts.get(t.id, 0)) for t in cal.tiers}
+    # adopting the proposal: the test date's graded customers, expert tier (rows) → calibrated tier (columns)
+    a = m["tiers"]["adopted"]
+    mat = np.array(a["counts"])
+    assert a["tiers"] == [t.id for t in cal.tiers] and mat.sum() == a["graded"] > 0
+    assert mat.sum(axis=1).tolist() == [r["graded"] for r in m["tiers"]["expert"]]
+    assert mat.sum(axis=0).tolist() == [r["graded"] for r in m["tiers"]["calibrated"]]
+    assert a["changed"] == a["up"] + a["down"] == mat.sum() - np.trace(mat)
+    assert a["up"] == int(np.tril(mat, -1).sum())  # a better (earlier) calibrated tier
     # a notebook cell is one call
     assert "<table" in s1._repr_html_() and {"indicator", "weight", "ci_low", "ci_high"} <= set(s1.table().columns)
 

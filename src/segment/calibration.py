@@ -1134,6 +1134,15 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
         t["graded"] = [int(counts.get(i, 0)) for i in tier_ids]
         t["share_graded"] = t["graded"] / max(len(rows), 1)
 
+    # what adopting the proposal would do: the test date's graded customers, expert tier → calibrated tier
+    both = test.rows[["customer_id", "tier"]].merge(test_cal_rows[["customer_id", "tier"]], on="customer_id",
+                                                    suffixes=("_e", "_c"))
+    rank = {t: i for i, t in enumerate(tier_ids)}  # best tier first
+    r_e = both["tier_e"].astype(str).map(rank).to_numpy(dtype=np.intp)
+    r_c = both["tier_c"].astype(str).map(rank).to_numpy(dtype=np.intp)
+    adopted = np.zeros((len(tier_ids), len(tier_ids)), dtype=np.int64)
+    np.add.at(adopted, (r_e, r_c), 1)
+
     # metrics.json
     ci = model.weights_ci_
     dci = model.dimension_weights_ci_
@@ -1195,6 +1204,9 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "monotone_expert": monotone(tiers_exp),
             "violations": monotone_violations(tiers_cal),
             "violations_expert": monotone_violations(tiers_exp),
+            "adopted": {"tiers": tier_ids, "counts": adopted.tolist(), "graded": int(len(both)),
+                        "changed": int(len(both) - np.trace(adopted)), "up": int((r_c < r_e).sum()),
+                        "down": int((r_c > r_e).sum())},
         },
         "warnings": warn,
     }

@@ -164,10 +164,22 @@ class CalibrationReport:
                                                             if r.n))
         keep = ["tier", "label", "n", "churned", "churn_rate", "ci_low", "ci_high"]
         fmt = {"churn_rate": ".1%", "ci_low": ".1%", "ci_high": ".1%"}
-        return Section([p("Calibrated tiers on the test date (95% Wilson intervals):"),
-                        html_table(c[[k for k in keep if k in c]], fmt), chart,
-                        p("Expert tiers on the same customers:"), html_table(e[[k for k in keep if k in e]], fmt),
-                        p("Cut-offs:"), html_table(cut)], [c, e, cut])
+        parts = [p("Calibrated tiers on the test date (95% Wilson intervals):"),
+                 html_table(c[[k for k in keep if k in c]], fmt), chart,
+                 p("Expert tiers on the same customers:"), html_table(e[[k for k in keep if k in e]], fmt),
+                 p("Cut-offs:"), html_table(cut)]
+        frames = [c, e, cut]
+        a = m["tiers"].get("adopted")
+        if a:  # what adopting the proposal would change, customer by customer
+            moves = pd.DataFrame(a["counts"], index=pd.Index(a["tiers"], name="expert \\ calibrated"),
+                                 columns=a["tiers"])
+            share = a["changed"] / max(a["graded"], 1)
+            parts += [p(f"If the proposal were adopted, {a['changed']:,} of the {a['graded']:,} customers graded at "
+                        f"the test date ({share:.1%}) would change tier: {a['up']:,} up, {a['down']:,} down. "
+                        "Rows: tier now (expert); columns: tier under the proposal."),
+                      html_table(moves.reset_index(), {t: "," for t in a["tiers"]})]
+            frames.append(moves)
+        return Section(parts, frames)
 
     def caveats(self) -> Section:
         if (miss := self._missing()) is not None:
