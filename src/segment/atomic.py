@@ -216,6 +216,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     import duckdb
     from pandas.api import types as t
 
+    from .features import DUCKDB
+
     def plain(dt) -> bool:
         if isinstance(dt, pd.CategoricalDtype):  # texts built once per code (the grading's)
             return t.is_string_dtype(dt.categories.dtype)
@@ -228,16 +230,14 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         for c in frame.columns:
             if t.is_bool_dtype(frame[c].dtype):  # pandas writes True / False
                 frame[c] = frame[c].map({True: "True", False: "False"}).astype("string")
-        def q(c: str) -> str:
-            return '"' + c.replace('"', '""') + '"'
-
+        q = DUCKDB.q
         texts = {c for c in frame.columns if not t.is_numeric_dtype(frame[c].dtype)}
         select = ", ".join(f"NULLIF(CAST({q(c)} AS VARCHAR), '') AS {q(c)}" if c in texts else q(c)
                            for c in frame.columns)  # an empty text written empty, as pandas does
         con = duckdb.connect()
         try:
             con.register("frame", frame)
-            con.execute(f"COPY (SELECT {select} FROM frame) TO '{str(path).replace(chr(39), chr(39) * 2)}' "
+            con.execute(f"COPY (SELECT {select} FROM frame) TO {DUCKDB.text(str(path))} "
                         "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')")
             return
         except (duckdb.Error, TypeError, ValueError):  # a column DuckDB cannot take (mixed objects): pandas

@@ -375,11 +375,14 @@ class SparkTables(TableSet):
         for alias, df in self.views().items():
             df.createOrReplaceTempView(alias)
         if wanted is not None:
-            from .store import _wanted_frame
-
-            ids = _wanted_frame(wanted).astype({"customer_id": object})
-            self.spark.createDataFrame(ids, "customer_id string").createOrReplaceTempView("wanted")
+            self._wanted(wanted).createOrReplaceTempView("wanted")
         return self.spark.sql(query).toPandas()
+
+    def _wanted(self, ids: Iterable[str]):
+        """The ``wanted`` relation (``segment.store._wanted_frame``) as a Spark DataFrame."""
+        from .store import _wanted_frame
+
+        return self.spark.createDataFrame(_wanted_frame(ids).astype({"customer_id": object}), "customer_id string")
 
     def rows(self, name: str) -> int:
         return self.db.count(f"t_{name}")
@@ -404,13 +407,10 @@ class SparkTables(TableSet):
         return out
 
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
-        from .store import _wanted_frame
-
         p = plan(self._columns, as_of, restricted=customers is not None, dialect=SPARK)
         views = self.views()
         if customers is not None:
-            views["wanted"] = self.spark.createDataFrame(_wanted_frame(customers).astype({"customer_id": object}),
-                                                         "customer_id string")
+            views["wanted"] = self._wanted(customers)
         return run_spark(self.spark, p, views)
 
     def snapshot_frame(self, as_of):

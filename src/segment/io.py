@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .contract import COMPLETENESS_THRESHOLD, Table
 from .errors import ConfigError, SegmentError
@@ -70,6 +70,22 @@ class SqlSource(BaseModel):
         return read_only_query(v)
 
 
+def known_zone(v: str) -> str:
+    """``v`` if it names an IANA time zone, else a ValueError saying what to write."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(v))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown time zone {v!r}; write an IANA name such as Asia/Shanghai, Europe/Berlin or "
+                         "UTC") from None
+    return str(v)
+
+
+#: an IANA time-zone name, checked when a config is read
+Zone = Annotated[str, AfterValidator(known_zone)]
+
+
 class TableSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str | None = Field(None, description="file path, relative to the data config")
@@ -82,16 +98,11 @@ class TableSource(BaseModel):
     columns: dict[str, str] = Field(default_factory=dict, description="source column name → contract name")
     date_format: str | None = Field(None, description="strftime format of the date columns; default: ISO")
     amount_unit: float = Field(1.0, gt=0, description="multiply currency columns by this (万元 → 10000)")
-    timezone: str | None = Field(None, description="IANA zone (Asia/Shanghai) in which zone-aware timestamps "
+    timezone: Zone | None = Field(None, description="IANA zone (Asia/Shanghai) in which zone-aware timestamps "
                                  "(instants) are read as wall-clock times; default: the data config's "
                                  "`timezone:`, else the zone the source records (Parquet, Excel) or shows "
                                  "(PostgreSQL's session TimeZone)")
     drop: list[Literal[DROPPABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str | None) -> str | None:
-        return None if v is None else known_zone(v)
 
     @field_validator("encoding")
     @classmethod
@@ -136,18 +147,6 @@ class TableSource(BaseModel):
         return self
 
 
-def known_zone(v: str) -> str:
-    """``v`` if it names an IANA time zone, else a ValueError saying what to write."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(str(v))
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {v!r}; write an IANA name such as Asia/Shanghai, Europe/Berlin or "
-                         "UTC") from None
-    return str(v)
-
-
 class SparkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     master: str = Field("local[*]", description="Spark master URL: local[*], spark://host:7077, yarn, k8s://…")
@@ -166,13 +165,8 @@ class DataConfig(BaseModel):
         "auto", description="where DuckDB keeps the validated tables (segment.store): memory, disk (a database "
         "file in a temporary folder: data bigger than memory; `duckdb` is its former name), or auto (disk for "
         "Parquet/CSV transactions of 10 M lines or 1 GiB or more)")
-    timezone: str | None = Field(None, description="IANA zone for every table's zone-aware timestamps (a "
-                                 "table's own `timezone:` wins)")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str | None) -> str | None:
-        return None if v is None else known_zone(v)
+    timezone: Zone | None = Field(None, description="IANA zone for every table's zone-aware timestamps (a "
+                                  "table's own `timezone:` wins)")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":

@@ -127,13 +127,15 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme") -> tuple[Grading, pd.DataFrame, int]:
+def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme", *,
+                   keep_snapshot: bool = True) -> tuple[Grading, pd.DataFrame | None, int]:
     """Snapshot (per group when the scheme says so) → drop CRM-lost customers → grade.
 
-    Returns the grading, the full snapshot (lost customers included) and the number not graded
-    because the CRM marks them lost/closed on or before ``as_of``."""
+    Returns the grading, the full snapshot (lost customers included; None when not ``keep_snapshot``
+    and the engine need not fetch it — Spark) and the number not graded because the CRM marks them
+    lost/closed on or before ``as_of``."""
     if not scheme.group_by:  # where the tables are (DuckDB, or Spark: snapshot and grading on the cluster)
-        return tables.graded(scheme, as_of, source)
+        return tables.graded(scheme, as_of, source, keep_snapshot=keep_snapshot)
     snap = group_snapshots(tables, as_of, scheme.group_by)  # one snapshot per group (on Spark: run there), stacked
     grading, n_lost = grade_current(snap, scheme, as_of, source)
     return grading, snap, n_lost
@@ -181,10 +183,8 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
         if as_of is not None:
             check_as_of(when, loaded.tables.date_range()[0], end, f"--as-of {when.date()} is",
                         str((end + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
-        if scheme_obj.group_by:
-            grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source)
-        else:  # on Spark the snapshot is not fetched: only the graded rows
-            grading, snap, n_lost = loaded.tables.graded(scheme_obj, when, source, keep_snapshot=False)
+        # on Spark the snapshot is not fetched: only the graded rows
+        grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source, keep_snapshot=False)
     finally:
         loaded.tables.release()  # Spark: what the tables persisted on the executors
     if designated is not None:

@@ -615,13 +615,11 @@ class _DuckDB:
     def typed(self, name: str, sql: str | None, extra: list[str]) -> None:
         """``t_<name>`` from ``s_<name>``: ``sql`` over it, or (None) the staged table itself without the
         columns ``extra`` (no second copy)."""
-        if name in self.lazy:  # a view over the file: the staged view's SQL inlined
-            staged = f"({self.views[f's_{name}']}) AS s"
+        if name in self.lazy:  # a view over the staged view over the file (it stays: views hold no rows)
             if sql is None:
                 keep = [c for c in self.columns(f"s_{name}") if c not in extra]
                 sql = f"SELECT {', '.join(self.d.q(c) for c in keep)} FROM s_{name}"
-            self.create(f"t_{name}", sql.replace(f"FROM s_{name}", f"FROM {staged}", 1))
-            self.drop(f"s_{name}")
+            self.create(f"t_{name}", sql)
         elif sql is None:
             for c in extra:
                 self.con.execute(f"ALTER TABLE s_{name} DROP COLUMN {self.d.q(c)}")
