@@ -43,6 +43,8 @@ PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.
 
 
 _NUMBER_CELL = re.compile(r"<td>([-+]?[\d,]*\.?\d+(?:%| 万| 亿)?)</td>")
+_DATE_CELL = re.compile(r"<td>(\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?)</td>")
+_HEADER_CELL = re.compile(r"(<th[^>]*>)(.*?)(</th>)", re.S)
 
 
 def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
@@ -53,7 +55,10 @@ def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: b
         if col in shown:
             shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
     out = shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
-    return _NUMBER_CELL.sub(r'<td class="num">\1</td>', out)  # numbers right-aligned, text left
+    out = _NUMBER_CELL.sub(r'<td class="num">\1</td>', out)  # numbers right-aligned, text left
+    out = _DATE_CELL.sub(r'<td class="date">\1</td>', out)  # a date on one line
+    # a long column name (excluded_never_bought) may wrap after its underscores: wide tables fit 1024 px
+    return _HEADER_CELL.sub(lambda m: m.group(1) + m.group(2).replace("_", "_<wbr>") + m.group(3), out)
 
 
 def p(text: str) -> str:

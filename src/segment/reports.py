@@ -181,49 +181,41 @@ def _git_commit() -> str:
         return ""
 
 
-_CDN = re.compile(r'<script[^>]+src="https?://[^"]*"[^>]*>\s*</script>|<link[^>]+href="https?://[^"]*"[^>]*>', re.I)
-_REMOTE_MODULE = re.compile(r"<script[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*</script>", re.S | re.I)
-_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S | re.I)
+#: the report page's nbconvert template (extends JupyterLab's cell markup; page, CSS and contents ours)
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "report"
+_H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S | re.I)
+_HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.M)
 
 
-_STYLE = """<style>
-body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", system-ui, sans-serif; }
-main { max-width: 1100px; margin: 0 auto; }
-table.segment-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
-/* text left, numbers right: above the lab template's `.jp-RenderedHTMLCommon td { text-align: right }` */
-.jp-RenderedHTMLCommon table.segment-table th, .jp-RenderedHTMLCommon table.segment-table td,
-table.segment-table th, table.segment-table td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }
-.jp-RenderedHTMLCommon table.segment-table td.num,
-table.segment-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.segment-table th { background: #f3f5f7; }
-nav.toc { border: 1px solid #ddd; padding: .5em 1em; margin: 1em 0; background: #fafafa; }
-nav.toc ol { margin: .2em 0; }
-footer.provenance { color: #666; font-size: 12px; border-top: 1px solid #ddd; margin-top: 2em; padding-top: .5em; }
-figure.segment-chart { margin: .5em 0; } figure.segment-chart svg { max-width: 100%; height: auto; }
-@media print {
-  nav.toc { display: none; }
-  .jp-Cell, table.segment-table, figure.segment-chart { break-inside: avoid; }
-  h2 { break-after: avoid; }
-  body { font-size: 11pt; }
-}
-</style>"""
-_H2 = re.compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+def _plain(fragment: str) -> str:
+    """The text of an HTML or Markdown fragment (tags and entities resolved, spaces collapsed)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
 
 
-def _toc(body: str) -> str:
-    """A table of contents from the section headings, placed after the title paragraph."""
-    items = "".join(f'<li><a href="#{i}">{t}</a></li>' for i, t in _H2.findall(body))
-    if not items:
-        return body
-    nav = f'<nav class="toc" aria-label="Contents"><b>Contents</b><ol>{items}</ol></nav>'
-    h1 = body.find("</h1>")
-    at = body.find("</p>", h1) + len("</p>") if h1 != -1 and body.find("</p>", h1) != -1 else body.find("<main>") + 6
-    return body[:at] + nav + body[at:]
+def _page_parts(nb) -> dict:
+    """What the page template needs besides the cells: the report's title (its first ``<h1>`` output,
+    else the notebook's name), the contents (each ``## `` section heading with the id nbconvert gives it)
+    and the cell after which the contents go (the one showing the title; marked in memory only)."""
+    title, toc = "", []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for heading in _HEADING.findall(cell.source):
+                text = _plain(heading)
+                toc.append((text.replace(" ", "-"), text))  # nbconvert's heading id (filters.strings.add_anchor)
+        elif not title:
+            for out in cell.get("outputs", []):
+                found = _H1.search(str(out.get("data", {}).get("text/html", "")))
+                if found:
+                    title = _plain(found.group(1))
+                    cell.metadata["segment_toc"] = True
+                    break
+    return {"title": title, "toc": toc}
 
 
 def to_html(notebook: Path, footer: str = "") -> str:
-    """Render an executed notebook for readers: no code, no prompts, no parameters, no CDN requests;
-    a table of contents, print styles and a provenance footer."""
+    """Render an executed notebook for readers through segment's own nbconvert template
+    (``templates/report``): no code, no prompts, no parameters, nothing fetched from the network; the
+    report's title, a table of contents after it, print styles and the provenance ``footer`` (HTML)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -234,20 +226,12 @@ def to_html(notebook: Path, footer: str = "") -> str:
     c.HTMLExporter.exclude_input = True
     c.HTMLExporter.exclude_input_prompt = True
     c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c)
+    exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATE.parent)], template_name=TEMPLATE.name)
     nb = nbformat.read(notebook, as_version=4)
-    body, _ = exporter.from_notebook_node(nb)
-    body = _MATHJAX.sub("", body)
-    body = _CDN.sub("", body)
-    body = _REMOTE_MODULE.sub("", body)
-    body = body.replace("</head>", _STYLE + "</head>", 1)
-    h1 = re.search(r"<h1[^>]*>(.*?)</h1>", body, re.S)  # the report's own title, not "Notebook"
-    if h1:
-        title = html.escape(html.unescape(re.sub(r"<[^>]+>|¶", "", h1.group(1))).strip())
-        body = re.sub(r"<title>[^<]*</title>", lambda m: f"<title>{title}</title>", body, count=1)
-    body = _toc(body)
-    if footer:
-        body = body.replace("</main>", f'<footer class="provenance">{footer}</footer></main>', 1)
+    parts = _page_parts(nb)
+    parts["title"] = parts["title"] or notebook.stem
+    parts["footer"] = footer
+    body, _ = exporter.from_notebook_node(nb, resources={"segment": parts})
     return body
 
 
