@@ -99,7 +99,7 @@ def _run(case, tmp_path, capsys, base_grading):
     assert code == expected, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
     assert "Traceback" not in out + err
     if expected == 2:
-        assert err.startswith("error:"), err
+        assert err.startswith("error:") and not err.startswith("error: error"), err
         text = err
     else:
         text = out + err

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from segment.conditions import ConditionError, parse
+from segment.conditions import parse
 from segment.errors import ConfigError
-from segment.grading import MissingInputs, grade, indicator_points
+from segment.errors import ConditionError, MissingInputs
+from segment.grading import grade, indicator_points
 from segment.schemes import load_scheme
 
 from .conftest import write
@@ -193,7 +194,7 @@ def test_scheme_errors_name_file_key_and_fix(tmp_path, old, new, key, message):
     with pytest.raises(ConfigError) as e:
         load_scheme(path)
     text = str(e.value)
-    assert text.startswith(f"error: {path}, key `{key}`") and message in text
+    assert text.startswith(f"{path}, key `{key}`") and message in text
 
 
 def test_yaml_python_tags_are_refused(tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from segment.conditions import ConditionError, parse
+from segment.conditions import parse
+from segment.errors import ConditionError
 from segment.errors import ConfigError
 from segment.io import read_yaml
 

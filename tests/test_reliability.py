@@ -161,7 +161,8 @@ def test_credentials_from_the_environment_never_reach_an_output(demo, tmp_path, 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from segment.conditions import ConditionError, parse  # noqa: E402
+from segment.conditions import parse  # noqa: E402
+from segment.errors import ConditionError  # noqa: E402
 
 TOKENS = ["a", "b", "tag", "x", "__import__", "__class__", "os", "system", "(", ")", "[", "]", ",", ".", "'x'",
           '"y"', "'", "1", "2.5", "50万", "15%", "-", "+", "*", "/", ">=", "<=", ">", "<", "==", "!=", "=", "in",

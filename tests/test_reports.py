@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from segment import reports
+from segment.errors import ReportError
 from segment.pipeline import latest_complete_quarter, quarter_end
 
 from .conftest import exclusive, once
@@ -114,10 +115,10 @@ def test_a_failed_notebook_leaves_the_previous_report_untouched(built, demo, mon
         if other != "grading":
             shutil.copy(reports.paths.notebooks_dir() / f"{other}.ipynb", broken / f"{other}.ipynb")
     monkeypatch.setattr(reports.paths, "notebooks_dir", lambda: broken)
-    with pytest.raises(reports.ReportError) as e:
+    with pytest.raises(ReportError) as e:
         reports.build_reports(data=demo, reports_dir=out, force=True)
     msg = str(e.value)
-    assert msg.startswith("error: the grading notebook failed") and "no_such_section" in msg
+    assert msg.startswith("the grading notebook failed") and "no_such_section" in msg
     assert str(q / "failed" / "grading.ipynb") in msg and (q / "failed" / "grading.ipynb").is_file()
     after = {str(p.relative_to(q)): p.read_bytes() for p in sorted(q.rglob("*")) if p.is_file()}
     assert {k: v for k, v in after.items() if not k.startswith("failed/")} == before

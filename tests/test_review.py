@@ -94,7 +94,7 @@ def test_bad_params_name_the_key(tmp_path, text, key, words):
     with pytest.raises(ConfigError) as e:
         load_review_params(path)
     msg = str(e.value)
-    assert msg.startswith(f"error: {path}, key `{key}`") and words in msg
+    assert msg.startswith(f"{path}, key `{key}`") and words in msg
 
 
 # ------------------------------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def test_a_bad_sheet_names_the_rows_and_writes_nothing(exported, scheme, case, f
     with pytest.raises(SegmentError) as e:
         apply_review(bad, quarter / "grading.parquet", scheme, out, log, when=WHEN)
     msg = str(e.value)
-    assert msg.startswith(f"error: {bad}:") and "nothing was applied" in msg
+    assert msg.startswith(f"{bad}:") and "nothing was applied" in msg
     for w in words:
         assert w in msg, (w, msg)
     assert not out.exists() and log.read_bytes() == before
@@ -430,7 +430,7 @@ def test_an_audit_log_with_another_header_is_never_touched(exported, scheme):
               {0: {"confirm": "yes", "reviewer": "张伟"}})
     with pytest.raises(SegmentError) as e:
         apply_review(ok, quarter / "grading.parquet", scheme, quarter / "y.parquet", log)
-    assert str(e.value).startswith(f"error: {log}: not a segment audit log") and "never rewritten" in str(e.value)
+    assert str(e.value).startswith(f"{log}: not a segment audit log") and "never rewritten" in str(e.value)
     assert log.read_bytes() == before and not (quarter / "y.parquet").exists()
 
 

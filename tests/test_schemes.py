@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from segment.cli import main
 from segment.errors import SegmentError
-from segment.grading import MissingInputs, apply_designations, grade, indicator_points
+from segment.errors import MissingInputs
+from segment.grading import apply_designations, grade, indicator_points
 from segment.store import Tables
 from segment.pipeline import grade_snapshot
 from segment.schemes import SCHEMES_DIR, Scheme, load_scheme
@@ -407,7 +408,7 @@ def test_bad_designations_name_the_lines(tmp_path):
     with pytest.raises(SegmentError) as e:
         apply_designations(g, read_designations(path))
     msg = str(e.value)
-    assert msg.startswith(f"error: {path}: ") and "nothing was applied" in msg
+    assert msg.startswith(f"{path}: ") and "nothing was applied" in msg
     assert "lines 2: unknown tier (write one of diamond, gold, silver, copper)" in msg
     assert "lines 3: customer not in this grading" in msg and "lines 4: reason is empty" in msg
     assert "lines 2, 4: customer designated more than once" in msg

@@ -454,7 +454,7 @@ def test_spark_sql_is_generated_for_every_scheme(sid):
 
 
 def test_missing_columns_are_named():
-    from segment.grading import MissingInputs
+    from segment.errors import MissingInputs
 
     with pytest.raises(MissingInputs, match="budget_growth"):
         compile_scheme(S1, ["customer_id", "annual_amount"], DUCKDB)

@@ -363,7 +363,7 @@ def test_a_full_disk_is_a_clear_error(demo, tmp_path, monkeypatch):
     with pytest.raises(SegmentError) as e:
         load_data(demo / "disk.yaml")
     msg = str(e.value)
-    assert msg.startswith(f"error: {demo / 'disk.yaml'}: DuckDB could not keep the tables in {tmp_path}")
+    assert msg.startswith(f"{demo / 'disk.yaml'}: DuckDB could not keep the tables in {tmp_path}")
     assert "No space left on device" in msg and "SEGMENT_TMPDIR" in msg
     assert list(tmp_path.iterdir()) == []
 

@@ -68,9 +68,9 @@ def check_output(target: str | Path, what: str, *, folder: bool = False, inputs:
     target = Path(target)
     full = target.expanduser().absolute()
     if folder and full.exists() and not full.is_dir():
-        raise SegmentError(f"error: {what} {target} is a file; name a folder (it is created if missing)")
+        raise SegmentError(f"{what} {target} is a file; name a folder (it is created if missing)")
     if not folder and full.is_dir():
-        raise SegmentError(f"error: {what} {target} is a folder; name a file in it, e.g. {target / 'grading.csv'}")
+        raise SegmentError(f"{what} {target} is a folder; name a file in it, e.g. {target / 'grading.csv'}")
     resolved = full.resolve()
     for src in () if folder else inputs:
         try:
@@ -78,15 +78,15 @@ def check_output(target: str | Path, what: str, *, folder: bool = False, inputs:
         except OSError:
             same = False
         if same:
-            raise SegmentError(f"error: {what} {target} is one of this run's inputs ({src}): writing it would replace "
+            raise SegmentError(f"{what} {target} is one of this run's inputs ({src}): writing it would replace "
                                "the data; choose another file")
     parent = full.parent if not folder else full
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise SegmentError(f"error: {what} {target}: {parent} is a file, not a folder")
+        raise SegmentError(f"{what} {target}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise SegmentError(f"error: {what} {target}: cannot write into {parent} (permission denied); choose another place")
+        raise SegmentError(f"{what} {target}: cannot write into {parent} (permission denied); choose another place")
     return target
 
 
@@ -103,7 +103,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         remove_orphans(target.parent, f".{target.name}.", ".tmp")
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as e:
-        raise SegmentError(f"error: cannot write {target}: {e.strerror or e}; choose another place") from None
+        raise SegmentError(f"cannot write {target}: {e.strerror or e}; choose another place") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions

@@ -448,16 +448,16 @@ def _scheme_structure(scheme: Scheme) -> tuple[list[str], dict[str, str], dict[s
     """Indicators in score order, each one's dimension, and the expert effective weights. Raises
     ``SegmentError`` for a scheme calibration cannot handle."""
     if not scheme.scored:
-        raise SegmentError(f"error: scheme {scheme.id} has no weighted dimensions (a stage scheme): there are no "
+        raise SegmentError(f"scheme {scheme.id} has no weighted dimensions (a stage scheme): there are no "
                            "weights or cut-offs to calibrate")
     if scheme.group_by:
-        raise SegmentError(f"error: scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
+        raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
                            "needs one grade per customer (calibrate a scheme without `group_by`)")
     home: dict[str, str] = {}
     for d, dim in scheme.dimensions.items():
         for ind in dim.indicators:
             if ind in home:
-                raise SegmentError(f"error: scheme {scheme.id}: indicator {ind!r} is weighted in two dimensions "
+                raise SegmentError(f"scheme {scheme.id}: indicator {ind!r} is weighted in two dimensions "
                                    f"({home[ind]} and {d}); calibration gives each indicator one weight — "
                                    "keep it in one dimension")
             home[ind] = d
@@ -525,17 +525,17 @@ class WeightCalibrator:
         Xa = X[inds].to_numpy(dtype="float64")
         y = np.asarray(y, dtype="float64")
         if len(y) == 0:
-            raise SegmentError("error: no labelled rows to calibrate on (see the panel table for who was left out)")
+            raise SegmentError("no labelled rows to calibrate on (see the panel table for who was left out)")
         if np.isnan(y).any() or np.isnan(Xa).any():
             raise ValueError("X and y must not contain missing values (censored rows are excluded before fitting)")
         churned = int(y.sum())
         if churned == 0 or churned == len(y):
-            raise SegmentError(f"error: the training panel has {churned} churned of {len(y)} labelled rows; a fit "
+            raise SegmentError(f"the training panel has {churned} churned of {len(y)} labelled rows; a fit "
                                "needs both churned and retained customers (choose other dates or a longer horizon)")
         groups = np.arange(len(y)) if groups is None else np.asarray(pd.Series(groups).astype("string").to_numpy(dtype=object))
         gcodes, guniq = pd.factorize(pd.Series(groups, dtype="object"))
         if len(guniq) < 2:  # one cluster: statsmodels divides by zero in the cluster-robust covariance
-            raise SegmentError(f"error: the training panel holds {len(guniq)} customer; weights cannot be fitted on "
+            raise SegmentError(f"the training panel holds {len(guniq)} customer; weights cannot be fitted on "
                                "one customer — calibrate on data with many customers (churned and retained)")
         self.n_rows_, self.n_customers_, self.churned_ = len(y), len(guniq), churned
 
@@ -558,7 +558,7 @@ class WeightCalibrator:
                 res = sm.Logit(y, exog).fit(disp=0, method="newton", maxiter=100, cov_type="cluster",
                                             cov_kwds={"groups": gcodes})
         except Exception as e:  # perfect separation, singular matrix
-            raise SegmentError(f"error: the logistic fit failed ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            raise SegmentError(f"the logistic fit failed ({type(e).__name__}: {str(e).splitlines()[0]}); "
                                "an indicator may separate churners perfectly — check its bands") from None
         self.result_ = res
         self.coef_ = res.params
@@ -604,7 +604,7 @@ class WeightCalibrator:
         pairs = [(cols[a], cols[b]) for a in range(len(cols)) for b in range(a + 1, len(cols))
                  if abs(corr[a, b]) > 0.999999]
         which = f" ({', '.join(f'{a} ~ {b}' for a, b in pairs)})" if pairs else ""
-        return (f"error: scheme {self.scheme.id}: the indicators' points are collinear in the training panel{which}; "
+        return (f"scheme {self.scheme.id}: the indicators' points are collinear in the training panel{which}; "
                 "the data cannot tell their weights apart — drop one of them or give them different bands")
 
     @staticmethod
@@ -713,12 +713,12 @@ def _targets(value, tiers: list[str], key: str) -> list[float]:
         unknown = [t for t in value if t not in tiers]
         missing = [t for t in tiers if t not in value]
         if unknown or missing:
-            raise SegmentError(f"error: cutoffs.{key}: " + (f"unknown tier(s) {unknown}; " if unknown else "")
+            raise SegmentError(f"cutoffs.{key}: " + (f"unknown tier(s) {unknown}; " if unknown else "")
                                + (f"no target for {missing}; " if missing else "")
                                + f"give one per scored tier: {', '.join(tiers)}")
         return [float(value[t]) for t in tiers]
     if len(value) != len(tiers):
-        raise SegmentError(f"error: cutoffs.{key}: {len(value)} value(s) for {len(tiers)} scored tier(s) "
+        raise SegmentError(f"cutoffs.{key}: {len(value)} value(s) for {len(tiers)} scored tier(s) "
                            f"({', '.join(tiers)}); give one per scored tier, highest first")
     return [float(v) for v in value]
 
@@ -761,7 +761,7 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
     s = np.sort(np.asarray(scores, dtype="float64"))[::-1]
     s = s[~np.isnan(s)]
     if len(s) == 0:
-        raise SegmentError("error: no scores to place cut-offs on")
+        raise SegmentError("no scores to place cut-offs on")
     u = np.unique(s)[::-1]  # distinct scores, highest first
     n = len(s)
 
@@ -800,7 +800,7 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
                 got = (f"the lowest it reaches with ≥ {min_tier_rows} rows is {r[ok].min():.1%} "
                        f"({int(m[ok][np.argmin(r[ok])])} rows)" if ok.any()
                        else f"no band below the tier above holds {min_tier_rows} rows")
-                raise SegmentError(f"error: cutoffs.churn_rates: tier {tier!r} cannot keep its training churn rate at "
+                raise SegmentError(f"cutoffs.churn_rates: tier {tier!r} cannot keep its training churn rate at "
                                    f"or below {rate:.1%}; {got}. Raise the target or lower min_tier_rows")
             best = int(hit[-1])  # the lowest cut-off (widest tier) that keeps the rate
             idx.append(best)
@@ -831,7 +831,7 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
         if i < 0:  # nobody: above the highest score, within the highest possible score
             lo, hi = float(u[0]), float(max_score if max_score is not None else u[0] + 1)
             if hi <= lo:
-                raise SegmentError(f"error: cutoffs: tier {tiers[j]!r} would be empty, but the best customers already "
+                raise SegmentError(f"cutoffs: tier {tiers[j]!r} would be empty, but the best customers already "
                                    f"reach the highest possible score {hi:g}; lower its target share")
         else:
             hi = float(u[i])
@@ -857,29 +857,29 @@ def check_dates(train_as_of, test_as_of, horizon_days: int, data_end, data_start
         train_as_of = [train_as_of]
     train = [_day(d, "--train-as-of") for d in train_as_of]
     if not train:
-        raise SegmentError("error: --train-as-of: give at least one training date (YYYY-MM-DD[,YYYY-MM-DD…])")
+        raise SegmentError("--train-as-of: give at least one training date (YYYY-MM-DD[,YYYY-MM-DD…])")
     dup = sorted({d for d in train if train.count(d) > 1})
     if dup:
-        raise SegmentError(f"error: --train-as-of lists {dup[0].date()} twice; give each date once")
+        raise SegmentError(f"--train-as-of lists {dup[0].date()} twice; give each date once")
     train = sorted(train)
     test = _day(test_as_of, "--test-as-of")
     h = horizon_days
     if not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1:
-        raise SegmentError(f"error: --horizon-days must be a whole number of days ≥ 1 (got {h!r})")
+        raise SegmentError(f"--horizon-days must be a whole number of days ≥ 1 (got {h!r})")
     hd = pd.Timedelta(days=int(h))
     end = _day(data_end, "data end")
     if test <= train[-1]:
-        raise SegmentError(f"error: --test-as-of {test.date()} must come after every --train-as-of date "
+        raise SegmentError(f"--test-as-of {test.date()} must come after every --train-as-of date "
                            f"(latest: {train[-1].date()}); out-of-time validation tests on a later date")
     late = [d for d in train if d + hd > test]
     if late:
         raise SegmentError(
-            f"error: --train-as-of {late[-1].date()} + {h} days ends {(late[-1] + hd).date()}, after --test-as-of "
+            f"--train-as-of {late[-1].date()} + {h} days ends {(late[-1] + hd).date()}, after --test-as-of "
             f"{test.date()}: its churn labels would overlap the test period (leakage). Use train dates on or before "
             f"{(test - hd).date()}, a later test date or a shorter --horizon-days")
     if test + hd > end:
         raise SegmentError(
-            f"error: --test-as-of {test.date()} + {h} days ends {(test + hd).date()}, after the data end {end.date()}: "
+            f"--test-as-of {test.date()} + {h} days ends {(test + hd).date()}, after the data end {end.date()}: "
             f"the outcome is not observed yet (censored). Use a test date on or before {(end - hd).date()} or a "
             f"shorter --horizon-days")
     warn = []
@@ -887,7 +887,7 @@ def check_dates(train_as_of, test_as_of, horizon_days: int, data_end, data_start
         start = _day(data_start, "data start")
         early = [d for d in train if d < start]
         if early:
-            raise SegmentError(f"error: --train-as-of {early[0].date()} is before the first transaction "
+            raise SegmentError(f"--train-as-of {early[0].date()} is before the first transaction "
                                f"({start.date()}): there is no history to grade; use later dates")
         young = [d for d in train + [test] if d < start + pd.Timedelta(days=365)]
         if young:
@@ -1038,7 +1038,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     for panel, what in ((train, "training"), (test, "test")):
         empty = panel.counts[panel.counts["labelled"] == 0]
         if len(empty):
-            raise SegmentError(f"error: no customer at risk at the {what} date(s) {', '.join(empty['as_of'])} "
+            raise SegmentError(f"no customer at risk at the {what} date(s) {', '.join(empty['as_of'])} "
                                f"({params.churn.describe()}); choose dates inside the data")
     pcols = [PTS + i for i in inds]
     model = WeightCalibrator(scheme, params.fit.prior_strength, params.fit.bootstrap, conf, params.fit.seed)
@@ -1072,13 +1072,13 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
         if cut_params.method == "keep":
             cutoffs = {t.id: float(t.min_score) for t in scheme.tiers if t.min_score is not None}
             if any(c > probe.max_score() + 1e-9 for c in cutoffs.values()):
-                raise SegmentError(f"error: cutoffs.method keep: the expert cut-off {max(cutoffs.values()):g} is above the "
+                raise SegmentError(f"cutoffs.method keep: the expert cut-off {max(cutoffs.values()):g} is above the "
                                    f"calibrated scheme's highest possible score {probe.max_score():g}; use expert_shares")
         else:
             kw = {"max_customers": cut_params.max_customers, "max_score": probe.max_score()}
             unknown = [t for t in cut_params.max_customers if t not in tiers]
             if unknown:
-                raise SegmentError(f"error: cutoffs.max_customers: unknown or floor tier(s) {unknown}; "
+                raise SegmentError(f"cutoffs.max_customers: unknown or floor tier(s) {unknown}; "
                                    f"scored tiers are {', '.join(tiers)}")
             if cut_params.method == "expert_shares":
                 cum = [float(np.mean(ref_exp >= t.min_score)) for t in scheme.tiers if t.min_score is not None]
@@ -1105,7 +1105,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     try:
         calibrated = Scheme.model_validate({**raw, "provenance": None})
     except ValidationError as e:  # pragma: no cover - the weights and cut-offs above are valid by construction
-        raise SegmentError(f"error: the calibrated scheme is invalid: {e.errors()[0]['msg']}") from None
+        raise SegmentError(f"the calibrated scheme is invalid: {e.errors()[0]['msg']}") from None
 
     # out-of-time validation: both schemes graded at the test date, the link fitted on training rows
     test_cal_panel = build_panel(tables, calibrated, [test_date], h, params.churn, data_end)
@@ -1295,10 +1295,10 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
     target = out_dir / f"{scheme_obj.id}.calibrated.yaml"
     metrics_path = out_dir / "metrics.json"
     if target.resolve() == scheme_path.resolve() or metrics_path.resolve() == scheme_path.resolve():
-        raise SegmentError(f"error: --out {out_dir} would overwrite the scheme {scheme_path}; the analysts' scheme is "
+        raise SegmentError(f"--out {out_dir} would overwrite the scheme {scheme_path}; the analysts' scheme is "
                            "never replaced — write the calibration to another folder")
     if out_dir.exists() and not out_dir.is_dir():
-        raise SegmentError(f"error: --out {out_dir} is a file; give a folder")
+        raise SegmentError(f"--out {out_dir} is a file; give a folder")
     h = params.horizon_days if horizon_days is None else horizon_days
     if isinstance(train_as_of, str):
         train_as_of = [d for d in train_as_of.split(",") if d.strip()]
@@ -1316,8 +1316,8 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
         result = calibrate(loaded.tables, scheme_obj, train_as_of, test_as_of, h, params, end, scheme_raw=raw,
                            provenance=prov)
     except SegmentError as e:  # name the inputs: "the training panel has 0 churned" alone does not say of what
-        msg = str(e).removeprefix("error: ")
-        raise SegmentError(f"error: {data} with {scheme_path.name}: {msg}") from None
+        msg = str(e)
+        raise SegmentError(f"{data} with {scheme_path.name}: {msg}") from None
     result.metrics["data"] = _plain(prov["data"])
     result.metrics["scheme"]["path"] = str(scheme_path)
     header = (f"# {scheme_obj.id} calibrated against churn by `segment calibrate` — a proposal, not the analysts' scheme.\n"

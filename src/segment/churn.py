@@ -81,9 +81,9 @@ def _day(value, what: str = "date") -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise SegmentError(f"error: {what} {value!r} is not a date; write it as YYYY-MM-DD") from None
+        raise SegmentError(f"{what} {value!r} is not a date; write it as YYYY-MM-DD") from None
     if ts is pd.NaT:
-        raise SegmentError(f"error: {what} is missing")
+        raise SegmentError(f"{what} is missing")
     if ts.tz is not None:
         ts = ts.tz_localize(None)
     return ts.normalize().as_unit("ns")
@@ -136,7 +136,7 @@ def churn_labels(tables: Tables, as_of, horizon_days: int, definition: ChurnDefi
     end = _day(data_end, "data end")
     h = int(horizon_days)
     if h < 1:
-        raise SegmentError(f"error: the horizon must be at least 1 day (got {horizon_days})")
+        raise SegmentError(f"the horizon must be at least 1 day (got {horizon_days})")
     cut = day + pd.Timedelta(days=1)
     lo, hi = cut - pd.Timedelta(days=h), cut + pd.Timedelta(days=h)
     ids, before, aft, bought, lost_ids = _windows(tables, customers, lo, cut, hi)
@@ -261,14 +261,14 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
     from .features import snapshot
 
     if scheme.group_by:
-        raise SegmentError(f"error: scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
+        raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
                            "needs one grade per customer (calibrate a scheme without `group_by`)")
     if not scheme.scored:
-        raise SegmentError(f"error: scheme {scheme.id} has no weighted dimensions (a stage scheme): there are no "
+        raise SegmentError(f"scheme {scheme.id} has no weighted dimensions (a stage scheme): there are no "
                            "weights or cut-offs to calibrate")
     dates = sorted({_day(d, "as-of") for d in as_of_dates})
     if not dates:
-        raise SegmentError("error: no as-of date given for the panel")
+        raise SegmentError("no as-of date given for the panel")
     end = _day(data_end, "data end")
     inds = list(scheme.weights())
     parts, counts = [], []

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         from .demo import write_demo
 
         if args.customers < 1:
-            raise SegmentError(f"error: --customers must be at least 1 (got {args.customers})")
+            raise SegmentError(f"--customers must be at least 1 (got {args.customers})")
         check_output(args.out, "--out", folder=True)
         path = write_demo(args.out, customers=args.customers, seed=args.seed, progress=sys.stderr.isatty())
         print(f"wrote the demo company ({args.customers} customers, seed {args.seed}) to {path}")
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = args.out
         if out.suffix.lower() not in (".parquet", ".csv"):
-            raise SegmentError(f"error: --out {out}: must end in .parquet or .csv")
+            raise SegmentError(f"--out {out}: must end in .parquet or .csv")
         check_output(out, "--out", inputs=_inputs(args))
         graded = grade_data(args.data, args.scheme, args.as_of, designations=args.designations)
         write_frame(graded.frame, out)
@@ -188,10 +188,10 @@ def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
         found = sorted(p for p in reports_dir.glob("*") if re.fullmatch(r"\d{4}Q[1-4]", p.name)
                        and (p / "grading.parquet").is_file()) if reports_dir.is_dir() else []
         if not found:
-            raise SegmentError(f"error: no graded quarter in {reports_dir}; run `make report` first")
+            raise SegmentError(f"no graded quarter in {reports_dir}; run `make report` first")
         q = found[-1]
     if not (q / "grading.parquet").is_file():
-        raise SegmentError(f"error: {q / 'grading.parquet'} not found; run `make report QUARTER={q.name}` first")
+        raise SegmentError(f"{q / 'grading.parquet'} not found; run `make report QUARTER={q.name}` first")
     return q
 
 
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted: nothing was replaced", file=sys.stderr)
             return 130
         if isinstance(e, SegmentError):
-            print(str(e), file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
             return e.exit_code
         raise
     finally:

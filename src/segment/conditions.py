@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
+from .errors import ConditionError
+
 if TYPE_CHECKING:
     from .features import Dialect
 
@@ -43,9 +45,6 @@ _TOKEN = re.compile(r"""
 
 KEYWORDS = {"and", "or", "not", "in", "is", "missing", "true", "false"}
 
-
-class ConditionError(ValueError):
-    """A condition that does not parse; the message says where and what was expected."""
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[Da
 def _as_of(config: DataConfig, as_of):
     if as_of is None:
         if config.as_of is None:
-            raise SegmentError("error: no as-of date: pass one, or set `as_of:` in the data config")
+            raise SegmentError("no as-of date: pass one, or set `as_of:` in the data config")
         return config.as_of
     return as_of
 
@@ -74,13 +74,13 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
         tables = load_spark(path, config, pd.Timestamp(day), problems, spark=spark)
         _raise_errors(report_frame(problems), config, path, strict=True)
         if tables is None:
-            raise SegmentError(f"error: {path}: the transactions table could not be read")
+            raise SegmentError(f"{path}: the transactions table could not be read")
         try:
             return tables.snapshot(day, customers)
         finally:
             tables.close()
     if engine != "duckdb":
-        raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
+        raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
     from .features import snapshot
     from .validate import load_data
 
@@ -96,7 +96,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SegmentError("error: engine: spark needs PySpark; install it with `pip install -e '.[spark]'` "
+        raise SegmentError("engine: spark needs PySpark; install it with `pip install -e '.[spark]'` "
                            "(and Java 17)") from None
     b = (SparkSession.builder.master(master).appName("segment")
          .config("spark.sql.session.timeZone", "UTC")
@@ -289,7 +289,7 @@ class _Spark:
             if fmt == "csv" and local and location.is_file():  # the line, as pandas finds it
                 _explain_csv(config_path, name, src, location)
             first = _spark_message(e)
-            raise SegmentError(f"error: {location}: cannot read it as {fmt}: {first}; check `tables.{name}` in "
+            raise SegmentError(f"{location}: cannot read it as {fmt}: {first}; check `tables.{name}` in "
                                f"{config_path} (format, delimiter, encoding)") from None
         offset, case = 0, []
         for p, n in sizes:
@@ -371,7 +371,7 @@ class SparkTables(TableSet):
         result collected: what :meth:`segment.store.Tables.sql` does on DuckDB. Only for aggregates
         and per-customer results."""
         if params:
-            raise SegmentError("error: SparkTables.sql takes no query parameters; write the values into the query")
+            raise SegmentError("SparkTables.sql takes no query parameters; write the values into the query")
         for alias, df in self.views().items():
             df.createOrReplaceTempView(alias)
         if wanted is not None:

@@ -1,7 +1,13 @@
-"""A small exception hierarchy that carries the offending data (after papermill's exceptions.py).
+"""Every exception segment raises, in one hierarchy that carries the offending data (after papermill's
+exceptions.py).
 
-Every ``SegmentError`` is a problem with the *input* (data, params, a review sheet): the CLI prints
-its message, which starts with ``error:``, and exits with code 2, without a traceback. Anything else
+Public: :class:`SegmentError` and its kinds (:class:`ConfigError`, :class:`DataError`,
+:class:`MissingInputs`, :class:`ConditionError`, :class:`ReportError`), :func:`format_report`.
+Reads and writes nothing.
+
+Every ``SegmentError`` is a problem with the *input* (data, params, a review sheet). Its message says
+what and where, without a prefix: the CLI prints it after ``error: `` and exits with the error's
+``exit_code`` (2), without a traceback; a notebook shows it as ``SegmentError: …``. Anything else
 escaping the CLI is a bug (exit 1).
 """
 from __future__ import annotations
@@ -10,14 +16,9 @@ import pandas as pd
 
 
 class SegmentError(Exception):
-    """Bad input. ``str(err)`` is the full user-facing message, starting with ``error:``."""
+    """Bad input. ``str(err)`` is the full user-facing message (what, where, and the fix)."""
 
     exit_code = 2
-
-    def __init__(self, message: str):
-        if not message.startswith("error:"):
-            message = "error: " + message
-        super().__init__(message)
 
 
 class ConfigError(SegmentError):
@@ -28,7 +29,7 @@ class ConfigError(SegmentError):
     def __init__(self, path, key: str | None, problem: str, fix: str | None = None):
         self.path, self.key, self.problem, self.fix = str(path), key, problem, fix
         where = f"{self.path}" + (f", key `{key}`" if key else "")
-        super().__init__(f"error: {where}: {problem}" + (f"\n  fix: {fix}" if fix else ""))
+        super().__init__(f"{where}: {problem}" + (f"\n  fix: {fix}" if fix else ""))
 
 
 class DataError(SegmentError):
@@ -37,10 +38,23 @@ class DataError(SegmentError):
     def __init__(self, report: pd.DataFrame, source: str = "the data"):
         self.report = report
         errors = report[report["severity"] == "error"] if "severity" in report else report
-        lines = [f"error: {source} failed validation: {len(errors)} problem(s); fix them in the source "
+        lines = [f"{source} failed validation: {len(errors)} problem(s); fix them in the source "
                  f"or declare how to handle them in the data config (see `drop:` in the README)."]
         lines.append(format_report(report))
         super().__init__("\n".join(lines))
+
+
+class MissingInputs(SegmentError):
+    """The scheme reads indicators the data does not provide."""
+
+
+class ReportError(SegmentError):
+    """A notebook failed; the message says where the executed notebook with the traceback is."""
+
+
+class ConditionError(SegmentError, ValueError):
+    """A condition (of a scheme's gate, override or rule) that does not parse; the message says where
+    and what was expected. Also a ValueError: pydantic reports it as the scheme key's error."""
 
 
 def format_report(report: pd.DataFrame) -> str:

@@ -684,11 +684,11 @@ def plan(present: dict[str, Iterable[str]], as_of, *, restricted: bool = False,
     d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
     present = {k: set(v) for k, v in present.items() if v is not None}
     if "transactions" not in present:
-        raise SegmentError("error: the transactions table is mandatory")
+        raise SegmentError("the transactions table is mandatory")
     for name, cols in present.items():
         absent = [c for c in TABLES[name].required if c not in cols]
         if absent:
-            raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(absent)} "
+            raise SegmentError(f"the {name} table lacks required column(s) {', '.join(absent)} "
                                f"(see the data contract)")
     day = _as_of(as_of)
     cut = day + pd.Timedelta(days=1)
@@ -722,7 +722,7 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
     tables are not modified. Runs in DuckDB where the tables are (:class:`segment.store.Tables`); only
     the per-customer rows come back. Spark runs the same SQL (:func:`plan`, :mod:`segment.engines`)."""
     if tables is None or "transactions" not in tables.present():
-        raise SegmentError("error: the transactions table is mandatory")
+        raise SegmentError("the transactions table is mandatory")
     return tables.snapshot(as_of, customers)
 
 

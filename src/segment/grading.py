@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import SegmentError
+from .errors import MissingInputs, SegmentError
 from .schemes import Indicator, Scheme
 
 PTS = "pts__"   # column prefix: an indicator's points
@@ -37,9 +37,6 @@ def row_key(*frames: pd.DataFrame) -> list[str]:
     product lines), else customer_id — the one grading key of history, review and reports."""
     return ["customer_id", "group"] if frames and all("group" in f.columns for f in frames) else ["customer_id"]
 
-
-class MissingInputs(SegmentError):
-    """The scheme reads indicators the data does not provide."""
 
 
 def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -230,7 +227,7 @@ def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the sche
         hint = "; ".join(f"{m} → did you mean {c}?" for m, c in close.items())
         parts.append(f"reads unknown indicator(s) {', '.join(unknown)}" + (f" ({hint})" if hint else "")
                      + "; the known ones are listed by `segment indicators`")
-    raise MissingInputs(f"error: {source} ({scheme.id}) " + "; and ".join(parts) + ". Nothing was graded.")
+    raise MissingInputs(f"{source} ({scheme.id}) " + "; and ".join(parts) + ". Nothing was graded.")
 
 
 def _slim(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -514,16 +511,16 @@ def read_designations(path) -> pd.DataFrame:
 
     path = Path(path)
     if not path.is_file():
-        raise SegmentError(f"error: designation file {path} not found; check the path")
+        raise SegmentError(f"designation file {path} not found; check the path")
     try:
         df = (pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xls")
               else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise SegmentError(f"error: {path}: cannot read the designation file: {str(e).splitlines()[0]}") from None
+        raise SegmentError(f"{path}: cannot read the designation file: {str(e).splitlines()[0]}") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in DESIGNATION_COLUMNS if c not in df.columns]
     if missing:
-        raise SegmentError(f"error: {path}: missing column(s) {', '.join(missing)}; a designation file has the "
+        raise SegmentError(f"{path}: missing column(s) {', '.join(missing)}; a designation file has the "
                            f"columns {', '.join(DESIGNATION_COLUMNS)}")
     df.attrs["path"] = str(path)
     return df
@@ -560,7 +557,7 @@ def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
         if mask.any():
             problems.append(f"  lines {rows(mask)}: {what}")
     if problems:
-        raise SegmentError(f"error: {path}: {len(problems)} problem(s); nothing was applied:\n" + "\n".join(problems))
+        raise SegmentError(f"{path}: {len(problems)} problem(s); nothing was applied:\n" + "\n".join(problems))
     live = d[expires >= grading.as_of.normalize()]
     frame = grading.frame.copy()
     frame["designation"] = pd.array([""] * len(frame), dtype="string")

@@ -492,11 +492,11 @@ def read_error(e: Exception, config_path: Path, name: str, src: TableSource, pat
         return ConfigError(config_path, f"{key}.encoding", f"{path.name} is not {src.encoding} text ({e.reason})",
                            "set `encoding:` to the file's encoding (for example gbk or utf-8-sig)")
     if isinstance(e, pd.errors.EmptyDataError):
-        return SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
+        return SegmentError(f"{path}: the file is empty; table `{name}` needs a header line and rows")
     if isinstance(e, EOFError) or "end-of-stream" in str(e) or "truncated" in str(e).lower():
-        return SegmentError(f"error: {path}: the file ends early (a truncated or damaged download?): "
+        return SegmentError(f"{path}: the file ends early (a truncated or damaged download?): "
                             f"{str(e).splitlines()[0]}; fetch or export it again")
-    return SegmentError(f"error: {path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
+    return SegmentError(f"{path}: cannot read it as {fmt}: {str(e).splitlines()[0]}; "
                         f"check `tables.{name}` in {config_path} (format, delimiter, encoding, sheet, "
                         "header_row)")
 

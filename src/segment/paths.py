@@ -32,7 +32,7 @@ def root() -> Path:
     if env:
         p = Path(env).expanduser().resolve()
         if not _is_project(p):
-            raise SegmentError(f"error: {ENV}={env} has no params/schemes/ folder; point it at the project "
+            raise SegmentError(f"{ENV}={env} has no params/schemes/ folder; point it at the project "
                                f"folder (the one holding params/), or unset it")
         return p
     here = Path.cwd().resolve()

@@ -22,7 +22,7 @@ def quarter_end(quarter: str) -> pd.Timestamp:
     """'2026Q3' → 2026-09-30. Only the canonical spelling is accepted (it names the report folder)."""
     m = _QUARTER.fullmatch(quarter) if isinstance(quarter, str) else None
     if m is None:
-        raise SegmentError(f"error: --quarter {quarter!r} is not a quarter in the accepted form; write it as "
+        raise SegmentError(f"--quarter {quarter!r} is not a quarter in the accepted form; write it as "
                            "YYYYQn, e.g. 2026Q3")
     return pd.Period(quarter, freq="Q").end_time.normalize()
 
@@ -35,9 +35,9 @@ def check_as_of(day, first, end, said: str, latest: str, grace_days: int = 0) ->
     day, first, end = (pd.Timestamp(x).normalize() for x in (day, first, end))
     where = f"the data covers {first.date()} … {end.date()}"
     if day > end + pd.Timedelta(days=grace_days):
-        raise SegmentError(f"error: {said} after the data's end: {where}; the latest is {latest}")
+        raise SegmentError(f"{said} after the data's end: {where}; the latest is {latest}")
     if day < first:
-        raise SegmentError(f"error: {said} before the data's first transaction: {where}")
+        raise SegmentError(f"{said} before the data's first transaction: {where}")
 
 
 #: `segment grade --as-of` may lie this far after the data's end (a small export whose last sale was
@@ -104,7 +104,7 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
     the customers with a transaction or an opportunity in the group. Each is the same SQL over the
     tables filtered to the group (nothing fetched but the per-customer results)."""
     if group_by not in tables.columns("transactions"):
-        raise SegmentError(f"error: the scheme grades per {group_by}, but the transactions table has no "
+        raise SegmentError(f"the scheme grades per {group_by}, but the transactions table has no "
                            f"`{group_by}` column; map one in the data config or remove `group_by`")
     with_opp = "opportunities" in tables.present() and group_by in tables.columns("opportunities")
     d = tables.d  # the engine's SQL (DuckDB or Spark)
@@ -123,7 +123,7 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
         snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
         parts.append(snap)
     if not parts:
-        raise SegmentError(f"error: no {group_by} values in the data: nothing to grade per {group_by}")
+        raise SegmentError(f"no {group_by} values in the data: nothing to grade per {group_by}")
     return pd.concat(parts, ignore_index=True)
 
 

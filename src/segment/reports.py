@@ -25,14 +25,11 @@ import pandas as pd
 
 from . import __version__, paths
 from .atomic import sha256_file, signals_deferred, write_frame, write_text
-from .errors import SegmentError
+from .errors import ReportError, SegmentError
 from .progress import progress
 
 NOTEBOOKS = ("grading", "review", "calibration")
 
-
-class ReportError(SegmentError):
-    """A notebook failed; the message says where the executed notebook with the traceback is."""
 
 
 def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
@@ -255,7 +252,7 @@ def _other_build(out_dir: Path, old: dict, scheme_id: str, data: Path, replace: 
     if replace:
         return True
     raise SegmentError(
-        f"error: {out_dir} holds the {was_scheme} reports of {was_data}; this build is {scheme_id} on {data_now}. "
+        f"{out_dir} holds the {was_scheme} reports of {was_data}; this build is {scheme_id} on {data_now}. "
         f"Build it into a folder of its own (--reports-dir {out_dir.parent / scheme_id}; make: "
         f"REPORTS={out_dir.parent / scheme_id}), or pass --replace (make: REPLACE=1) to replace those reports "
         "(their approved grading and review sheet go with them)")
@@ -307,7 +304,7 @@ def _quarter_lock(reports_dir: Path, quarter: str):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SegmentError(f"error: the {quarter} reports are being built by another run (lock {path}); "
+            raise SegmentError(f"the {quarter} reports are being built by another run (lock {path}); "
                                "wait for it to finish, then run again") from None
         yield
     finally:
@@ -432,7 +429,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                         kept = failed_dir / f"{nb}.ipynb"
                         if executed.exists():
                             os.replace(executed, kept)
-                        raise ReportError(f"error: the {nb} notebook failed: {type(e).__name__}: "
+                        raise ReportError(f"the {nb} notebook failed: {type(e).__name__}: "
                                           f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
                                           f"  the executed notebook with the traceback is {kept}; "
                                           f"the previous reports in {out_dir} are untouched") from None
@@ -491,7 +488,7 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
             return {"train_as_of": dates[0], "test_as_of": dates[1],
                     "test_auc": {k: result.metrics[k]["test"]["auc"] for k in ("expert", "calibrated")}}
         except SegmentError as e:
-            reason = str(e).removeprefix("error: ")
+            reason = str(e)
     write_text(folder / "skipped.json", json.dumps({"reason": reason}, ensure_ascii=False))
     return {"skipped": reason}
 

@@ -35,8 +35,8 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .atomic import atomic_path, neutralise_text, restore, restore_text, sha256_file, write_csv
-from .conditions import ConditionError, parse
-from .errors import ConfigError, SegmentError
+from .conditions import parse
+from .errors import ConditionError, ConfigError, SegmentError
 from .io import pydantic_error, read_yaml
 from .schemes import Cond, Scheme, _num, load_scheme
 
@@ -228,7 +228,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
     keys = _keys(grading)
     for k in ("customer_id", "tier"):
         if k not in grading.columns:
-            raise SegmentError(f"error: the grading has no `{k}` column; pass the grading.parquet that "
+            raise SegmentError(f"the grading has no `{k}` column; pass the grading.parquet that "
                                "`segment report` / `segment grade` wrote")
     g = grading.copy()
     for k in keys:
@@ -239,7 +239,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
     info = _tier_info(scheme)
     unknown = sorted(set(tier) - set(info))
     if unknown:
-        raise SegmentError(f"error: the grading has tier(s) {', '.join(unknown)} that scheme {scheme.id} does not "
+        raise SegmentError(f"the grading has tier(s) {', '.join(unknown)} that scheme {scheme.id} does not "
                            f"define ({', '.join(info)}); grade and review with the same scheme")
     rank = tier.map(lambda t: info[t][0]).to_numpy(dtype=int)
     notes: list[str] = []
@@ -381,14 +381,14 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
 def _read_grading(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise SegmentError(f"error: grading {path} not found; run `segment report` (or `segment grade`) first")
+        raise SegmentError(f"grading {path} not found; run `segment report` (or `segment grade`) first")
     try:
         if path.suffix.lower() == ".csv":
             return restore(pd.read_csv(path, dtype={"customer_id": str, "group": str}, keep_default_na=False,
                                        na_values=[""]))
         return pd.read_parquet(path)
     except (ValueError, OSError) as e:
-        raise SegmentError(f"error: {path}: cannot read the grading: {str(e).splitlines()[0]}") from None
+        raise SegmentError(f"{path}: cannot read the grading: {str(e).splitlines()[0]}") from None
 
 
 def _salt(grading_path: Path) -> str:
@@ -441,7 +441,7 @@ def export_review(grading_path: str | Path, scheme, out_dir: str | Path, params:
     if not overwrite:
         for p in (xlsx, csv_path):
             if p.is_file() and (k := _has_decisions(p)):
-                raise SegmentError(f"error: {p} already holds {k} reviewer decision(s); apply it with `segment "
+                raise SegmentError(f"{p} already holds {k} reviewer decision(s); apply it with `segment "
                                    "review apply`, or move it away (or pass --force) to export a fresh sheet")
     sel = select_from_files(grading_path, scheme, params, previous_path, context=context)
     sheet = sel.table().copy()
@@ -609,7 +609,7 @@ def _read_sheet_frame(path: Path) -> pd.DataFrame:
     on a Chinese Windows saves it) as text, '' for empty cells."""
     path = Path(path)
     if not path.is_file():
-        raise SegmentError(f"error: {path}: review sheet not found; check the path")
+        raise SegmentError(f"{path}: review sheet not found; check the path")
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
@@ -627,14 +627,14 @@ def _read_sheet_frame(path: Path) -> pd.DataFrame:
             except UnicodeDecodeError:
                 df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="gb18030")
         else:
-            raise SegmentError(f"error: {path}: a review sheet is an .xlsx or .csv file")
+            raise SegmentError(f"{path}: a review sheet is an .xlsx or .csv file")
     except SegmentError:
         raise
     except (ValueError, OSError, KeyError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise SegmentError(f"error: {path}: cannot read the review sheet: {str(e).splitlines()[0]}; fill in the "
+        raise SegmentError(f"{path}: cannot read the review sheet: {str(e).splitlines()[0]}; fill in the "
                            "sheet `segment review export` wrote (it must keep its header row)") from None
     except Exception as e:  # openpyxl's BadZipFile / InvalidFileException on a corrupt or renamed file
-        raise SegmentError(f"error: {path}: cannot read the review sheet ({type(e).__name__}); save it again as "
+        raise SegmentError(f"{path}: cannot read the review sheet ({type(e).__name__}); save it again as "
                            ".xlsx or .csv") from None
     df.columns = [str(c).strip() for c in df.columns]
     df = df.fillna("").astype(str).apply(lambda s: s.str.strip())
@@ -710,7 +710,7 @@ def _check_audit_log(audit_log: Path) -> None:
     if _torn_header(first):   # no line end: this is the whole file
         return
     if first.removeprefix(_BOM) != _audit_header_bytes():
-        raise SegmentError(f"error: {audit_log}: not a segment audit log (its first line is "
+        raise SegmentError(f"{audit_log}: not a segment audit log (its first line is "
                            f"{first.decode('utf-8', 'replace').strip()!r}, expected {','.join(AUDIT_HEADER)!r}); "
                            "it is never rewritten: move it aside or pass the right --audit-log. Nothing was applied.")
 
@@ -786,7 +786,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     need = keys + list(DECISION_COLUMNS)
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise SegmentError(f"error: {sheet}: missing column(s) {', '.join(missing)}; the sheet needs "
+        raise SegmentError(f"{sheet}: missing column(s) {', '.join(missing)}; the sheet needs "
                            f"{', '.join(need)} (export a fresh one with `segment review export`). Nothing was applied.")
     _check_audit_log(audit_log)
     # rows with nothing at all in them (Excel leaves some at the end) are ignored
@@ -795,7 +795,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     gkey = g[keys].apply(_text)
     gindex = pd.MultiIndex.from_frame(gkey) if len(keys) > 1 else pd.Index(gkey["customer_id"])
     if not gindex.is_unique:
-        raise SegmentError(f"error: {grading_path}: the grading has a customer twice ({', '.join(keys)}); "
+        raise SegmentError(f"{grading_path}: the grading has a customer twice ({', '.join(keys)}); "
                            "it is not a grading segment wrote")
     skey = pd.MultiIndex.from_frame(df[keys]) if len(keys) > 1 else pd.Index(df["customer_id"])
     pos = gindex.get_indexer(skey)
@@ -857,7 +857,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     check(~decided & (reason != ""), "reason is filled but confirm and new_tier are empty; write yes in confirm, "
           "or no and the new tier in new_tier")
     if problems:
-        raise SegmentError(f"error: {sheet}: {len(problems)} problem(s); nothing was applied or logged:\n"
+        raise SegmentError(f"{sheet}: {len(problems)} problem(s); nothing was applied or logged:\n"
                            + "\n".join(line for _, line in sorted(problems, key=lambda p: p[0])))
 
     # the approved grading

@@ -32,8 +32,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from .conditions import ConditionError, number, parse
-from .errors import ConfigError
+from .conditions import number, parse
+from .errors import ConditionError, ConfigError
 from .io import load_params
 
 WEIGHT_TOLERANCE = 1e-6

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .conditions import parse, sql_number
+from .errors import MissingInputs
 from .features import DUCKDB, Dialect
 from .schemes import Indicator, Scheme
 
@@ -314,11 +315,10 @@ def subgrade_index(ctx: _Ctx, rank: str) -> str | None:
 # ------------------------------------------------------------------------------------------------
 
 def _check(scheme: Scheme, columns: Iterable[str]) -> None:
-    from .grading import MissingInputs
 
     missing = sorted(scheme.inputs() - set(columns))
     if missing:
-        raise MissingInputs(f"error: the scheme ({scheme.id}) reads {', '.join(missing)}, which the relation "
+        raise MissingInputs(f"the scheme ({scheme.id}) reads {', '.join(missing)}, which the relation "
                             f"{REL} does not have. Nothing was graded.")
 
 

@@ -93,7 +93,7 @@ def _source_file(config_path: Path, src: TableSource) -> tuple[Path | None, str 
     try:
         path = (config_path.parent / src.path).resolve()
     except (RuntimeError, OSError) as e:  # a symlink loop
-        raise SegmentError(f"error: {config_path}: {src.path}: {e}; point `path:` at the file itself") from None
+        raise SegmentError(f"{config_path}: {src.path}: {e}; point `path:` at the file itself") from None
     return path, src.format or _format_of(path)
 
 
@@ -117,7 +117,7 @@ def choose(config_path: Path, config: DataConfig) -> str:
         wanted = os.environ.get("SEGMENT_STORAGE", "auto") or "auto"
         wanted = "disk" if wanted == "duckdb" else wanted
         if wanted not in STORAGES:
-            raise SegmentError(f"error: SEGMENT_STORAGE={wanted!r}: write auto, memory or disk")
+            raise SegmentError(f"SEGMENT_STORAGE={wanted!r}: write auto, memory or disk")
     if wanted != "auto":
         return wanted
     src = config.tables["transactions"]
@@ -195,7 +195,7 @@ class Tables(TableSet):
         frames = {"customers": customers, "transactions": transactions, "interactions": interactions,
                   "opportunities": opportunities}
         if transactions is None:
-            raise SegmentError("error: the transactions table is mandatory")
+            raise SegmentError("the transactions table is mandatory")
         folder = _new_folder()
         con = None
         try:
@@ -294,10 +294,10 @@ class Tables(TableSet):
     def replace(self, name: str, df: pd.DataFrame | None) -> None:
         """Put ``df`` (on the contract) in place of table ``name``; None removes an optional table."""
         if self._owner is not None or self.filters:
-            raise SegmentError("error: a filtered view of the tables cannot be changed; change the tables it came from")
+            raise SegmentError("a filtered view of the tables cannot be changed; change the tables it came from")
         if df is None:
             if name == "transactions":
-                raise SegmentError("error: the transactions table is mandatory")
+                raise SegmentError("the transactions table is mandatory")
             self.con.execute(f"DROP TABLE IF EXISTS t_{name}")
             self._columns.pop(name, None)
         else:
@@ -381,7 +381,7 @@ def _frame_table(con, name: str, df: pd.DataFrame) -> list[str]:
     frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
     missing = [c for c in table.required if c not in frame.columns]
     if missing:
-        raise SegmentError(f"error: the {name} table lacks required column(s) {', '.join(missing)} (see the data contract)")
+        raise SegmentError(f"the {name} table lacks required column(s) {', '.join(missing)} (see the data contract)")
     view = f"frame_{name}"
     con.register(view, frame)
     try:
@@ -423,10 +423,10 @@ def _base() -> Path:
         if not os.access(base, os.W_OK | os.X_OK):
             raise PermissionError(13, "permission denied")
     except (FileExistsError, NotADirectoryError):
-        raise SegmentError(f"error: SEGMENT_TMPDIR={base}: is a file, not a folder; point it at a folder with "
+        raise SegmentError(f"SEGMENT_TMPDIR={base}: is a file, not a folder; point it at a folder with "
                            "free space (or unset it)") from None
     except OSError as e:
-        raise SegmentError(f"error: SEGMENT_TMPDIR={base}: cannot use it ({e.strerror or e}); point it at a "
+        raise SegmentError(f"SEGMENT_TMPDIR={base}: cannot use it ({e.strerror or e}); point it at a "
                            "writable folder with free space (or unset it)") from None
     return base
 
@@ -461,7 +461,7 @@ def connect(folder: Path, on_disk: bool = True):
         except (ValueError, duckdb.Error) as e:
             con.close()
             example = "4GB or 80%" if setting == "memory_limit" else "2"
-            raise SegmentError(f"error: {var}={value!r} is not a valid DuckDB {setting} ({str(e).splitlines()[0]}); "
+            raise SegmentError(f"{var}={value!r} is not a valid DuckDB {setting} ({str(e).splitlines()[0]}); "
                                f"write for example {example}, or unset it") from None
     return con
 
@@ -496,7 +496,7 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
     except (duckdb.IOException, duckdb.OutOfMemoryException) as e:
         _close(con, folder)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SegmentError(f"error: {config_path}: DuckDB could not keep the tables in {base} ({first}); they need "
+        raise SegmentError(f"{config_path}: DuckDB could not keep the tables in {base} ({first}); they need "
                            "about 1.5× the size of the source files on disk: free some space, point SEGMENT_TMPDIR "
                            "at a bigger disk, or set SEGMENT_DUCKDB_MEMORY lower so that DuckDB spills sooner") from None
     except BaseException:
@@ -686,7 +686,7 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
         if fmt == "csv":  # find the line as pandas would (chunked: memory stays flat)
             _explain_csv(config_path, name, src, path)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SegmentError(f"error: {path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
+        raise SegmentError(f"{path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
                            "(format, delimiter, encoding)") from None
     zones = _parquet_zones(path) if fmt == "parquet" else {}
     return raw, [(str(c).lstrip("\ufeff").strip(), str(c), str(t)) for c, t, *_ in described], label, zones
@@ -697,7 +697,7 @@ def _check_file(config_path: Path, name: str, src: TableSource, path: Path) -> N
         raise ConfigError(config_path, f"tables.{name}.path", f"file {path} not found",
                           "check the path (relative to the data config)")
     if path.stat().st_size == 0:
-        raise SegmentError(f"error: {path}: the file is empty; table `{name}` needs a header line and rows")
+        raise SegmentError(f"{path}: the file is empty; table `{name}` needs a header line and rows")
 
 
 def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:

@@ -65,9 +65,9 @@ def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
     except (ValueError, TypeError, OverflowError):
         ts = None
     if ts is None or pd.isna(ts):
-        raise SegmentError(f"error: {what} {value!r} is not a date; write it as YYYY-MM-DD (for example 2026-09-30)")
+        raise SegmentError(f"{what} {value!r} is not a date; write it as YYYY-MM-DD (for example 2026-09-30)")
     if not pd.Timestamp("1900-01-01") <= ts <= pd.Timestamp("2199-12-31"):
-        raise SegmentError(f"error: {what} {value!r} is outside the dates segment grades (1900-01-01 … 2199-12-31)")
+        raise SegmentError(f"{what} {value!r} is outside the dates segment grades (1900-01-01 … 2199-12-31)")
     return ts
 
 
@@ -96,7 +96,7 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
         as_of_ts = pd.Timestamp(config.as_of)
     engine = config.engine if engine is None else engine
     if engine not in ("duckdb", "spark"):
-        raise SegmentError(f"error: unknown engine {engine!r}; write duckdb or spark")
+        raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
     if engine == "spark":
         from .engines import load_spark
 
