@@ -31,6 +31,12 @@ report.title()
 report.summary()
 
 # %% [markdown]
+# ## Tiers over time
+
+# %%
+report.over_time()
+
+# %% [markdown]
 # ## Customers and revenue by tier
 
 # %%

@@ -71,6 +71,71 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
     gone = counts["(not graded)"].sum()
     assert gone == 0 or revenue["(not graded)"].sum() > 0
 
+    # the first screen and the trend say the same as the tables, for every scheme
+    import re
+
+    from segment.grading_report import money
+
+    tiles = r.tiles()
+    values = re.findall(r'<div class="tile-value">(.*?)</div>', tiles)
+    assert values[0] == f"{len(r.grading):,}" and values[1] == money(r.tier_table()["revenue_12m"].sum())
+    moves = r._movers()
+    assert f'▲ {int((moves["move"] == "up").sum()):,}</span> <span class="down">▼ {int((moves["move"] == "down").sum()):,}' in tiles
+    assert f"{len(r.grading) - len(r.previous):+,}" in tiles and "vs 2026Q2" in tiles
+    shares = [float(w) for w in re.findall(r'style="width:([\d.]+)%"', tiles)]
+    assert sum(shares) == pytest.approx(100, abs=0.05)
+    assert list(r.trend["period"]) == ["2026Q2", "2026Q3"]
+    for row, frame in zip(r.trend.itertuples(), (r.previous, r.grading)):
+        t = r.tier_table(frame)
+        assert [getattr(row, tid) for tid in r.tier_ids] == list(t["customers"]) and row.graded == len(frame)
+        assert row.revenue_12m == pytest.approx(t["revenue_12m"].sum())
+    assert "<svg" in r.over_time()._repr_html_()
+
+
+def test_money_is_written_in_the_datas_currency():
+    from segment.grading_report import money, money_unit
+    from segment.io import DataConfig
+
+    assert [money(x) for x in (3612.4, 526_000.0, 1.215e9, -60_915_000.0)] == \
+        ["3,612 元", "52.6 万元", "12.15 亿元", "-6,091.5 万元"]
+    assert [money(x, "USD") for x in (950.0, 52_600.0, 1.2e6, -3.4e9)] == ["$950", "$52.6K", "$1.2M", "-$3.4B"]
+    assert money(1.2e6, "CHF") == "CHF 1.2M" and money_unit("USD") == (1e3, "thousand USD")
+    assert DataConfig(tables={"transactions": {"path": "t.csv"}}, currency="USD").currency == "USD"
+    assert DataConfig(tables={"transactions": {"path": "t.csv"}}).currency == "CNY"
+    with pytest.raises(ValueError):
+        DataConfig(tables={"transactions": {"path": "t.csv"}}, currency="dollars")
+
+
+def test_the_trend_reads_earlier_periods_of_this_scheme_on_this_data_only(tmp_path):
+    import json
+
+    from segment.grading_report import _trend
+    from segment.schemes import load_scheme
+
+    scheme = load_scheme("s1_four_tier")
+    data = tmp_path / "data.yaml"
+
+    def manifest(q, **kw):
+        (tmp_path / q).mkdir()
+        m = {"scheme": "s1_four_tier", "data": str(data.resolve()), "headline": {
+            "revenue_12m": 1e6, "tiers": [{"tier": "core", "label": "核心客户", "customers": 2},
+                                          {"tier": "potential", "label": "潜在客户", "customers": 5}]}} | kw
+        (tmp_path / q / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+
+    manifest("2025Q4")
+    manifest("2026Q1")
+    manifest("2025Q3", scheme="s4_key_account_levels")  # another scheme: not this trend
+    manifest("2025Q2", data="/elsewhere/data.yaml")  # other data
+    manifest("2026Q3")  # at or after the periods computed now: they win
+    (tmp_path / "2025Q1").mkdir()
+    (tmp_path / "2025Q1" / "manifest.json").write_text("{half", encoding="utf-8")  # unreadable: left out
+    now = pd.DataFrame({"customer_id": ["a", "b", "c"], "tier": ["core", "ordinary", "ordinary"],
+                        "annual_amount": [10.0, 20.0, None]})
+    t = _trend(tmp_path, data, scheme, [("2026Q2", now.iloc[:1]), ("2026Q3", now)])
+    assert list(t["period"]) == ["2025Q4", "2026Q1", "2026Q2", "2026Q3"]
+    assert t.iloc[0][["core", "important", "ordinary", "potential", "graded", "revenue_12m"]].tolist() == [2, 0, 0, 5, 7, 1e6]
+    assert t.iloc[-1][["core", "ordinary", "graded", "revenue_12m"]].tolist() == [1, 2, 3, 30.0]
+
 
 def test_a_churn_verdict_needs_intervals_that_support_it():
     from segment.calibration import churn_order_verdict, tier_table
@@ -147,7 +212,7 @@ def test_index_lists_scheme_data_and_headline_per_quarter(tmp_path):
     (tmp_path / "2026Q2").mkdir()  # a quarter folder without a manifest still gets its row
     page = write_index(tmp_path).read_text(encoding="utf-8")
     row = page.split("<td>2026Q3</td>")[1].split("</tr>")[0]
-    for cell in ("s4_key_account_levels", "acme", "2026-09-30", "12,345", "2.50 亿", "钻石客户 1,234",
+    for cell in ("s4_key_account_levels", "acme", "2026-09-30", "12,345", "2.50 亿元", "钻石客户 1,234",
                  '<a href="2026Q3/grading.html">grading</a>'):
         assert cell in row, cell
     assert "<td>2026Q2</td>" in page and page.index("2026Q3") < page.index("2026Q2")

@@ -152,7 +152,7 @@ def test_cli_grade_writes_csv_and_parquet(demo, tmp_path, capsys):
 
 
 SECTIONS = {
-    "grading": ["Summary", "Customers and revenue by tier", "Who moved since last quarter, and why",
+    "grading": ["Summary", "Tiers over time", "Customers and revenue by tier", "Who moved since last quarter, and why",
                 "Realised churn by tier", "Stability of the grading", "By product line", "By industry", "By region",
                 "By account manager", "What each tier gets, and the resources it takes",
                 "Reviewer changes last quarter", "Data quality"],

@@ -66,6 +66,23 @@ def grouped_bars(categories: list[str], series: dict[str, list[float]], alt: str
     return svg(fig, alt)
 
 
+def stacked_bars(categories: list[str], series: dict[str, list[float]], alt: str, ylabel: str = "") -> str:
+    """One bar per category, the series stacked in order (the first at the bottom), with a legend."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    x = np.arange(len(categories))
+    bottom = np.zeros(len(categories))
+    for name, values in series.items():
+        v = np.asarray(values, dtype=float)
+        ax.bar(x, v, bottom=bottom, width=0.6, label=name)
+        bottom += v
+    ax.set_xticks(x, categories)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return svg(fig, alt)
+
+
 def rates_with_intervals(categories: list[str], rate, low, high, alt: str, ylabel: str = "churn rate") -> str:
     rate, low, high = (np.asarray(v, dtype=float) for v in (rate, low, high))
     fig, ax = plt.subplots(figsize=(6.5, 2.6))

@@ -42,7 +42,7 @@ class Section:
 PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
 
 
-_NUMBER_CELL = re.compile(r"<td>([-+]?[\d,]*\.?\d+(?:%| 万| 亿)?)</td>")
+_NUMBER_CELL = re.compile(r"<td>([-+]?[^\d<\s]{0,3}[\d,]*\.?\d+(?:%| ?万元| ?亿元| ?元|[KMB])?)</td>")
 _DATE_CELL = re.compile(r"<td>(\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?)</td>")
 _HEADER_CELL = re.compile(r"(<th[^>]*>)(.*?)(</th>)", re.S)
 
@@ -51,7 +51,8 @@ def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: b
     """A DataFrame as an escaped HTML table, with per-column number formats. Personal data columns
     (contact name, phone, e-mail) are dropped whatever the caller passes: the privacy policy."""
     shown = df.drop(columns=[c for c in df.columns if c in PII_COLUMNS])
-    for col, fmt in (formats or {}).items():
+    formats = {c: "," for c in shown.columns if pd.api.types.is_integer_dtype(shown[c])} | (formats or {})
+    for col, fmt in formats.items():
         if col in shown:
             shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
     out = shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
@@ -65,12 +66,35 @@ def p(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
-def money(x: float) -> str:
-    if abs(x) >= 1e8:
-        return f"{x / 1e8:,.2f} 亿"
-    if abs(x) >= 1e4:
-        return f"{x / 1e4:,.1f} 万"
-    return f"{x:,.0f}"
+#: how an amount of these currencies is written (others: the ISO code before the number)
+CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$", "SGD": "S$"}
+
+
+def money(x: float, currency: str = "CNY") -> str:
+    """An amount for people: 元 / 万元 / 亿元 for CNY (3,612 元, 52.6 万元, 12.15 亿元); otherwise the
+    currency's sign with K / M / B ($ 3,612, $ 52.6K, $ 1.2B)."""
+    if currency == "CNY":
+        if abs(x) >= 1e8:
+            return f"{x / 1e8:,.2f} 亿元"
+        if abs(x) >= 1e4:
+            return f"{x / 1e4:,.1f} 万元"
+        return f"{x:,.0f} 元"
+    sign = CURRENCY_SIGNS.get(currency, currency + " ")
+    minus = "-" if x < 0 else ""
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= div:
+            return f"{minus}{sign}{abs(x) / div:,.1f}{suffix}"
+    return f"{minus}{sign}{abs(x):,.0f}"
+
+
+def money_unit(currency: str = "CNY") -> tuple[float, str]:
+    """(divisor, name) of the unit revenue columns of tables are shown in: 万元 for CNY, thousands otherwise."""
+    return (1e4, "万元") if currency == "CNY" else (1e3, f"thousand {currency}")
+
+
+def arrow(change: float) -> str:
+    """▲ for a rise, ▼ for a fall, nothing for no change."""
+    return "▲" if change > 0 else "▼" if change < 0 else ""
 
 
 @dataclass
@@ -90,9 +114,10 @@ class GradingReport:
     decisions: pd.DataFrame | None = None  # last period's reviewer decisions: held in this grading or released
     lost_before: int = 0
     meta: dict = field(default_factory=dict)
+    trend: pd.DataFrame | None = None  # customers per tier and revenue per reported period, oldest first
 
     # -- persistence between `segment report` and the notebook ---------------------------------
-    _FRAMES = ("grading", "previous", "churn", "data_report", "changes", "decisions")
+    _FRAMES = ("grading", "previous", "churn", "data_report", "changes", "decisions", "trend")
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -119,12 +144,19 @@ class GradingReport:
                    churn_quarter=meta["churn_quarter"], churn_text=meta["churn_text"],
                    data_report=frames["data_report"] if frames["data_report"] is not None else pd.DataFrame(),
                    changes=frames["changes"], decisions=frames["decisions"], lost_before=meta["lost_before"],
-                   meta=meta["meta"])
+                   meta=meta["meta"], trend=frames["trend"])
 
     # -- helpers ----------------------------------------------------------------------------
     @property
     def tier_ids(self) -> list[str]:
         return [t.id for t in self.scheme.tiers]
+
+    @property
+    def currency(self) -> str:
+        return str(self.meta.get("currency") or "CNY")
+
+    def money(self, x: float) -> str:
+        return money(x, self.currency)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -150,7 +182,53 @@ class GradingReport:
         what = "customer × product-line grades" if "group" in self.grading else "customers"
         return Section([f"<h1>Customer grading — {html.escape(self.quarter)}</h1>",
                         f"<p class='lead'>Scheme <b>{name}</b> ({html.escape(self.scheme.source)}), graded at "
-                        f"{html.escape(str(self.meta.get('as_of', '')))}: {len(self.grading):,} {what}.</p>"])
+                        f"{html.escape(str(self.meta.get('as_of', '')))}: {len(self.grading):,} {what}.</p>",
+                        self.tiles()])
+
+    def tiles(self) -> str:
+        """The first screen: customers graded, 12-month revenue, the tier mix, moves since the previous
+        period and realised churn of the best and worst tier, each with its change."""
+        t = self.tier_table()
+        grouped = "group" in self.grading
+        rows = "grades" if grouped else "customers"
+        total = float(t["revenue_12m"].sum())
+        since = f" vs {html.escape(self.previous_quarter)}" if self.previous is not None else ""
+        out = []
+
+        def tile(name: str, value: str, note: str = "", extra: str = "") -> None:
+            out.append(f'<div class="tile"><div class="tile-name">{html.escape(name)}</div>'
+                       f'<div class="tile-value">{value}</div>{extra}'
+                       + (f'<div class="tile-note">{note}</div>' if note else "") + "</div>")
+
+        def change(now: float, before: float, text: str) -> str:
+            d = now - before
+            cls = "up" if d > 0 else "down" if d < 0 else "same"
+            return f'<span class="{cls}">{arrow(d)} {html.escape(text)}</span>{since}'
+
+        prev = self.tier_table(self.previous) if self.previous is not None else None
+        n, n_prev = len(self.grading), (len(self.previous) if self.previous is not None else None)
+        tile(f"{rows.capitalize()} graded", f"{n:,}", change(n, n_prev, f"{n - n_prev:+,}") if n_prev is not None else "")
+        before = float(prev["revenue_12m"].sum()) if prev is not None else None
+        tile("Revenue, last 12 months", html.escape(self.money(total)),
+             change(total, before, f"{(total - before) / before:+.1%}") if before else "")
+        bar = "".join(f'<span class="mix-{i}" style="width:{r.customer_share * 100:.2f}%" '
+                      f'title="{html.escape(str(r.label))} {r.customer_share:.1%}"></span>'
+                      for i, r in enumerate(t.itertuples()) if r.customers)
+        legend = " · ".join(f'<span class="mix-key mix-{i}"></span>{html.escape(str(r.label))} {r.customer_share:.1%}'
+                            for i, r in enumerate(t.itertuples()))
+        tile("Tier mix", f'<div class="mix">{bar}</div>', legend)
+        if self.previous is not None:
+            moves = self._movers()
+            up, down = int((moves["move"] == "up").sum()), int((moves["move"] == "down").sum())
+            tile(f"Moved since {self.previous_quarter}",
+                 f'<span class="up">▲ {up:,}</span> <span class="down">▼ {down:,}</span>', f"{rows} up · down")
+        if self.churn is not None and len(self.churn):
+            c = self.churn[self.churn["n"] > 0]
+            best, worst = c.iloc[0], c.iloc[-1]
+            label = (lambda r: html.escape(str(r["label"] if "label" in c else r["tier"])))
+            tile("Churn, best · worst tier", f"{best['churn_rate']:.1%} · {worst['churn_rate']:.1%}",
+                 f"{label(best)} · {label(worst)}, graded at {html.escape(str(self.churn_quarter))}")
+        return '<div class="tiles">' + "".join(out) + "</div>"
 
     def summary(self) -> Section:
         t = self.tier_table()
@@ -165,7 +243,7 @@ class GradingReport:
                     f"{self.grading['customer_id'].nunique():,} customers")
         else:
             head = f"{len(self.grading):,} customers were graded"
-        text = f"{head}, bringing {money(total_rev)} of revenue over the last 12 months. By tier: {'; '.join(parts)}."
+        text = f"{head}, bringing {self.money(total_rev)} of revenue over the last 12 months. By tier: {'; '.join(parts)}."
         if self.lost_before:
             text += f" {self.lost_before:,} customers the CRM marks lost were not graded."
         out = [p(text)]
@@ -182,7 +260,7 @@ class GradingReport:
             out.append(p(f"Since {self.previous_quarter}{' (after review)' if self.previous_reviewed else ''}: "
                          f"{up:,} {rows} moved up and {down:,} down; {new:,} are graded for the first time and "
                          f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
-                         f"changed by {money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
+                         f"changed by {self.money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
         if self.churn is not None and len(self.churn):
             from .calibration import churn_order_verdict
 
@@ -193,9 +271,27 @@ class GradingReport:
                          + f" ({self.churn_text}). " + churn_order_verdict(self.churn)[1]))
         return Section(out, [t])
 
+    def over_time(self) -> Section:
+        """Customers per tier and revenue for every reported period of this scheme on this data."""
+        tr = self.trend
+        if tr is None or len(tr) < 2:
+            return Section([p("The trend starts with this period: it grows with every period reported.")])
+        labels = [self.labels[t] for t in self.tier_ids]
+        div, unit = money_unit(self.currency)
+        shown = tr.rename(columns=dict(zip(self.tier_ids, labels)))
+        shown[f"revenue, 12 months ({unit})"] = (shown.pop("revenue_12m") / div).round(1)
+        chart = charts.stacked_bars(list(tr["period"]), {lab: list(tr[t]) for t, lab in zip(self.tier_ids, labels)},
+                                    alt="Customers per tier by period: " + "; ".join(
+                                        f"{r['period']} " + ", ".join(f"{lab} {int(r[t])}" for t, lab in zip(self.tier_ids, labels))
+                                        for _, r in tr.iterrows()), ylabel="graded")
+        fmt = {lab: "," for lab in labels} | {"graded": ",", f"revenue, 12 months ({unit})": ",.1f"}
+        return Section([p(f"Graded {'grades' if 'group' in self.grading else 'customers'} per tier at the end of each "
+                          "period (earlier periods as reported; the previous one after review when it was reviewed)."),
+                        chart, html_table(shown, fmt)], [tr])
+
     def tiers(self) -> Section:
         t = self.tier_table()
-        shown = t.rename(columns={"customer_share": "share of customers", "revenue_12m": "revenue (12 months)",
+        shown = t.rename(columns={"customer_share": "share of customers", "revenue_12m": f"revenue (12 months, {self._unit_name()})",
                                   "revenue_share": "share of revenue"})
         chart = charts.grouped_bars(list(t["tier"]), {"share of customers": list(t["customer_share"]),
                                                       "share of revenue": list(t["revenue_share"])},
@@ -203,17 +299,23 @@ class GradingReport:
                                         + ", ".join(f"{r.tier} {r.customer_share:.0%} / {r.revenue_share:.0%}"
                                                     for r in t.itertuples()))
         return Section([html_table(shown, {"share of customers": ".1%", "share of revenue": ".1%",
-                                           "revenue (12 months)": ",.0f", "customers": ","}), chart], [t])
+                                           f"revenue (12 months, {self._unit_name()})": ",.0f", "customers": ","}),
+                        chart], [t])
+
+    def _unit_name(self) -> str:
+        return "元" if self.currency == "CNY" else self.currency
 
     def migration(self, top: int = 15) -> Section:
         if self.previous is None:
             return Section([p("No earlier grading in the data: migration starts next quarter.")])
         counts, revenue = history.migration(self.previous, self.grading, self.tier_ids)
         moves = self._movers()
+        div, unit = money_unit(self.currency)
+        rev_table = (revenue / div).round(1).reset_index().rename(columns={"previous tier": f"previous \\ now ({unit})"})
         parts = [p(f"Customers by tier at {self.previous_quarter} (rows) and now (columns)."),
                  html_table(counts.reset_index().rename(columns={"previous tier": "previous \\ now"})),
                  p("Revenue over the last 12 months (current; previous for customers no longer graded)."),
-                 html_table((revenue / 1e4).round(1).reset_index().rename(columns={"previous tier": "previous \\ now (万)"}))]
+                 html_table(rev_table, {c: ",.1f" for c in rev_table.columns[1:]})]
         for direction, title in (("up", "Largest upgrades"), ("down", "Largest downgrades")):
             m = moves[moves["move"] == direction].head(top)
             if len(m):
@@ -258,13 +360,16 @@ class GradingReport:
         rev = pd.to_numeric(g.get("annual_amount", pd.Series(0.0, index=g.index)), errors="coerce").fillna(0.0)
         table = pd.crosstab(key, g["tier"].astype(str)).reindex(columns=self.tier_ids, fill_value=0)
         table["customers"] = table.sum(axis=1)
-        table["revenue (万)"] = (rev.groupby(key).sum() / 1e4).round(1)
-        table = table.sort_values("revenue (万)", ascending=False)
+        div, unit = money_unit(self.currency)
+        revenue = f"revenue ({unit})"
+        table[revenue] = (rev.groupby(key).sum() / div).round(1)
+        table = table.sort_values(revenue, ascending=False)
         note = f" (top {top} of {len(table)} by revenue)" if len(table) > top else ""
         name = self.scheme.group_by.replace("_", " ") if by == "group" and self.scheme.group_by else by.replace("_", " ")
         table.index.name, table.columns.name = name, None
         return Section([p(f"Customers per tier by {name}{note}."),
-                        html_table(table.head(top).reset_index(), {"revenue (万)": ",.1f"})], [table])
+                        html_table(table.head(top).reset_index(), {revenue: ",.1f"} | {t: "," for t in self.tier_ids}
+                                   | {"customers": ","})], [table])
 
     def strategies(self) -> Section:
         t = self.tier_table()
@@ -385,11 +490,46 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
         ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
         changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None
 
+    current = _with_context(grading.frame, snap, scheme)
+    trend = _trend(reports_dir, loaded.path, scheme, [(prev_q, previous), (quarter, current)])
     return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
-                         grading=_with_context(grading.frame, snap, scheme), previous=previous, previous_quarter=prev_q,
+                         grading=current, previous=previous, previous_quarter=prev_q, trend=trend,
                          previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
                          data_report=loaded.report, changes=changes, decisions=decisions, lost_before=n_lost,
-                         meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(), **(meta or {})})
+                         meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(),
+                               "currency": loaded.config.currency, **(meta or {})})
+
+
+def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[str, pd.DataFrame | None]]) -> pd.DataFrame:
+    """Graded rows per tier and 12-month revenue per period, oldest first: the periods reported earlier
+    in ``reports_dir`` with this scheme on this data (their manifest's headline), then ``computed``
+    (the previous and this period's gradings)."""
+    ids = [t.id for t in scheme.tiers]
+    first = min((q for q, f in computed if f is not None), default="")
+    rows = []
+    for manifest in sorted(reports_dir.glob("*/manifest.json")) if reports_dir.is_dir() else []:
+        period = manifest.parent.name
+        if not re.fullmatch(r"\d{4}Q[1-4]", period) or period >= first:
+            continue
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+            if m.get("scheme") != scheme.id or m.get("data") != str(Path(data).resolve()):
+                continue
+            head = m["headline"]
+            counts = {t["tier"]: int(t["customers"]) for t in head["tiers"]}
+            rows.append({"period": period, **{t: counts.get(t, 0) for t in ids}, "graded": sum(counts.values()),
+                         "revenue_12m": float(head["revenue_12m"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a manifest of another format or a half-written folder: not part of the trend
+    for period, frame in computed:
+        if frame is None:
+            continue
+        tiers = frame["tier"].astype(str)
+        rev = pd.to_numeric(frame["annual_amount"], errors="coerce").fillna(0.0) if "annual_amount" in frame else 0.0
+        counts = tiers.value_counts()
+        rows.append({"period": period, **{t: int(counts.get(t, 0)) for t in ids}, "graded": len(frame),
+                     "revenue_12m": float(pd.Series(rev).sum()) if "annual_amount" in frame else 0.0})
+    return pd.DataFrame(rows, columns=["period", *ids, "graded", "revenue_12m"])
 
 
 #: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)

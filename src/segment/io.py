@@ -167,6 +167,8 @@ class DataConfig(BaseModel):
         "Parquet/CSV transactions of 10 M lines or 1 GiB or more)")
     timezone: Zone | None = Field(None, description="IANA zone for every table's zone-aware timestamps (a "
                                   "table's own `timezone:` wins)")
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the amounts (after "
+                          "amount_unit): how the reports write money — 元, 万元 and 亿元 for CNY, $ 1.2M for USD")
 
     @model_validator(mode="after")
     def _transactions(self) -> "DataConfig":

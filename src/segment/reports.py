@@ -496,7 +496,7 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
 def _headline(report) -> dict:
     """What the index shows of a quarter: customers graded, 12-month revenue, customers per tier."""
     t = report.tier_table()
-    return {"revenue_12m": float(t["revenue_12m"].sum()),
+    return {"revenue_12m": float(t["revenue_12m"].sum()), "currency": report.currency,
             "tiers": [{"tier": str(r.tier), "label": str(r.label), "customers": int(r.customers)} for r in t.itertuples()]}
 
 
@@ -519,7 +519,7 @@ def write_index(reports_dir: Path) -> Path:
         mix = ", ".join(f"{t['label']} {t['customers']:,}" for t in head.get("tiers", []))
         cells = [q.name, m.get("scheme", ""), data, m.get("as_of", ""),
                  f"{m['customers']:,}" if "customers" in m else "",
-                 money(head["revenue_12m"]) if "revenue_12m" in head else "", mix]
+                 money(head["revenue_12m"], head.get("currency", "CNY")) if "revenue_12m" in head else "", mix]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + f"<td>{links}</td></tr>")
     head_row = "".join(f"<th>{h}</th>" for h in ("quarter", "scheme", "data", "as of", "customers graded",
                                                  "revenue (12 months)", "tiers", "reports"))
