@@ -25,19 +25,19 @@ review = review_report(quarter, grading, scheme, previous)
 review.title()
 
 # %% [markdown]
+# ## How to review
+
+# %%
+review.how_to()
+
+# %% [markdown]
 # ## Who is reviewed, and why
 
 # %%
 review.summary()
 
 # %% [markdown]
-# ## The customers to re-check
+# ## The customers to re-check, by account manager
 
 # %%
 review.customers()
-
-# %% [markdown]
-# ## How to send decisions back
-
-# %%
-review.how_to()

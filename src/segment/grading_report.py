@@ -42,7 +42,7 @@ class Section:
 PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
 
 
-_NUMBER_CELL = re.compile(r"<td>([-+]?[^\d<\s]{0,3}[\d,]*\.?\d+(?:%| ?万元| ?亿元| ?元|[KMB])?)</td>")
+_NUMBER_CELL = re.compile(r"<td>(-?(?:HK\$|S\$|[$€£¥])?[-+]?[\d,]*\.?\d+(?:%| 万元| 亿元| 元|[KMB])?)</td>")
 _DATE_CELL = re.compile(r"<td>(\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?)</td>")
 _HEADER_CELL = re.compile(r"(<th[^>]*>)(.*?)(</th>)", re.S)
 
@@ -490,7 +490,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
         ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
         changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None
 
-    current = _with_context(grading.frame, snap, scheme)
+    current = _with_names(_with_context(grading.frame, snap, scheme), tables)
     trend = _trend(reports_dir, loaded.path, scheme, [(prev_q, previous), (quarter, current)])
     return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
                          grading=current, previous=previous, previous_quarter=prev_q, trend=trend,
@@ -534,6 +534,17 @@ def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[s
 
 #: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
 CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m")
+
+
+def _with_names(frame: pd.DataFrame, tables) -> pd.DataFrame:
+    """Add the customers' names (the customers table's ``name``, not personal contact data) for the
+    review list; the frame as it is when the data has none."""
+    if "name" in frame or "customers" not in tables.present() or "name" not in tables.columns("customers"):
+        return frame
+    names = tables.sql("SELECT customer_id, min(name) AS name FROM cu WHERE customer_id IN "
+                       "(SELECT customer_id FROM wanted) GROUP BY customer_id", wanted=frame["customer_id"].astype(str))
+    names["customer_id"] = names["customer_id"].astype(str)
+    return frame.merge(names, on="customer_id", how="left", validate="many_to_one")
 
 
 def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None = None) -> pd.DataFrame:

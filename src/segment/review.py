@@ -37,6 +37,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .atomic import atomic_path, neutralise_text, restore, restore_text, sha256_file, write_csv
 from .conditions import parse
 from .errors import ConditionError, ConfigError, SegmentError
+from .grading_report import html_table
 from .io import pydantic_error, read_yaml
 from .schemes import Cond, Scheme, _num, load_scheme
 
@@ -190,8 +191,7 @@ class ReviewSelection:
     def _repr_html_(self) -> str:
         labels = {t.id: f"{t.id} ({t.label})" if t.label else t.id for t in self.scheme.tiers}
         counts = self.counts().rename(columns=labels).reset_index()
-        parts = [f"<p>{html.escape(self.summary())}</p>",
-                 counts.to_html(index=False, escape=True, border=0, classes="segment-table")]
+        parts = [f"<p>{html.escape(self.summary())}</p>", html_table(counts)]
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)

@@ -6,50 +6,80 @@ and quarter). The HTML carries no contact data: only the sheet may (``params/rep
 from __future__ import annotations
 
 import html
+import json
 
+import pandas as pd
+import pyarrow.parquet as pq
 
-from .grading_report import Section, html_table, p
+from .grading_report import Section, html_table, money_unit, p
 from .review import ReviewSelection, load_review_params, select_from_files
 
 MAX_ROWS = 2_000  # rows of the customer list in the HTML; keeps a 1M-customer review report readable
 SHOWN = ["customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation", "overrides"]
+#: what the grading file adds to each selected row for the reviewers (never contact data)
+CONTEXT = ["name", "account_manager", "region", "annual_amount"]
 
 
 class ReviewReport:
-    def __init__(self, selection: ReviewSelection, quarter: str, sheet_hint: str):
+    def __init__(self, selection: ReviewSelection, quarter: str, sheet_hint: str,
+                 context: pd.DataFrame | None = None, currency: str = "CNY"):
         self.selection = selection
         self.quarter = quarter
         self.sheet_hint = sheet_hint
+        self.context = context
+        self.currency = currency
 
     @classmethod
     def load(cls, quarter: str, grading: str, scheme: str, previous: str = "",
              params: str = "") -> "ReviewReport":
         from .paths import project_path
 
-        sel = select_from_files(str(project_path(grading)), scheme,
-                                load_review_params(project_path(params) if params else None),
+        path = project_path(grading)
+        sel = select_from_files(str(path), scheme, load_review_params(project_path(params) if params else None),
                                 str(project_path(previous)) if previous else None)
-        return cls(sel, quarter, f"reports/{quarter}/review_sheet.xlsx")
+        keys = [k for k in ("customer_id", "group") if k in sel.frame]
+        have = pq.read_schema(path).names if path.suffix == ".parquet" else []
+        context = pd.read_parquet(path, columns=keys + [c for c in CONTEXT if c in have]) if have else None
+        try:
+            currency = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))["headline"]["currency"]
+        except (OSError, ValueError, KeyError, TypeError):
+            currency = "CNY"
+        return cls(sel, quarter, f"reports/{quarter}/review_sheet.xlsx", context, str(currency))
 
     def title(self) -> Section:
         s = self.selection.scheme
         return Section([f"<h1>Grading review — {html.escape(self.quarter)}</h1>",
                         p(f"Scheme {s.name or s.id}. The sales head and the service head re-check these customers "
-                          "and confirm or change each tier, with a reason (SEEDS step 5).")])
+                          "together and confirm or change each tier, with a reason (SEEDS step 5). "
+                          f"{len(self.selection.frame):,} customers to re-check, listed by account manager.")])
 
     def summary(self) -> Section:
-        return Section([self.selection._repr_html_()], [self.selection.counts()])
+        return Section([self.selection._repr_html_(), p("What each tier asks for (a customer below a gate drops a "
+                                                        "tier whatever its score):"), html_table(self.rules())],
+                       [self.selection.counts(), self.rules()])
 
-    def customers(self, limit: int = MAX_ROWS) -> Section:
-        """The selected customers (at most ``limit`` rows in the HTML: the sheet has them all)."""
+    def rules(self) -> pd.DataFrame:
+        """Each tier's cut-off next to its gate (the condition in the scheme's words)."""
+        rows = []
+        for t in self.selection.scheme.tiers:
+            rows.append({"tier": t.id, "label": t.label or "", "score at least": "" if t.min_score is None
+                         else f"{float(t.min_score):g}", "gate": t.gate or "",
+                         "stage rule": _rule(t)})
+        out = pd.DataFrame(rows)
+        return out[[c for c in out.columns if c in ("tier", "label") or (out[c] != "").any()]]
+
+    def table(self) -> pd.DataFrame:
+        """The customers to re-check with the reviewers' context: name, account manager, region,
+        revenue (the sheet has the same rows)."""
         f = self.selection.frame
-        shown = f[[c for c in SHOWN if c in f]]
-        parts = []
-        if len(shown) > limit:
-            parts.append(p(f"The first {limit:,} of {len(shown):,} customers to re-check, best tier first; the "
-                           "review sheet lists them all."))
-        parts.append(html_table(shown.head(limit), {"score": ".1f"}))
-        return Section(parts, [shown])
+        keys = [k for k in ("customer_id", "group") if k in f]
+        shown = f[keys + [c for c in SHOWN if c in f and c not in keys]]
+        if self.context is not None and len(self.context.columns) > len(keys):
+            ctx = self.context.copy()
+            for k in keys:
+                ctx[k], shown[k] = ctx[k].astype(str), shown[k].astype(str)
+            shown = shown.merge(ctx.drop_duplicates(keys), on=keys, how="left")
+        return shown
 
     def how_to(self) -> Section:
         hint = html.escape(self.sheet_hint)
@@ -61,6 +91,44 @@ class ReviewReport:
                         "numbers and nothing is changed; a good sheet writes the approved grading and appends "
                         "each decision to <code>reports/audit_log.csv</code>, which is never rewritten.</li>"
                         "<li>Next quarter's grading report shows the changes.</li></ol>"])
+
+    def customers(self, limit: int = MAX_ROWS) -> Section:
+        """The selected customers grouped by account manager (most customers first), at most ``limit``
+        rows in the HTML: the sheet has them all."""
+        shown = full = self.table()
+        div, unit = money_unit(self.currency)
+        revenue = f"revenue 12m ({unit})"
+        if "annual_amount" in shown:
+            shown[revenue] = (pd.to_numeric(shown.pop("annual_amount"), errors="coerce") / div).round(1)
+        order = ["customer_id", "group", "name", "region", "tier", "tier_label", "score", revenue, "previous_tier",
+                 "why", "explanation", "overrides"]
+        fmt = {"score": ".1f", revenue: ",.1f"}
+        parts = []
+        if len(shown) > limit:
+            parts.append(p(f"The first {limit:,} of {len(shown):,} customers to re-check; the review sheet lists "
+                           "them all."))
+            shown = shown.head(limit)
+        if "account_manager" not in shown:
+            return Section(parts + [html_table(shown[[c for c in order if c in shown]], fmt)], [full])
+        manager = shown["account_manager"].astype("string").fillna("(no account manager)")
+        sizes = manager.value_counts()
+        parts.append(p(f"{len(sizes):,} account managers: " + ", ".join(f"{html.escape(str(m))} {n:,}"
+                                                                       for m, n in sizes.items()) + "."))
+        for m in sizes.index:
+            rows = shown[manager == m]
+            parts.append(f"<h3>{html.escape(str(m))} — {len(rows):,} customer{'s' if len(rows) != 1 else ''}</h3>")
+            parts.append(html_table(rows[[c for c in order if c in rows]], fmt))
+        return Section(parts, [full])
+
+def _rule(tier) -> str:
+    """A tier's stage rule in the scheme's words ('' without one)."""
+    if tier.when:
+        return str(tier.when)
+    if tier.all_of:
+        return " and ".join(f"({c})" for c in tier.all_of)
+    if tier.any_of:
+        return " or ".join(f"({c})" for c in tier.any_of)
+    return ""
 
 
 def review_report(quarter: str, grading: str, scheme: str, previous: str = "") -> ReviewReport:
