@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,10 +20,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def demo(tmp_path_factory):
     if not CHROMIUM:
         pytest.skip("no chromium on this machine: `make test-browser` installs Debian's chromium")
-    demo = write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=5)
+    return write_demo(tmp_path_factory.mktemp("demo"), customers=400, seed=5)
+
+
+@pytest.fixture(scope="module")
+def built(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     reports.build_reports(data=demo, reports_dir=out)
     return out
@@ -46,6 +51,33 @@ def test_report_renders_in_chromium_without_errors(built, name, tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000  # a real page was painted
     console = [line for line in run.stderr.splitlines() if re.search(r"CONSOLE|Uncaught|net::ERR_", line)]
     assert not console, "\n".join(console)
+
+
+#: the grading report of these schemes is photographed (issue 13): a weighted score, key-account levels
+#: with gates, sales stages, and one grade per product line
+PHOTOGRAPHED = ["s1_four_tier", "s4_key_account_levels", "s7_sales_stages", "s8_government_product_line"]
+
+
+@pytest.mark.parametrize("scheme", PHOTOGRAPHED)
+def test_grading_report_of_each_kind_of_scheme_is_photographed(built, demo, scheme, tmp_path):
+    """Screenshots to look at: ``reports/screenshots/grading-<scheme>.png`` (or ``$SEGMENT_SCREENSHOTS``)."""
+    import os
+
+    from segment import paths
+
+    out = tmp_path / "reports"
+    if scheme == "s1_four_tier":
+        page = built / "2026Q3" / "grading.html"
+    else:
+        reports.build_reports(data=demo, scheme=scheme, reports_dir=out)
+        page = out / "2026Q3" / "grading.html"
+    folder = Path(os.environ.get("SEGMENT_SCREENSHOTS") or paths.root() / "reports" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / f"grading-{scheme}.png"
+    run = _open(page, shot, tmp_path)
+    assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    text = page.read_text(encoding="utf-8")
+    assert 'class="tiles"' in text and "Traceback" not in text and ">nan<" not in text
 
 
 def test_the_check_catches_a_broken_page(tmp_path):

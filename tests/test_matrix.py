@@ -10,8 +10,9 @@ import re
 import pandas as pd
 import pytest
 
-from segment import reports
+from segment import history, reports
 from segment.paths import schemes_dir
+from segment.review_report import review_report
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +54,22 @@ def test_every_scheme_reports_two_quarters(sid, demo, tmp_path):
             assert hit is None, f"{sid} {nb}.html: {pattern} … {text[max(0, hit.start() - 80):hit.start() + 60]!r}"
     index = (out / "index.html").read_text(encoding="utf-8")
     assert sid in index and "2026Q2" in index and "2026Q3" in index
+
+    # the migration matrix holds every graded row of both quarters once (key: customer, group)
+    before = pd.read_parquet(out / "2026Q2" / "grading.parquet")
+    tiers = [t["tier"] for t in manifest["headline"]["tiers"]]
+    counts, _ = history.migration(before, grading, tiers)
+    assert counts.drop(index="(new)", errors="ignore").to_numpy().sum() == len(before)
+    assert counts.drop(columns="(not graded)", errors="ignore").to_numpy().sum() == len(grading)
+    # the review sample is the seeds' 10–20% of the graded; extras are counted apart, capped
+    review = review_report("2026Q3", str(q / "grading.parquet"), sid)
+    shares, n = review.selection.shares(), len(grading)
+    params = review.selection.params
+    assert 0.10 - 1 / n <= shares["sample"] <= params.max_share + 1 / n, shares
+    assert shares["extras"] <= params.extras_max_share + 1 / n, shares
+    for nb in reports.NOTEBOOKS:  # every number of a table written for people: thousands separated
+        page = (q / f"{nb}.html").read_text(encoding="utf-8")
+        bare = re.findall(r"<td[^>]*>-?\d{4,}(?:\.\d+)?</td>", page)
+        assert not bare, f"{sid} {nb}.html: numbers without thousands separators: {bare[:5]}"
+        heads = [h for h in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S) if re.search(r"[a-z]_[a-z]", h)]
+        assert not heads, f"{sid} {nb}.html: column ids as headers: {heads[:5]}"

@@ -58,8 +58,23 @@ def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: b
     out = shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
     out = _NUMBER_CELL.sub(r'<td class="num">\1</td>', out)  # numbers right-aligned, text left
     out = _DATE_CELL.sub(r'<td class="date">\1</td>', out)  # a date on one line
-    # a long column name (excluded_never_bought) may wrap after its underscores: wide tables fit 1024 px
-    return _HEADER_CELL.sub(lambda m: m.group(1) + m.group(2).replace("_", "_<wbr>") + m.group(3), out)
+    # headers in words: a column id (excluded_never_bought, pts__annual_amount) is written with spaces
+    return _HEADER_CELL.sub(lambda m: m.group(1) + _words(m.group(2)) + m.group(3), out)
+
+
+def _readable_number(value):
+    """A number written as text (``-4549.89``) with thousands separators and its decimals; other
+    values as they are."""
+    text = str(value)
+    if not re.fullmatch(r"-?\d+(?:\.\d+)?", text):
+        return value
+    whole, _, decimals = text.partition(".")
+    return f"{int(whole):,}" + (f".{decimals}" if decimals else "") if whole != "-0" else text
+
+
+def _words(header: str) -> str:
+    """A column id as words: ``ci_low`` → ``ci low``, ``pts__annual_amount`` → ``pts: annual amount``."""
+    return header.replace("__", ": ").replace("_", " ")
 
 
 def p(text: str) -> str:
@@ -416,8 +431,11 @@ class GradingReport:
         parts = [f"<ul>{''.join(f'<li>{html.escape(w)}</li>' for w in bands)}</ul>"] if bands else []
         if dq is None or dq.empty:
             return Section([p("The data passed every validation check with no warnings.")] + parts, [pd.DataFrame()])
-        return Section([p(f"{len(dq)} warning(s) from validation (errors stop the report):"),
-                        html_table(dq.drop(columns=["rows"], errors="ignore"))] + parts, [dq])
+        shown = dq.drop(columns=["rows"], errors="ignore")
+        if "example" in shown:  # a number from the source, written for people (-4,549.89)
+            shown = shown.assign(example=shown["example"].map(_readable_number))
+        return Section([p(f"{len(dq)} warning(s) from validation (errors stop the report):"), html_table(shown)]
+                       + parts, [dq])
 
 
 def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
