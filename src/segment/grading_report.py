@@ -226,10 +226,10 @@ class GradingReport:
         before = float(prev["revenue_12m"].sum()) if prev is not None else None
         tile("Revenue, last 12 months", html.escape(self.money(total)),
              change(total, before, f"{(total - before) / before:+.1%}") if before else "")
-        bar = "".join(f'<span class="mix-{i}" style="width:{r.customer_share * 100:.2f}%" '
+        bar = "".join(f'<span class="mix-{i % 12}" style="width:{r.customer_share * 100:.2f}%" '
                       f'title="{html.escape(str(r.label))} {r.customer_share:.1%}"></span>'
                       for i, r in enumerate(t.itertuples()) if r.customers)
-        legend = " · ".join(f'<span class="mix-key mix-{i}"></span>{html.escape(str(r.label))} {r.customer_share:.1%}'
+        legend = " · ".join(f'<span class="mix-key mix-{i % 12}"></span>{html.escape(str(r.label))} {r.customer_share:.1%}'
                             for i, r in enumerate(t.itertuples()))
         tile("Tier mix", f'<div class="mix">{bar}</div>', legend)
         if self.previous is not None:
