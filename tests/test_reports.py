@@ -248,6 +248,36 @@ def test_calibration_report_numbers_come_from_metrics(built):
     assert m["test_as_of"] == "2026-03-31" and m["train_as_of"] == ["2025-03-31", "2025-06-30", "2025-09-30"]
     assert f"{m['calibrated']['test']['auc']:.3f}" in page and f"{m['expert']['test']['auc']:.3f}" in page
     assert "The analysts' scheme is unchanged" in page
+    zero = [d for d, w in m["calibrated"]["dimension_weights"].items() if w == 0 and m["expert"]["dimension_weights"][d] > 0]
+    for d in zero:  # a dimension the fit drops is said in words, with its indicators
+        assert f"The {d} dimension gets no weight at all in the fit" in page
+    assert m["calibrated"]["distinct_scores_test"] >= 10 and "Lift: churn in each tenth" in page
+
+
+def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_path):
+    """A calibration that could not run says why under the title; its sections (None) leave the page
+    and the contents, headings included."""
+    import nbformat
+
+    from segment.calibration_report import CalibrationReport
+
+    r = CalibrationReport(None, "2026Q3", reason="the data start 2025-01-01: not enough history")
+    assert all(getattr(r, s)() is None for s in ("recommendation", "weights", "performance", "calibration_plot",
+                                                 "tiers", "caveats"))
+    nb = nbformat.v4.new_notebook()
+    title = nbformat.v4.new_code_cell("r.title()")
+    title.outputs = [nbformat.v4.new_output("execute_result", {"text/html": r.title()._repr_html_()}, execution_count=1)]
+    shown = nbformat.v4.new_code_cell("x")
+    shown.outputs = [nbformat.v4.new_output("execute_result", {"text/html": "<p>kept</p>"}, execution_count=2)]
+    nb.cells = [title, nbformat.v4.new_markdown_cell("## Recommendation"), nbformat.v4.new_code_cell("r.recommendation()"),
+                nbformat.v4.new_markdown_cell("## Kept"), shown,
+                nbformat.v4.new_markdown_cell("## Weights"), nbformat.v4.new_code_cell("r.weights()")]
+    path = tmp_path / "calibration.ipynb"
+    nbformat.write(nb, path)
+    page = reports.to_html(path)
+    assert page.count("not enough history") == 1 and "No calibration this quarter" in page
+    assert "Recommendation" not in page and "Weights" not in page
+    assert 'id="Kept"' in page and '<a href="#Kept">Kept</a>' in page
 
 
 def test_calibration_dates():

@@ -1158,7 +1158,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
                 for r in t.itertuples()]
 
     metrics = {
-        "scheme": {"id": scheme.id, "calibrated_id": calibrated.id},
+        "scheme": {"id": scheme.id, "calibrated_id": calibrated.id,
+                   "dimensions": {i: d for d, dim in scheme.dimensions.items() for i in dim.indicators}},
         "horizon_days": h,
         "train_as_of": [str(d.date()) for d in train_dates],
         "test_as_of": str(test_date.date()),
@@ -1195,6 +1196,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "link": {"intercept": _fnum(a_c), "slope": _fnum(b_c[0])},
             "calibration_table": _records(deciles),
             "lift": _records(lift),
+            "distinct_scores_test": int(np.unique(s_te_cal[np.isfinite(s_te_cal)]).size),
         },
         "tiers": {
             "calibrated": _tiers(tiers_cal),

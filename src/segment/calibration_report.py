@@ -52,24 +52,22 @@ class CalibrationReport:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         return cls(metrics, quarter, calibrated_path=str(folder / f"{metrics['scheme']['id']}.calibrated.yaml"))
 
-    def _missing(self) -> Section | None:
-        if self.m is None:
-            return Section([p(f"No calibration this quarter: {self.reason}")])
-        return None
+    #: fewer distinct scores than this on the test date: deciles and lift would only repeat the tiers
+    MIN_DISTINCT_SCORES = 10
 
     def title(self) -> Section:
         head = f"<h1>Calibration against churn — {html.escape(self.quarter)}</h1>"
         if self.m is None:
-            return Section([head])
+            return Section([head, p(f"No calibration this quarter: {self.reason}")])
         m = self.m
         return Section([head, p(f"Scheme {m['scheme']['id']}: trained on {m['n_train']:,} customer-dates "
                                 f"({', '.join(m['train_as_of'])}), tested out of time on {m['n_test']:,} customers "
                                 f"at {m['test_as_of']}; {m['churn_definition']['text']}; horizon "
                                 f"{m['horizon_days']} days. Churn in the test period: {m['churn_rate_test']:.1%}.")])
 
-    def recommendation(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def recommendation(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         m = self.m
         e, c = m["expert"]["test"], m["calibrated"]["test"]
         gain = c["auc"] - e["auc"]
@@ -90,6 +88,14 @@ class CalibrationReport:
         if no_evidence:
             lines.append("No evidence that these indicators predict churn (their weight's 95% interval stays near "
                          f"zero): {', '.join(no_evidence)}. Their expert weight could go to indicators that do.")
+        gone = [d for d, v in m["calibrated"].get("dimension_weights", {}).items()
+                if v == 0 and m["expert"].get("dimension_weights", {}).get(d, 0) > 0]
+        for d in gone:
+            inside = [i for i, dim in (m["scheme"].get("dimensions") or {}).items() if dim == d]
+            lines.append(f"The {d} dimension gets no weight at all in the fit (expert: "
+                         f"{m['expert']['dimension_weights'][d]:.0%})" + (f": none of {', '.join(inside)} told churners "
+                                                                          "from stayers in the training panel" if inside else "")
+                         + ". Drop it from the churn view or re-band it; it may still matter for value.")
         if up:
             lines.append(f"The data give more weight than the experts to: {', '.join(up)} (the whole interval lies "
                          "above the expert weight).")
@@ -107,9 +113,9 @@ class CalibrationReport:
                      "(same format, with its provenance).")
         return Section(["<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"])
 
-    def weights(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def weights(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         m = self.m
         w, ci, ew = m["calibrated"]["weights"], m["calibrated"]["weights_ci"], m["expert"]["weights"]
         df = pd.DataFrame({"indicator": list(w), "expert weight": [ew.get(i) for i in w],
@@ -125,9 +131,9 @@ class CalibrationReport:
         return Section([html_table(df, {"expert weight": ".3f", "calibrated weight": ".3f"}),
                         html_table(dims, {"expert weight": ".3f", "calibrated weight": ".3f"}), chart], [df, dims])
 
-    def performance(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def performance(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         m = self.m
         rows = [{"weights": who, "panel": part, **{k: m[who][part].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")}}
                 for who in ("expert", "calibrated") for part in ("train", "test")]
@@ -137,10 +143,14 @@ class CalibrationReport:
                           "distributions; Brier and log loss measure the predicted probabilities (lower is better)."),
                         html_table(df, {k: ".3f" for k in ("auc", "gini", "ks", "log_loss")} | {"brier": ".4f"})], [df])
 
-    def calibration_plot(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def calibration_plot(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         t = pd.DataFrame(self.m["calibrated"]["calibration_table"])
+        distinct = self.m["calibrated"].get("distinct_scores_test")
+        if distinct is not None and distinct < self.MIN_DISTINCT_SCORES:
+            return Section([p(f"The score takes only {distinct} distinct values on the test date: deciles of predicted "
+                              "risk and lift would repeat the tiers (see Churn by tier).")])
         chart = charts.calibration_curve(t["predicted"], t["observed"],
                                          alt="Predicted vs observed churn by decile of predicted risk on the test date")
         lift = pd.DataFrame(self.m["calibrated"]["lift"])
@@ -149,9 +159,9 @@ class CalibrationReport:
                         html_table(lift, {"churn_rate": ".1%", "lift": ".2f", "captured": ".1%", "cumulative_lift": ".2f"})],
                        [t, lift])
 
-    def tiers(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def tiers(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         m = self.m
         c = pd.DataFrame(m["tiers"]["calibrated"])
         e = pd.DataFrame(m["tiers"]["expert"])
@@ -181,9 +191,9 @@ class CalibrationReport:
             frames.append(moves)
         return Section(parts, frames)
 
-    def caveats(self) -> Section:
-        if (miss := self._missing()) is not None:
-            return miss
+    def caveats(self) -> Section | None:
+        if self.m is None:  # said once, under the title; the page leaves the section out
+            return None
         pop = pd.DataFrame(self.m["population"])
         warn = self.m.get("warnings") or []
         return Section([p("Who was labelled at each date (customers not at risk are left out, never counted as "

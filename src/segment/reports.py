@@ -189,10 +189,31 @@ def _plain(fragment: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
 
 
+def _without_empty_sections(cells: list) -> list:
+    """The cells without the sections that showed nothing: a section heading alone in its markdown cell
+    whose code cells (up to the next markdown cell) have no output — a report method returns None
+    for a section that does not apply (a calibration that could not run says why once, under the
+    title, instead of under every heading)."""
+    kept, i = [], 0
+    while i < len(cells):
+        cell = cells[i]
+        if cell.cell_type == "markdown" and re.fullmatch(r"\s*##[^\n]*\s*", cell.source):
+            j = i + 1
+            while j < len(cells) and cells[j].cell_type == "code":
+                j += 1
+            if j > i + 1 and not any(c.get("outputs") for c in cells[i + 1:j]):
+                i = j
+                continue
+        kept.append(cell)
+        i += 1
+    return kept
+
+
 def _page_parts(nb) -> dict:
     """What the page template needs besides the cells: the report's title (its first ``<h1>`` output,
     else the notebook's name), the contents (each ``## `` section heading with the id nbconvert gives it)
     and the cell after which the contents go (the one showing the title; marked in memory only)."""
+    nb.cells = _without_empty_sections(nb.cells)
     title, toc = "", []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
