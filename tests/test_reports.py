@@ -254,6 +254,23 @@ def test_calibration_report_numbers_come_from_metrics(built):
     assert m["calibrated"]["distinct_scores_test"] >= 10 and "Lift: churn in each tenth" in page
 
 
+def test_a_dimension_the_fit_drops_is_said_in_words_and_few_scores_skip_the_deciles():
+    from segment.calibration_report import CalibrationReport
+
+    perf = {"auc": 0.70, "ks": 0.30}
+    m = {"expert": {"test": perf, "weights": {"a": 0.5, "g": 0.5}, "dimension_weights": {"value": 0.6, "potential": 0.4}},
+         "calibrated": {"test": perf, "weights": {"a": 1.0, "g": 0.0}, "weights_ci": {"a": [0.8, 1.0], "g": [0.0, 0.01]},
+                        "dimension_weights": {"value": 1.0, "potential": 0.0}, "distinct_scores_test": 4,
+                        "calibration_table": [], "lift": []},
+         "scheme": {"id": "x", "dimensions": {"a": "value", "g": "potential"}}, "tiers": {"monotone": True}}
+    r = CalibrationReport(m, "2026Q3", calibrated_path="x.calibrated.yaml")
+    text = r.recommendation()._repr_html_()
+    assert "The potential dimension gets no weight at all in the fit (expert: 40%): none of g told churners" in text
+    assert "The value dimension" not in text
+    plot = r.calibration_plot()._repr_html_()
+    assert "only 4 distinct values" in plot and "<table" not in plot
+
+
 def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_path):
     """A calibration that could not run says why under the title; its sections (None) leave the page
     and the contents, headings included."""
