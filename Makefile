@@ -11,7 +11,7 @@ DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade calibrate review-export report test test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
+.PHONY: help venv demo validate grade calibrate review-export report test fuzz test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,9 @@ test-postgres: $(STAMP)  ## SQL sources on a throwaway PostgreSQL server: time z
 
 test-slow: $(STAMP)  ## the slow checks: every built-in scheme × two quarters × the three reports (~7 min; CI runs it)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal -m slow
+
+fuzz: $(STAMP)  ## the mutation fuzzer beyond the suite's 120 cases: make fuzz N=2000 [FIRST=120]
+	SEGMENT_FUZZ_N=$(or $(N),1000) SEGMENT_FUZZ_FIRST=$(or $(FIRST),120) $(BIN)/python -m pytest -q -n auto --dist worksteal tests/test_fuzz.py
 
 test-all: $(STAMP)  ## every test
 	$(BIN)/python -m pytest -q

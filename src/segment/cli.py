@@ -1,5 +1,6 @@
 """The `segment` command line. Exit codes: 0 done; 2 the input is wrong (message starts with
-``error:``, names the file, row or key; nothing written); 1 a bug (traceback); 130 interrupted."""
+``error:``, names the file, row or key; nothing written); 1 a bug (one line naming the file that
+holds the traceback); 130 interrupted."""
 from __future__ import annotations
 
 import argparse
@@ -240,6 +241,25 @@ def _on_signal(signum, frame):
         raise KeyboardInterrupt
 
 
+def _save_traceback() -> Path:
+    """The current exception's traceback in a file of its own (under SEGMENT_TMPDIR when that is a
+    folder, else the system's temporary folder): a bug is one line on the terminal, not a wall."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    folder = os.environ.get("SEGMENT_TMPDIR") or ""
+    folder = folder if folder and Path(folder).is_dir() else tempfile.gettempdir()
+    path = Path(folder) / f"segment-bug-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    try:
+        path.write_text(f"segment {__version__}: {' '.join(sys.argv)}\n\n{traceback.format_exc()}", encoding="utf-8")
+    except OSError:  # nowhere to write: the traceback goes to the terminal after all
+        traceback.print_exc()
+        return Path("(not saved: see above)")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
@@ -267,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, SegmentError):
             print(f"error: {e}", file=sys.stderr)
             return e.exit_code
-        raise
+        print(f"bug: segment stopped on an unexpected {type(e).__name__}; the traceback is in {_save_traceback()} "
+              "— please report it with the command you ran", file=sys.stderr)
+        return 1
     finally:
         stop_watch()
         for sig, handler in previous.items():

@@ -191,6 +191,18 @@ class _Spark:
     def fetch(self, sql: str) -> list[tuple]:
         return [tuple(r) for r in self.spark.sql(sql).collect()]
 
+    @property
+    def read_errors(self) -> tuple[type[BaseException], ...]:
+        """What reading a damaged source raises on Spark (the JVM's errors, Spark's own)."""
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
+        return (Py4JJavaError, PySparkException)
+
+    @staticmethod
+    def resource_error(e: BaseException) -> bool:
+        return "OutOfMemoryError" in str(e) or "No space left on device" in str(e)
+
     def count(self, relation: str) -> int:
         if relation not in self.counts:
             self.counts[relation] = int(self.fetch(f"SELECT count(*) FROM {relation}")[0][0])
@@ -249,7 +261,7 @@ class _Spark:
         """``raw_<name>``: the source with a 1-based ``_row_`` (the line's position in the file), its
         columns (cleaned name, name in the source, type as DuckDB names it), a label, and the time zones
         of zoned timestamp columns — what ``segment.store._raw_relation`` gives on DuckDB."""
-        from .store import _check_file, _explain_csv
+        from .store import _check_file, _explain_csv, unreserved
 
         raw = f"raw_{name}"
         fmt = _spark_reads(config_path, src)
@@ -280,7 +292,10 @@ class _Spark:
                     typ = _DUCK_TYPE.get(t, t.upper())
                     if typ == "TIMESTAMP WITH TIME ZONE" and clean not in zones and fmt == "csv":
                         typ = "TIMESTAMP"
-                    cols.append((self.d.q(c), clean, c, typ))
+                    if c != unreserved(c):  # a source column named like one segment adds
+                        cols.append((f"{self.d.q(c)} AS {self.d.q(unreserved(c))}", unreserved(c), unreserved(c), typ))
+                    else:
+                        cols.append((self.d.q(c), clean, c, typ))
             df.selectExpr(*[e for e, *_ in cols], "monotonically_increasing_id() AS _mid_").createOrReplaceTempView(
                 f"{raw}_scan")
             # rows per partition of the scan (one pass, a few numbers back): each line's number in the file

@@ -499,6 +499,11 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
         raise SegmentError(f"{config_path}: DuckDB could not keep the tables in {base} ({first}); they need "
                            "about 1.5× the size of the source files on disk: free some space, point SEGMENT_TMPDIR "
                            "at a bigger disk, or set SEGMENT_DUCKDB_MEMORY lower so that DuckDB spills sooner") from None
+    except duckdb.Error as e:  # a source DuckDB cannot read past the checks that name the table
+        _close(con, folder)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SegmentError(f"{config_path}: the data could not be read ({first}); a source file may be damaged "
+                           "or incomplete: export it again") from None
     except BaseException:
         _close(con, folder)
         raise
@@ -543,6 +548,20 @@ class _DuckDB:
 
     def fetch(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
+
+    @property
+    def read_errors(self) -> tuple[type[BaseException], ...]:
+        """What reading a damaged source raises (DuckDB's errors; see :meth:`resource_error`)."""
+        import duckdb
+
+        return (duckdb.Error,)
+
+    @staticmethod
+    def resource_error(e: BaseException) -> bool:
+        """Out of memory or disk: the machine's problem, reported by :func:`load`, not the file's."""
+        import duckdb
+
+        return isinstance(e, (duckdb.OutOfMemoryException, duckdb.IOException))
 
     def raw(self, config_path: Path, name: str, src: TableSource):
         relation = _raw_relation(self.con, config_path, name, src)
@@ -629,6 +648,16 @@ class _DuckDB:
             self.drop(f"s_{name}")
 
 
+#: the columns segment adds to every table it reads (the line number, the line hash): a source column
+#: of such a name is read as ``<name> (source)``, so that neither hides the other
+RESERVED = ("_row_", "_hash_", "_mid_")
+
+
+def unreserved(column: str) -> str:
+    """A source column's name in the raw relation: itself, or ``<name> (source)`` for a reserved one."""
+    return f"{column} (source)" if column in RESERVED else column
+
+
 def source_frame(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str, dict[str, str]]:
     """A source no engine scans itself (SQL, Excel, CSV in another encoding) read on the driver: the
     frame with ``_row_`` (its line number) first, a label, and the time zones of zoned timestamp columns."""
@@ -638,7 +667,7 @@ def source_frame(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
     frame, label = read_frame(config_path, name, src)
     zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
     frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
+    frame.columns = [unreserved(str(c)) for c in frame.columns]
     frame.insert(0, "_row_", np.arange(1, len(frame) + 1, dtype="int64"))
     return frame, label, zones
 
@@ -671,8 +700,13 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
         _explain_csv(config_path, name, src, path, nrows=1000)
     try:
         if fmt == "parquet":
-            con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * EXCLUDE (file_row_number), "
-                        f"file_row_number + 1 AS _row_ FROM read_parquet({_lit(str(path))}, file_row_number = true)")
+            scan = f"read_parquet({_lit(str(path))}, file_row_number = true)"
+            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()]
+            if "file_row_number" in names:
+                raise SegmentError(f"{path}: a column is named `file_row_number`, the name DuckDB gives the line "
+                                   f"number of a Parquet file; rename it in the source (table `{name}`)")
+            con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT {_source_columns(names)}, "
+                        f"file_row_number + 1 AS _row_ FROM {scan}")
         else:
             enc = _duckdb_encoding(src.encoding)
             con.execute("SET preserve_insertion_order = true")  # rowid = the line's position in the file
@@ -680,7 +714,9 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
                         f"all_varchar = true, header = true, delim = {_lit(src.delimiter)}, quote = '\"', "
                         f"escape = '\"', encoding = {_lit(enc)}, null_padding = false)")
             con.execute("SET preserve_insertion_order = false")  # elsewhere row order comes from _row_
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT *, rowid + 1 AS _row_ FROM {raw}_text")
+            names = [r[0] for r in con.execute(f"DESCRIBE {raw}_text").fetchall()]
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {_source_columns(names)}, rowid + 1 AS _row_ "
+                        f"FROM {raw}_text")
         described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
     except duckdb.Error as e:
         if fmt == "csv":  # find the line as pandas would (chunked: memory stays flat)
@@ -690,6 +726,14 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
                            "(format, delimiter, encoding)") from None
     zones = _parquet_zones(path) if fmt == "parquet" else {}
     return raw, [(str(c).lstrip("\ufeff").strip(), str(c), str(t)) for c, t, *_ in described], label, zones
+
+
+def _source_columns(names: list[str]) -> str:
+    """The select list of a raw relation: every source column, a reserved name read as ``unreserved``."""
+    from .features import DUCKDB
+
+    return ", ".join(DUCKDB.q(c) if c == unreserved(c) else f"{DUCKDB.q(c)} AS {DUCKDB.q(unreserved(c))}"
+                     for c in names)
 
 
 def _check_file(config_path: Path, name: str, src: TableSource, path: Path) -> None:
@@ -719,8 +763,12 @@ def _parquet_zones(path: Path) -> dict[str, str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return {f.name.lstrip("\ufeff").strip(): f.type.tz for f in pq.read_schema(path)
-            if pa.types.is_timestamp(f.type) and f.type.tz}
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as e:
+        raise SegmentError(f"{path}: cannot read its Parquet schema ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                           "the file looks damaged or incomplete; export it again") from None
+    return {f.name.lstrip("\ufeff").strip(): f.type.tz for f in schema if pa.types.is_timestamp(f.type) and f.type.tz}
 
 
 def parse_date(d, text: str, date_format: str | None) -> str:
@@ -879,11 +927,20 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
         hashed = f", {d.row_hash([_q(original[c]) for c in source_cols])} AS _hash_"
     db.create(f"s_{name}", f"SELECT _row_, {', '.join(stage1)}{hashed} FROM {raw}")
 
-    # the per-value problems, in contract column order
+    # the per-value problems, in contract column order. This scan is also the first full read of a
+    # Parquet source (its staged table is a view): every contract column is decoded here, so a damaged
+    # file stops now, named, instead of in a later snapshot
     hits: set[str] = set()
+    scan = [f"count(*) FILTER (WHERE {k.flag})" for k in checks] + [f"count({_q(c)})" for c in present]
+    try:
+        counts = db.fetch(f"SELECT {', '.join(scan)} FROM s_{name}")[0][:len(checks)]
+    except db.read_errors as e:
+        if db.resource_error(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SegmentError(f"{label}: cannot read table `{name}` ({first}): the file looks damaged or incomplete; "
+                           f"export it again (or fix `tables.{name}` in {config_path})") from None
     if checks:
-        counts = db.fetch("SELECT " + ", ".join(f"count(*) FILTER (WHERE {k.flag})" for k in checks)
-                          + f" FROM s_{name}")[0]
         for k, cnt in zip(checks, counts):
             if cnt:
                 hits.add(k.flag)
