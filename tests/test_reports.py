@@ -61,6 +61,10 @@ def test_report_files_and_manifest(built, demo):
     assert manifest["html_bytes"] == {nb: (q / f"{nb}.html").stat().st_size for nb in reports.NOTEBOOKS}
     assert all(0 < v < reports.HTML_BUDGET_BYTES for v in manifest["html_bytes"].values())
     assert result.warnings == [] and "warning" not in result.summary()
+    import duckdb
+
+    libs = manifest["libraries"]  # what shaped the report: every declared library, installed version
+    assert libs["pandas"] == pd.__version__ and libs["duckdb"] == duckdb.__version__ and "nbconvert" in libs
 
 
 def test_a_report_above_the_html_budget_is_written_with_a_warning(rebuilt):

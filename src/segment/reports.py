@@ -170,6 +170,23 @@ def _cached_data_end(reports_dir: Path, key: str | None) -> pd.Timestamp | None:
     return None
 
 
+def library_versions() -> dict[str, str]:
+    """The installed version of every library segment declares (pyproject's dependencies): what
+    shaped a report, recorded in its manifest.json."""
+    from importlib import metadata
+
+    out = {"python": ".".join(map(str, __import__("sys").version_info[:3]))}
+    for req in metadata.requires("segment") or []:
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.root(), capture_output=True, text=True,
@@ -422,6 +439,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                     "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
                     "customers": int(len(report.grading)),
                     "headline": _headline(report),
+                    "libraries": library_versions(),
                 }
                 t1 = time.perf_counter()
                 calib_dir = staging / "calibration"
