@@ -199,6 +199,14 @@ def test_each_page_is_styled_by_the_projects_own_template(built, nb):
     assert len(page.encode()) - len(page.split("<main>")[1].encode()) < 10_000  # all but the report is small
 
 
+def test_leadership_pages_name_indicators_in_words(built):
+    out, _ = built
+    for nb in ("grading", "review"):
+        page = (out / "2026Q3" / f"{nb}.html").read_text(encoding="utf-8")
+        assert "年交易额 annual amount (12 months)" in page, nb
+        assert not re.search(r"\bannual_amount [+-]\d|\bannual_amount >=", page), nb
+
+
 def test_grading_numbers_match_the_grading_table(built):
     out, _ = built
     page = (out / "2026Q3" / "grading.html").read_text(encoding="utf-8")

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from segment.cli import main
-from segment.errors import SegmentError
-from segment.errors import MissingInputs
+from segment.errors import MissingInputs, SegmentError
 from segment.grading import apply_designations, grade, indicator_points
 from segment.store import Tables
 from segment.pipeline import grade_snapshot
@@ -438,3 +437,12 @@ def test_scheme_needing_a_missing_table_says_which_before_grading(tmp_path, caps
     assert "Nothing was graded" in err and not out.exists()
     assert main(["grade", "--data", str(data), "--scheme", "rfm_quantiles", "--as-of", "2026-09-30",
                  "--out", str(out)]) == 0 and out.exists()
+
+
+def test_indicators_are_written_by_the_schemes_names_for_them():
+    s = load_scheme("s1_four_tier")
+    assert s.in_words("annual_amount +25.0, profit_12m +15.0; 6.0 points short of core") == \
+        "年交易额 annual amount (12 months) +25.0, 利润贡献 profit contribution (12 months) +15.0; 6.0 points short of core"
+    gate = s.in_words("annual_amount >= 50万 and major_complaints_12m == 0")
+    assert gate == "年交易额 annual amount (12 months) >= 50万 and major complaints 12m == 0"  # no label: spaces
+    assert s.in_words("annual_amount_x +1; x.annual_amount") == "annual_amount_x +1; x.annual_amount"  # whole names only

@@ -333,6 +333,8 @@ class GradingReport:
                  html_table(rev_table, {c: ",.1f" for c in rev_table.columns[1:]})]
         for direction, title in (("up", "Largest upgrades"), ("down", "Largest downgrades")):
             m = moves[moves["move"] == direction].head(top)
+            if "why" in m:  # indicators by the scheme's names for them
+                m = m.assign(why=m["why"].astype(str).map(self.scheme.in_words))
             if len(m):
                 parts += [f"<h3>{title}</h3>", html_table(m.drop(columns=["move"]), {"score_before": ".1f", "score": ".1f"})]
         return Section(parts, [counts, revenue, moves])

@@ -63,8 +63,8 @@ class ReviewReport:
         rows = []
         for t in self.selection.scheme.tiers:
             rows.append({"tier": t.id, "label": t.label or "", "score at least": "" if t.min_score is None
-                         else f"{float(t.min_score):g}", "gate": t.gate or "",
-                         "stage rule": _rule(t)})
+                         else f"{float(t.min_score):g}", "gate": self.selection.scheme.in_words(t.gate or ""),
+                         "stage rule": self.selection.scheme.in_words(_rule(t))})
         out = pd.DataFrame(rows)
         return out[[c for c in out.columns if c in ("tier", "label") or (out[c] != "").any()]]
 
@@ -108,6 +108,8 @@ class ReviewReport:
             parts.append(p(f"The first {limit:,} of {len(shown):,} customers to re-check; the review sheet lists "
                            "them all."))
             shown = shown.head(limit)
+        words = self.selection.scheme.in_words  # indicators by the scheme's names for them
+        shown = shown.assign(**{c: shown[c].astype(str).map(words) for c in ("why", "explanation") if c in shown})
         if "account_manager" not in shown:
             return Section(parts + [html_table(shown[[c for c in order if c in shown]], fmt)], [full])
         manager = shown["account_manager"].astype("string").fillna("(no account manager)")

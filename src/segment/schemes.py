@@ -27,6 +27,7 @@ See ``params/schemes/s1_four_tier.yaml`` for a complete, commented example.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -372,6 +373,27 @@ class Scheme(BaseModel):
     @property
     def scored(self) -> bool:
         return bool(self.dimensions)
+
+    def names_in_words(self) -> dict[str, str]:
+        """Each indicator and condition input the scheme reads → its name for people: the indicator's
+        ``label`` where the scheme gives one, else the id with spaces (``major_complaints_12m`` →
+        ``major complaints 12m``)."""
+        words = {n: n.replace("_", " ") for n in self.inputs() | set(self.indicators)}
+        for ind, spec in self.indicators.items():
+            if spec.label:
+                words[ind] = spec.label
+                if spec.column:
+                    words[spec.column] = spec.label
+        return words
+
+    def in_words(self, text: str) -> str:
+        """``text`` (an explanation, a gate, a reason) with every indicator id written as its name."""
+        words = self.names_in_words()
+        if not words or not text:
+            return text
+        pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+                             + r")(?![\w.])")
+        return pattern.sub(lambda m: words[m.group(1)], text)
 
 
 def resolve(scheme: str | Path, base: Path | None = None) -> Path:
