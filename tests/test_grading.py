@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from segment.conditions import parse
-from segment.errors import ConfigError
-from segment.errors import ConditionError, MissingInputs
+from segment.errors import ConditionError, ConfigError, MissingInputs
 from segment.grading import grade, indicator_points
 from segment.schemes import load_scheme
 

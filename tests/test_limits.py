@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segment.conditions import parse
-from segment.errors import ConditionError
-from segment.errors import ConfigError
+from segment.errors import ConditionError, ConfigError
 from segment.io import read_yaml
 
 
