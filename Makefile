@@ -1,27 +1,41 @@
 # segment — every target documents itself: `make help`.
 # The first target that needs Python creates .venv (python3 -m venv) and installs the package with
-# its dev extras; it reinstalls whenever pyproject.toml changes.
+# its dev extras, pinned by requirements.lock; it reinstalls whenever pyproject.toml or the lock
+# changes. In an active conda environment (CONDA_PREFIX) it installs there instead of .venv
+# (SEGMENT_VENV=1 keeps .venv).
 
 PYTHON  ?= python3
+ifneq ($(and $(CONDA_PREFIX),$(if $(SEGMENT_VENV),,yes)),)
+VENV    := $(CONDA_PREFIX)
+$(info segment: using the active conda environment $(CONDA_PREFIX) (SEGMENT_VENV=1 to use .venv instead))
+else
 VENV    := .venv
+endif
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
+STAMP   := $(VENV)/.segment-installed
+LOCK    := requirements.lock
 QUARTER ?=
 DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo validate grade calibrate review-export report test fuzz test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
+.PHONY: help venv lock demo validate grade calibrate review-export report test fuzz test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: QUARTER=2026Q3 (report), DATA=path/to/data.yaml, SCHEME=id-or-path, REPORTS=folder, REPLACE=1"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "segment: installing into $(VENV) (versions pinned by $(LOCK))"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
+
+lock: $(STAMP)  ## write requirements.lock from the environment's installed versions (after an upgrade that passes make test)
+	@(echo "# segment's tested versions: \`make\` installs with these as constraints (pip -c), so a fresh clone"; \
+	  echo "# builds its reports with the libraries CI ran. Regenerate after an upgrade that passes: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable) > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 
 venv: $(STAMP)  ## create .venv and install segment with its dev extras (automatic for every target)
 
@@ -59,13 +73,13 @@ test-browser: $(STAMP)  ## open every report in headless Chromium (installs Debi
 	$(BIN)/python -m pytest -q -m browser
 
 test-spark: $(STAMP)  ## Spark (local[2]) gives the same validation and snapshots as DuckDB (installs the spark extra; needs Java 17)
-	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,spark]'
 	@java -version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } \
 	  || echo "warning: no working java and none could be installed: the Spark tests are skipped (Spark needs Java 17)"
 	$(BIN)/python -m pytest -q -m spark || [ $$? -eq 5 ]  # 5: the module skipped itself (no java), said above
 
 test-postgres: $(STAMP)  ## SQL sources on a throwaway PostgreSQL server: time zones, read-only (installs psycopg and PostgreSQL if missing)
-	@$(BIN)/python -c "import psycopg" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	@$(BIN)/python -c "import psycopg" 2>/dev/null || $(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,postgres]'
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
 	  || echo "warning: no PostgreSQL server and none could be installed: the PostgreSQL tests are skipped"
@@ -96,7 +110,7 @@ docs: $(STAMP)  ## regenerate docs/data_contract.md from src/segment/contract.py
 	$(BIN)/segment contract --markdown > docs/data_contract.md
 
 $(VENV)/.lab-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,lab]'
 	@touch $@
 
 lab: $(VENV)/.lab-installed  ## open JupyterLab on the project's own kernel (installs it on first use); LAB_ARGS=… passes options
