@@ -927,13 +927,15 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
         hashed = f", {d.row_hash([_q(original[c]) for c in source_cols])} AS _hash_"
     db.create(f"s_{name}", f"SELECT _row_, {', '.join(stage1)}{hashed} FROM {raw}")
 
-    # the per-value problems, in contract column order. This scan is also the first full read of a
-    # Parquet source (its staged table is a view): every contract column is decoded here, so a damaged
-    # file stops now, named, instead of in a later snapshot
+    # the per-value problems, in contract column order. For a Parquet source (its staged table is a
+    # view) this scan is also the first full read: every contract column is decoded here, so a damaged
+    # file stops now, named, instead of in a later snapshot (+0.3 s on 4.5 M lines); a CSV source was
+    # read whole into s_<name> already
     hits: set[str] = set()
-    scan = [f"count(*) FILTER (WHERE {k.flag})" for k in checks] + [f"count({_q(c)})" for c in present]
+    decode = present if name in getattr(db, "lazy", ()) else []
+    scan = [f"count(*) FILTER (WHERE {k.flag})" for k in checks] + [f"count({_q(c)})" for c in decode]
     try:
-        counts = db.fetch(f"SELECT {', '.join(scan)} FROM s_{name}")[0][:len(checks)]
+        counts = db.fetch(f"SELECT {', '.join(scan)} FROM s_{name}")[0][:len(checks)] if scan else []
     except db.read_errors as e:
         if db.resource_error(e):
             raise
