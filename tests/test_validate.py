@@ -155,6 +155,11 @@ def test_every_failure_is_listed_at_once(tmp_path):
                      ("customers", "customer_id", "duplicate"), ("transactions", "customer_id", "customer_id"),
                      ("transactions", "date", "only"), ("transactions", "amount", "only")}
     assert (report["severity"] == "error").all()
+    # each problem carries its rule's machine-readable name (pandera's failure `check`), last in the table
+    assert list(report.columns)[-1] == "check"
+    assert set(zip(report["column"], report["check"])) == {
+        ("date", "unparseable_date"), ("amount", "not_a_number"), ("customer_id", "duplicate_id"),
+        ("customer_id", "unknown_customer"), ("date", "incomplete"), ("amount", "incomplete")}
 
 
 def test_mapping_date_format_and_amount_unit(tmp_path):

@@ -549,7 +549,8 @@ class Problem:
     problem: str
     rows: list[int]
     count: int
-    example: Any = ""
+    example: Any
+    check: str  # the rule's short machine-readable name (as pandera's failure `check`): not_a_number, …
 
 
 class Texts:
@@ -632,11 +633,12 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
                                 f"mapped source column {s!r} not in {label}"
                                 + (f" (did you mean {close!r}?)" if close else
                                    f"; it has: {', '.join(str(c) for c in df.columns[:13] if c != ROW)}"),
-                                [], 0, ""))
+                                [], 0, "", "mapped_column_missing"))
     unknown = [c for c in mapping.values() if c not in table.by_name]
     for c in unknown:
         problems.append(Problem("error", table.name, c, f"`columns:` maps onto {c!r}, which the contract's "
-                                f"{table.name} table does not have (see docs/data_contract.md)", [], 0, ""))
+                                f"{table.name} table does not have (see docs/data_contract.md)", [], 0, "",
+                                "mapped_onto_unknown_column"))
     df = df.rename(columns={s: c for s, c in mapping.items() if s in df.columns})
     if table.name == "transactions" and "amount" not in df.columns and {"quantity", "unit_price"} <= set(df.columns):
         df = df.assign(amount=None)  # derived after coercion
@@ -655,7 +657,7 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
                                 f"required column missing from {label}" + hint
                                 + (f"; map it with `columns: {{{close!r}: {c}}}`" if close else
                                    f"; add it or map a source column onto it under tables.{table.name}.columns"),
-                                [], 0, ""))
+                                [], 0, "", "required_column_missing"))
     if missing or missing_src or unknown:
         return None
     return df

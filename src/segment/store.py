@@ -409,11 +409,13 @@ def _frame_table(con, name: str, df: pd.DataFrame) -> list[str]:
 
 @dataclass
 class _Check:
-    """One per-value rule of a column: SQL flagging a bad value, the problem text, the example."""
+    """One per-value rule of a column: SQL flagging a bad value, the problem text, the example, the
+    rule's short name (the report's ``check`` column)."""
     column: str
     flag: str  # SQL over the typed-stage columns
     problem: str
     example: str  # SQL for the example value
+    check: str
 
 
 def _base() -> Path:
@@ -819,14 +821,15 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
     if n == 0:
         problems.append(Problem("error", name, "", Texts.no_rows(label, name)
                                 + ("; or set `sheet:` to the sheet holding them" if " of " in label and "(sheet" in label
-                                   else ""), [], 0, ""))
+                                   else ""), [], 0, "", "no_rows"))
         return None
 
     twice = _named_twice(config_path, src)
     if twice:
         problems.append(Problem("error", name, ", ".join(twice),
                                 f"the header of {label} names {', '.join(f'`{c}`' for c in twice)} more than once: "
-                                "only one of those columns would be read; rename or remove the others", [], 1, ""))
+                                "only one of those columns would be read; rename or remove the others", [], 1, "",
+                                "column_named_twice"))
         return None
     mapped = map_columns(pd.DataFrame(columns=[ROW, *source_cols]), table, src, config_path, label, problems)
     if mapped is None:
@@ -843,7 +846,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
             problems.append(Problem("error", name, target,
                                     f"source column `{original.get(c, c)}` of {label} holds lists or records ({typ}), "
                                     f"not one value per row; flatten it in the source, or map another column onto "
-                                    f"`{target}`", [], 1, ""))
+                                    f"`{target}`", [], 1, "", "nested_values"))
         return None
 
     first_new = len(problems)
@@ -863,7 +866,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 else:
                     stage1.append(f"CAST({ref} AS TIMESTAMP) AS {c}")
                 checks.append(_Check(col.name, f"NOT ({c} BETWEEN {_DATE_MIN} AND {_DATE_MAX})", Texts.DATE_RANGE,
-                                     d.as_text(c)))
+                                     d.as_text(c), "date_out_of_range"))
             else:
                 try:
                     parse = parse_date(d, text, src.date_format)
@@ -874,25 +877,25 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 stage1.append(f"{parse} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
-                                     Texts.unparseable_date(src.date_format), _q(col.name + "__text")))
+                                     Texts.unparseable_date(src.date_format), _q(col.name + "__text"), "unparseable_date"))
         elif col.dtype in ("float", "int"):
             numeric = not is_text and typ != "BOOLEAN"
             if numeric:
                 stage1.append(f"CASE WHEN {d.is_nan(f'CAST({ref} AS DOUBLE)')} THEN NULL ELSE CAST({ref} AS DOUBLE) END AS {c}")
-                checks.append(_Check(col.name, d.is_inf(c), Texts.NOT_FINITE, c))
+                checks.append(_Check(col.name, d.is_inf(c), Texts.NOT_FINITE, c, "not_finite"))
             else:
                 stage1.append(f"{d.number(text)} AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND ({c} IS NULL OR NOT {d.is_finite(c)})",
-                                     Texts.NOT_A_NUMBER, _q(col.name + "__text")))
+                                     Texts.NOT_A_NUMBER, _q(col.name + "__text"), "not_a_number"))
             scaled = f"({c} * {float(src.amount_unit)!r})" if "currency" in col.unit and src.amount_unit != 1 else c
             huge = f"{d.is_finite(c)} AND abs({scaled}) > {IMPLAUSIBLE_AMOUNT!r}"
             if "currency" in col.unit:
-                checks.append(_Check(col.name, huge, Texts.IMPLAUSIBLE, scaled))
+                checks.append(_Check(col.name, huge, Texts.IMPLAUSIBLE, scaled, "implausible_amount"))
             if col.dtype == "int":
                 not_huge = f" AND NOT ({huge})" if "currency" in col.unit else ""
                 checks.append(_Check(col.name, f"{d.is_finite(c)}{not_huge} AND {scaled} <> round({scaled})",
-                                     Texts.NOT_WHOLE, scaled))
+                                     Texts.NOT_WHOLE, scaled, "not_whole"))
         elif col.dtype == "bool":
             if typ == "BOOLEAN":
                 stage1.append(f"{ref} AS {c}")
@@ -903,7 +906,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 stage1.append(f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",
-                                     Texts.NOT_BOOL, f"lower({_q(col.name + '__text')})"))
+                                     Texts.NOT_BOOL, f"lower({_q(col.name + '__text')})", "not_true_false"))
         else:
             if typ in ("DOUBLE", "FLOAT", "REAL") or typ.startswith("DECIMAL"):
                 val = (f"CASE WHEN {ref} IS NULL THEN NULL WHEN {ref} = floor({ref}) AND abs({ref}) < 1e18 "
@@ -915,7 +918,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 stage1.append(f"{val} AS {_q(col.name + '__text')}")
                 allowed = ", ".join(_lit(v) for v in col.values)
                 checks.append(_Check(col.name, f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
-                                     Texts.unknown_value(col.values), _q(col.name + "__text")))
+                                     Texts.unknown_value(col.values), _q(col.name + "__text"), "unknown_value"))
             else:
                 stage1.append(f"{val} AS {c}")
         present.append(col.name)
@@ -947,7 +950,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
             if cnt:
                 hits.add(k.flag)
                 rows, example = _sample(db, f"s_{name}", k.flag, k.example)
-                problems.append(Problem("error", name, k.column, k.problem, rows, int(cnt), example))
+                problems.append(Problem("error", name, k.column, k.problem, rows, int(cnt), example, k.check))
 
     # the typed values: a bad value is missing; currency scaled; ints whole
     final = ["_row_"]
@@ -1064,7 +1067,7 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
             if cnt:
                 rows, _ = _sample(db, f"t_{name}", "customer_id IS NULL")
                 severity, text = Texts.declared(Texts.MISSING_IDS, name, "missing_customer_id", True)
-                problems.append(Problem(severity, name, "customer_id", text, rows, int(cnt), ""))
+                problems.append(Problem(severity, name, "customer_id", text, rows, int(cnt), "", "missing_customer_id"))
                 remove(name, "customer_id IS NULL")
 
     for name in columns:
@@ -1078,7 +1081,7 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
             if cnt:
                 rows, ex = _sample(db, f"t_{name}", cond, k)
                 problems.append(Problem("error", name, key, Texts.duplicate_ids(key, ids, cnt, distinct > ids), rows,
-                                        int(cnt), ex))
+                                        int(cnt), ex, "duplicate_id"))
 
     # every other rule: one scan per table; `kept` is what the declared drops before a rule leave
     cutoff = (as_of.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S") if as_of is not None else None
@@ -1131,25 +1134,26 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
     cond = {name: dict(rs) for name, rs in rules.items()}
 
     def report(name: str, rid: str, severity: str, column: str, text: str, example: str = "NULL",
-               drop_kind: str | None = None) -> None:
+               drop_kind: str | None = None, *, check: str) -> None:
         cnt = counts[name].get(rid, 0)
         if not cnt:
             return
         rows, ex = _sample(db, f"t_{name}", cond[name][rid], example)
         if drop_kind is not None:
             severity, text = Texts.declared(text, name, drop_kind, drop_kind in drops.get(name, set()))
-        problems.append(Problem(severity, name, column, text, rows, cnt, ex))
+        problems.append(Problem(severity, name, column, text, rows, cnt, ex, check))
 
     if "transactions" in columns:
         example = "order_id" if "order_id" in columns["transactions"] else "customer_id"
-        report("transactions", "dup", "error", "", Texts.DUPLICATE_LINES, example, "duplicate_lines")
-        report("transactions", "returns", "warning", "amount", Texts.RETURNS, "amount")
-        report("transactions", "zeros", "warning", "amount", Texts.ZEROS, "amount")
+        report("transactions", "dup", "error", "", Texts.DUPLICATE_LINES, example, "duplicate_lines",
+               check="duplicate_lines")
+        report("transactions", "returns", "warning", "amount", Texts.RETURNS, "amount", check="negative_amounts")
+        report("transactions", "zeros", "warning", "amount", Texts.ZEROS, "amount", check="zero_amounts")
     if "customers" in columns:
         for name in ("transactions", "interactions", "opportunities"):
             if name in columns:
                 report(name, "unknown", "error", "customer_id", Texts.UNKNOWN_CUSTOMERS, "customer_id",
-                       "unknown_customers")
+                       "unknown_customers", check="unknown_customer")
     for name in columns:
         n = counts[name]["n"]
         if not n:
@@ -1160,26 +1164,28 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
                 share = (n - cnt) / n
                 if share < COMPLETENESS_THRESHOLD:
                     rows, _ = _sample(db, f"t_{name}", cond[name][f"null:{key}"])
-                    problems.append(Problem("error", name, key, Texts.incomplete(key, share), rows, cnt, ""))
+                    problems.append(Problem("error", name, key, Texts.incomplete(key, share), rows, cnt, "", "incomplete"))
     if cutoff:
         for name in columns:
             dcol = TABLES[name].date_column
             if "late" in counts[name] and counts[name]["late"]:
                 rows, ex = _sample(db, f"t_{name}", cond[name]["late"], _q(dcol))
                 problems.append(Problem("warning", name, dcol, Texts.after_as_of(as_of), rows,
-                                        counts[name]["late"], ex))
+                                        counts[name]["late"], ex, "after_as_of"))
     for name in columns:  # plausibility: warnings, the data is graded as it is
         cnt = counts[name]
         for col, kind in _plausible(name, columns[name], config):
             if kind == "share":
-                report(name, f"share:{col}", "warning", col, Texts.share_range(col), _q(col))
+                report(name, f"share:{col}", "warning", col, Texts.share_range(col), _q(col), check="share_out_of_range")
             elif kind == "growth" and cnt[f"growth:{col}"] >= 0.5 * max(cnt[f"known:{col}"], 1):
                 report(name, f"growth:{col}", "warning", col, Texts.percent_like(col, cnt[f"growth:{col}"],
-                                                                                cnt[f"known:{col}"]), _q(col))
+                                                                                cnt[f"known:{col}"]), _q(col),
+                       check="growth_as_percent")
             elif kind == "scale":
-                report(name, f"scale:{col}", "warning", col, Texts.OFF_SCALE, _q(col))
+                report(name, f"scale:{col}", "warning", col, Texts.OFF_SCALE, _q(col), check="score_off_scale")
             elif kind == "small" and cnt["buys"] >= 20 and cnt["small"] >= SMALL_SHARE * cnt["buys"]:
-                report(name, "small", "warning", col, Texts.small_amounts(cnt["small"] / cnt["buys"]), _q(col))
+                report(name, "small", "warning", col, Texts.small_amounts(cnt["small"] / cnt["buys"]), _q(col),
+                       check="amounts_look_like_wan")
     for name, kept in dropping.items():  # the declared drops that held somewhere
         hits = [k for k, rid in ((duplicate, "dup"), (f"({known})", "unknown")) if k in kept and counts[name].get(rid)]
         if hits:

@@ -19,7 +19,7 @@ from .errors import DataError, SegmentError
 from .io import DataConfig, Problem, read_data_config
 from .store import Tables
 
-REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example"]
+REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example", "check"]
 MAX_ROWS_SHOWN = 10
 
 
@@ -50,7 +50,7 @@ def report_frame(problems: list[Problem]) -> pd.DataFrame:
     for p in problems:
         shown = ", ".join(str(r) for r in p.rows[:MAX_ROWS_SHOWN]) + (" …" if len(p.rows) > MAX_ROWS_SHOWN else "")
         rows.append({"severity": p.severity, "table": p.table, "column": p.column, "problem": p.problem,
-                     "count": p.count, "rows": shown, "example": _example(p.example)})
+                     "count": p.count, "rows": shown, "example": _example(p.example), "check": p.check})
     df = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     if not df.empty:
         df["_order"] = (df["severity"] != "error").astype(int)
