@@ -95,7 +95,8 @@ class ReviewReport:
     def customers(self, limit: int = MAX_ROWS) -> Section:
         """The selected customers grouped by account manager (most customers first), at most ``limit``
         rows in the HTML: the sheet has them all."""
-        shown = full = self.table()
+        full = self.table()
+        shown = full.copy()
         div, unit = money_unit(self.currency)
         revenue = f"revenue 12m ({unit})"
         if "annual_amount" in shown:
@@ -114,13 +115,13 @@ class ReviewReport:
             return Section(parts + [html_table(shown[[c for c in order if c in shown]], fmt)], [full])
         manager = shown["account_manager"].astype("string").fillna("(no account manager)")
         sizes = manager.value_counts()
-        parts.append(p(f"{len(sizes):,} account managers: " + ", ".join(f"{html.escape(str(m))} {n:,}"
-                                                                       for m, n in sizes.items()) + "."))
+        parts.append(p(f"{len(sizes):,} account managers: " + ", ".join(f"{m} {n:,}" for m, n in sizes.items()) + "."))
         for m in sizes.index:
             rows = shown[manager == m]
             parts.append(f"<h3>{html.escape(str(m))} — {len(rows):,} customer{'s' if len(rows) != 1 else ''}</h3>")
             parts.append(html_table(rows[[c for c in order if c in rows]], fmt))
         return Section(parts, [full])
+
 
 def _rule(tier) -> str:
     """A tier's stage rule in the scheme's words ('' without one)."""
