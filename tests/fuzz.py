@@ -1,8 +1,9 @@
 """A seeded mutation fuzzer for segment's inputs (issue 14, deliverable 8).
 
-From a valid small demo (its data files, DATA.yaml and a scheme) :func:`mutate` derives one broken
-input per case number — deterministic for a seed — and :func:`check` runs `segment validate` and
-`segment grade` on it in-process. Every case must end in exit 0 (an output written), or exit 2 with
+From a valid small demo (its data files, DATA.yaml, a scheme, a filled review sheet of its graded
+2026Q2 and a designations file) :func:`mutate` derives one broken input per case number —
+deterministic for a seed — and :func:`check` runs `segment validate`, `segment grade` (with and
+without the designations) and `segment review apply` on it in-process. Every case must end in exit 0 (an output written), or exit 2 with
 `error:` and nothing written; no source file may change. A crash is a bug: the case number and the
 mutation reproduce it (``python -m tests.fuzz CASE``).
 
@@ -168,8 +169,17 @@ def mutate(base: Path, work: Path, number: int, seed: int = SEED) -> Case:
         shutil.rmtree(work)
     shutil.copytree(base, work)
     config = yaml.safe_load((work / "data.yaml").read_text(encoding="utf-8"))
-    files = sorted(p.name for p in work.iterdir() if p.suffix in (".csv", ".parquet"))
-    target = rng.choice(["frame"] * 5 + ["bytes"] * 2 + ["data.yaml"] * 2 + ["scheme.yaml"] + ["format"])
+    files = sorted(p.name for p in work.iterdir() if p.suffix in (".csv", ".parquet") and p.name not in SIDE)
+    target = rng.choice(["frame"] * 5 + ["bytes"] * 2 + ["data.yaml"] * 2 + ["scheme.yaml"] + ["format"]
+                        + ["sheet.csv", "designations.csv"] * 2)
+    if target in SIDE:  # the review sheet or the designations: their rows, columns or bytes
+        if rng.random() < 0.7:
+            df, what = _frame_mutation(rng, _read_frame(work / target))
+            df.to_csv(work / target, index=False, encoding="utf-8-sig" if target == "sheet.csv" else "utf-8")
+        else:
+            data, what = _bytes_mutation(rng, (work / target).read_bytes())
+            (work / target).write_bytes(data)
+        return Case(number, f"{target}: {what}", work)
     if target == "frame":
         name = rng.choice(files)
         df, what = _frame_mutation(rng, _read_frame(work / name))
@@ -228,11 +238,17 @@ def check(case: Case) -> list[str]:
 
     broken = []
     before = _digest(case.folder)
-    out = case.folder / "out" / "g.csv"
-    runs = [["validate", "--data", str(case.folder / "data.yaml")],
-            ["grade", "--data", str(case.folder / "data.yaml"), "--scheme", str(case.folder / "scheme.yaml"),
-             "--as-of", "2026-06-30", "--out", str(out)]]
-    for args in runs:
+    f = case.folder
+    reports = f / "reports"
+    approved, log = reports / "2026Q2" / "grading.approved.parquet", reports / "audit_log.csv"
+    grade = ["grade", "--data", str(f / "data.yaml"), "--scheme", str(f / "scheme.yaml"), "--as-of", "2026-06-30"]
+    runs = [(["validate", "--data", str(f / "data.yaml")], None),
+            (grade + ["--out", str(f / "out" / "g.csv")], f / "out" / "g.csv"),
+            (grade + ["--designations", str(f / "designations.csv"), "--out", str(f / "out" / "d.csv")], f / "out" / "d.csv"),
+            (["review", "apply", str(f / "sheet.csv"), "--reports-dir", str(reports), "--quarter", "2026Q2"], approved)]
+    for args, out in runs:
+        log_before = log.read_bytes() if log.exists() else None
+        approved_before = approved.read_bytes() if approved.exists() else None
         err = io.StringIO()
         try:
             with redirect_stdout(io.StringIO()), redirect_stderr(err):
@@ -249,23 +265,55 @@ def check(case: Case) -> list[str]:
             broken.append(f"{args[0]} exit 2 without `error:`: {text[:300]!r}")
         elif code == 2 and "Traceback" in text:
             broken.append(f"{args[0]} printed a traceback")
-        if args[0] == "grade":
+        if out is not None and out != approved:
             if code == 2 and out.exists():
-                broken.append("grade exit 2 but wrote its output")
+                broken.append(f"{args[0]} exit 2 but wrote {out.name}")
             if code == 0 and not out.is_file():
-                broken.append("grade exit 0 without its output")
+                broken.append(f"{args[0]} exit 0 without {out.name}")
+        if out == approved and code == 2:
+            if (log.read_bytes() if log.exists() else None) != log_before:
+                broken.append("review apply exit 2 but the audit log changed")
+            if (approved.read_bytes() if approved.exists() else None) != approved_before:
+                broken.append("review apply exit 2 but the approved grading changed")
+        if out == approved and code == 0 and not approved.is_file():
+            broken.append("review apply exit 0 without the approved grading")
     if _digest(case.folder) != before:
         broken.append("a source file changed")
     return broken
 
 
+#: the inputs beside the data: a filled review sheet of 2026Q2 and a designations file
+SIDE = ("sheet.csv", "designations.csv")
+
+
 def base_demo(folder: Path) -> Path:
-    """The fuzzer's valid start: a 60-customer demo (CSV and Parquet tables) and the S1 scheme."""
+    """The fuzzer's valid start: a 60-customer demo (CSV and Parquet tables), the S1 scheme, its
+    2026Q2 grading laid out as `segment report` does with a filled review sheet, and designations."""
+    import json
+
     from segment.demo import write_demo
     from segment.paths import schemes_dir
+    from segment.pipeline import grade_data
+    from segment.review import ReviewParams, export_review
 
     config = write_demo(folder, customers=60, seed=3)
     shutil.copy(schemes_dir() / "s1_four_tier.yaml", folder / "scheme.yaml")
+    q = folder / "reports" / "2026Q2"
+    q.mkdir(parents=True)
+    graded = grade_data(config, folder / "scheme.yaml", "2026-06-30").frame
+    graded.to_parquet(q / "grading.parquet", index=False)
+    (q / "manifest.json").write_text(json.dumps({"quarter": "2026Q2", "as_of": "2026-06-30", "scheme": "s1_four_tier",
+                                                 "scheme_path": str(folder / "scheme.yaml")}), encoding="utf-8")
+    export_review(q / "grading.parquet", folder / "scheme.yaml", q, ReviewParams())
+    sheet = pd.read_csv(q / "review_sheet.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    sheet.loc[sheet.index[:3], ["confirm", "reviewer"]] = ["yes", "张伟"]
+    other = next(t for t in ("ordinary", "important") if t != sheet.loc[sheet.index[3], "tier"])
+    sheet.loc[sheet.index[3], ["confirm", "new_tier", "reason", "reviewer"]] = ["no", other, "checked on a visit", "李娜"]
+    sheet.to_csv(folder / "sheet.csv", index=False, encoding="utf-8-sig")
+    for p in q.glob("review_sheet.*"):
+        p.unlink()
+    pd.DataFrame({"customer_id": [graded["customer_id"].iloc[0]], "tier": ["important"], "reason": ["strategic"],
+                  "approver": ["王总"], "expires": ["2027-01-01"]}).to_csv(folder / "designations.csv", index=False)
     return config.parent
 
 

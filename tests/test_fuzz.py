@@ -1,6 +1,7 @@
-"""The mutation fuzzer (tests/fuzz.py) in the suite: a fixed-seed run of mutated demo inputs through
-`segment validate` and `segment grade` — each must end in exit 0, or exit 2 with `error:` and nothing
-written, and leave its sources as they were. `make fuzz N=2000` runs more (SEGMENT_FUZZ_N cases,
+"""The mutation fuzzer (tests/fuzz.py) in the suite: a fixed-seed run of mutated demo inputs (data
+files, DATA.yaml, scheme, review sheet, designations) through `segment validate`, `segment grade` (with
+and without designations) and `segment review apply` — each must end in exit 0, or exit 2 with
+`error:` and nothing written, and leave its sources as they were. `make fuzz N=2000` runs more (SEGMENT_FUZZ_N cases,
 from SEGMENT_FUZZ_FIRST); a crash names its case number: `python -m tests.fuzz CASE` reproduces it."""
 from __future__ import annotations
 
@@ -31,8 +32,23 @@ def test_mutated_inputs_end_in_a_result_or_a_clear_error(base, start, tmp_path):
     assert not broken, "\n".join(f"{k}: {'; '.join(v)}" for k, v in broken.items())
 
 
+def test_the_unchanged_base_passes_every_command(base, tmp_path):
+    """Else the fuzzer would measure nothing: validate, grade (with and without designations) and
+    review apply all succeed on the base, and write what they should."""
+    import shutil
+
+    from .fuzz import Case
+
+    work = tmp_path / "unchanged"
+    shutil.copytree(base, work)
+    assert check(Case(-1, "unchanged", work)) == []
+    assert {p.name for p in (work / "out").iterdir()} == {"g.csv", "d.csv"}
+    assert (work / "reports" / "2026Q2" / "grading.approved.parquet").is_file()
+    assert (work / "reports" / "audit_log.csv").read_text(encoding="utf-8-sig").count("\n") == 5  # header + 4 decisions
+
+
 def test_the_mutations_are_reproducible_and_varied(base, tmp_path):
     whats = [mutate(base, tmp_path / "a", n).what for n in range(40)]
     assert whats == [mutate(base, tmp_path / "b", n).what for n in range(40)]  # same seed, same cases
     kinds = {w.split(":")[0] for w in whats} | {w.split(": ")[1].split(" ")[0] for w in whats if ": " in w}
-    assert {"data.yaml", "scheme.yaml"} <= kinds and len(set(whats)) >= 30
+    assert {"data.yaml", "scheme.yaml", "sheet.csv", "designations.csv"} <= kinds and len(set(whats)) >= 30
