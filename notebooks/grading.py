@@ -91,6 +91,12 @@ report.breakdown("account_manager")
 report.strategies()
 
 # %% [markdown]
+# ## Follow-ups overdue, by account manager
+
+# %%
+report.follow_ups()
+
+# %% [markdown]
 # ## Reviewer changes last quarter
 
 # %%

@@ -284,3 +284,26 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
     assert a["customer_id"] not in set(r._movers()["customer_id"])
     html = r.reviewer_changes()._repr_html_()
     assert "Decisions in force" in html and "Decisions released" in html and "strategic partner" in html
+
+
+def test_follow_ups_overdue_by_the_tiers_cadence_hand_computed():
+    """Overdue = days since the last contact − the tier's follow-up days; never contacted: the whole
+    cadence; a tier without a cadence is not scheduled; exactly at the cadence is not overdue."""
+    from segment.grading_report import GradingReport
+    from segment.schemes import load_scheme
+
+    g = pd.DataFrame({"customer_id": ["A", "B", "C", "D", "E"],
+                      "tier": ["core", "important", "potential", "ordinary", "core"],
+                      "follow_up_days": [14, 90, None, 180, 14],
+                      "days_since_contact": [20.0, 10.0, 400.0, np.nan, 14.0],
+                      "account_manager": ["Li", "Wang", "Li", "Li", "Wang"]})
+    r = GradingReport(quarter="2026Q3", scheme=load_scheme("s1_four_tier"), scheme_path="", grading=g,
+                      meta={"as_of": "2026-09-30"})
+    t = r.follow_up_table()
+    assert list(t["customer_id"]) == ["D", "A", "E", "B"] and list(t["overdue_days"]) == [180.0, 6.0, 0.0, -80.0]
+    sec = r.follow_ups()
+    per, due = sec.frames
+    assert list(due["customer_id"]) == ["D", "A"]
+    assert per.to_dict("records") == [{"account manager": "Li", "overdue": 2, "never contacted": 1,
+                                       "most overdue (days)": 180.0}]
+    assert "2 of 4 customers with a follow-up cadence are past it at 2026-09-30" in sec._repr_html_()

@@ -158,7 +158,7 @@ def test_cli_grade_writes_csv_and_parquet(demo, tmp_path, capsys):
 SECTIONS = {
     "grading": ["Summary", "Tiers over time", "Customers and revenue by tier", "Who moved since last quarter, and why",
                 "Realised churn by tier", "Stability of the grading", "By product line", "By industry", "By region",
-                "By account manager", "What each tier gets, and the resources it takes",
+                "By account manager", "What each tier gets, and the resources it takes", "Follow-ups overdue, by account manager",
                 "Reviewer changes last quarter", "Data quality"],
     "review": ["How to review", "Who is reviewed, and why", "The customers to re-check, by account manager"],
     "calibration": ["Recommendation", "Expert and calibrated weights", "How well each weighting predicts churn out of time",

@@ -407,6 +407,52 @@ class GradingReport:
                      f"a year and the median {per_am.median():,.0f}.")
         return Section([html_table(df, {"customers": ","}), p(text)], [df])
 
+    def follow_up_table(self) -> pd.DataFrame:
+        """Each graded row whose tier sets a follow-up cadence: days since the last consultation, visit
+        or call (``days_since_contact``; empty when never), the cadence, and ``overdue_days`` — how far
+        past its cadence the next contact is (never contacted: the whole cadence is overdue)."""
+        g = self.grading
+        if "follow_up_days" not in g or "days_since_contact" not in g:
+            return pd.DataFrame()
+        cadence = pd.to_numeric(g["follow_up_days"], errors="coerce")
+        since = pd.to_numeric(g["days_since_contact"], errors="coerce")
+        keep = cadence.notna() & (cadence > 0)
+        out = pd.DataFrame({"customer_id": g["customer_id"].astype(str), "tier": g["tier"].astype(str),
+                            "account_manager": g["account_manager"].astype("string").fillna("(no account manager)")
+                            if "account_manager" in g else "(no account manager)",
+                            "days_since_contact": since, "follow_up_days": cadence,
+                            "overdue_days": (since - cadence).where(since.notna(), cadence)})
+        if "name" in g:
+            out.insert(1, "name", g["name"].astype("string"))
+        out = out[keep.to_numpy()]
+        return out.sort_values(["overdue_days", "customer_id"], ascending=[False, True], kind="stable")
+
+    def follow_ups(self, top: int = 15) -> Section:
+        """Who is overdue for the follow-up their tier asks for, per account manager, and the most overdue."""
+        f = self.follow_up_table()
+        if not len(f):
+            return Section([p("No tier of this scheme sets a follow-up cadence, or the data has no contacts "
+                              "(interactions): nothing to schedule.")])
+        due = f[f["overdue_days"] > 0]
+        if not len(due):
+            return Section([p(f"All {len(f):,} customers with a follow-up cadence were contacted within it.")])
+        labels = self.labels
+        per = due.groupby("account_manager").agg(overdue=("customer_id", "size"),
+                                                 never_contacted=("days_since_contact", lambda s: int(s.isna().sum())),
+                                                 most_overdue_days=("overdue_days", "max"))
+        per = per.sort_values(["overdue", "most_overdue_days"], ascending=False).reset_index()
+        per.columns = ["account manager", "overdue", "never contacted", "most overdue (days)"]
+        shown = due.head(top).assign(tier=lambda d: d["tier"].map(lambda t: labels.get(t, t)))
+        shown = shown.rename(columns={"days_since_contact": "days since contact", "follow_up_days": "cadence (days)",
+                                      "overdue_days": "overdue (days)", "account_manager": "account manager"})
+        return Section([p(f"{len(due):,} of {len(f):,} customers with a follow-up cadence are past it at "
+                          f"{self.meta.get('as_of', '')} (days since the last consultation, visit or call against "
+                          "their tier's follow-up days; never contacted counts as a whole cadence overdue)."),
+                        html_table(per, {"most overdue (days)": ",.0f"}),
+                        p(f"The {min(top, len(due))} most overdue:"),
+                        html_table(shown, {"days since contact": ",.0f", "cadence (days)": ",.0f",
+                                           "overdue (days)": ",.0f"})], [per, due])
+
     def reviewer_changes(self) -> Section:
         d = self.decisions
         parts, frames = [], []
@@ -553,7 +599,8 @@ def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[s
 
 
 #: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
-CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m")
+CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m",
+           "days_since_contact")
 
 
 def _with_names(frame: pd.DataFrame, tables) -> pd.DataFrame:
