@@ -77,6 +77,16 @@ def _words(header: str) -> str:
     return header.replace("__", ": ").replace("_", " ")
 
 
+def per_tier(grading: pd.DataFrame, tier_ids: list[str]) -> pd.DataFrame:
+    """Graded rows and 12-month revenue (``annual_amount``; 0 without it) per tier, in ``tier_ids``' order."""
+    tiers = grading["tier"].astype(str)
+    rev = pd.to_numeric(grading["annual_amount"], errors="coerce").fillna(0.0) if "annual_amount" in grading \
+        else pd.Series(0.0, index=grading.index)
+    return pd.DataFrame({"tier": tier_ids,
+                         "customers": [int(x) for x in pd.Series(tier_ids).map(tiers.value_counts()).fillna(0)],
+                         "revenue_12m": pd.Series(tier_ids).map(rev.groupby(tiers).sum()).fillna(0.0).to_numpy()})
+
+
 def p(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
@@ -180,13 +190,9 @@ class GradingReport:
     def tier_table(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
         """Customers and 12-month revenue per tier, best tier first, with shares."""
         g = self.grading if frame is None else frame
-        rev = pd.to_numeric(g["annual_amount"], errors="coerce").fillna(0.0) if "annual_amount" in g \
-            else pd.Series(0.0, index=g.index)
-        tiers = g["tier"].astype(str)
-        out = pd.DataFrame({"tier": self.tier_ids, "label": [self.labels[t] for t in self.tier_ids]})
-        out["customers"] = out["tier"].map(tiers.value_counts()).fillna(0).astype(int)
-        out["customer_share"] = out["customers"] / max(len(g), 1)
-        out["revenue_12m"] = out["tier"].map(rev.groupby(tiers).sum()).fillna(0.0)
+        out = per_tier(g, self.tier_ids)
+        out.insert(1, "label", [self.labels[t] for t in self.tier_ids])
+        out.insert(3, "customer_share", out["customers"] / max(len(g), 1))
         total = out["revenue_12m"].sum()
         out["revenue_share"] = out["revenue_12m"] / total if total else 0.0
         return out
@@ -340,6 +346,13 @@ class GradingReport:
         return Section(parts, [counts, revenue, moves])
 
     def _movers(self) -> pd.DataFrame:
+        """Who moved since the previous grading and why (computed once: the summary, the tiles and the
+        migration section all read it)."""
+        if getattr(self, "_moves", None) is None:
+            self._moves = self._compute_movers()
+        return self._moves
+
+    def _compute_movers(self) -> pd.DataFrame:
         s = self.scheme
         return history.movers(self.previous, self.grading, self.tier_ids, s.weights() if s.scored else {},
                               s.score_factor, {t.id: t.gate for t in s.tiers if t.gate})
@@ -590,11 +603,9 @@ def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[s
     for period, frame in computed:
         if frame is None:
             continue
-        tiers = frame["tier"].astype(str)
-        rev = pd.to_numeric(frame["annual_amount"], errors="coerce").fillna(0.0) if "annual_amount" in frame else 0.0
-        counts = tiers.value_counts()
-        rows.append({"period": period, **{t: int(counts.get(t, 0)) for t in ids}, "graded": len(frame),
-                     "revenue_12m": float(pd.Series(rev).sum()) if "annual_amount" in frame else 0.0})
+        t = per_tier(frame, ids)
+        rows.append({"period": period, **dict(zip(ids, t["customers"])), "graded": len(frame),
+                     "revenue_12m": float(t["revenue_12m"].sum())})
     return pd.DataFrame(rows, columns=["period", *ids, "graded", "revenue_12m"])
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ def library_versions() -> dict[str, str]:
     shaped a report, recorded in its manifest.json."""
     from importlib import metadata
 
-    out = {"python": ".".join(map(str, __import__("sys").version_info[:3]))}
+    out = {"python": ".".join(map(str, sys.version_info[:3]))}
     for req in metadata.requires("segment") or []:
         if "extra ==" in req:
             continue

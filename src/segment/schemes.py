@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from .conditions import number, parse
 from .errors import ConditionError, ConfigError
@@ -246,6 +246,7 @@ class Adjustment(BaseModel):
 
 class Scheme(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _words: tuple[dict[str, str], re.Pattern | None] | None = PrivateAttr(default=None)  # in_words' cache
     id: str
     name: str = ""
     source: str = ""
@@ -387,12 +388,16 @@ class Scheme(BaseModel):
         return words
 
     def in_words(self, text: str) -> str:
-        """``text`` (an explanation, a gate, a reason) with every indicator id written as its name."""
-        words = self.names_in_words()
-        if not words or not text:
+        """``text`` (an explanation, a gate, a reason) with every indicator id written as its name. The
+        names and their pattern are made once per scheme (reports call this once per row)."""
+        if self._words is None:
+            words = self.names_in_words()
+            pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+                                 + r")(?![\w.])") if words else None
+            self._words = (words, pattern)
+        words, pattern = self._words
+        if pattern is None or not text:
             return text
-        pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
-                             + r")(?![\w.])")
         return pattern.sub(lambda m: words[m.group(1)], text)
 
 
