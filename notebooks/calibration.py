@@ -12,9 +12,9 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill injects the real values; these defaults work after `make calibrate` in JupyterLab)
+# Parameters (papermill injects the real values; these defaults work after `make report` in JupyterLab)
 quarter: str = "2026Q3"  # the quarter reported
-calibration: str = "reports/calibration"  # folder with metrics.json and the calibrated scheme
+calibration: str = ""  # folder with metrics.json; empty: reports/QUARTER/calibration, else reports/calibration
 
 # %%
 from segment.calibration_report import calibration_report

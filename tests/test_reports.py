@@ -309,6 +309,24 @@ def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_
     assert 'id="Kept"' in page and '<a href="#Kept">Kept</a>' in page
 
 
+def test_the_calibration_notebook_finds_the_quarters_calibration_by_default(tmp_path, monkeypatch):
+    """Opened by hand after `make report`, the calibration notebook's empty default reads
+    reports/<quarter>/calibration, else reports/calibration; with neither, an error says what to run."""
+    from segment.calibration_report import calibration_report
+    from segment.errors import SegmentError
+
+    (tmp_path / "params" / "schemes").mkdir(parents=True)
+    monkeypatch.setenv("SEGMENT_ROOT", str(tmp_path))
+    with pytest.raises(SegmentError, match=r"no calibration in .*2026Q3/calibration or .*reports/calibration .*make report"):
+        calibration_report("2026Q3")
+    (tmp_path / "reports" / "calibration").mkdir(parents=True)
+    (tmp_path / "reports" / "calibration" / "skipped.json").write_text('{"reason": "from make calibrate"}')
+    assert calibration_report("2026Q3").reason == "from make calibrate"
+    (tmp_path / "reports" / "2026Q3" / "calibration").mkdir(parents=True)
+    (tmp_path / "reports" / "2026Q3" / "calibration" / "skipped.json").write_text('{"reason": "the quarter\'s"}')
+    assert calibration_report("2026Q3").reason == "the quarter's"
+
+
 def test_calibration_dates():
     from segment.calibration_report import calibration_dates
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import charts
+from .errors import SegmentError
 from .grading_report import Section, html_table, p
+from .paths import project_path, reports_dir
 
 
 def calibration_dates(as_of, data_start, horizon_days: int, n_train: int = 3) -> tuple[list[str], str] | None:
@@ -202,7 +204,14 @@ class CalibrationReport:
                        + ([f"<ul>{''.join(f'<li>{html.escape(w)}</li>' for w in warn)}</ul>"] if warn else []), [pop])
 
 
-def calibration_report(quarter: str, folder: str) -> CalibrationReport:
-    from .paths import project_path
-
-    return CalibrationReport.load(quarter, str(project_path(folder)))
+def calibration_report(quarter: str, folder: str = "") -> CalibrationReport:
+    """What the calibration notebook shows. ``folder``: a calibration's output (metrics.json and the
+    proposed scheme, or skipped.json); empty: the quarter's own (``reports/<quarter>/calibration``, what
+    `make report` writes), else ``reports/calibration`` (what `make calibrate` writes)."""
+    candidates = [project_path(folder)] if folder else [reports_dir() / quarter / "calibration",
+                                                        reports_dir() / "calibration"]
+    for c in candidates:
+        if (c / "metrics.json").is_file() or (c / "skipped.json").is_file():
+            return CalibrationReport.load(quarter, str(c))
+    raise SegmentError(f"no calibration in {' or '.join(map(str, candidates))} (neither metrics.json nor "
+                       f"skipped.json); run `make report QUARTER={quarter}` or `make calibrate` first")
