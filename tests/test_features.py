@@ -483,3 +483,18 @@ def test_missing_required_column_is_an_input_error():
 def test_restricting_to_no_customers():
     snap = snapshot(make_tables(), AS_OF, customers=[])
     assert len(snap) == 0 and list(snap.columns[2:]) == list(INDICATORS)
+
+
+def test_a_snapshot_is_computed_once_per_date_and_forgotten_when_a_table_changes(snap):
+    """A report asks for the same date several times: the second answer comes from the database,
+    equal to the first; replacing a table computes it again from the new table."""
+    t = make_tables()
+    first = snapshot(t, AS_OF)
+    assert list(t._snapshots) == [pd.Timestamp(AS_OF).normalize()]
+    again = snapshot(t, AS_OF)
+    pd.testing.assert_frame_equal(again, first)
+    pd.testing.assert_frame_equal(again, snap)
+    t.transactions = t.transactions.iloc[:0]
+    assert t._snapshots == {}
+    emptied = snapshot(t, AS_OF)
+    assert (emptied["annual_amount"] == 0).all() and not (first["annual_amount"] == 0).all()

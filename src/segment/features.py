@@ -726,11 +726,17 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
     return tables.snapshot(as_of, customers)
 
 
-def run_duckdb(con: "duckdb.DuckDBPyConnection", p: SnapshotPlan):
-    """Run a plan on a DuckDB connection whose relations ``p.sources`` exist; an arrow table."""
+def run_duckdb(con: "duckdb.DuckDBPyConnection", p: SnapshotPlan, into: str | None = None):
+    """Run a plan on a DuckDB connection whose relations ``p.sources`` exist; an arrow table.
+    ``into``: the snapshot is also kept in that table of the database."""
     for name, sql in p.aggregates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-    return con.sql(p.final).to_arrow_table()
+    if into is None:
+        return con.sql(p.final).to_arrow_table()
+    con.execute(f"CREATE OR REPLACE TABLE {into} AS {p.final}")
+    for name, _ in p.aggregates:
+        con.execute(f"DROP TABLE {name}")
+    return con.sql(f"SELECT * FROM {into} ORDER BY customer_id").to_arrow_table()
 
 
 def _to_pandas(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFrame:

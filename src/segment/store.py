@@ -221,6 +221,7 @@ class Tables(TableSet):
         self.filters = dict(filters or {})
         self._owner = owner  # a filtered view keeps its parent (and so the database) alive
         self._dates: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._snapshots: dict[pd.Timestamp, str] = {}  # as-of day → the table keeping that snapshot
         self.fetched: list[str] = owner.fetched if owner is not None else []
         self._unique_customers = owner._unique_customers if owner is not None else (
             "customers" not in columns or not con.execute(
@@ -303,6 +304,9 @@ class Tables(TableSet):
         else:
             self._columns[name] = _frame_table(self.con, name, df)
         self._dates = None
+        for kept in self._snapshots.values():  # computed from the table as it was
+            self.con.execute(f"DROP TABLE IF EXISTS {kept}")
+        self._snapshots.clear()
         if name == "customers":
             self._unique_customers = "customers" not in self._columns or not self.con.execute(
                 "SELECT count(*) FROM (SELECT customer_id FROM t_customers GROUP BY customer_id HAVING count(*) > 1)"
@@ -322,15 +326,25 @@ class Tables(TableSet):
 
     # ---- what segment computes over them
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
+        """The snapshot at ``as_of`` (see :func:`segment.features.snapshot`). A whole snapshot is kept
+        in the database once computed: a report asks for the same date several times (its gradings,
+        the calibration's training and test panels), and the tables never change once loaded."""
         from .features import _to_pandas, plan, run_duckdb
 
         restricted = customers is not None
         p = plan(self._columns, as_of, restricted=restricted)
+        kept = None if restricted else self._snapshots.get(p.day)
         cur = self.cursor()
         try:
-            if restricted:
+            if kept is not None:
+                result = cur.sql(f"SELECT * FROM {kept} ORDER BY customer_id").to_arrow_table()
+            elif restricted:
                 cur.register("wanted", _wanted_frame(customers))
-            result = run_duckdb(cur, p)
+                result = run_duckdb(cur, p)
+            else:
+                into = f"snapshot_{id(self):x}_{p.day:%Y%m%d}"
+                result = run_duckdb(cur, p, into=into)
+                self._snapshots[p.day] = into
         finally:
             cur.close()
         return _to_pandas(result, p.day, p.keep)
