@@ -106,7 +106,7 @@ bench-big: $(STAMP)  ## segment validate / grade / report on a 1.1M-customer dem
 realdata: $(STAMP)  ## validate the real Online Retail II data in ../shared (params/data/online_retail.yaml)
 	$(BIN)/segment validate --data params/data/online_retail.yaml
 
-docs: $(STAMP)  ## regenerate docs/data_contract.md from src/segment/contract.py
+docs: $(STAMP)  ## regenerate docs/data_contract.md from src/segment/data/contract.py
 	$(BIN)/segment contract --markdown > docs/data_contract.md
 
 $(VENV)/.lab-installed: $(STAMP)

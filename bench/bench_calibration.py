@@ -28,10 +28,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from segment.calibration import WeightCalibrator  # noqa: E402
-from segment.churn import ChurnDefinition, build_panel  # noqa: E402
-from segment.grading import PTS  # noqa: E402
-from segment.schemes import Scheme, load_scheme  # noqa: E402
+from segment.calibration.run import WeightCalibrator  # noqa: E402
+from segment.calibration.churn import ChurnDefinition, build_panel  # noqa: E402
+from segment.grading.engine import PTS  # noqa: E402
+from segment.grading.scheme import Scheme, load_scheme  # noqa: E402
 
 
 def synthetic(rows: int, seed: int = 7) -> tuple[Scheme, pd.DataFrame, np.ndarray, np.ndarray]:

@@ -44,8 +44,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", type=Path)
     a = p.parse_args()
-    from segment import io
-    from segment.validate import load_data
+    from segment.data import config as io
+    from segment.data.validate import load_data
 
     config = excel_config(a.customers)
     times: dict[str, list[float]] = {"openpyxl": [], "calamine": []}

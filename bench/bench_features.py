@@ -10,14 +10,14 @@ industry, region, status). ``DIR/data.yaml`` is a data config pointing at both f
 
 Modes (each run in its own process by bench/run.py, which records the peak RSS):
 
-* ``files``  — ``segment.engines.snapshot_from_config`` (engine duckdb): ``load_data`` (every row read,
+* ``files``  — ``segment.data.spark.snapshot_from_config`` (engine duckdb): ``load_data`` (every row read,
   cast and checked into DuckDB) then the snapshot — every transaction indicator plus the customers'
   attributes, the population union, the derived indicators and the typed pandas result — what
   `segment grade` does before grading.
 * ``floor``  — one hand-written DuckDB query over the same files computing the same per-customer
   transaction aggregates (plain SUM / COUNT(DISTINCT) with FILTER), fetched as Arrow.
 * ``memory`` — the snapshot alone over tables already in DuckDB: both tables read into pandas
-  (pd.read_parquet) and handed to ``segment.store.Tables``, then ``features.snapshot``; the time is
+  (pd.read_parquet) and handed to ``segment.data.store.Tables``, then ``features.snapshot``; the time is
   the snapshot's alone (the read and hand-over are reported separately).
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run(mode: str, d: Path, repeat: int) -> dict:
     times, extra = [], {}
     if mode == "memory":
         t = time.perf_counter()
-        from segment.store import Tables
+        from segment.data.store import Tables
 
         tables = Tables(transactions=pd.read_parquet(d / "transactions.parquet").astype(
                             {"customer_id": "string", "order_id": "string", "product_line": "string",
@@ -123,7 +123,7 @@ def run(mode: str, d: Path, repeat: int) -> dict:
     for _ in range(repeat):
         t = time.perf_counter()
         if mode == "files":
-            from segment.engines import snapshot_from_config
+            from segment.data.spark import snapshot_from_config
 
             n = len(snapshot_from_config(d / "data.yaml", AS_OF))
         elif mode == "floor":

@@ -31,7 +31,7 @@ def floor_snapshot(config: Path, as_of: str):
     import duckdb
 
     from segment.features import plan, run_duckdb
-    from segment.io import read_data_config
+    from segment.data.config import read_data_config
 
     cfg = read_data_config(config)
     con = duckdb.connect()

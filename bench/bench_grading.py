@@ -26,8 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from segment.grading import grade  # noqa: E402
-from segment.schemes import load_scheme  # noqa: E402
+from segment.grading.engine import grade  # noqa: E402
+from segment.grading.scheme import load_scheme  # noqa: E402
 
 
 def synthetic_snapshot(n: int, seed: int = 1) -> pd.DataFrame:

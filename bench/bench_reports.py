@@ -1,4 +1,4 @@
-"""Benchmark: the three quarterly reports (``segment.reports.build_reports``) on the demo. Not a test.
+"""Benchmark: the three quarterly reports (``segment.reports.build.build_reports``) on the demo. Not a test.
 
     .venv/bin/python bench/bench_reports.py [--customers 5000] [--repeat 3] [--json OUT]
     .venv/bin/python bench/bench_reports.py --rerun [--excel] [--customers 100000] [--repeat 3] [--json OUT]
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from segment.demo import write_demo
-from segment.reports import build_reports
+from segment.reports.build import build_reports
 
 
 def excel_demo(folder: Path, customers: int) -> Path:

@@ -1,10 +1,10 @@
-"""Benchmark: loading + validating a data config, tables kept by DuckDB in memory or on disk (segment.store).
+"""Benchmark: loading + validating a data config, tables kept by DuckDB in memory or on disk (segment.data.store).
 Not a test.
 
     .venv/bin/python bench/bench_store.py --customers 100000 --storage disk [--repeat 3] [--json OUT]
 
 The demo of that size is written once into ``$SEGMENT_BENCH_DATA/demo_<n>`` (default /tmp/segment-bench)
-and reused. Times ``segment.validate.load_data`` (read every table, every check) and
+and reused. Times ``segment.data.validate.load_data`` (read every table, every check) and
 the first snapshot over the kept tables.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
     a = p.parse_args()
     config = demo_config(a.customers, a.storage)
     from segment.features import snapshot
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     times, snaps = [], []
     for _ in range(a.repeat):

@@ -17,7 +17,7 @@ quarter: str = "2026Q3"  # the quarter reported
 calibration: str = ""  # folder with metrics.json; empty: reports/QUARTER/calibration, else reports/calibration
 
 # %%
-from segment.calibration_report import calibration_report
+from segment.reports.calibration import calibration_report
 
 report = calibration_report(quarter, calibration)
 report.title()

@@ -19,7 +19,7 @@ grading: str = ""  # the quarter's grading (parquet); empty: reports/QUARTER/gra
 previous: str = ""  # the previous quarter's grading, for big movers; empty: none
 
 # %%
-from segment.review_report import review_report
+from segment.reports.review import review_report
 
 review = review_report(quarter, grading, scheme, previous)
 review.title()

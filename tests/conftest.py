@@ -95,7 +95,7 @@ def built(demo, tmp_path_factory):
     """The demo's 2026Q3 reports (grading, review, calibration), built once: ``(reports_dir, BuildResult)``.
     Read-only: a test that builds into a reports folder (even one that only answers "up to date" takes the
     quarter's lock) or edits one works on a copy."""
-    from segment import reports
+    from segment.reports import build as reports
 
     def build(folder: Path):
         return folder / "reports", reports.build_reports(data=demo, reports_dir=folder / "reports")

@@ -294,7 +294,8 @@ def base_demo(folder: Path) -> Path:
     from segment.demo import write_demo
     from segment.paths import schemes_dir
     from segment.pipeline import grade_data
-    from segment.review import ReviewParams, export_review
+    from segment.review.params import ReviewParams
+    from segment.review.sheet import export_review
 
     config = write_demo(folder, customers=60, seed=3)
     shutil.copy(schemes_dir() / "s1_four_tier.yaml", folder / "scheme.yaml")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from segment.cli import main
-from segment.review import AUDIT_HEADER
+from segment.review.audit import AUDIT_HEADER
 
 HERE = Path(__file__).resolve().parent / "badinput"
 CASES = yaml.safe_load((HERE / "cases.yaml").read_text(encoding="utf-8"))

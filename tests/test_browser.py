@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from segment import reports
+from segment.reports import build as reports
 from segment.demo import write_demo
 
 pytestmark = pytest.mark.browser

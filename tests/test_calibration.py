@@ -1,5 +1,5 @@
 """Calibration against churn: labels, panel, statsmodels fit, weights, prior, bootstrap, cut-offs and
-out-of-time validation (segment.churn, segment.calibration).
+out-of-time validation (segment.calibration.churn, segment.calibration.run).
 
 Tolerances: the numpy Newton fit and statsmodels agree to 1e-6 relative on every coefficient (both
 iterate to convergence; seen: ~1e-12); the sign-constrained refit agrees with scipy's L-BFGS-B to
@@ -19,17 +19,19 @@ from scipy.special import expit
 from scipy.stats import ks_2samp, mannwhitneyu
 from statsmodels.stats.proportion import proportion_confint
 
-from segment.calibration import (CalibrationParams, FitParams, WeightCalibrator, auc, brier,
-                                 check_dates, choose_cutoffs, data_fingerprint, decile_table, ks, lift_table,
-                                 load_calibration_params, log_loss, logit_fit, monotone, monotone_violations,
-                                 run_calibration, tier_table, wilson)
-from segment.churn import ChurnDefinition, build_panel, churn_labels
+from segment.calibration.params import CalibrationParams, FitParams, load_calibration_params
+from segment.calibration.weights import WeightCalibrator
+from segment.calibration.metrics import auc, brier, decile_table, ks, lift_table, log_loss, monotone, monotone_violations, tier_table, wilson
+from segment.calibration.run import check_dates, data_fingerprint, run_calibration
+from segment.calibration.cutoffs import choose_cutoffs
+from segment.calibration.fit import logit_fit
+from segment.calibration.churn import ChurnDefinition, build_panel, churn_labels
 from segment.demo import END_DATE, write_demo
 from segment.errors import ConfigError, SegmentError
-from segment.grading import PTS
-from segment.store import Tables
-from segment.schemes import Scheme, load_scheme
-from segment.validate import load_data
+from segment.grading.engine import PTS
+from segment.data.store import Tables
+from segment.grading.scheme import Scheme, load_scheme
+from segment.data.validate import load_data
 
 from .conftest import ONLINE_RETAIL, ROOT, write
 
@@ -620,7 +622,7 @@ def test_check_dates_states_the_leakage_rule():
 
 def test_transactions_only_with_quantile_bands(loaded, tmp_path):
     tx_only = Tables(transactions=loaded.tables.transactions)
-    from segment.calibration import calibrate
+    from segment.calibration.run import calibrate
 
     r = calibrate(tx_only, load_scheme(RFM), TRAIN, TEST, HORIZON, FAST, END_DATE)
     m = r.metrics

@@ -1,7 +1,7 @@
 """The contract is declared once; docs/data_contract.md is generated from it and must match."""
 from __future__ import annotations
 
-from segment.contract import DTYPES, TABLES, markdown
+from segment.data.contract import DTYPES, TABLES, markdown
 
 from .conftest import ROOT
 

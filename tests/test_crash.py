@@ -29,8 +29,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from segment import reports
-from segment.review import AUDIT_HEADER, AuditLogWarning, _append_audit, apply_review, reviewer_changes
+from segment.reports import build as reports
+from segment.review.audit import AUDIT_HEADER, AuditLogWarning, append_audit, reviewer_changes
+from segment.review.apply import apply_review
 
 from .conftest import ROOT, write
 
@@ -230,7 +231,7 @@ def test_every_torn_tail_is_skipped_with_a_warning_and_the_next_append_starts_a_
         assert len(caught) == 1
 
         with pytest.warns(AuditLogWarning, match="line 4 is an incomplete record"):
-            _append_audit(log, [NEXT])
+            append_audit(log, [NEXT])
         assert log.read_bytes() == good + torn[:cut] + b"\n" + _line(*NEXT), cut   # appended, never rewritten
         with pytest.warns(AuditLogWarning, match=r"skipped 1 line\(s\).*\(line 4: ") as caught:
             df = reviewer_changes(log)
@@ -243,7 +244,7 @@ def test_a_record_missing_only_its_line_end_counts_before_and_after_the_next_app
     log = tmp_path / "log.csv"
     log.write_bytes(HEADER + _line(*FIRST) + _line(*TORN)[:-1])
     with pytest.warns(AuditLogWarning):   # the next append adds the missing line end (and says so)
-        _append_audit(log, [NEXT])
+        append_audit(log, [NEXT])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r[0] for r in _rows(reviewer_changes(log))] == ["C1", "C3", "C4"]
@@ -257,7 +258,7 @@ def test_a_header_cut_short_is_completed_by_the_next_append(tmp_path, cut):
     log.write_bytes(HEADER[:cut])
     with pytest.warns(AuditLogWarning, match="line 1: the header is incomplete"):
         assert reviewer_changes(log).empty
-    _append_audit(log, [FIRST])
+    append_audit(log, [FIRST])
     assert log.read_bytes() == HEADER + _line(*FIRST)
     assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
 
@@ -296,7 +297,8 @@ def _sheet(path: Path, rows: list[dict]) -> Path:
 
 SLOW_APPLY = textwrap.dedent("""
     import os, sys, time
-    import segment.review as review
+    import segment.review.apply as review
+    import segment.review.audit as audit
 
     class SlowOS:   # this process's audit appends trickle out 3 bytes at a time
         def __getattr__(self, name):
@@ -308,7 +310,7 @@ SLOW_APPLY = textwrap.dedent("""
             time.sleep(0.03)
             return n
 
-    review.os = SlowOS()
+    audit.os = SlowOS()  # the audit log's appends
     sheet, grading, scheme, out, log = sys.argv[1:]
     print("applying", flush=True)
     review.apply_review(sheet, grading, scheme, out, log, when="2026-10-02T10:00:00Z")
@@ -396,7 +398,7 @@ def duck(tmp_path, monkeypatch):
 
 
 def _fingerprint(data: Path) -> dict:
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     return reports._inputs_fingerprint(data, ROOT / "params" / "schemes" / "rfm_quantiles.yaml", load_data(data))
 
@@ -481,7 +483,7 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
         quarters.append(quarter)
         raise _Rebuilt(quarter)
 
-    monkeypatch.setattr("segment.grading_report.prepare_grading_report", prepare)
+    monkeypatch.setattr("segment.reports.grading.prepare_grading_report", prepare)
     with pytest.raises(_Rebuilt):
         reports.build_reports(data=data, reports_dir=rd)
     assert quarters == [Q] and not list(rd.glob(".staging-*"))
@@ -494,7 +496,7 @@ def test_an_apply_stopped_between_the_audit_and_the_rename_is_applied_again_and_
     """The audit lines are written ahead of the approved grading's rename. Stopped in between, nothing is
     approved yet; applying the sheet again logs the same decision a second time, and the next report's
     reviewer changes count it once (the latest line)."""
-    from segment import atomic
+    from segment.plumbing import atomic
 
     scheme = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
     grading = _grading(tmp_path / "grading.parquet")

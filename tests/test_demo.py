@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from segment import contract
+from segment.data import contract
 from segment.demo import (CHURN_COEFFICIENTS, END_DATE, START_DATE, STAGES_LOST, STAGES_OPEN, STAGES_WON,
                           generate, simulate, write_demo)
-from segment.store import Tables
+from segment.data.store import Tables
 
 FILES = ("customers.csv", "transactions.parquet", "interactions.parquet", "opportunities.csv", "data.yaml")
 N_WRITE = 400
@@ -146,7 +146,7 @@ def test_written_files_round_trip_to_generated_tables(written):
 
 def test_project_loader_reads_the_demo_back_exactly(written):
     """`segment validate` accepts the demo (returns are only a warning) and loads what generate() made."""
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     a, _, _ = written
     loaded = load_data(a / "data.yaml")

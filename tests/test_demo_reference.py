@@ -16,8 +16,8 @@ import pytest
 from segment.features import snapshot
 from segment.pipeline import grade_snapshot
 from segment.paths import schemes_dir
-from segment.schemes import load_scheme
-from segment.validate import load_data
+from segment.grading.scheme import load_scheme
+from segment.data.validate import load_data
 
 REFERENCE = Path(__file__).resolve().parent / "results" / "demo_reference.json"
 AS_OF = "2026-09-30"
@@ -27,7 +27,7 @@ ABS = 1e-6  # AUCs and weights
 
 @pytest.fixture(scope="module")
 def measured(demo, tmp_path_factory):
-    from segment.calibration import run_calibration
+    from segment.calibration.run import run_calibration
 
     loaded = load_data(demo)
     snap = snapshot(loaded.tables, AS_OF)

@@ -1,17 +1,17 @@
-"""The file-backed snapshot (segment.engines, DuckDB over the data config's files) equals the
+"""The file-backed snapshot (segment.data.spark, DuckDB over the data config's files) equals the
 in-memory one, and the one SQL definition renders for both engines. Spark itself: tests/test_spark.py."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from segment import engines
+from segment.data import spark as engines
 from segment.demo import write_demo
 from segment.errors import ConfigError
 from segment.features import plan, snapshot
-from segment.io import read_data_config
-from segment.progress import enabled, progress
-from segment.validate import load_data
+from segment.data.config import read_data_config
+from segment.plumbing.progress import enabled, progress
+from segment.data.validate import load_data
 
 AS_OF = "2026-09-30"
 

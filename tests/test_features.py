@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segment.contract import TABLES
+from segment.data.contract import TABLES
 from segment.features import (INDICATORS, WINDOWS, Indicator, available_indicators, missing_indicators,
                               required_tables, snapshot)
-from segment.store import Tables
+from segment.data.store import Tables
 
 AS_OF = "2024-06-30"
 NA = None

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from segment.conditions import parse
+from segment.grading.conditions import parse
 from segment.errors import ConditionError, ConfigError, MissingInputs
-from segment.grading import grade, indicator_points
-from segment.schemes import load_scheme
+from segment.grading.engine import grade, indicator_points
+from segment.grading.scheme import load_scheme
 
 from .conftest import write
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segment import history
+from segment.grading import history
 
 TIERS = ["a", "b", "c"]
 
@@ -74,7 +74,7 @@ def test_realised_churn_by_tier_with_wilson_intervals():
 @pytest.fixture(scope="module")
 def demo_tables(tmp_path_factory):
     from segment.demo import write_demo
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=1200)).tables
 
@@ -94,7 +94,7 @@ def test_s8_rows_are_customer_and_product_line():
 @pytest.mark.parametrize("sid", sorted(p.stem for p in (__import__("segment.paths").paths.schemes_dir()).glob("*.yaml")))
 def test_migration_totals_equal_the_graded_rows_of_each_quarter(sid, demo_tables):
     from segment.pipeline import grade_snapshot
-    from segment.schemes import load_scheme
+    from segment.grading.scheme import load_scheme
 
     scheme = load_scheme(sid)
     before = grade_snapshot(demo_tables, scheme, "2026-06-30")[0].frame

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from segment.conditions import parse
+from segment.grading.conditions import parse
 from segment.errors import ConditionError, ConfigError
-from segment.io import read_yaml
+from segment.data.config import read_yaml
 
 
 def test_alias_bomb_and_deep_yaml_are_refused(tmp_path):

@@ -10,9 +10,10 @@ import re
 import pandas as pd
 import pytest
 
-from segment import history, reports
+from segment.grading import history
+from segment.reports import build as reports
 from segment.paths import schemes_dir
-from segment.review_report import review_report
+from segment.reports.review import review_report
 
 pytestmark = pytest.mark.slow
 

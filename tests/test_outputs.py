@@ -90,7 +90,7 @@ def test_csv_outputs_are_the_text_pandas_writes(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from segment.atomic import write_frame
+    from segment.plumbing.atomic import write_frame
 
     n = 7
     df = pd.DataFrame({

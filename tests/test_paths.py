@@ -10,7 +10,7 @@ import pytest
 
 from segment import paths
 from segment.errors import SegmentError
-from segment.schemes import resolve
+from segment.grading.scheme import resolve
 
 from .conftest import ROOT
 

@@ -71,7 +71,7 @@ tables:
 
 def test_timestamptz_is_read_as_the_crm_shows_it(server, tmp_path):
     from segment.features import snapshot
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     cfg = _config(tmp_path, server, "SELECT * FROM tx ORDER BY placed")
     tables = load_data(cfg).tables

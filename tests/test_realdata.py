@@ -6,7 +6,7 @@ import pytest
 
 from segment.cli import main
 from segment.errors import DataError
-from segment.validate import load_data
+from segment.data.validate import load_data
 
 from .conftest import ONLINE_RETAIL, ROOT
 
@@ -58,7 +58,7 @@ def test_shipped_config_validates_with_declared_drops(capsys, monkeypatch):
         seen.append(load_data(*args, **kwargs))
         return seen[-1]
 
-    monkeypatch.setattr("segment.validate.load_data", keep)
+    monkeypatch.setattr("segment.data.validate.load_data", keep)
     assert main(["validate", "--data", str(CONFIG)]) == 0
     out = capsys.readouterr().out
     # 1,067,370 − 243,007 without a customer − 26,479 further exact copies among the rest

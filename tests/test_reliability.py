@@ -11,9 +11,10 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from segment import calibration
+from segment.calibration import run as calibration
 from segment.cli import main
-from segment.review import ReviewParams, export_review
+from segment.review.params import ReviewParams
+from segment.review.sheet import export_review
 
 from .conftest import ROOT, write
 
@@ -104,7 +105,7 @@ def test_same_inputs_give_byte_identical_gradings_and_calibrations(demo, calibra
 
 def test_same_grading_gives_a_byte_identical_review_sample(demo, tmp_path):
     from segment.pipeline import grade_data
-    from segment.schemes import load_scheme
+    from segment.grading.scheme import load_scheme
 
     graded = grade_data(demo, "s1_four_tier", "2026-09-30")
     scheme = load_scheme(ROOT / "params" / "schemes" / "s1_four_tier.yaml")
@@ -161,7 +162,7 @@ def test_credentials_from_the_environment_never_reach_an_output(demo, tmp_path, 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from segment.conditions import parse  # noqa: E402
+from segment.grading.conditions import parse  # noqa: E402
 from segment.errors import ConditionError  # noqa: E402
 
 TOKENS = ["a", "b", "tag", "x", "__import__", "__class__", "os", "system", "(", ")", "[", "]", ",", ".", "'x'",

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from segment.calibration import wilson
+from segment.calibration.metrics import wilson
 from segment.errors import SegmentError
 from segment.pipeline import check_period, quarter_end
+from segment.grading import history
 
 
 @pytest.mark.parametrize("bad", ["2026q3", "2026-Q3", "2026Q5", "Q3 2026", "2026Q3 ", "26Q3", ""])
@@ -46,7 +47,7 @@ def test_wilson_bounds_are_clipped_and_hold_the_rate():
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     from segment.demo import write_demo
-    from segment.validate import load_data
+    from segment.data.validate import load_data
 
     return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=800))
 
@@ -55,8 +56,8 @@ def loaded(tmp_path_factory):
                                  "s1_four_tier"])
 def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path):
     from segment.features import snapshot
-    from segment.grading_report import prepare_grading_report
-    from segment.schemes import resolve
+    from segment.reports.grading import prepare_grading_report
+    from segment.grading.scheme import resolve
 
     r = prepare_grading_report(loaded, resolve(sid), "2026Q3", reports_dir=tmp_path)
     for frame, day in ((r.grading, "2026-09-30"), (r.previous, "2026-06-30")):
@@ -67,14 +68,14 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
     summary = r.summary()._repr_html_()
     change = float(summary.split("Revenue over 12 months changed by ")[1].split("(")[1].split("%")[0])
     assert abs(change) < 50, summary  # one quarter apart on the demo: not +121504067605.0%
-    counts, revenue = __import__("segment.history").history.migration(r.previous, r.grading, r.tier_ids)
+    counts, revenue = history.migration(r.previous, r.grading, r.tier_ids)
     gone = counts["(not graded)"].sum()
     assert gone == 0 or revenue["(not graded)"].sum() > 0
 
     # the first screen and the trend say the same as the tables, for every scheme
     import re
 
-    from segment.grading_report import money
+    from segment.reports.grading import money
 
     tiles = r.tiles()
     values = re.findall(r'<div class="tile-value">(.*?)</div>', tiles)
@@ -93,8 +94,8 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
 
 
 def test_money_is_written_in_the_datas_currency():
-    from segment.grading_report import money, money_unit
-    from segment.io import DataConfig
+    from segment.reports.grading import money, money_unit
+    from segment.data.config import DataConfig
 
     assert [money(x) for x in (3612.4, 526_000.0, 1.215e9, -60_915_000.0)] == \
         ["3,612 元", "52.6 万元", "12.15 亿元", "-6,091.5 万元"]
@@ -109,8 +110,8 @@ def test_money_is_written_in_the_datas_currency():
 def test_the_trend_reads_earlier_periods_of_this_scheme_on_this_data_only(tmp_path):
     import json
 
-    from segment.grading_report import _trend
-    from segment.schemes import load_scheme
+    from segment.reports.grading import _trend
+    from segment.grading.scheme import load_scheme
 
     scheme = load_scheme("s1_four_tier")
     data = tmp_path / "data.yaml"
@@ -138,7 +139,7 @@ def test_the_trend_reads_earlier_periods_of_this_scheme_on_this_data_only(tmp_pa
 
 
 def test_a_churn_verdict_needs_intervals_that_support_it():
-    from segment.calibration import churn_order_verdict, tier_table
+    from segment.calibration.metrics import churn_order_verdict, tier_table
 
     def table(counts):  # tier → (n, churned)
         tiers, y = [], []
@@ -159,7 +160,7 @@ def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
     reading any data; the same for another data config."""
     import json
 
-    from segment.reports import build_reports
+    from segment.reports.build import build_reports
 
     q = tmp_path / "reports" / "2026Q3"
     q.mkdir(parents=True)
@@ -179,8 +180,8 @@ def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
 
 
 def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_churn(loaded, tmp_path):
-    from segment.grading_report import prepare_grading_report
-    from segment.schemes import resolve
+    from segment.reports.grading import prepare_grading_report
+    from segment.grading.scheme import resolve
 
     r = prepare_grading_report(loaded, resolve("s8_government_product_line"), "2026Q3", reports_dir=tmp_path)
     by_line = r.breakdown("group")
@@ -200,7 +201,7 @@ def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_chur
 def test_index_lists_scheme_data_and_headline_per_quarter(tmp_path):
     import json
 
-    from segment.reports import write_index
+    from segment.reports.build import write_index
 
     q = tmp_path / "2026Q3"
     q.mkdir()
@@ -237,7 +238,7 @@ def test_bands_that_do_not_separate_anyone_are_warned(loaded):
 def test_html_title_is_the_reports_own(tmp_path):
     import nbformat
 
-    from segment.reports import to_html
+    from segment.reports.build import to_html
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("report.title()")
@@ -253,9 +254,9 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
     """2026Q2's reviewers moved customer A up one tier (the data keeps it where it was) and customer C up
     to the tier the data gives it in 2026Q3: A keeps the reviewer's tier in 2026Q3 (held, not shown as a
     downgrade), C's decision is released."""
-    from segment.grading_report import prepare_grading_report
+    from segment.reports.grading import prepare_grading_report
     from segment.pipeline import grade_snapshot
-    from segment.schemes import load_scheme, resolve
+    from segment.grading.scheme import load_scheme, resolve
 
     scheme = load_scheme("s1_four_tier")
     rank = {t.id: i for i, t in enumerate(scheme.tiers)}
@@ -289,8 +290,8 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
 def test_follow_ups_overdue_by_the_tiers_cadence_hand_computed():
     """Overdue = days since the last contact − the tier's follow-up days; never contacted: the whole
     cadence; a tier without a cadence is not scheduled; exactly at the cadence is not overdue."""
-    from segment.grading_report import GradingReport
-    from segment.schemes import load_scheme
+    from segment.reports.grading import GradingReport
+    from segment.grading.scheme import load_scheme
 
     g = pd.DataFrame({"customer_id": ["A", "B", "C", "D", "E"],
                       "tier": ["core", "important", "potential", "ordinary", "core"],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segment import reports
+from segment.reports import build as reports
 from segment.errors import ReportError
 from segment.pipeline import latest_complete_quarter, quarter_end
 
@@ -244,7 +244,7 @@ def test_review_loop_shows_in_next_quarters_report_escaped(demo, tmp_path):
 
 
 def test_report_tables_drop_personal_data_and_escape_values():
-    from segment.grading_report import html_table
+    from segment.reports.grading import html_table
 
     df = pd.DataFrame({"customer_id": ["<b>C1</b>"], "contact_name": ["Zhang San"], "phone": ["138-0000-0000"],
                        "email": ["z@x.example"], "reason": ["<script>alert(1)</script>"]})
@@ -267,7 +267,7 @@ def test_calibration_report_numbers_come_from_metrics(built):
 
 
 def test_a_dimension_the_fit_drops_is_said_in_words_and_few_scores_skip_the_deciles():
-    from segment.calibration_report import CalibrationReport
+    from segment.reports.calibration import CalibrationReport
 
     perf = {"auc": 0.70, "ks": 0.30}
     m = {"expert": {"test": perf, "weights": {"a": 0.5, "g": 0.5}, "dimension_weights": {"value": 0.6, "potential": 0.4}},
@@ -288,7 +288,7 @@ def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_
     and the contents, headings included."""
     import nbformat
 
-    from segment.calibration_report import CalibrationReport
+    from segment.reports.calibration import CalibrationReport
 
     r = CalibrationReport(None, "2026Q3", reason="the data start 2025-01-01: not enough history")
     assert all(getattr(r, s)() is None for s in ("recommendation", "weights", "performance", "calibration_plot",
@@ -312,7 +312,7 @@ def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_
 def test_the_calibration_notebook_finds_the_quarters_calibration_by_default(tmp_path, monkeypatch):
     """Opened by hand after `make report`, the calibration notebook's empty default reads
     reports/<quarter>/calibration, else reports/calibration; with neither, an error says what to run."""
-    from segment.calibration_report import calibration_report
+    from segment.reports.calibration import calibration_report
     from segment.errors import SegmentError
 
     (tmp_path / "params" / "schemes").mkdir(parents=True)
@@ -328,7 +328,7 @@ def test_the_calibration_notebook_finds_the_quarters_calibration_by_default(tmp_
 
 
 def test_calibration_dates():
-    from segment.calibration_report import calibration_dates
+    from segment.reports.calibration import calibration_dates
 
     assert calibration_dates("2026-09-30", "2023-01-01", 180) == (["2025-03-31", "2025-06-30", "2025-09-30"],
                                                                     "2026-03-31")
@@ -359,7 +359,7 @@ def test_a_signal_during_a_report_leaves_the_previous_reports(built, demo, tmp_p
     import signal
 
     from segment.cli import main
-    from segment.review import AUDIT_HEADER
+    from segment.review.audit import AUDIT_HEADER
 
     out, _ = built
     copy = tmp_path / "reports"
@@ -402,7 +402,7 @@ def test_a_rebuild_differs_only_in_the_generation_time(built, rebuilt):
 
 
 def test_review_html_lists_at_most_the_row_limit(built):
-    from segment.review_report import review_report
+    from segment.reports.review import review_report
 
     out, _ = built
     r = review_report("2026Q3", str(out / "2026Q3" / "grading.parquet"), "s1_four_tier")
@@ -433,7 +433,7 @@ def _refuse_to_load(monkeypatch):
     def load_data(*args, **kwargs):
         raise _Loaded(args)
 
-    monkeypatch.setattr("segment.validate.load_data", load_data)
+    monkeypatch.setattr("segment.data.validate.load_data", load_data)
 
 
 def _stop_at_grading(monkeypatch) -> list:
@@ -444,7 +444,7 @@ def _stop_at_grading(monkeypatch) -> list:
         quarters.append(quarter)
         raise _Rebuilt(quarter)
 
-    monkeypatch.setattr("segment.grading_report.prepare_grading_report", prepare)
+    monkeypatch.setattr("segment.reports.grading.prepare_grading_report", prepare)
     return quarters
 
 
@@ -558,7 +558,7 @@ def test_the_default_quarter_follows_the_data_when_it_grows_by_a_quarter(built_o
     assert q4["date"].max() == pd.Timestamp("2026-12-31")
     pd.concat([t, q4], ignore_index=True).to_parquet(path, index=False)
     loads = []
-    from segment import validate
+    from segment.data import validate
 
     real = validate.load_data
 
@@ -575,7 +575,7 @@ def test_the_default_quarter_follows_the_data_when_it_grows_by_a_quarter(built_o
 
 
 def test_a_new_audit_log_or_missing_html_rebuilds(built, demo, monkeypatch, tmp_path):
-    from segment.review import AUDIT_HEADER
+    from segment.review.audit import AUDIT_HEADER
 
     out, _ = built
     copy = tmp_path / "reports"
@@ -603,7 +603,7 @@ def test_a_missing_data_file_is_reported_by_the_loader(demo, tmp_path, capsys):
 
 def test_a_sql_source_is_fingerprinted_from_its_query_result(tmp_path, monkeypatch):
     """A database has no bytes to hash: a config with a SQL source is loaded before the check, as before."""
-    from segment.io import read_data_config
+    from segment.data.config import read_data_config
 
     cfg = tmp_path / "data.yaml"
     cfg.write_text("tables:\n  transactions: {sql: {url: 'duckdb:///db.duckdb', query: 'SELECT * FROM tx'}}\n",

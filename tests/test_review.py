@@ -14,9 +14,12 @@ import pytest
 from segment.demo import write_demo
 from segment.errors import ConfigError, SegmentError
 from segment.pipeline import grade_data
-from segment.review import (AUDIT_HEADER, ReviewParams, apply_review, export_review, load_review_params,
-                            reviewer_changes, select_for_review)
-from segment.schemes import load_scheme
+from segment.review.audit import AUDIT_HEADER, reviewer_changes
+from segment.review.params import ReviewParams, load_review_params
+from segment.review.apply import apply_review
+from segment.review.sheet import export_review
+from segment.review.select import select_for_review
+from segment.grading.scheme import load_scheme
 
 from .conftest import ROOT, write
 
@@ -498,9 +501,9 @@ def test_text_from_the_data_stays_text_in_the_sheet(quarter, scheme, customers):
     assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
     raw = csv_path.read_text(encoding="utf-8-sig")
     assert "'=HYPERLINK" in raw and ',=HYPERLINK' not in raw  # inert in a spreadsheet ...
-    from segment.review import _read_sheet_frame
+    from segment.review.sheet import read_filled_sheet
 
-    df = _read_sheet_frame(csv_path)  # ... and read back (as apply does) as written in the CRM
+    df = read_filled_sheet(csv_path)  # ... and read back (as apply does) as written in the CRM
     assert df.loc[0, "name"] == '=HYPERLINK("http://evil.example","x")'
     assert df.loc[0, "contact_name"] == "<script>alert(1)</script>"
 
@@ -508,8 +511,9 @@ def test_text_from_the_data_stays_text_in_the_sheet(quarter, scheme, customers):
 def test_every_csv_segment_writes_neutralises_formulas_and_reads_them_back(quarter, scheme, tmp_path):
     """Gradings, review sheets, approved gradings and the audit log: a text cell starting with = + - @
     tab or CR is written with a leading ' (a spreadsheet shows it as text) and read back unchanged."""
-    from segment.atomic import write_frame
-    from segment.review import _read_grading, reviewer_changes
+    from segment.plumbing.atomic import write_frame
+    from segment.review.select import read_grading
+    from segment.review.audit import reviewer_changes
 
     g = pd.read_parquet(quarter / "grading.parquet")
     g["customer_id"] = g["customer_id"].astype(object)
@@ -518,7 +522,7 @@ def test_every_csv_segment_writes_neutralises_formulas_and_reads_them_back(quart
     write_frame(g, tmp_path / "g.csv")
     text = (tmp_path / "g.csv").read_text(encoding="utf-8")
     assert "\n'=HYPERLINK" in text.replace('"', "") and "\n'+1 555," in text and "\n''=already," in text
-    back = _read_grading(tmp_path / "g.csv")
+    back = read_grading(tmp_path / "g.csv")
     assert back["customer_id"].head(len(evil)).tolist() == evil
     # a reviewer's name and reason reach the audit log inert, and come back as typed
     xlsx, _ = export_review(tmp_path / "g.csv", scheme, tmp_path, ReviewParams())
@@ -531,7 +535,7 @@ def test_every_csv_segment_writes_neutralises_formulas_and_reads_them_back(quart
     assert "'-1 tier: the CFO says so" in log.read_text(encoding="utf-8-sig") and ",'@ops," in log.read_text(encoding="utf-8-sig")
     ch = reviewer_changes(log)
     assert ch["reason"].tolist() == ["-1 tier: the CFO says so"] and ch["reviewer"].tolist() == ["@ops"]
-    approved = _read_grading(tmp_path / "approved.csv")
+    approved = read_grading(tmp_path / "approved.csv")
     assert set(evil) <= set(approved["customer_id"])
 
 
@@ -603,7 +607,7 @@ def test_caps_keep_the_sheet_within_the_seeds_share(scheme):
 @pytest.mark.parametrize("sid", sorted(p.stem for p in (ROOT / "params" / "schemes").glob("*.yaml")))
 def test_every_scheme_reviews_ten_to_twenty_percent(sid, tmp_path_factory):
     from segment.pipeline import grade_snapshot
-    from segment.schemes import load_scheme
+    from segment.grading.scheme import load_scheme
 
     tables = _tables(tmp_path_factory)
     s = load_scheme(sid)
@@ -621,7 +625,7 @@ _TABLES = {}
 def _tables(factory):
     if "t" not in _TABLES:
         from segment.demo import write_demo
-        from segment.validate import load_data
+        from segment.data.validate import load_data
 
         _TABLES["t"] = load_data(write_demo(factory.mktemp("demo"), customers=1500)).tables
     return _TABLES["t"]

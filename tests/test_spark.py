@@ -1,5 +1,5 @@
 """Spark and DuckDB give the same validation and the same snapshot: one SQL definition of each cast and
-check (segment.store, through features.Dialect) and of the snapshot (features.plan), run by both.
+check (segment.data.store, through features.Dialect) and of the snapshot (features.plan), run by both.
 
 Run with `make test-spark` (installs the `spark` extra; needs Java 17). Local mode, local[2], one
 session for the module.
@@ -30,10 +30,10 @@ if (_why := _java()) is not None:
     pytest.skip(_why, allow_module_level=True)
 pytest.importorskip("pyspark", reason="PySpark missing: pip install -e '.[spark]' (make test-spark does)")
 
-from segment import engines
+from segment.data import spark as engines
 from segment.demo import write_demo
 from segment.features import snapshot
-from segment.validate import load_data
+from segment.data.validate import load_data
 
 DATES = ["2026-09-30", "2025-06-30"]
 RTOL, ATOL = 1e-9, 1e-6
@@ -215,7 +215,7 @@ def test_the_shared_date_cast_reads_alike(spark, fmt):
     import duckdb
 
     from segment.features import DIALECTS
-    from segment.store import parse_date
+    from segment.data.store import parse_date
 
     values = " UNION ALL ".join(f"SELECT {i} AS i, '{v}' AS v" for i, v in enumerate(DATE_TEXTS))
     con = duckdb.connect()
@@ -257,7 +257,7 @@ def test_segment_report_on_spark_gives_the_duckdb_reports(demo, spark, tmp_path)
     """`segment report` with `engine: spark`: the quarter's three gradings, realised churn and the
     calibration panel are computed on Spark (only per-customer rows come back); the reports' grading,
     headline and calibration equal DuckDB's (tiers identical, floats to RTOL/ATOL)."""
-    from segment.reports import build_reports
+    from segment.reports.build import build_reports
 
     cfg, _ = demo
     on_spark = _on_spark(cfg, tmp_path / "spark-data")

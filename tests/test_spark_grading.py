@@ -30,8 +30,8 @@ def population(spark):
 
 @pytest.mark.parametrize("sid", SCHEME_IDS)
 def test_every_scheme_on_spark_matches_the_frozen_grading(sid, population):
-    from segment.grading import grade_spark
-    from segment.schemes import load_scheme
+    from segment.grading.engine import grade_spark
+    from segment.grading.scheme import load_scheme
 
     pop, df = population
     scheme = load_scheme(sid)

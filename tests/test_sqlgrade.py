@@ -1,4 +1,4 @@
-"""The grading engine (schemes compiled to SQL, segment.sqlgrade; codes to texts, segment.grading):
+"""The grading engine (schemes compiled to SQL, segment.grading.compiler; codes to texts, segment.grading.engine):
 frozen gradings of every built-in scheme, the seeds' worked examples, hand computations, random
 schemes against a plain reference, and the SQL text itself."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from segment.features import DUCKDB, SPARK
-from segment.grading import grade
-from segment.schemes import SCHEMES_DIR, Scheme, load_scheme
-from segment.sqlgrade import column_kinds, compile_ineligible, compile_scheme
+from segment.grading.engine import grade
+from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
+from segment.grading.compiler import column_kinds, compile_ineligible, compile_scheme
 
 from .conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""segment.store: every source read, cast and checked in DuckDB, kept in memory or on disk.
+"""segment.data.store: every source read, cast and checked in DuckDB, kept in memory or on disk.
 
 Where the database lives (``storage: memory`` or ``disk``) must change nothing: the same validation
 report, tables, snapshots, churn labels, gradings and calibration; the report build never fetches a
@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segment import store
-from segment.churn import ChurnDefinition, churn_labels
+from segment.data import store
+from segment.calibration.churn import ChurnDefinition, churn_labels
 from segment.errors import DataError
 from segment.features import snapshot
-from segment.validate import load_data
+from segment.data.validate import load_data
 
 DATES = ["2025-06-30", "2026-09-30"]
 
@@ -89,8 +89,8 @@ def test_gradings_are_the_same(demo, scheme):
 
 
 def test_calibration_is_the_same(both):
-    from segment.calibration import calibrate
-    from segment.schemes import load_scheme
+    from segment.calibration.run import calibrate
+    from segment.grading.scheme import load_scheme
 
     scheme = load_scheme("s1_four_tier")
     args = (["2025-03-31", "2025-06-30"], "2026-03-31", 180)
@@ -308,7 +308,7 @@ def test_cli_validate_prints_the_same(demo, capsys, monkeypatch):
 def test_report_build_never_fetches_a_whole_table(demo, tmp_path, monkeypatch):
     """``segment report`` on tables kept in DuckDB: grading, previous quarter, realised churn and the
     calibration all run in SQL — fetching a table into pandas would fail this test."""
-    from segment.reports import build_reports
+    from segment.reports.build import build_reports
 
     def refuse(self, name):
         raise AssertionError(f"the report fetched the whole {name} table into pandas")
@@ -374,7 +374,7 @@ def test_what_a_killed_run_left_is_removed_by_the_next_run(demo, tmp_path, monke
     import os
     import subprocess
 
-    from segment.atomic import write_text
+    from segment.plumbing.atomic import write_text
 
     dead = subprocess.Popen(["true"])
     dead.wait()

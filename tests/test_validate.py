@@ -10,7 +10,7 @@ import pytest
 
 from segment.cli import main
 from segment.errors import ConfigError, DataError, SegmentError
-from segment.validate import load_data
+from segment.data.validate import load_data
 
 from .conftest import write
 
@@ -266,7 +266,7 @@ def test_load_table_reads_one_table_alone(tmp_path):
 
     from segment.demo import write_demo
     from segment.errors import DataError
-    from segment.validate import load_data, load_table
+    from segment.data.validate import load_data, load_table
 
     config = write_demo(tmp_path / "d", customers=300)
     whole = load_data(config).tables.customers
@@ -308,7 +308,7 @@ def test_sql_source_queries_only_read(tmp_path, query, message):
 
 def test_sqlite_sources_are_opened_read_only(tmp_path):
     """Even a query that slips past the text check cannot write: the SQLite file is opened read-only."""
-    from segment.io import _read_source, read_data_config
+    from segment.data.config import _read_source, read_data_config
 
     db = tmp_path / "crm.sqlite"
     with sqlite3.connect(db) as con:

@@ -19,14 +19,14 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_data": ("validate", "load_data"),
+    "load_data": ("data.validate", "load_data"),
     "snapshot": ("features", "snapshot"),
-    "load_scheme": ("schemes", "load_scheme"),
+    "load_scheme": ("grading.scheme", "load_scheme"),
     "grade": ("pipeline", "grade_customers"),
-    "calibrate": ("calibration", "run_calibration"),
-    "select_for_review": ("review", "select_for_review"),
-    "apply_review": ("review", "apply_review"),
-    "build_reports": ("reports", "build_reports"),
+    "calibrate": ("calibration.run", "run_calibration"),
+    "select_for_review": ("review.select", "select_for_review"),
+    "apply_review": ("review.apply", "apply_review"),
+    "build_reports": ("reports.build", "build_reports"),
     "SegmentError": ("errors", "SegmentError"),
     "ConfigError": ("errors", "ConfigError"),
     "DataError": ("errors", "DataError"),

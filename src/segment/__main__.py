@@ -1,6 +1,6 @@
 """`python -m segment …` runs the command line (segment.cli)."""
 import sys
 
-from .cli import main
+from segment.cli import main
 
 sys.exit(main())

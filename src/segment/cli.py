@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import SegmentError, format_report
+from segment import __version__
+from segment.errors import SegmentError, format_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
     """The files a command reads: the data config and its file sources, the scheme, the designations."""
-    from .io import read_data_config
-    from .reports import source_paths
+    from segment.data.config import read_data_config
+    from segment.reports.build import source_paths
 
     out = [Path(p) for p in (args.data, getattr(args, "designations", None)) if p]
     scheme = Path(str(getattr(args, "scheme", "")))
@@ -86,14 +86,14 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .atomic import check_output
+    from segment.plumbing.atomic import check_output
 
     if getattr(args, "reports_dir", ...) is None:  # the project's reports/, wherever the command runs
-        from .paths import reports_dir
+        from segment.paths import reports_dir
 
         args.reports_dir = reports_dir()
     if args.command == "demo":
-        from .demo import write_demo
+        from segment.demo import write_demo
 
         if args.customers < 1:
             raise SegmentError(f"--customers must be at least 1 (got {args.customers})")
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the demo company ({args.customers} customers, seed {args.seed}) to {path}")
         return 0
     if args.command == "validate":
-        from .validate import load_data
+        from segment.data.validate import load_data
 
         loaded = load_data(args.data, as_of=args.as_of)  # engine: spark → the checks run on Spark
         t = loaded.tables
@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_report(loaded.report))
         return 0
     if args.command == "grade":
-        from .atomic import write_frame
-        from .pipeline import grade_data
+        from segment.pipeline import grade_data
+        from segment.plumbing.atomic import write_frame
 
         out = args.out
         if out.suffix.lower() not in (".parquet", ".csv"):
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         print(graded.tier_counts().to_string(index=False))
         return 0
     if args.command == "calibrate":
-        from .calibration import run_calibration
+        from segment.calibration.run import run_calibration
 
         check_output(args.out, "--out", folder=True)
         result = run_calibration(args.data, args.scheme, args.train_as_of, args.test_as_of, args.horizon_days,
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(result.summary())
         return 0
     if args.command == "report":
-        from .reports import build_reports
+        from segment.reports.build import build_reports
 
         check_output(args.reports_dir, "--reports-dir", folder=True)
         result = build_reports(quarter=args.quarter, data=args.data, scheme=args.scheme, reports_dir=args.reports_dir,
@@ -160,13 +160,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "review":
         return _review(args)
     if args.command == "indicators":
-        from .features import INDICATORS
+        from segment.features import INDICATORS
 
         for ind in INDICATORS.values():
             print(f"{ind.name:28s} {ind.unit:18s} {ind.window:16s} {ind.source:13s} {ind.meaning}")
         return 0
     if args.command == "contract":
-        from .contract import markdown, TABLES
+        from segment.data.contract import TABLES, markdown
 
         if args.markdown:
             print(markdown())
@@ -181,7 +181,7 @@ def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
     import re
 
     if quarter:
-        from .pipeline import quarter_end
+        from segment.pipeline import quarter_end
 
         quarter_end(quarter)  # the one accepted spelling, or an error that shows it
         q = reports_dir / quarter
@@ -201,7 +201,9 @@ def _review(args) -> int:
 
     import pandas as pd
 
-    from .review import apply_review, export_review, load_review_params
+    from segment.review.apply import apply_review
+    from segment.review.sheet import export_review
+    from segment.review.params import load_review_params
 
     if args.review_command == "export":
         q = _quarter_dir(args.reports_dir, args.quarter)
@@ -211,7 +213,7 @@ def _review(args) -> int:
                                      args.reports_dir / prev_q / "grading.parquet") if f.is_file()), None)
         customers = None
         if manifest.get("data"):  # contacts for the sheet: the customers table alone, not the whole data again
-            from .validate import load_table
+            from segment.data.validate import load_table
 
             customers = load_table(manifest["data"], "customers")
         paths = export_review(q / "grading.parquet", manifest["scheme_path"], q, load_review_params(args.params),
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     _SIGNALLED.clear()
     stop_watch = lambda: None  # noqa: E731
     if threading.current_thread() is threading.main_thread():
-        from .signals import watch
+        from segment.plumbing.signals import watch
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             if signal.getsignal(sig) is not signal.SIG_IGN:  # `cmd &` in a script ignores SIGINT: keep that

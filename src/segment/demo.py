@@ -1,6 +1,6 @@
 """The deterministic demo company: four contract tables simulated month by month from a seed.
 
-``generate(customers, seed)`` returns :class:`segment.store.Tables`; ``write_demo(out, ...)`` writes
+``generate(customers, seed)`` returns :class:`segment.data.store.Tables`; ``write_demo(out, ...)`` writes
 ``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv`` and a
 ``data.yaml`` pointing at them (every file atomically; same seed and size → byte-identical files).
 
@@ -39,9 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from .atomic import atomic_path, write_text
-from .contract import INTERACTION_KINDS
-from .store import Tables
+from segment.data.contract import INTERACTION_KINDS
+from segment.data.store import Tables
+from segment.plumbing.atomic import atomic_path, write_text
 
 END_DATE = pd.Timestamp("2026-09-30")
 START_DATE = pd.Timestamp("2023-01-01")

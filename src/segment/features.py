@@ -70,11 +70,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from segment.contract import TABLES
+from segment.data.contract import TABLES
 from segment.errors import SegmentError
 
 if TYPE_CHECKING:
-    from segment.store import Tables
+    from segment.data.store import Tables
 
 SOURCES = ("transactions", "interactions", "customers", "opportunities")
 
@@ -321,7 +321,7 @@ class Dialect:
             return f"(epoch({end}) - epoch({start}))"
         return f"((unix_micros({end}) - unix_micros({start})) / 1000000.0)"
 
-    # -- used by the scheme compiler (segment.sqlgrade) -------------------------------------------
+    # -- used by the scheme compiler (segment.grading.compiler) -------------------------------------------
     def text(self, value: str) -> str:
         """A string literal: DuckDB doubles quotes; Spark reads backslash escapes, so both are escaped."""
         if self.name == "duckdb":
@@ -351,7 +351,7 @@ class Dialect:
         """A text value as DOUBLE, NULL when it is not a number (``pd.to_numeric(errors='coerce')``)."""
         return f"TRY_CAST({x} AS DOUBLE)" if self.name == "duckdb" else f"try_cast({x} AS DOUBLE)"
 
-    # -- used by validation (segment.store): each cast and check written once, for both engines --
+    # -- used by validation (segment.data.store): each cast and check written once, for both engines --
     def as_text(self, x: str) -> str:
         """Any value as text."""
         return f"CAST({x} AS {'VARCHAR' if self.name == 'duckdb' else 'STRING'})"
@@ -680,7 +680,7 @@ def plan(present: dict[str, Iterable[str]], as_of, *, restricted: bool = False,
     """The snapshot's SQL for tables with these contract columns (table → column names).
 
     This is the single definition every engine runs: :func:`snapshot` (DuckDB over pandas frames),
-    :mod:`segment.engines` (DuckDB over files, Spark)."""
+    :mod:`segment.data.spark` (DuckDB over files, Spark)."""
     d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
     present = {k: set(v) for k, v in present.items() if v is not None}
     if "transactions" not in present:
@@ -719,8 +719,8 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
 
     Columns: ``customer_id``, ``as_of`` and every indicator the loaded tables and columns allow (see
     :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used; the
-    tables are not modified. Runs in DuckDB where the tables are (:class:`segment.store.Tables`); only
-    the per-customer rows come back. Spark runs the same SQL (:func:`plan`, :mod:`segment.engines`)."""
+    tables are not modified. Runs in DuckDB where the tables are (:class:`segment.data.store.Tables`); only
+    the per-customer rows come back. Spark runs the same SQL (:func:`plan`, :mod:`segment.data.spark`)."""
     if tables is None or "transactions" not in tables.present():
         raise SegmentError("the transactions table is mandatory")
     return tables.snapshot(as_of, customers)
@@ -739,7 +739,7 @@ def run_duckdb(con: "duckdb.DuckDBPyConnection", p: SnapshotPlan, into: str | No
     return con.sql(f"SELECT * FROM {into} ORDER BY customer_id").to_arrow_table()
 
 
-def _to_pandas(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFrame:
+def snapshot_frame_of(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFrame:
     """The fetched arrow table as a DataFrame with the registry's dtypes, ``as_of`` second."""
     mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(),
               pa.string_view(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}.get

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import SegmentError
+from segment.errors import SegmentError
 
 ENV = "SEGMENT_ROOT"
 _CHECKOUT = Path(__file__).resolve().parents[2]

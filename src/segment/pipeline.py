@@ -5,15 +5,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .errors import SegmentError
-import numpy as np
-
-from .grading import Grading, apply_designations, grade, read_designations
-from .schemes import Scheme, load_scheme, resolve
-from .validate import Loaded, load_data
-
+from segment.data.validate import Loaded, load_data
+from segment.errors import SegmentError
+from segment.grading.engine import Grading, apply_designations, grade, read_designations
+from segment.grading.scheme import Scheme, load_scheme, resolve
 
 _QUARTER = re.compile(r"(\d{4})Q([1-4])")
 

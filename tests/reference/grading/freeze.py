@@ -18,7 +18,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench"), str(ROOT)]
 import pandas as pd  # noqa: E402
 
 from segment.pipeline import grade_current  # noqa: E402
-from segment.schemes import SCHEMES_DIR, load_scheme  # noqa: E402
+from segment.grading.scheme import SCHEMES_DIR, load_scheme  # noqa: E402
 from tests.test_sqlgrade import make_population  # noqa: E402
 
 

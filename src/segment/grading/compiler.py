@@ -1,10 +1,10 @@
 """Schemes compiled to SQL: the grading engine's computing, as one SELECT.
 
-:func:`compile_scheme` turns a :class:`~segment.schemes.Scheme` into one query (a chain of CTEs, one
+:func:`compile_scheme` turns a :class:`~segment.grading.scheme.Scheme` into one query (a chain of CTEs, one
 layer per concept) over a relation ``snap`` holding one row per customer. The query returns numbers
 and small integer codes per graded row — points and their band index per indicator, dimension
 scores, the score, the raw / gated / final tier rank, which gates failed, which adjustments applied,
-the rank after each override, the sub-grade — and :func:`segment.grading.decode` turns those codes
+the rank after each override, the sub-grade — and :func:`segment.grading.engine.decode` turns those codes
 into the grading's text columns (tier ids, labels, strategies, override notes, explanations) once
 per distinct combination, never once per customer. The same SQL runs on DuckDB and Spark SQL through
 :class:`segment.features.Dialect`:
@@ -26,10 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .conditions import parse, sql_number
-from .errors import MissingInputs
-from .features import DUCKDB, Dialect
-from .schemes import Indicator, Scheme
+from segment.errors import MissingInputs
+from segment.features import DUCKDB, Dialect
+from segment.grading.conditions import parse, sql_number
+from segment.grading.scheme import Indicator, Scheme
 
 REL = "snap"  # the relation compiled SQL reads
 PTS, DIM, AX, IDX = "pts__", "dim__", "ax__", "idx__"
@@ -398,7 +398,7 @@ def compile_ineligible(scheme: Scheme, columns: list[str], d: Dialect = DUCKDB, 
 
 def compile_points(spec: Indicator, column: str, kinds: dict[str, str], d: Dialect = DUCKDB) -> str:
     """The band index of one indicator for every row of ``snap`` (column ``_i``), in input order
-    (``ROW``): what :func:`segment.grading.indicator_points` shows for a single indicator."""
+    (``ROW``): what :func:`segment.grading.engine.indicator_points` shows for a single indicator."""
     from types import SimpleNamespace
 
     one = SimpleNamespace(axes={}, indicators={"x": spec}, eligible=None, inputs=lambda: set())

@@ -1,6 +1,6 @@
-"""Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.store`) or Apache Spark.
+"""Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.data.store`) or Apache Spark.
 
-Every source is cast and checked once, in SQL: :func:`segment.store.validate` writes each cast and
+Every source is cast and checked once, in SQL: :func:`segment.data.store.validate` writes each cast and
 check through a :class:`~segment.features.Dialect` and runs it on an engine object — DuckDB's
 (``store._DuckDB``) or Spark's (:class:`_Spark`, here). The snapshot SQL
 (:func:`segment.features.plan`) is likewise generated once for both.
@@ -17,7 +17,7 @@ check through a :class:`~segment.features.Dialect` and runs it on an engine obje
 What reaches the driver: per check a count and its first 11 row numbers with one example, the
 partition sizes of each file scan (to number its lines), and the per-customer snapshot. Sources
 Spark does not scan — Excel sheets, SQL queries, CSV files in an encoding other than UTF-8 — are
-read on the driver as :mod:`segment.store` reads them (:func:`segment.io.read_frame`) and handed to
+read on the driver as :mod:`segment.data.store` reads them (:func:`segment.data.config.read_frame`) and handed to
 Spark with ``createDataFrame``: they must fit in the driver's memory, as they must on DuckDB.
 A row number is the line's position in Spark's scan of the file (for one file: its line, header
 excluded, as on DuckDB; for a folder of parts: the order Spark lists them in). Grading, the report
@@ -33,10 +33,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError, SegmentError
-from .features import SPARK, SnapshotPlan, _to_pandas, java_datetime_pattern, plan
-from .io import DataConfig, Problem, SparkOptions, TableSource, _format_of, read_data_config
-from .store import ALIAS, Tables, TableSet
+from segment.data.config import (
+    DataConfig,
+    Problem,
+    SparkOptions,
+    TableSource,
+    format_of,
+    read_data_config,
+)
+from segment.data.store import ALIAS, Tables, TableSet
+from segment.errors import ConfigError, SegmentError
+from segment.features import (
+    SPARK,
+    SnapshotPlan,
+    java_datetime_pattern,
+    plan,
+    snapshot_frame_of,
+)
 
 
 def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[DataConfig, Path]:
@@ -68,11 +81,11 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
     engine = engine or config.engine
     day = _as_of(config, as_of)
     if engine == "spark":
-        from .validate import _raise_errors, report_frame
+        from segment.data.validate import raise_errors, report_frame
 
         problems: list[Problem] = []
         tables = load_spark(path, config, pd.Timestamp(day), problems, spark=spark)
-        _raise_errors(report_frame(problems), config, path, strict=True)
+        raise_errors(report_frame(problems), config, path, strict=True)
         if tables is None:
             raise SegmentError(f"{path}: the transactions table could not be read")
         try:
@@ -81,8 +94,8 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
             tables.close()
     if engine != "duckdb":
         raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
-    from .features import snapshot
-    from .validate import load_data
+    from segment.data.validate import load_data
+    from segment.features import snapshot
 
     return snapshot(load_data(path, as_of=day, engine="duckdb").tables, day, customers=customers)
 
@@ -106,7 +119,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None):
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
         b = b.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "8")
-    from .progress import enabled
+    from segment.plumbing.progress import enabled
 
     b = b.config("spark.ui.showConsoleProgress", "true" if enabled() else "false")
     for k, v in (conf or {}).items():
@@ -130,14 +143,14 @@ def run_spark(spark, p: SnapshotPlan, views: dict[str, object]) -> pd.DataFrame:
     finally:
         for agg in cached:
             agg.unpersist()
-    return _to_pandas(raw, p.day, p.keep)
+    return snapshot_frame_of(raw, p.day, p.keep)
 
 
-#: Spark types as the store's casts name them (DuckDB's names: segment.store._read_table branches on them)
+#: Spark types as the store's casts name them (DuckDB's names: segment.data.store._read_table branches on them)
 _DUCK_TYPE = {"string": "VARCHAR", "binary": "BLOB", "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP",
               "date": "DATE", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "bigint": "BIGINT",
               "int": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "void": "NULL"}
-#: source encodings Spark scans itself; a CSV in another one is read on the driver (as segment.store does)
+#: source encodings Spark scans itself; a CSV in another one is read on the driver (as segment.data.store does)
 _SPARK_ENCODINGS = ("utf-8", "utf8", "utf-8-sig")
 _ROW_BITS = 33  # monotonically_increasing_id(): partition index above bit 33, row within it below
 
@@ -151,7 +164,7 @@ def _spark_reads(config_path: Path, src: TableSource) -> str | None:
     """``csv`` or ``parquet`` when Spark scans the source itself; None when it is read on the driver."""
     if src.path is None:
         return None
-    fmt = src.format or _format_of(Path(str(src.path)))
+    fmt = src.format or format_of(Path(str(src.path)))
     if fmt == "parquet" or (fmt == "csv" and src.encoding.lower().replace("_", "-") in _SPARK_ENCODINGS):
         return fmt
     return None
@@ -170,7 +183,7 @@ def _before_spark(config_path: Path, config: DataConfig) -> None:
 
 
 class _Spark:
-    """What :func:`segment.store.validate` asks of an engine, on a SparkSession: the same SQL as on
+    """What :func:`segment.data.store.validate` asks of an engine, on a SparkSession: the same SQL as on
     DuckDB (written through :data:`segment.features.SPARK`), each table it makes checkpointed on the
     executors (``localCheckpoint``: memory and disk) and registered as a temporary view; only counts
     and the first rows of a problem are collected."""
@@ -260,8 +273,8 @@ class _Spark:
     def raw(self, config_path: Path, name: str, src: TableSource):
         """``raw_<name>``: the source with a 1-based ``_row_`` (the line's position in the file), its
         columns (cleaned name, name in the source, type as DuckDB names it), a label, and the time zones
-        of zoned timestamp columns — what ``segment.store._raw_relation`` gives on DuckDB."""
-        from .store import _check_file, _explain_csv, unreserved
+        of zoned timestamp columns — what ``segment.data.store._raw_relation`` gives on DuckDB."""
+        from segment.data.store import check_file, explain_csv, unreserved
 
         raw = f"raw_{name}"
         fmt = _spark_reads(config_path, src)
@@ -270,9 +283,9 @@ class _Spark:
         location = _location(config_path, src)
         local = isinstance(location, Path)
         if local and not location.is_dir():  # a folder of parts is Spark's to list
-            _check_file(config_path, name, src, location)
+            check_file(config_path, name, src, location)
             if fmt == "csv":  # the first lines through pandas: an exact message for a wrong delimiter or encoding
-                _explain_csv(config_path, name, src, location, nrows=1000)
+                explain_csv(config_path, name, src, location, nrows=1000)
         reader = self.spark.read
         try:
             if fmt == "parquet":
@@ -302,7 +315,7 @@ class _Spark:
             sizes = sorted(self.fetch(f"SELECT shiftright(_mid_, {_ROW_BITS}) AS p, count(*) FROM {raw}_scan GROUP BY 1"))
         except Exception as e:  # noqa: BLE001 - Spark's Java errors: a ragged line, a broken file
             if fmt == "csv" and local and location.is_file():  # the line, as pandas finds it
-                _explain_csv(config_path, name, src, location)
+                explain_csv(config_path, name, src, location)
             first = _spark_message(e)
             raise SegmentError(f"{location}: cannot read it as {fmt}: {first}; check `tables.{name}` in "
                                f"{config_path} (format, delimiter, encoding)") from None
@@ -318,7 +331,7 @@ class _Spark:
         return raw, [(clean, c, typ) for _, clean, c, typ in cols], str(location), zones
 
     def _frame(self, config_path: Path, name: str, src: TableSource, raw: str):
-        from .store import source_frame
+        from segment.data.store import source_frame
 
         frame, label, zones = source_frame(config_path, name, src)
         for c in frame.columns:  # Arrow hands pandas' string and nullable dtypes over as they are
@@ -383,7 +396,7 @@ class SparkTables(TableSet):
 
     def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
         """``query`` (Spark SQL) over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``), its
-        result collected: what :meth:`segment.store.Tables.sql` does on DuckDB. Only for aggregates
+        result collected: what :meth:`segment.data.store.Tables.sql` does on DuckDB. Only for aggregates
         and per-customer results."""
         if params:
             raise SegmentError("SparkTables.sql takes no query parameters; write the values into the query")
@@ -394,10 +407,10 @@ class SparkTables(TableSet):
         return self.spark.sql(query).toPandas()
 
     def _wanted(self, ids: Iterable[str]):
-        """The ``wanted`` relation (``segment.store._wanted_frame``) as a Spark DataFrame."""
-        from .store import _wanted_frame
+        """The ``wanted`` relation (``segment.data.store.wanted_frame``) as a Spark DataFrame."""
+        from segment.data.store import wanted_frame
 
-        return self.spark.createDataFrame(_wanted_frame(ids).astype({"customer_id": object}), "customer_id string")
+        return self.spark.createDataFrame(wanted_frame(ids).astype({"customer_id": object}), "customer_id string")
 
     def rows(self, name: str) -> int:
         return self.db.count(f"t_{name}")
@@ -430,7 +443,7 @@ class SparkTables(TableSet):
 
     def snapshot_frame(self, as_of):
         """The snapshot at ``as_of`` as a Spark DataFrame, left on the cluster (nothing is collected):
-        what :func:`segment.grading.grade_spark` grades. Its aggregates stay persisted until
+        what :func:`segment.grading.engine.grade_spark` grades. Its aggregates stay persisted until
         :meth:`close`."""
         p = plan(self._columns, as_of, dialect=SPARK)
         for alias, df in self.views().items():
@@ -446,11 +459,11 @@ class SparkTables(TableSet):
         on the cluster; the graded rows come back, and the per-customer snapshot too when
         ``keep_snapshot`` (a report shows its revenue and breakdowns; ``segment grade`` does not need
         it: then None). Returns the grading, the snapshot and how many CRM-lost customers were left out."""
-        from .grading import grade_spark
+        from segment.grading.engine import grade_spark
 
         p = plan(self._columns, as_of, dialect=SPARK)
         snap_df = self.snapshot_frame(as_of)
-        snap = _to_pandas(snap_df.toPandas(), p.day, p.keep) if keep_snapshot else None
+        snap = snapshot_frame_of(snap_df.toPandas(), p.day, p.keep) if keep_snapshot else None
         n_lost = 0
         if "status" in snap_df.columns:  # CRM-lost customers are not graded (as pipeline.grade_current)
             if snap is not None:
@@ -475,10 +488,10 @@ class SparkTables(TableSet):
 
 def load_spark(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
                spark=None, only: str | None = None) -> SparkTables | None:
-    """:func:`segment.store.load` on Spark: every table of the config read, cast and checked by Spark
+    """:func:`segment.data.store.load` on Spark: every table of the config read, cast and checked by Spark
     with the store's SQL (same problems, counts, rows and examples); None when the transactions table
     could not be read onto the contract. ``spark``: a session to use instead of the config's."""
-    from .store import validate
+    from segment.data.store import validate
 
     _before_spark(config_path, config)
     opts = config.spark or SparkOptions()

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import ConditionError
+from segment.errors import ConditionError
 
 if TYPE_CHECKING:
-    from .features import Dialect
+    from segment.features import Dialect
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -333,7 +333,7 @@ def _show(node) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# SQL: the same tree as a boolean expression (segment.sqlgrade compiles whole schemes with it)
+# SQL: the same tree as a boolean expression (segment.grading.compiler compiles whole schemes with it)
 # ------------------------------------------------------------------------------------------------
 
 _SQL_OPS = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "==": "=", "!=": "<>"}
@@ -508,9 +508,9 @@ def evaluate_sql(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
     one implementation of a condition's meaning, here and in compiled schemes."""
     import duckdb
 
-    from .features import DUCKDB
-    from .grading import duckdb_column
-    from .sqlgrade import column_kinds
+    from segment.features import DUCKDB
+    from segment.grading.compiler import column_kinds
+    from segment.grading.engine import duckdb_column
 
     names = sorted(cond.names)
     slim = pd.DataFrame({c: duckdb_column(frame[c]) for c in names}, index=pd.RangeIndex(len(frame)), copy=False)

@@ -63,7 +63,7 @@ def check_output(target: str | Path, what: str, *, folder: bool = False, inputs:
     """Refuse, before any work, an output the command could not write or must not write: a file output
     naming a folder (or a folder output naming a file), a path under a regular file, a folder the user
     cannot write into, or one of the run's own input files. ``what`` names the option (``--out``)."""
-    from .errors import SegmentError
+    from segment.errors import SegmentError
 
     target = Path(target)
     full = target.expanduser().absolute()
@@ -95,7 +95,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` if the block succeeds.
     The temporary name carries the process id, so that the next write of the same target removes what
     a killed run left (``remove_orphans``)."""
-    from .errors import SegmentError
+    from segment.errors import SegmentError
 
     target = Path(target)
     try:
@@ -216,7 +216,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     import duckdb
     from pandas.api import types as t
 
-    from .features import DUCKDB
+    from segment.features import DUCKDB
 
     def plain(dt) -> bool:
         if isinstance(dt, pd.CategoricalDtype):  # texts built once per code (the grading's)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import charts, history
-from .atomic import sha256_file, write_frame, write_text
-from .contract import TABLES
-from .grading import row_key
-from .schemes import Scheme, load_scheme
+from segment.data.contract import TABLES
+from segment.grading import history
+from segment.grading.engine import row_key
+from segment.grading.scheme import Scheme, load_scheme
+from segment.plumbing.atomic import sha256_file, write_frame, write_text
+from segment.reports import charts
 
 MONEY_COLUMNS = ("annual_amount",)
 
@@ -283,7 +284,7 @@ class GradingReport:
                          f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
                          f"changed by {self.money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
         if self.churn is not None and len(self.churn):
-            from .calibration import churn_order_verdict
+            from segment.calibration.metrics import churn_order_verdict
 
             c = self.churn[self.churn["n"] > 0]
             out.append(p(f"Of the customers graded at {self.churn_quarter}, "
@@ -502,8 +503,8 @@ class GradingReport:
 def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
                            calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
     """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
-    from .churn import at_risk, churn_labels
-    from .pipeline import check_period, data_end, grade_snapshot, quarter_end
+    from segment.calibration.churn import at_risk, churn_labels
+    from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
 
     scheme = load_scheme(scheme_path)
     as_of = quarter_end(quarter)
@@ -512,7 +513,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     check_period(quarter, first, data_end(loaded))
     grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
     if reports_dir is None:
-        from .paths import reports_dir as project_reports
+        from segment.paths import reports_dir as project_reports
 
         reports_dir = project_reports()
     reports_dir = Path(reports_dir)
@@ -525,7 +526,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
         prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
         previous = _with_context(prev_grading.frame, prev_snap, scheme)
         if approved.is_file():
-            from .review import hold_decisions
+            from segment.review.apply import hold_decisions
 
             approved_frame = pd.read_parquet(approved)
             previous, reviewed = _with_context(approved_frame, prev_snap, scheme), True
@@ -561,7 +562,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     changes = None
     log = reports_dir / "audit_log.csv"
     if log.is_file():
-        from .review import reviewer_changes
+        from segment.review.audit import reviewer_changes
 
         # decisions applied to the previous quarter's grading (its file or its approved version)
         shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
@@ -639,7 +640,7 @@ def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None
 
 
 def _churn_settings(path):
-    from .calibration import load_calibration_params
+    from segment.calibration.params import load_calibration_params
 
     params = load_calibration_params(path) if path else load_calibration_params()
     return params.churn, params.horizon_days

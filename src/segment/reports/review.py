@@ -11,8 +11,9 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .grading_report import Section, html_table, money_unit, p
-from .review import ReviewSelection, load_review_params, select_from_files
+from segment.reports.grading import Section, html_table, money_unit, p
+from segment.review.select import ReviewSelection, select_from_files
+from segment.review.params import load_review_params
 
 MAX_ROWS = 2_000  # rows of the customer list in the HTML; keeps a 1M-customer review report readable
 SHOWN = ["customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation", "overrides"]
@@ -32,7 +33,7 @@ class ReviewReport:
     @classmethod
     def load(cls, quarter: str, grading: str, scheme: str, previous: str = "",
              params: str = "") -> "ReviewReport":
-        from .paths import project_path
+        from segment.paths import project_path
 
         path = project_path(grading)
         sel = select_from_files(str(path), scheme, load_review_params(project_path(params) if params else None),
@@ -137,7 +138,7 @@ def _rule(tier) -> str:
 def review_report(quarter: str, grading: str, scheme: str, previous: str = "") -> ReviewReport:
     """What the review notebook shows; ``grading`` is the quarter's grading.parquet."""
     if not grading:
-        from .paths import reports_dir
+        from segment.paths import reports_dir
 
         grading = str(reports_dir() / quarter / "grading.parquet")
     return ReviewReport.load(quarter, grading, scheme, previous)

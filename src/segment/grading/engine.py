@@ -1,6 +1,6 @@
 """The grading engine: snapshot × scheme → points, scores, tiers, gates, overrides, explanations.
 
-The computing is SQL: :func:`segment.sqlgrade.compile_scheme` turns the scheme into one query, which
+The computing is SQL: :func:`segment.grading.compiler.compile_scheme` turns the scheme into one query, which
 runs in DuckDB over a pandas frame (:func:`grade`) or on Spark over a Spark DataFrame
 (:func:`grade_spark`). The engine knows no scheme by name. Order of work for one population:
 
@@ -19,12 +19,11 @@ the explanation once per distinct combination of bands, adjustments and tier.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
-from .errors import MissingInputs, SegmentError
-from .schemes import Indicator, Scheme
+from segment.errors import MissingInputs, SegmentError
+from segment.grading.scheme import Indicator, Scheme
 
 PTS = "pts__"   # column prefix: an indicator's points
 DIM = "dim__"   # column prefix: a dimension's score (on the indicators' point scale)
@@ -44,7 +43,13 @@ def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFr
     computed by the grading engine's SQL."""
     import duckdb
 
-    from .sqlgrade import REL, ROW, column_kinds, compile_points, points_table
+    from segment.grading.compiler import (
+        REL,
+        ROW,
+        column_kinds,
+        compile_points,
+        points_table,
+    )
 
     data = {} if frame is None else {c: frame[c].to_numpy() if isinstance(frame[c].dtype, np.dtype) else frame[c].array
                                      for c in frame.columns}
@@ -207,7 +212,7 @@ def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the sche
     missing = sorted(scheme.inputs() - set(snapshot.columns))
     if not missing:
         return
-    from .features import INDICATORS
+    from segment.features import INDICATORS
 
     needs = {m: INDICATORS[m].source for m in missing if m in INDICATORS}
     unknown = [m for m in missing if m not in needs]
@@ -232,7 +237,7 @@ def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the sche
 
 def _slim(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The columns grading reads and the row order, handed to DuckDB without copying."""
-    from .sqlgrade import ROW
+    from segment.grading.compiler import ROW
 
     data = {c: duckdb_column(snapshot[c]) for c in columns}
     return pd.DataFrame({**data, ROW: np.arange(len(snapshot), dtype=np.int64)}, copy=False)
@@ -256,7 +261,7 @@ def duckdb_column(col: pd.Series):
 def _fetch(con, sql: str, names: list[str], group: str | None) -> dict[str, np.ndarray]:
     """Columns ``names`` of a query's rows as numpy arrays, in the input order (``ROW``); grouped:
     by group, then input order."""
-    from .sqlgrade import ROW
+    from segment.grading.compiler import ROW
 
     if group:
         sql += f' ORDER BY "{group}", {ROW}'
@@ -276,12 +281,20 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     """Grade every row of ``snapshot`` (one row per customer; per customer and group when the scheme
     has ``group_by`` and the snapshot a ``group`` column) with ``scheme``.
 
-    The scheme's SQL (:func:`segment.sqlgrade.compile_scheme`) runs in DuckDB over the frame; the
+    The scheme's SQL (:func:`segment.grading.compiler.compile_scheme`) runs in DuckDB over the frame; the
     codes it returns become the grading's text columns in :func:`decode`. Rows keep the snapshot's
     order (grouped: by group, then the snapshot's order)."""
     import duckdb
 
-    from .sqlgrade import REL, ROW, code_columns, column_kinds, compile_ineligible, compile_scheme, read_columns
+    from segment.grading.compiler import (
+        REL,
+        ROW,
+        code_columns,
+        column_kinds,
+        compile_ineligible,
+        compile_scheme,
+        read_columns,
+    )
 
     check_inputs(snapshot, scheme, source or "the scheme")
     as_of = pd.Timestamp(as_of) if as_of is not None else (
@@ -312,8 +325,13 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     ``group_by`` schemes): the same compiled SQL runs on Spark, and only the graded rows' codes and
     indicator values reach the driver (never the snapshot's other columns). Rows come out by group,
     then customer id."""
-    from .features import SPARK
-    from .sqlgrade import REL, code_columns, compile_ineligible, compile_scheme
+    from segment.features import SPARK
+    from segment.grading.compiler import (
+        REL,
+        code_columns,
+        compile_ineligible,
+        compile_scheme,
+    )
 
     columns = list(snapshot.columns)
     check_inputs(pd.DataFrame(columns=columns), scheme, source or "the scheme")
@@ -336,10 +354,10 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
 
 
 def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Scheme, as_of, ineligible) -> Grading:
-    """The grading from the compiled SQL's codes (:func:`segment.sqlgrade.code_columns`) and the graded
+    """The grading from the compiled SQL's codes (:func:`segment.grading.compiler.code_columns`) and the graded
     rows' customer id, group and indicator values (``values``, in the same row order): every text
     column is a categorical whose texts are written once per distinct code."""
-    from .sqlgrade import IDX, points_table
+    from segment.grading.compiler import IDX, points_table
 
     n = len(codes["_r0"])
     out: dict[str, object] = {"customer_id": values["customer_id"]}

@@ -1,6 +1,6 @@
 """Grading schemes as data: one YAML file per grading system, validated on load.
 
-The engine (``segment.grading``) knows no scheme by name. A scheme declares (every key below is
+The engine (``segment.grading.engine``) knows no scheme by name. A scheme declares (every key below is
 optional unless marked)::
 
     id*, name, source                     identity; `source` cites the SEEDS.md section
@@ -31,17 +31,24 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
 
-from .conditions import number, parse
-from .errors import ConditionError, ConfigError
-from .io import load_params
+from segment.data.config import load_params
+from segment.errors import ConditionError, ConfigError
+from segment.grading.conditions import number, parse
 
 WEIGHT_TOLERANCE = 1e-6
 SCHEMES_DIR = Path("params") / "schemes"
 
 
-def _num(v):
+def param_number(v):
     """Numbers in params may be written 50万 (= 500000) or 15% (= 0.15)."""
     if isinstance(v, str):
         try:
@@ -54,7 +61,7 @@ def _num(v):
     return v
 
 
-Num = Annotated[float, BeforeValidator(_num)]
+Num = Annotated[float, BeforeValidator(param_number)]
 
 
 def _condition(v):
@@ -410,7 +417,7 @@ def resolve(scheme: str | Path, base: Path | None = None) -> Path:
                               "params/schemes/")
         return p
     if base is None:
-        from .paths import root
+        from segment.paths import root
 
         base = root()
     cand = base / SCHEMES_DIR / f"{scheme}.yaml"

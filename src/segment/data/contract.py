@@ -1,7 +1,7 @@
 """The data contract: the four tables segment reads, declared once, column by column.
 
 Every loader maps its source onto these names and types; validation checks them at the
-boundary (``segment.validate``); ``docs/data_contract.md`` is generated from this module
+boundary (``segment.data.validate``); ``docs/data_contract.md`` is generated from this module
 (``segment contract --markdown``) and a test keeps the two identical.
 
 Amounts are in currency units (yuan in the seeds) after the data config's ``amount_unit``
@@ -149,7 +149,7 @@ def markdown() -> str:
     out = [
         "# Data contract",
         "",
-        "Generated from `src/segment/contract.py` by `segment contract --markdown`; do not edit by hand.",
+        "Generated from `src/segment/data/contract.py` by `segment contract --markdown`; do not edit by hand.",
         "",
         "segment reads up to four tables. Only **transactions** is mandatory; a scheme that needs another",
         "table or column says which before grading. Sources are mapped onto these names by the data config",

@@ -1,13 +1,13 @@
 """The tables in DuckDB: every source read, cast and checked once, in SQL.
 
-Every command that reads data goes through here (``segment.validate.load_data`` calls :func:`load`):
+Every command that reads data goes through here (``segment.data.validate.load_data`` calls :func:`load`):
 
 * each source becomes a DuckDB relation ``raw_<table>`` with a 1-based ``_row_``: Parquet and CSV
   files are scanned by DuckDB itself (streaming); an Excel sheet, a SQL query's result or a CSV file
-  in an encoding DuckDB does not read (GBK …) is read by :func:`segment.io.read_frame` and handed to
+  in an encoding DuckDB does not read (GBK …) is read by :func:`segment.data.config.read_frame` and handed to
   DuckDB as a frame;
 * each contract column is cast in SQL (:func:`_read_table`): a value that does not fit is a
-  :class:`segment.io.Problem` with its text, count, first row numbers and an example;
+  :class:`segment.data.config.Problem` with its text, count, first row numbers and an example;
 * the cross-row rules (declared drops, duplicate ids, duplicate lines, unknown customers,
   completeness, future dates) are SQL over the typed tables (:func:`_check`);
 * the result is a :class:`Tables`, whose snapshots (:func:`segment.features.snapshot`), churn windows
@@ -37,24 +37,24 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .contract import COMPLETENESS_THRESHOLD, TABLES, Table
-from .errors import ConfigError, SegmentError
-from .io import (
-    _FALSE,
-    _TRUE,
+from segment.data.config import (
     DATE_MAX,
     DATE_MIN,
+    FALSE_TEXTS,
     IMPLAUSIBLE_AMOUNT,
     ROW,
+    TRUE_TEXTS,
     UTC_OFFSET,
     DataConfig,
     Problem,
     TableSource,
     Texts,
-    _format_of,
+    format_of,
     map_columns,
     read_frame,
 )
+from segment.data.contract import COMPLETENESS_THRESHOLD, TABLES, Table
+from segment.errors import ConfigError, SegmentError
 
 #: ``storage: auto`` keeps tables on disk when the transactions source has at least this many lines
 #: (Parquet: from its metadata) or, for CSV, is at least ``AUTO_CSV_BYTES`` big (≈ 10 M lines). Below,
@@ -94,7 +94,7 @@ def _source_file(config_path: Path, src: TableSource) -> tuple[Path | None, str 
         path = (config_path.parent / src.path).resolve()
     except (RuntimeError, OSError) as e:  # a symlink loop
         raise SegmentError(f"{config_path}: {src.path}: {e}; point `path:` at the file itself") from None
-    return path, src.format or _format_of(path)
+    return path, src.format or format_of(path)
 
 
 def _duckdb_encoding(encoding: str) -> str | None:
@@ -140,7 +140,7 @@ def choose(config_path: Path, config: DataConfig) -> str:
 
 class TableSet:
     """What every set of validated contract tables offers, wherever it lives (:class:`Tables` in DuckDB,
-    :class:`segment.engines.SparkTables` on Spark): the tables present and their columns."""
+    :class:`segment.data.spark.SparkTables` on Spark): the tables present and their columns."""
 
     _columns: dict[str, list[str]]
 
@@ -158,8 +158,8 @@ class TableSet:
         ``segment.pipeline.grade_snapshot``), CRM-lost customers left out: the grading, the snapshot
         (None when not ``keep_snapshot`` and the engine need not fetch it) and how many were left out.
         Here: the snapshot in pandas, graded by the scheme's SQL in DuckDB; Spark overrides it."""
-        from .features import snapshot
-        from .pipeline import grade_current
+        from segment.features import snapshot
+        from segment.pipeline import grade_current
 
         snap = snapshot(self, as_of)
         grading, n_lost = grade_current(snap, scheme, as_of, source)
@@ -238,7 +238,7 @@ class Tables(TableSet):
     # ---- what every table source offers (present, columns: TableSet)
     def cursor(self):
         """A connection of its own onto the database, with the views ``tx``, ``cu``, ``it``, ``op``."""
-        from .signals import track
+        from segment.plumbing.signals import track
 
         cur = track(self.con.cursor())
         for name in self.present():
@@ -259,18 +259,18 @@ class Tables(TableSet):
     @property
     def d(self):
         """The SQL dialect of :meth:`sql` (DuckDB's)."""
-        from .features import DUCKDB
+        from segment.features import DUCKDB
 
         return DUCKDB
 
     def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
         """``query`` over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``: one column
         ``customer_id`` holding ``wanted``, when given), in pandas. The same method on Spark
-        (:class:`segment.engines.SparkTables`) runs the same query there."""
+        (:class:`segment.data.spark.SparkTables`) runs the same query there."""
         cur = self.cursor()
         try:
             if wanted is not None:
-                cur.register("wanted", _wanted_frame(wanted))
+                cur.register("wanted", wanted_frame(wanted))
             return cur.execute(query, params or []).df()
         finally:
             cur.close()
@@ -329,7 +329,7 @@ class Tables(TableSet):
         """The snapshot at ``as_of`` (see :func:`segment.features.snapshot`). A whole snapshot is kept
         in the database once computed: a report asks for the same date several times (its gradings,
         the calibration's training and test panels), and the tables never change once loaded."""
-        from .features import _to_pandas, plan, run_duckdb
+        from segment.features import plan, run_duckdb, snapshot_frame_of
 
         restricted = customers is not None
         p = plan(self._columns, as_of, restricted=restricted)
@@ -339,7 +339,7 @@ class Tables(TableSet):
             if kept is not None:
                 result = cur.sql(f"SELECT * FROM {kept} ORDER BY customer_id").to_arrow_table()
             elif restricted:
-                cur.register("wanted", _wanted_frame(customers))
+                cur.register("wanted", wanted_frame(customers))
                 result = run_duckdb(cur, p)
             else:
                 into = f"snapshot_{id(self):x}_{p.day:%Y%m%d}"
@@ -347,10 +347,10 @@ class Tables(TableSet):
                 self._snapshots[p.day] = into
         finally:
             cur.close()
-        return _to_pandas(result, p.day, p.keep)
+        return snapshot_frame_of(result, p.day, p.keep)
 
 
-def _wanted_frame(ids: Iterable[str]) -> pd.DataFrame:
+def wanted_frame(ids: Iterable[str]) -> pd.DataFrame:
     """The ``wanted`` relation: each customer id once, as text, sorted."""
     return pd.DataFrame({"customer_id": pd.Series(sorted({str(c) for c in ids}), dtype="string")})
 
@@ -450,7 +450,7 @@ def _base() -> Path:
 def _new_folder() -> Path:
     """A temporary folder of this process for the database file (disk) and spills (both)."""
     base = _base()
-    from .atomic import remove_orphans
+    from segment.plumbing.atomic import remove_orphans
 
     remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
     return Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
@@ -460,7 +460,7 @@ def connect(folder: Path, on_disk: bool = True):
     """A DuckDB database in ``folder`` (``on_disk``) or in memory, spilling into ``folder``."""
     import duckdb
 
-    from .signals import track
+    from segment.plumbing.signals import track
 
     target = str(folder / "tables.duckdb") if on_disk else ":memory:"
     con = track(duckdb.connect(target, config={"preserve_insertion_order": False}))
@@ -528,7 +528,7 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
 def validate(db, config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
              only: str | None = None) -> dict[str, list[str]] | None:
     """Cast and check every table of the config on ``db`` (:class:`_DuckDB` here, the Spark engine of
-    :mod:`segment.engines`): ``t_<table>`` holds each typed table afterwards; every problem is appended
+    :mod:`segment.data.spark`): ``t_<table>`` holds each typed table afterwards; every problem is appended
     to ``problems``. Returns each table's contract columns; None when the transactions table (or
     ``only``) could not be read onto the contract."""
     columns: dict[str, list[str]] = {}
@@ -549,14 +549,14 @@ def validate(db, config_path: Path, config: DataConfig, as_of: pd.Timestamp | No
 class _DuckDB:
     """What :func:`validate` asks of an engine, on a DuckDB connection. The SQL it is given is written
     once for both engines through ``d`` (a :class:`segment.features.Dialect`); the Spark twin of this
-    small class is ``segment.engines._Spark``.
+    small class is ``segment.data.spark._Spark``.
 
     A table read from a Parquet file is not copied: its staged and typed relations are views over the
     file (Parquet is columnar and compressed: scanning it again costs less than writing 50 M lines
     into the database once); rows a rule removes are kept aside by line number (``<view>__gone``)."""
 
     def __init__(self, con):
-        from .features import DUCKDB
+        from segment.features import DUCKDB
 
         self.con, self.d = con, DUCKDB
         self.lazy: set[str] = set()  # tables kept as views over their Parquet file
@@ -679,7 +679,7 @@ def source_frame(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
     frame with ``_row_`` (its line number) first, a label, and the time zones of zoned timestamp columns."""
     path, fmt = _source_file(config_path, src)
     if path is not None and fmt == "csv":
-        _check_file(config_path, name, src, path)
+        check_file(config_path, name, src, path)
     frame, label = read_frame(config_path, name, src)
     zones = {str(c): str(t.tz) for c, t in frame.dtypes.items() if getattr(t, "tz", None) is not None}
     frame = frame.reset_index(drop=True)
@@ -691,7 +691,7 @@ def source_frame(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
 def _raw_relation(con, config_path: Path, name: str, src: TableSource
                   ) -> tuple[str, list[tuple[str, str, str]], str, dict[str, str]]:
     """Create ``raw_<name>`` with a 1-based ``_row_`` column: a view over a Parquet file, a table for a
-    CSV file or a frame (:func:`segment.io.read_frame`). Returns its name, the source's columns
+    CSV file or a frame (:func:`segment.data.config.read_frame`). Returns its name, the source's columns
     (cleaned name, name in the source, DuckDB type), a label, and the time zones of zoned timestamp
     columns (DuckDB holds them as instants; the wall-clock time where they were recorded is kept)."""
     import duckdb
@@ -710,10 +710,10 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
         return raw, [(str(c), str(c), str(t)) for c, t, *_ in described], label, zones
 
     path, fmt = _source_file(config_path, src)
-    _check_file(config_path, name, src, path)
+    check_file(config_path, name, src, path)
     label = str(path)
     if fmt == "csv":  # the first lines through pandas: an encoding, an empty file or a ragged line gets its exact message
-        _explain_csv(config_path, name, src, path, nrows=1000)
+        explain_csv(config_path, name, src, path, nrows=1000)
     try:
         if fmt == "parquet":
             scan = f"read_parquet({_lit(str(path))}, file_row_number = true)"
@@ -736,7 +736,7 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
         described = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row_) FROM {raw}").fetchall()
     except duckdb.Error as e:
         if fmt == "csv":  # find the line as pandas would (chunked: memory stays flat)
-            _explain_csv(config_path, name, src, path)
+            explain_csv(config_path, name, src, path)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SegmentError(f"{path}: cannot read it as {fmt}: {first}; check `tables.{name}` in {config_path} "
                            "(format, delimiter, encoding)") from None
@@ -746,13 +746,13 @@ def _raw_relation(con, config_path: Path, name: str, src: TableSource
 
 def _source_columns(names: list[str]) -> str:
     """The select list of a raw relation: every source column, a reserved name read as ``unreserved``."""
-    from .features import DUCKDB
+    from segment.features import DUCKDB
 
     return ", ".join(DUCKDB.q(c) if c == unreserved(c) else f"{DUCKDB.q(c)} AS {DUCKDB.q(unreserved(c))}"
                      for c in names)
 
 
-def _check_file(config_path: Path, name: str, src: TableSource, path: Path) -> None:
+def check_file(config_path: Path, name: str, src: TableSource, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(config_path, f"tables.{name}.path", f"file {path} not found",
                           "check the path (relative to the data config)")
@@ -760,9 +760,9 @@ def _check_file(config_path: Path, name: str, src: TableSource, path: Path) -> N
         raise SegmentError(f"{path}: the file is empty; table `{name}` needs a header line and rows")
 
 
-def _explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
+def explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
     """Raise the loader's own message if pandas cannot read the CSV (its first ``nrows`` lines)."""
-    from .io import csv_chunks, read_error
+    from segment.data.config import csv_chunks, read_error
 
     try:
         if nrows is not None:
@@ -915,8 +915,8 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
                 stage1.append(f"{ref} AS {c}")
             else:
                 low = f"lower({text})"
-                trues = ", ".join(_lit(v) for v in sorted(_TRUE))
-                falses = ", ".join(_lit(v) for v in sorted(_FALSE - {""}))
+                trues = ", ".join(_lit(v) for v in sorted(TRUE_TEXTS))
+                falses = ", ".join(_lit(v) for v in sorted(FALSE_TEXTS - {""}))
                 stage1.append(f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END AS {c}")
                 stage1.append(f"{text} AS {_q(col.name + '__text')}")
                 checks.append(_Check(col.name, f"{_q(col.name + '__text')} IS NOT NULL AND {c} IS NULL",

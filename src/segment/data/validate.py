@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, SegmentError
-from .io import DataConfig, Problem, read_data_config
-from .store import Tables
+from segment.data.config import DataConfig, Problem, read_data_config
+from segment.data.store import Tables
+from segment.errors import DataError, SegmentError
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example", "check"]
 MAX_ROWS_SHOWN = 10
@@ -71,7 +71,7 @@ def parse_as_of(value, what: str = "--as-of") -> pd.Timestamp:
     return ts
 
 
-def _raise_errors(report: pd.DataFrame, config: DataConfig, path: Path, strict: bool) -> None:
+def raise_errors(report: pd.DataFrame, config: DataConfig, path: Path, strict: bool) -> None:
     if strict and (report["severity"] == "error").any():
         # name the files too: the report's rows are counted in each table's own source
         sources = "; ".join(f"{n}: {src.path}" for n, src in config.tables.items() if src.path)
@@ -84,9 +84,9 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
     otherwise returns the tables (declared drops applied) and the report. The tables live in DuckDB
-    (:class:`segment.store.Tables`: in memory, or in a database file for big sources); every cast and
+    (:class:`segment.data.store.Tables`: in memory, or in a database file for big sources); every cast and
     every check runs there, once, in SQL. With ``engine: spark`` in the config (or ``engine="spark"``)
-    the same SQL runs on Spark and the tables stay there (:class:`segment.engines.SparkTables`: the
+    the same SQL runs on Spark and the tables stay there (:class:`segment.data.spark.SparkTables`: the
     same snapshot, grading and ``sql`` methods); ``engine`` (duckdb or spark) overrides the config's."""
     path = Path(path)
     config = read_data_config(path)
@@ -98,22 +98,22 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     if engine not in ("duckdb", "spark"):
         raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
     if engine == "spark":
-        from .engines import load_spark
+        from segment.data.spark import load_spark
 
         kept = load_spark(path, config, as_of_ts, problems)
         report = report_frame(problems)
         try:
-            _raise_errors(report, config, path, strict)
+            raise_errors(report, config, path, strict)
         except BaseException:
             if kept is not None:
                 kept.close()
             raise
         return Loaded(kept, report, config, path)
-    from . import store
+    from segment.data import store
 
     kept = store.load(path, config, as_of_ts, problems)
     report = report_frame(problems)
-    _raise_errors(report, config, path, strict)
+    raise_errors(report, config, path, strict)
     return Loaded(kept, report, config, path)
 
 
@@ -125,10 +125,10 @@ def load_table(path: str | Path, name: str) -> pd.DataFrame | None:
     config = read_data_config(path)
     if name not in config.tables:
         return None
-    from . import store
+    from segment.data import store
 
     problems: list[Problem] = []
     kept = store.load(path, config, None, problems, only=name)
     report = report_frame(problems)
-    _raise_errors(report, config, path, strict=True)
+    raise_errors(report, config, path, strict=True)
     return None if kept is None else kept.get(name)

@@ -2,7 +2,7 @@
 
 A data config names, per table, a source (a CSV / Parquet / Excel file, or a SQL query against a
 DuckDB file or any SQLAlchemy URL), how its columns map onto the contract, its date format and the
-unit its amounts are kept in. Every source becomes a DuckDB relation (:mod:`segment.store` casts
+unit its amounts are kept in. Every source becomes a DuckDB relation (:mod:`segment.data.store` casts
 and checks it there, once, in SQL); this module holds the config's models, the validation texts and
 the readers for what DuckDB cannot scan itself (Excel workbooks, SQL queries, CSV files in encodings
 other than UTF-8/UTF-16/Latin-1), which hand it a pandas frame.
@@ -19,10 +19,18 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .contract import COMPLETENESS_THRESHOLD, Table
-from .errors import ConfigError, SegmentError
+from segment.data.contract import COMPLETENESS_THRESHOLD, Table
+from segment.errors import ConfigError, SegmentError
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
 
@@ -159,10 +167,10 @@ class DataConfig(BaseModel):
     as_of: date | None = Field(None, description="the data's end: default as-of date for commands")
     tables: dict[Literal["customers", "transactions", "interactions", "opportunities"], TableSource]
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
-                                               "(segment.engines): DuckDB on this machine, or Spark")
+                                               "(segment.data.spark): DuckDB on this machine, or Spark")
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
     storage: Literal["auto", "memory", "disk", "duckdb"] = Field(
-        "auto", description="where DuckDB keeps the validated tables (segment.store): memory, disk (a database "
+        "auto", description="where DuckDB keeps the validated tables (segment.data.store): memory, disk (a database "
         "file in a temporary folder: data bigger than memory; `duckdb` is its former name), or auto (disk for "
         "Parquet/CSV transactions of 10 M lines or 1 GiB or more)")
     timezone: Zone | None = Field(None, description="IANA zone for every table's zone-aware timestamps (a "
@@ -445,7 +453,7 @@ def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.Dat
     label = str(path)
     if not path.is_file():
         raise ConfigError(config_path, f"{key}.path", f"file {path} not found", "check the path (relative to the data config)")
-    fmt = src.format or _format_of(path)
+    fmt = src.format or format_of(path)
     if fmt is None:
         raise ConfigError(config_path, f"{key}.format", f"cannot tell the format of {path.name}",
                           "add `format: csv`, `parquet` or `excel`")
@@ -509,7 +517,7 @@ def csv_chunks(path: Path, src: TableSource, chunksize: int | None = None, nrows
                        sep=src.delimiter, skipinitialspace=False, chunksize=chunksize, nrows=nrows)
 
 
-def _format_of(path: Path) -> str | None:
+def format_of(path: Path) -> str | None:
     suffixes = [s.lower() for s in path.suffixes]
     if ".csv" in suffixes or ".txt" in suffixes or ".tsv" in suffixes:
         return "csv"
@@ -530,15 +538,15 @@ IMPLAUSIBLE_AMOUNT = 1e12
 
 #: a trailing UTC offset of an ISO timestamp (``Z``, ``+08:00``, ``-0500``): dropped, so that a time
 #: is the wall-clock time where it was recorded — as zoned Parquet timestamps are read — and a file
-#: mixing offsets still parses (segment.store applies the same pattern in DuckDB)
+#: mixing offsets still parses (segment.data.store applies the same pattern in DuckDB)
 UTC_OFFSET = r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 #: dates segment can hold (pandas' nanosecond range, whole days); outside it a date is an error
 DATE_MIN, DATE_MAX = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
 DATE_RANGE_PROBLEM = "date outside 1677-09-22 … 2262-04-11 (a placeholder such as 0001-01-01?); fix the source value"
 
-_TRUE = {"true", "t", "yes", "y", "1", "是", "x"}
-_FALSE = {"false", "f", "no", "n", "0", "否", ""}
+TRUE_TEXTS = {"true", "t", "yes", "y", "1", "是", "x"}
+FALSE_TEXTS = {"false", "f", "no", "n", "0", "否", ""}
 
 
 @dataclass
@@ -554,7 +562,7 @@ class Problem:
 
 
 class Texts:
-    """What validation says, in one place (the checks themselves are SQL in :mod:`segment.store`)."""
+    """What validation says, in one place (the checks themselves are SQL in :mod:`segment.data.store`)."""
 
     NOT_A_NUMBER = ("not a number (write plain digits such as 1200.5: no thousands separators, currency signs or "
                     "units — declare `amount_unit:` for 万)")

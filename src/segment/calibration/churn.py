@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import SegmentError
-from .grading import DIM, PTS, grade
-from .store import Tables
-from .progress import progress
-from .schemes import Scheme
+from segment.data.store import Tables
+from segment.errors import SegmentError
+from segment.grading.engine import DIM, PTS, grade
+from segment.grading.scheme import Scheme
+from segment.plumbing.progress import progress
 
 DAYS_PER_YEAR = 365.25  # as segment.features (tenure_years = days / 365.25)
 
@@ -77,7 +77,7 @@ class ChurnDefinition(BaseModel):
         return "churned = " + " or ".join(parts) + "; at risk = " + ", ".join(pop)
 
 
-def _day(value, what: str = "date") -> pd.Timestamp:
+def as_day(value, what: str = "date") -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
@@ -93,7 +93,7 @@ def _windows(tables: Tables, customers, lo, cut, hi):
     """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
     the CRM marks lost/closed within [cut, hi) (None without those columns): SQL where the tables are
     (DuckDB or Spark, ``tables.sql``); only per-customer sums return."""
-    from .features import SUM_DECIMALS
+    from segment.features import SUM_DECIMALS
 
     def ts(t) -> str:
         return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
@@ -132,8 +132,8 @@ def churn_labels(tables: Tables, as_of, horizon_days: int, definition: ChurnDefi
     ``amount_before``, ``amount_after`` (net amounts in the H days up to as-of and in the horizon) and
     ``churn`` (1.0 / 0.0 from the enabled criteria; NaN when censored). Who is *at risk* is decided
     by :func:`at_risk`, not here."""
-    day = _day(as_of, "as-of")
-    end = _day(data_end, "data end")
+    day = as_day(as_of, "as-of")
+    end = as_day(data_end, "data end")
     h = int(horizon_days)
     if h < 1:
         raise SegmentError(f"the horizon must be at least 1 day (got {horizon_days})")
@@ -196,7 +196,7 @@ _KEEP = ("customer_id", "group", "score", "raw_tier", "tier", "tier_rank")
 def adjustment_multiplier(scheme: Scheme, frame: pd.DataFrame) -> np.ndarray:
     """The product of the scheme's score adjustments (``adjustments:``) that hold on each row of
     ``frame`` (a snapshot with the scheme's axes as columns); 1 without adjustments."""
-    from .conditions import parse
+    from segment.grading.conditions import parse
 
     mult = np.ones(len(frame))
     for a in scheme.adjustments:
@@ -207,7 +207,7 @@ def adjustment_multiplier(scheme: Scheme, frame: pd.DataFrame) -> np.ndarray:
 
 def linear_score(points: np.ndarray, weights: np.ndarray, scheme: Scheme, multiplier: np.ndarray | None = None) -> np.ndarray:
     """The scheme's score for effective indicator weights: score_factor × points·weights × adjustments,
-    rounded as ``segment.grading`` rounds it."""
+    rounded as ``segment.grading.engine`` rounds it."""
     s = (points @ weights) * scheme.score_factor
     if multiplier is not None:
         s = s * multiplier
@@ -258,7 +258,7 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
 
     Each date is graded as ``segment grade`` grades it: the snapshot at that date, CRM-lost customers
     left out, quantile bands over that date's graded population."""
-    from .features import snapshot
+    from segment.features import snapshot
 
     if scheme.group_by:
         raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
@@ -266,10 +266,10 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
     if not scheme.scored:
         raise SegmentError(f"scheme {scheme.id} has no weighted dimensions (a stage scheme): there are no "
                            "weights or cut-offs to calibrate")
-    dates = sorted({_day(d, "as-of") for d in as_of_dates})
+    dates = sorted({as_day(d, "as-of") for d in as_of_dates})
     if not dates:
         raise SegmentError("no as-of date given for the panel")
-    end = _day(data_end, "data end")
+    end = as_day(data_end, "data end")
     inds = list(scheme.weights())
     parts, counts = [], []
     for day in progress(dates, desc="panel snapshots", unit="date"):
@@ -294,7 +294,7 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
         check = linear_score(rows[[PTS + i for i in inds]].to_numpy(dtype="float64"),
                              np.array([scheme.weights()[i] for i in inds]), scheme, rows["adj_mult"].to_numpy())
         if len(rows) and not np.allclose(check, rows["score"].to_numpy(dtype="float64"), rtol=1e-9, atol=1e-6):
-            raise AssertionError("segment.churn: the grading engine's score is not score_factor × weighted points × "
+            raise AssertionError("segment.calibration.churn: the grading engine's score is not score_factor × weighted points × "
                                  "adjustments; calibration would mis-state the calibrated scores")
         rows["excluded"] = at_risk(snap_g, definition).to_numpy()
         risk = rows["excluded"].eq("").to_numpy(dtype=bool)

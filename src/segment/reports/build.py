@@ -24,10 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, paths
-from .atomic import sha256_file, signals_deferred, write_frame, write_text
-from .errors import ReportError, SegmentError
-from .progress import progress
+from segment import __version__, paths
+from segment.errors import ReportError, SegmentError
+from segment.plumbing.atomic import (
+    sha256_file,
+    signals_deferred,
+    write_frame,
+    write_text,
+)
+from segment.plumbing.progress import progress
 
 NOTEBOOKS = ("grading", "review", "calibration")
 
@@ -36,10 +41,10 @@ NOTEBOOKS = ("grading", "review", "calibration")
 def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
     """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
     JupyterLab with bundle "") computed here from the data config."""
-    from .grading_report import GradingReport, prepare_grading_report
-    from .paths import project_path
-    from .schemes import resolve
-    from .validate import load_data
+    from segment.data.validate import load_data
+    from segment.grading.scheme import resolve
+    from segment.paths import project_path
+    from segment.reports.grading import GradingReport, prepare_grading_report
 
     if bundle:
         return GradingReport.load(str(project_path(bundle)))
@@ -363,17 +368,22 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     loaded to find it. Hashing before loading also means a file that changes while it is being loaded
     leaves the older hash in the manifest: the next run rebuilds. A SQL source is loaded first, as its
     fingerprint is its query's result (``_sql_fingerprint``)."""
-    from .io import read_data_config
-    from .pipeline import check_period, data_end, latest_complete_quarter, quarter_end
-    from .schemes import load_scheme, resolve
-    from .validate import load_data
+    from segment.data.config import read_data_config
+    from segment.data.validate import load_data
+    from segment.grading.scheme import load_scheme, resolve
+    from segment.pipeline import (
+        check_period,
+        data_end,
+        latest_complete_quarter,
+        quarter_end,
+    )
 
     t0 = time.perf_counter()
     reports_dir = Path(reports_dir) if reports_dir is not None else paths.reports_dir()
     if data is None:
         data = paths.demo_data()
         if not Path(data).is_file():
-            from .demo import write_demo
+            from segment.demo import write_demo
 
             write_demo(Path(data).parent)
     data = Path(data)
@@ -421,13 +431,13 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
             if staging.exists():
                 shutil.rmtree(staging)
-            from .atomic import remove_orphans
+            from segment.plumbing.atomic import remove_orphans
 
             remove_orphans(reports_dir, f".staging-{quarter}-")  # what a killed build left (we hold the lock)
             staging.mkdir(parents=True)
             timings: dict[str, float] = {}
             try:
-                from .grading_report import prepare_grading_report
+                from segment.reports.grading import prepare_grading_report
 
                 t1 = time.perf_counter()
                 report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
@@ -510,8 +520,9 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:
     """Calibrate the scheme on the quarter's history (dates from ``calibration_dates``) into ``folder``;
     when the scheme or the history does not allow it, say why in ``folder/skipped.json``."""
-    from .calibration import load_calibration_params, run_calibration
-    from .calibration_report import calibration_dates
+    from segment.calibration.params import load_calibration_params
+    from segment.calibration.run import run_calibration
+    from segment.reports.calibration import calibration_dates
 
     folder.mkdir(parents=True, exist_ok=True)
     params = load_calibration_params()
@@ -542,7 +553,7 @@ def _headline(report) -> dict:
 
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
-    from .grading_report import money
+    from segment.reports.grading import money
 
     quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}Q[1-4]", p.name)),
                       key=lambda p: p.name, reverse=True)

@@ -1,0 +1,1 @@
+"""The review loop: the sample to re-check, the sheet, reviewers' decisions, the audit log."""

@@ -1,0 +1,98 @@
+"""The review's parameters and names: params/reports.yaml's `review:` section, the sheet's columns, the reasons a customer is re-checked.
+
+Public: ReviewParams, load_review_params, SHEET_NAME, DECISION_COLUMNS, SELECTION_COLUMNS, CONTACT_COLUMNS, REASONS.
+Reads: params/reports.yaml. Writes: nothing.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from segment.data.config import pydantic_error, read_yaml
+from segment.errors import ConfigError
+from segment.grading.scheme import Cond, param_number
+
+SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
+
+
+DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")
+
+
+SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
+                     "overrides") + DECISION_COLUMNS
+
+
+CONTACT_COLUMNS = ("name", "contact_name", "phone", "email")   # name: the company; the rest are PII
+
+
+REASONS = ("sample", "borderline", "override", "big mover", "anomaly")
+
+
+_SAMPLE_BOUNDS = (0.10, 0.20)   # SEEDS step 5
+
+
+class ReviewParams(BaseModel):
+    """``review:`` in ``params/reports.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample_share: Annotated[float, BeforeValidator(param_number)] = Field(
+        0.15, description="share of each tier drawn at random (SEEDS step 5: 0.10–0.20)")
+    seed: int = Field(20260930, ge=0, description="random seed of the sample (the quarter is mixed in)")
+    borderline_points: Annotated[float | None, BeforeValidator(param_number)] = Field(
+        None, ge=0, description="review scores within this many points of a cut-off (default: borderline_share)")
+    borderline_share: Annotated[float, BeforeValidator(param_number)] = Field(
+        0.05, gt=0, le=0.5, description="the borderline margin as a share of the typical gap between the scheme's "
+                                        "cut-offs: the same closeness on a 0–100 and a 1–5 scale")
+    max_share: Annotated[float, BeforeValidator(param_number)] = Field(
+        0.20, gt=0, le=1, description="the random sample and the borderline customers together are at most this "
+                                      "share of the graded (SEEDS step 5: 10–20%); the nearest to a cut-off first")
+    extras_max_share: Annotated[float, BeforeValidator(param_number)] = Field(
+        0.05, ge=0, le=1, description="override, big-mover and anomaly customers outside the sample are at most "
+                                      "this share of the graded (anomalies first, then big movers, then overrides)")
+    big_mover_tiers: int = Field(2, ge=1, description="review customers who moved this many tiers or more")
+    anomaly: Cond | None = Field("annual_amount >= 50万 and complaints_12m >= 3",
+                                 description="review customers matching this condition (null: off)")
+    include_pii_in_sheet: bool = Field(True, description="the sheet shows contact name, phone and e-mail")
+
+    @field_validator("sample_share")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        lo, hi = _SAMPLE_BOUNDS
+        if not (math.isfinite(v) and lo - 1e-12 <= v <= hi + 1e-12):
+            raise ValueError(f"must be between {lo:.2f} and {hi:.2f} (SEEDS step 5: a 10–20% sample is "
+                             f"re-checked), got {v:g}; write for example 0.15 or 15%")
+        return v
+
+
+class _ReportsFile(BaseModel):
+    model_config = ConfigDict(extra="allow")   # privacy: and whatever else reports.py reads
+    review: ReviewParams = Field(default_factory=ReviewParams)
+
+
+def load_review_params(path: str | Path | None = None) -> ReviewParams:
+    """``review:`` of a reports params file (default: the project's params/reports.yaml); a bad value
+    raises ConfigError naming the file and key."""
+    from segment.paths import params_file
+
+    path = path if path is not None else params_file("reports.yaml")
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "expected a mapping with `review:` and `privacy:`", "see params/reports.yaml")
+    if raw.get("review") is None:
+        raw = {**raw, "review": {}}
+    try:
+        return _ReportsFile.model_validate(raw).review
+    except ValidationError as e:
+        raise pydantic_error(path, e) from None
