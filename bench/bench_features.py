@@ -17,7 +17,7 @@ Modes (each run in its own process by bench/run.py, which records the peak RSS):
 * ``floor``  — one hand-written DuckDB query over the same files computing the same per-customer
   transaction aggregates (plain SUM / COUNT(DISTINCT) with FILTER), fetched as Arrow.
 * ``memory`` — the snapshot alone over tables already in DuckDB: both tables read into pandas
-  (pd.read_parquet) and handed to ``segment.data.store.Tables``, then ``features.snapshot``; the time is
+  (pd.read_parquet) and handed to ``segment.data.tables.Tables``, then ``features.snapshot``; the time is
   the snapshot's alone (the read and hand-over are reported separately).
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run(mode: str, d: Path, repeat: int) -> dict:
     times, extra = [], {}
     if mode == "memory":
         t = time.perf_counter()
-        from segment.data.store import Tables
+        from segment.data.tables import Tables
 
         tables = Tables(transactions=pd.read_parquet(d / "transactions.parquet").astype(
                             {"customer_id": "string", "order_id": "string", "product_line": "string",

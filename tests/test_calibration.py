@@ -29,7 +29,7 @@ from segment.calibration.churn import ChurnDefinition, build_panel, churn_labels
 from segment.demo import END_DATE, write_demo
 from segment.errors import ConfigError, SegmentError
 from segment.grading.engine import PTS
-from segment.data.store import Tables
+from segment.data.tables import Tables
 from segment.grading.scheme import Scheme, load_scheme
 from segment.data.validate import load_data
 

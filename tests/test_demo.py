@@ -11,7 +11,7 @@ import yaml
 from segment.data import contract
 from segment.demo import (CHURN_COEFFICIENTS, END_DATE, START_DATE, STAGES_LOST, STAGES_OPEN, STAGES_WON,
                           generate, simulate, write_demo)
-from segment.data.store import Tables
+from segment.data.tables import Tables
 
 FILES = ("customers.csv", "transactions.parquet", "interactions.parquet", "opportunities.csv", "data.yaml")
 N_WRITE = 400

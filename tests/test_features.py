@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from segment.data.contract import TABLES
 from segment.features import (INDICATORS, WINDOWS, Indicator, available_indicators, missing_indicators,
                               required_tables, snapshot)
-from segment.data.store import Tables
+from segment.data.tables import Tables
 
 AS_OF = "2024-06-30"
 NA = None

@@ -6,7 +6,7 @@ import pytest
 
 from segment.grading.conditions import parse
 from segment.errors import ConditionError, ConfigError
-from segment.data.config import read_yaml
+from segment.plumbing.yamlfile import read_yaml
 
 
 def test_alias_bomb_and_deep_yaml_are_refused(tmp_path):

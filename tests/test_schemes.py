@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from segment.cli import main
 from segment.errors import MissingInputs, SegmentError
 from segment.grading.engine import apply_designations, grade, indicator_points
-from segment.data.store import Tables
+from segment.data.tables import Tables
 from segment.pipeline import grade_snapshot
 from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
 

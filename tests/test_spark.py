@@ -215,7 +215,7 @@ def test_the_shared_date_cast_reads_alike(spark, fmt):
     import duckdb
 
     from segment.features import DIALECTS
-    from segment.data.store import parse_date
+    from segment.data.rules import parse_date
 
     values = " UNION ALL ".join(f"SELECT {i} AS i, '{v}' AS v" for i, v in enumerate(DATE_TEXTS))
     con = duckdb.connect()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segment.data import store
+from segment.data import database, rules, tables
 from segment.calibration.churn import ChurnDefinition, churn_labels
 from segment.errors import DataError
 from segment.features import snapshot
@@ -254,11 +254,11 @@ def test_every_kind_of_problem_is_reported_the_same(tmp_path, drop, fmt, monkeyp
 def test_storage_auto_keeps_big_sources_on_disk_only(demo, monkeypatch):
     monkeypatch.delenv("SEGMENT_STORAGE", raising=False)
     assert load_data(demo / "data.yaml").tables.storage == "memory"  # 1,200 customers: well below AUTO_ROWS
-    monkeypatch.setattr(store, "AUTO_ROWS", 1000)
+    monkeypatch.setattr(database, "AUTO_ROWS", 1000)
     assert load_data(demo / "data.yaml").tables.storage == "disk"
     assert load_data(demo / "memory.yaml").tables.storage == "memory"  # `storage: memory` is obeyed
     monkeypatch.setenv("SEGMENT_STORAGE", "duckdb")  # the former name of disk
-    monkeypatch.setattr(store, "AUTO_ROWS", 10**9)
+    monkeypatch.setattr(database, "AUTO_ROWS", 10**9)
     assert load_data(demo / "data.yaml").tables.storage == "disk"
     monkeypatch.setenv("SEGMENT_STORAGE", "cloud")
     with pytest.raises(Exception, match="SEGMENT_STORAGE='cloud': write auto, memory or disk"):
@@ -313,7 +313,7 @@ def test_report_build_never_fetches_a_whole_table(demo, tmp_path, monkeypatch):
     def refuse(self, name):
         raise AssertionError(f"the report fetched the whole {name} table into pandas")
 
-    monkeypatch.setattr(store.Tables, "get", refuse)
+    monkeypatch.setattr(tables.Tables, "get", refuse)
     monkeypatch.setenv("SEGMENT_STORAGE", "disk")
     result = build_reports(quarter="2026Q2", data=demo / "data.yaml", reports_dir=tmp_path / "reports")
     assert {p.name for p in result.files} >= {"grading.html", "review.html", "calibration.html", "manifest.json"}
@@ -333,14 +333,14 @@ def test_a_signal_during_a_duckdb_query_is_an_interrupt(demo, tmp_path, monkeypa
 
     from segment.cli import main
 
-    real = store._read_table
+    real = rules._read_table
 
-    def slow_read(db, *args):  # db: the engine validation runs on (store._DuckDB)
+    def slow_read(db, *args):  # db: the engine validation runs on (store.DuckDBEngine)
         threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, sig))).start()
         db.con.execute("SELECT sum(hash(x)) FROM range(100000000000) AS a(x)").fetchall()  # minutes, unless interrupted
         return real(db, *args)
 
-    monkeypatch.setattr(store, "_read_table", slow_read)
+    monkeypatch.setattr(rules, "_read_table", slow_read)
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
     assert main(["validate", "--data", str(demo / "disk.yaml")]) == 130
     err = capsys.readouterr().err
@@ -358,7 +358,7 @@ def test_a_full_disk_is_a_clear_error(demo, tmp_path, monkeypatch):
     def full(*args):
         raise duckdb.IOException("IO Error: Could not write file \"tables.duckdb\": No space left on device")
 
-    monkeypatch.setattr(store, "_check", full)
+    monkeypatch.setattr(rules, "_check", full)
     monkeypatch.setenv("SEGMENT_TMPDIR", str(tmp_path))
     with pytest.raises(SegmentError) as e:
         load_data(demo / "disk.yaml")

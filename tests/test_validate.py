@@ -308,7 +308,8 @@ def test_sql_source_queries_only_read(tmp_path, query, message):
 
 def test_sqlite_sources_are_opened_read_only(tmp_path):
     """Even a query that slips past the text check cannot write: the SQLite file is opened read-only."""
-    from segment.data.config import _read_source, read_data_config
+    from segment.data.sources import _read_source
+    from segment.data.config import read_data_config
 
     db = tmp_path / "crm.sqlite"
     with sqlite3.connect(db) as con:

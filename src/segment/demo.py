@@ -1,6 +1,6 @@
 """The deterministic demo company: four contract tables simulated month by month from a seed.
 
-``generate(customers, seed)`` returns :class:`segment.data.store.Tables`; ``write_demo(out, ...)`` writes
+``generate(customers, seed)`` returns :class:`segment.data.tables.Tables`; ``write_demo(out, ...)`` writes
 ``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv`` and a
 ``data.yaml`` pointing at them (every file atomically; same seed and size → byte-identical files).
 
@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from segment.data.contract import INTERACTION_KINDS
-from segment.data.store import Tables
+from segment.data.tables import Tables
 from segment.plumbing.atomic import atomic_path, write_text
 
 END_DATE = pd.Timestamp("2026-09-30")

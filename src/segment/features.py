@@ -74,7 +74,7 @@ from segment.data.contract import TABLES
 from segment.errors import SegmentError
 
 if TYPE_CHECKING:
-    from segment.data.store import Tables
+    from segment.data.tables import Tables
 
 SOURCES = ("transactions", "interactions", "customers", "opportunities")
 
@@ -719,7 +719,7 @@ def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -
 
     Columns: ``customer_id``, ``as_of`` and every indicator the loaded tables and columns allow (see
     :func:`available_indicators`), in registry order. Nothing dated after ``as_of`` is used; the
-    tables are not modified. Runs in DuckDB where the tables are (:class:`segment.data.store.Tables`); only
+    tables are not modified. Runs in DuckDB where the tables are (:class:`segment.data.tables.Tables`); only
     the per-customer rows come back. Spark runs the same SQL (:func:`plan`, :mod:`segment.data.spark`)."""
     if tables is None or "transactions" not in tables.present():
         raise SegmentError("the transactions table is mandatory")

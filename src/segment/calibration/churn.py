@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from segment.data.store import Tables
+from segment.data.tables import Tables
 from segment.errors import SegmentError
 from segment.grading.engine import DIM, PTS, grade
 from segment.grading.scheme import Scheme

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from segment.calibration.churn import (
     ChurnDefinition,
 )
-from segment.data.config import load_params
+from segment.plumbing.yamlfile import load_params
 
 
 class FitParams(BaseModel):

@@ -64,8 +64,8 @@ from segment.calibration.weights import (
     scheme_structure,
     split_weights,
 )
-from segment.data.config import read_yaml
-from segment.data.store import Tables
+from segment.plumbing.yamlfile import read_yaml
+from segment.data.tables import Tables
 from segment.errors import SegmentError
 from segment.grading.engine import PTS
 from segment.grading.scheme import Scheme

@@ -1,8 +1,8 @@
 """Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.data.store`) or Apache Spark.
 
-Every source is cast and checked once, in SQL: :func:`segment.data.store.validate` writes each cast and
+Every source is cast and checked once, in SQL: :func:`segment.data.rules.validate` writes each cast and
 check through a :class:`~segment.features.Dialect` and runs it on an engine object — DuckDB's
-(``store._DuckDB``) or Spark's (:class:`_Spark`, here). The snapshot SQL
+(``store.DuckDBEngine``) or Spark's (:class:`_Spark`, here). The snapshot SQL
 (:func:`segment.features.plan`) is likewise generated once for both.
 
 * ``engine: duckdb`` (default) — ``load_data`` + ``features.snapshot``;
@@ -17,7 +17,7 @@ check through a :class:`~segment.features.Dialect` and runs it on an engine obje
 What reaches the driver: per check a count and its first 11 row numbers with one example, the
 partition sizes of each file scan (to number its lines), and the per-customer snapshot. Sources
 Spark does not scan — Excel sheets, SQL queries, CSV files in an encoding other than UTF-8 — are
-read on the driver as :mod:`segment.data.store` reads them (:func:`segment.data.config.read_frame`) and handed to
+read on the driver as :mod:`segment.data.store` reads them (:func:`segment.data.sources.read_frame`) and handed to
 Spark with ``createDataFrame``: they must fit in the driver's memory, as they must on DuckDB.
 A row number is the line's position in Spark's scan of the file (for one file: its line, header
 excluded, as on DuckDB; for a folder of parts: the order Spark lists them in). Grading, the report
@@ -33,15 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from segment.data.config import (
-    DataConfig,
-    Problem,
-    SparkOptions,
-    TableSource,
-    format_of,
-    read_data_config,
-)
-from segment.data.store import ALIAS, Tables, TableSet
+from segment.data.config import DataConfig, SparkOptions, TableSource, read_data_config
+from segment.data.problems import Problem
+from segment.data.sources import format_of
+from segment.data.tables import ALIAS, Tables, TableSet
 from segment.errors import ConfigError, SegmentError
 from segment.features import (
     SPARK,
@@ -146,7 +141,7 @@ def run_spark(spark, p: SnapshotPlan, views: dict[str, object]) -> pd.DataFrame:
     return snapshot_frame_of(raw, p.day, p.keep)
 
 
-#: Spark types as the store's casts name them (DuckDB's names: segment.data.store._read_table branches on them)
+#: Spark types as the store's casts name them (DuckDB's names: segment.data.rules._read_table branches on them)
 _DUCK_TYPE = {"string": "VARCHAR", "binary": "BLOB", "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP",
               "date": "DATE", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "bigint": "BIGINT",
               "int": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "void": "NULL"}
@@ -183,7 +178,7 @@ def _before_spark(config_path: Path, config: DataConfig) -> None:
 
 
 class _Spark:
-    """What :func:`segment.data.store.validate` asks of an engine, on a SparkSession: the same SQL as on
+    """What :func:`segment.data.rules.validate` asks of an engine, on a SparkSession: the same SQL as on
     DuckDB (written through :data:`segment.features.SPARK`), each table it makes checkpointed on the
     executors (``localCheckpoint``: memory and disk) and registered as a temporary view; only counts
     and the first rows of a problem are collected."""
@@ -273,8 +268,8 @@ class _Spark:
     def raw(self, config_path: Path, name: str, src: TableSource):
         """``raw_<name>``: the source with a 1-based ``_row_`` (the line's position in the file), its
         columns (cleaned name, name in the source, type as DuckDB names it), a label, and the time zones
-        of zoned timestamp columns — what ``segment.data.store._raw_relation`` gives on DuckDB."""
-        from segment.data.store import check_file, explain_csv, unreserved
+        of zoned timestamp columns — what ``segment.data.raw._raw_relation`` gives on DuckDB."""
+        from segment.data.raw import check_file, explain_csv, unreserved
 
         raw = f"raw_{name}"
         fmt = _spark_reads(config_path, src)
@@ -331,7 +326,7 @@ class _Spark:
         return raw, [(clean, c, typ) for _, clean, c, typ in cols], str(location), zones
 
     def _frame(self, config_path: Path, name: str, src: TableSource, raw: str):
-        from segment.data.store import source_frame
+        from segment.data.raw import source_frame
 
         frame, label, zones = source_frame(config_path, name, src)
         for c in frame.columns:  # Arrow hands pandas' string and nullable dtypes over as they are
@@ -396,7 +391,7 @@ class SparkTables(TableSet):
 
     def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
         """``query`` (Spark SQL) over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``), its
-        result collected: what :meth:`segment.data.store.Tables.sql` does on DuckDB. Only for aggregates
+        result collected: what :meth:`segment.data.tables.Tables.sql` does on DuckDB. Only for aggregates
         and per-customer results."""
         if params:
             raise SegmentError("SparkTables.sql takes no query parameters; write the values into the query")
@@ -407,8 +402,8 @@ class SparkTables(TableSet):
         return self.spark.sql(query).toPandas()
 
     def _wanted(self, ids: Iterable[str]):
-        """The ``wanted`` relation (``segment.data.store.wanted_frame``) as a Spark DataFrame."""
-        from segment.data.store import wanted_frame
+        """The ``wanted`` relation (``segment.data.tables.wanted_frame``) as a Spark DataFrame."""
+        from segment.data.tables import wanted_frame
 
         return self.spark.createDataFrame(wanted_frame(ids).astype({"customer_id": object}), "customer_id string")
 
@@ -491,7 +486,7 @@ def load_spark(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None
     """:func:`segment.data.store.load` on Spark: every table of the config read, cast and checked by Spark
     with the store's SQL (same problems, counts, rows and examples); None when the transactions table
     could not be read onto the contract. ``spark``: a session to use instead of the config's."""
-    from segment.data.store import validate
+    from segment.data.rules import validate
 
     _before_spark(config_path, config)
     opts = config.spark or SparkOptions()

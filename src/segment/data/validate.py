@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from segment.data.config import DataConfig, Problem, read_data_config
-from segment.data.store import Tables
+from segment.data.config import DataConfig, read_data_config
+from segment.data.problems import Problem
+from segment.data.tables import Tables
 from segment.errors import DataError, SegmentError
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example", "check"]
@@ -84,7 +85,7 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
 
     Raises ``DataError`` (with the full report) when any error is found and ``strict`` is true;
     otherwise returns the tables (declared drops applied) and the report. The tables live in DuckDB
-    (:class:`segment.data.store.Tables`: in memory, or in a database file for big sources); every cast and
+    (:class:`segment.data.tables.Tables`: in memory, or in a database file for big sources); every cast and
     every check runs there, once, in SQL. With ``engine: spark`` in the config (or ``engine="spark"``)
     the same SQL runs on Spark and the tables stay there (:class:`segment.data.spark.SparkTables`: the
     same snapshot, grading and ``sql`` methods); ``engine`` (duckdb or spark) overrides the config's."""

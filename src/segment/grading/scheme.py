@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from segment.data.config import load_params
+from segment.plumbing.yamlfile import load_params
 from segment.errors import ConditionError, ConfigError
 from segment.grading.conditions import number, parse
 

@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from segment.data.config import pydantic_error, read_yaml
+from segment.plumbing.yamlfile import pydantic_error, read_yaml
 from segment.errors import ConfigError
 from segment.grading.scheme import Cond, param_number
 
