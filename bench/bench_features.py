@@ -79,7 +79,7 @@ def make(n: int, out: Path) -> None:
 def floor_sql(tx: Path) -> str:
     import pandas as pd
 
-    from segment.features import DAYS_6M, DAYS_12M
+    from segment.features.registry import DAYS_6M, DAYS_12M
 
     cut = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
     lit = lambda ts: f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}'"
@@ -131,7 +131,7 @@ def run(mode: str, d: Path, repeat: int) -> dict:
             n = con.sql(floor_sql(d / "transactions.parquet")).to_arrow_table().num_rows
             con.close()
         else:
-            from segment.features import snapshot
+            from segment.features.snapshot import snapshot
 
             n = len(snapshot(tables, AS_OF))
         times.append(time.perf_counter() - t)

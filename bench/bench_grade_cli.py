@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_grade_cli.py [--customers 100000] [--repeat 3] [--json OUT]
 
-* **floor**: the same 59-column snapshot SQL (``segment.features.plan``) run by DuckDB straight over
+* **floor**: the same 59-column snapshot SQL (``segment.features.snapshot.plan``) run by DuckDB straight over
   the files, read with DuckDB's own type detection and no validation at all (:func:`floor_snapshot`);
 * **segment grade**: the command as a user runs it (load, cast and check every row, snapshot, grade
   with S1, write the grading), in this process.
@@ -30,7 +30,7 @@ def floor_snapshot(config: Path, as_of: str):
     """The snapshot over the raw files: no casts, no checks, no copies — what no validation costs."""
     import duckdb
 
-    from segment.features import plan, run_duckdb
+    from segment.features.snapshot import plan, run_duckdb
     from segment.data.config import read_data_config
 
     cfg = read_data_config(config)

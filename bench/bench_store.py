@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     config = demo_config(a.customers, a.storage)
-    from segment.features import snapshot
+    from segment.features.snapshot import snapshot
     from segment.data.validate import load_data
 
     times, snaps = [], []

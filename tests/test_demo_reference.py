@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segment.features import snapshot
+from segment.features.snapshot import snapshot
 from segment.pipeline import grade_snapshot
 from segment.paths import schemes_dir
 from segment.grading.scheme import load_scheme

@@ -8,7 +8,7 @@ import pytest
 from segment.data import spark as engines
 from segment.demo import write_demo
 from segment.errors import ConfigError
-from segment.features import plan, snapshot
+from segment.features.snapshot import plan, snapshot
 from segment.data.config import read_data_config
 from segment.plumbing.progress import enabled, progress
 from segment.data.validate import load_data
@@ -88,7 +88,7 @@ def test_progress_silent_without_a_tty(monkeypatch):
 
 
 def test_strftime_formats_become_spark_patterns():
-    from segment.features import java_datetime_pattern
+    from segment.plumbing.sql import java_datetime_pattern
 
     assert java_datetime_pattern("%d.%m.%Y") == "d.M.yyyy"  # 5.1.2026 and 05.01.2026, as strptime reads them
     assert java_datetime_pattern("%Y%m%d") == "yyyyMMdd"  # packed digits keep their width

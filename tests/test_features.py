@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment.data.contract import TABLES
-from segment.features import (INDICATORS, WINDOWS, Indicator, available_indicators, missing_indicators,
-                              required_tables, snapshot)
+from segment.features.registry import INDICATORS, WINDOWS, Indicator, required_tables
+from segment.features.snapshot import available_indicators, missing_indicators, snapshot
 from segment.data.tables import Tables
 
 AS_OF = "2024-06-30"

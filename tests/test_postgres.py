@@ -70,7 +70,7 @@ tables:
 
 
 def test_timestamptz_is_read_as_the_crm_shows_it(server, tmp_path):
-    from segment.features import snapshot
+    from segment.features.snapshot import snapshot
     from segment.data.validate import load_data
 
     cfg = _config(tmp_path, server, "SELECT * FROM tx ORDER BY placed")

@@ -55,7 +55,7 @@ def loaded(tmp_path_factory):
 @pytest.mark.parametrize("sid", ["s4_key_account_levels", "s7_sales_stages", "s5_order_count_grades",
                                  "s1_four_tier"])
 def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path):
-    from segment.features import snapshot
+    from segment.features.snapshot import snapshot
     from segment.reports.grading import prepare_grading_report
     from segment.grading.scheme import resolve
 

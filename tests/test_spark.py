@@ -32,7 +32,7 @@ pytest.importorskip("pyspark", reason="PySpark missing: pip install -e '.[spark]
 
 from segment.data import spark as engines
 from segment.demo import write_demo
-from segment.features import snapshot
+from segment.features.snapshot import snapshot
 from segment.data.validate import load_data
 
 DATES = ["2026-09-30", "2025-06-30"]
@@ -214,7 +214,7 @@ NUMBER_TEXTS = ["1", "1.5", "-2", "+3", ".5", "5.", "1e5", "1E+5", "1e400", "inf
 def test_the_shared_date_cast_reads_alike(spark, fmt):
     import duckdb
 
-    from segment.features import DIALECTS
+    from segment.plumbing.sql import DIALECTS
     from segment.data.rules import parse_date
 
     values = " UNION ALL ".join(f"SELECT {i} AS i, '{v}' AS v" for i, v in enumerate(DATE_TEXTS))
@@ -229,7 +229,7 @@ def test_the_shared_date_cast_reads_alike(spark, fmt):
 def test_the_shared_number_cast_reads_alike(spark):
     import duckdb
 
-    from segment.features import DIALECTS
+    from segment.plumbing.sql import DIALECTS
 
     values = " UNION ALL ".join(f"SELECT {i} AS i, '{v}' AS v" for i, v in enumerate(NUMBER_TEXTS))
     duck = duckdb.connect().execute(f"SELECT i, {DIALECTS['duckdb'].number('v')} FROM ({values}) ORDER BY i").fetchall()

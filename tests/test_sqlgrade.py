@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from segment.features import DUCKDB, SPARK
+from segment.plumbing.sql import DUCKDB, SPARK
 from segment.grading.engine import grade
 from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
 from segment.grading.compiler import column_kinds, compile_ineligible, compile_scheme

@@ -16,7 +16,7 @@ import pytest
 from segment.data import database, rules, tables
 from segment.calibration.churn import ChurnDefinition, churn_labels
 from segment.errors import DataError
-from segment.features import snapshot
+from segment.features.snapshot import snapshot
 from segment.data.validate import load_data
 
 DATES = ["2025-06-30", "2026-09-30"]

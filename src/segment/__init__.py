@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "load_data": ("data.validate", "load_data"),
-    "snapshot": ("features", "snapshot"),
+    "snapshot": ("features.snapshot", "snapshot"),
     "load_scheme": ("grading.scheme", "load_scheme"),
     "grade": ("pipeline", "grade_customers"),
     "calibrate": ("calibration.run", "run_calibration"),

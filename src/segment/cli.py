@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "review":
         return _review(args)
     if args.command == "indicators":
-        from segment.features import INDICATORS
+        from segment.features.registry import INDICATORS
 
         for ind in INDICATORS.values():
             print(f"{ind.name:28s} {ind.unit:18s} {ind.window:16s} {ind.source:13s} {ind.meaning}")

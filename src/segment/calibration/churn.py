@@ -18,7 +18,7 @@ never bought cannot stop buying, and customers long gone would be "churned" by d
 is known; those rows are *censored*: kept in the panel with ``censored = True`` and ``churn`` missing,
 never counted as retained, left out of every fit and metric.
 
-**Point in time**: the features of a row come from ``segment.features.snapshot(tables, D)`` — nothing
+**Point in time**: the features of a row come from ``segment.features.snapshot.snapshot(tables, D)`` — nothing
 dated after ``D``; the label reads only the window ``(D − H, D + H]`` of the transactions and the
 customers' status. A transaction after ``D + H`` can change no row of as-of ``D``.
 
@@ -40,7 +40,7 @@ from segment.grading.engine import DIM, PTS, grade
 from segment.grading.scheme import Scheme
 from segment.plumbing.progress import progress
 
-DAYS_PER_YEAR = 365.25  # as segment.features (tenure_years = days / 365.25)
+DAYS_PER_YEAR = 365.25  # as segment.features.snapshot (tenure_years = days / 365.25)
 
 #: reasons a graded customer is not labelled (column ``excluded``)
 EXCLUDED = ("never_bought", "inactive", "too_young")
@@ -93,7 +93,7 @@ def _windows(tables: Tables, customers, lo, cut, hi):
     """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
     the CRM marks lost/closed within [cut, hi) (None without those columns): SQL where the tables are
     (DuckDB or Spark, ``tables.sql``); only per-customer sums return."""
-    from segment.features import SUM_DECIMALS
+    from segment.features.snapshot import SUM_DECIMALS
 
     def ts(t) -> str:
         return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
@@ -188,7 +188,6 @@ def at_risk(snapshot: pd.DataFrame, definition: ChurnDefinition) -> pd.Series:
     reason[np.isnan(rec)] = "never_bought"
     return pd.Series(reason, index=snapshot.index, dtype="string")
 
-
 #: graded columns a panel keeps (besides pts__*, dim__* and the scheme's indicator values)
 _KEEP = ("customer_id", "group", "score", "raw_tier", "tier", "tier_rank")
 
@@ -258,7 +257,7 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
 
     Each date is graded as ``segment grade`` grades it: the snapshot at that date, CRM-lost customers
     left out, quantile bands over that date's graded population."""
-    from segment.features import snapshot
+    from segment.features.snapshot import snapshot
 
     if scheme.group_by:
         raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "

@@ -27,17 +27,10 @@ from segment.plumbing.yamlfile import StrictLoader, load_params, no_duplicate_ke
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
 
-
 #: quirks a data config may declare to be dropped (with a warning) instead of failing validation
 DROPPABLE = ("missing_customer_id", "duplicate_lines", "unknown_customers", "unparseable_rows")
-
-
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-
-
 _SQL_STRING = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-
-
 _SQL_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|INTO)\b", re.I)  # data-modifying CTEs, SELECT … INTO
 
 
@@ -81,7 +74,6 @@ def known_zone(v: str) -> str:
         raise ValueError(f"unknown time zone {v!r}; write an IANA name such as Asia/Shanghai, Europe/Berlin or "
                          "UTC") from None
     return str(v)
-
 
 #: an IANA time-zone name, checked when a config is read
 Zone = Annotated[str, AfterValidator(known_zone)]

@@ -15,15 +15,14 @@ from segment.data.sources import format_of
 from segment.errors import SegmentError
 
 #: ``storage: auto`` keeps tables on disk when the transactions source has at least this many lines
+
 #: (Parquet: from its metadata) or, for CSV, is at least ``AUTO_CSV_BYTES`` big (≈ 10 M lines). Below,
+
 #: memory is faster: the 100k demo (4.5 M lines) loads and snapshots in 9.5 s / 1.1 GiB in memory
+
 #: against 14.8 s / 0.7 GiB on disk (tables ≈ 250 bytes a line in memory)
 AUTO_ROWS = 10_000_000
-
-
 AUTO_CSV_BYTES = 2**30
-
-
 STORAGES = ("auto", "memory", "disk")
 
 

@@ -15,26 +15,21 @@ from segment.data.config import ROW, TableSource
 from segment.data.contract import COMPLETENESS_THRESHOLD, Table
 
 #: a currency value beyond this (after amount_unit) is an error, not a number to grade with: 1e12 is a
+
 #: trillion — more than any one customer line in any currency; it catches unit slips (万 twice, 1e15 typos)
 IMPLAUSIBLE_AMOUNT = 1e12
 
-
 #: a trailing UTC offset of an ISO timestamp (``Z``, ``+08:00``, ``-0500``): dropped, so that a time
+
 #: is the wall-clock time where it was recorded — as zoned Parquet timestamps are read — and a file
+
 #: mixing offsets still parses (segment.data.store applies the same pattern in DuckDB)
 UTC_OFFSET = r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
-
 #: dates segment can hold (pandas' nanosecond range, whole days); outside it a date is an error
 DATE_MIN, DATE_MAX = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
-
-
 DATE_RANGE_PROBLEM = "date outside 1677-09-22 … 2262-04-11 (a placeholder such as 0001-01-01?); fix the source value"
-
-
 TRUE_TEXTS = {"true", "t", "yes", "y", "1", "是", "x"}
-
-
 FALSE_TEXTS = {"false", "f", "no", "n", "0", "否", ""}
 
 

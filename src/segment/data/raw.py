@@ -21,6 +21,7 @@ from segment.data.sources import read_frame
 from segment.errors import ConfigError, SegmentError
 
 #: the columns segment adds to every table it reads (the line number, the line hash): a source column
+
 #: of such a name is read as ``<name> (source)``, so that neither hides the other
 RESERVED = ("_row_", "_hash_", "_mid_")
 
@@ -102,7 +103,7 @@ def raw_relation(con, config_path: Path, name: str, src: TableSource
 
 def _source_columns(names: list[str]) -> str:
     """The select list of a raw relation: every source column, a reserved name read as ``unreserved``."""
-    from segment.features import DUCKDB
+    from segment.plumbing.sql import DUCKDB
 
     return ", ".join(DUCKDB.q(c) if c == unreserved(c) else f"{DUCKDB.q(c)} AS {DUCKDB.q(unreserved(c))}"
                      for c in names)

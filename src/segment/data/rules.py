@@ -28,11 +28,7 @@ from segment.errors import ConfigError, SegmentError
 
 #: ISO 8601 forms pandas' ISO8601 parser reads and DuckDB's TIMESTAMP cast does not
 _ISO_PARTIAL = ("%Y%m%d", "%Y%m%dT%H%M%S", "%Y%m%d %H%M%S", "%Y-%m", "%Y", "%Y-%m-%d %H", "%Y-%m-%dT%H")
-
-
 _SAMPLE = 11  # first rows fetched per problem: the report shows 10 and "…" when there are more
-
-
 _DATE_MIN, _DATE_MAX = (f"TIMESTAMP '{d:%Y-%m-%d}'" for d in (DATE_MIN, DATE_MAX))
 
 
@@ -289,7 +285,6 @@ def _sample(db, table: str, cond: str, example: str = "NULL") -> tuple[list[int]
     rows = db.fetch(f"SELECT _row_, {example} FROM {table} WHERE {cond} ORDER BY _row_ LIMIT {_SAMPLE}")
     return [int(r[0]) for r in rows], (_value(rows[0][1]) if rows else None)
 
-
 #: amounts that look like 万元 (or thousands) read as yuan: SMALL_SHARE of the purchase lines below SMALL_AMOUNT
 SMALL_AMOUNT, SMALL_SHARE = 10.0, 0.9
 
@@ -311,7 +306,6 @@ def _plausible(name: str, present: list[str], config: DataConfig) -> list[tuple[
         elif name == "transactions" and col.name == "amount" and config.tables[name].amount_unit == 1:
             out.append((col.name, "small"))
     return out
-
 
 #: a transactions row equal to an earlier source line in every column (``dup_rows``, :func:`_duplicate_lines`)
 DUPLICATE = "_row_ IN (SELECT _row_ FROM dup_rows)"

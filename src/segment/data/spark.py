@@ -1,9 +1,9 @@
 """Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.data.store`) or Apache Spark.
 
 Every source is cast and checked once, in SQL: :func:`segment.data.rules.validate` writes each cast and
-check through a :class:`~segment.features.Dialect` and runs it on an engine object — DuckDB's
+check through a :class:`~segment.plumbing.sql.Dialect` and runs it on an engine object — DuckDB's
 (``store.DuckDBEngine``) or Spark's (:class:`_Spark`, here). The snapshot SQL
-(:func:`segment.features.plan`) is likewise generated once for both.
+(:func:`segment.features.snapshot.plan`) is likewise generated once for both.
 
 * ``engine: duckdb`` (default) — ``load_data`` + ``features.snapshot``;
 * ``engine: spark`` — Spark reads the files named by the data config (any path Spark can read:
@@ -38,13 +38,8 @@ from segment.data.problems import Problem
 from segment.data.sources import format_of
 from segment.data.tables import ALIAS, Tables, TableSet
 from segment.errors import ConfigError, SegmentError
-from segment.features import (
-    SPARK,
-    SnapshotPlan,
-    java_datetime_pattern,
-    plan,
-    snapshot_frame_of,
-)
+from segment.plumbing.sql import SPARK, java_datetime_pattern
+from segment.features.snapshot import SnapshotPlan, plan, snapshot_frame_of
 
 
 def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[DataConfig, Path]:
@@ -90,7 +85,7 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
     if engine != "duckdb":
         raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
     from segment.data.validate import load_data
-    from segment.features import snapshot
+    from segment.features.snapshot import snapshot
 
     return snapshot(load_data(path, as_of=day, engine="duckdb").tables, day, customers=customers)
 
@@ -179,7 +174,7 @@ def _before_spark(config_path: Path, config: DataConfig) -> None:
 
 class _Spark:
     """What :func:`segment.data.rules.validate` asks of an engine, on a SparkSession: the same SQL as on
-    DuckDB (written through :data:`segment.features.SPARK`), each table it makes checkpointed on the
+    DuckDB (written through :data:`segment.plumbing.sql.SPARK`), each table it makes checkpointed on the
     executors (``localCheckpoint``: memory and disk) and registered as a temporary view; only counts
     and the first rows of a problem are collected."""
 

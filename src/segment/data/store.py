@@ -13,7 +13,7 @@ Every command that reads data goes through here (``segment.data.validate.load_da
   :class:`segment.data.problems.Problem` with its text, count, first row numbers and an example;
 * the cross-row rules (declared drops, duplicate ids, duplicate lines, unknown customers,
   completeness, future dates) are SQL over the typed tables (:mod:`segment.data.rules`);
-* the result is a :class:`Tables`, whose snapshots (:func:`segment.features.snapshot`), churn windows
+* the result is a :class:`Tables`, whose snapshots (:func:`segment.features.snapshot.snapshot`), churn windows
   and per-group subsets run in DuckDB. Only per-customer results come back to Python.
 
 Where DuckDB keeps them (``storage:`` in the data config, ``SEGMENT_STORAGE`` for one run):
@@ -98,7 +98,7 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
 
 class DuckDBEngine:
     """What :func:`validate` asks of an engine, on a DuckDB connection. The SQL it is given is written
-    once for both engines through ``d`` (a :class:`segment.features.Dialect`); the Spark twin of this
+    once for both engines through ``d`` (a :class:`segment.plumbing.sql.Dialect`); the Spark twin of this
     small class is ``segment.data.spark._Spark``.
 
     A table read from a Parquet file is not copied: its staged and typed relations are views over the
@@ -106,7 +106,7 @@ class DuckDBEngine:
     into the database once); rows a rule removes are kept aside by line number (``<view>__gone``)."""
 
     def __init__(self, con):
-        from segment.features import DUCKDB
+        from segment.plumbing.sql import DUCKDB
 
         self.con, self.d = con, DUCKDB
         self.lazy: set[str] = set()  # tables kept as views over their Parquet file

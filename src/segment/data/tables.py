@@ -23,9 +23,8 @@ from segment.data.database import (
 )
 from segment.errors import SegmentError
 
-#: relation names the snapshot SQL reads (segment.features.plan)
+#: relation names the snapshot SQL reads (segment.features.snapshot.plan)
 ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}
-
 
 #: contract dtype → DuckDB type, for tables built from frames
 _SQL_TYPE = {"string": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN",
@@ -52,7 +51,7 @@ class TableSet:
         ``segment.pipeline.grade_snapshot``), CRM-lost customers left out: the grading, the snapshot
         (None when not ``keep_snapshot`` and the engine need not fetch it) and how many were left out.
         Here: the snapshot in pandas, graded by the scheme's SQL in DuckDB; Spark overrides it."""
-        from segment.features import snapshot
+        from segment.features.snapshot import snapshot
         from segment.pipeline import grade_current
 
         snap = snapshot(self, as_of)
@@ -153,7 +152,7 @@ class Tables(TableSet):
     @property
     def d(self):
         """The SQL dialect of :meth:`sql` (DuckDB's)."""
-        from segment.features import DUCKDB
+        from segment.plumbing.sql import DUCKDB
 
         return DUCKDB
 
@@ -220,10 +219,10 @@ class Tables(TableSet):
 
     # ---- what segment computes over them
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
-        """The snapshot at ``as_of`` (see :func:`segment.features.snapshot`). A whole snapshot is kept
+        """The snapshot at ``as_of`` (see :func:`segment.features.snapshot.snapshot`). A whole snapshot is kept
         in the database once computed: a report asks for the same date several times (its gradings,
         the calibration's training and test panels), and the tables never change once loaded."""
-        from segment.features import plan, run_duckdb, snapshot_frame_of
+        from segment.features.snapshot import plan, run_duckdb, snapshot_frame_of
 
         restricted = customers is not None
         p = plan(self._columns, as_of, restricted=restricted)

@@ -7,7 +7,7 @@ scores, the score, the raw / gated / final tier rank, which gates failed, which 
 the rank after each override, the sub-grade — and :func:`segment.grading.engine.decode` turns those codes
 into the grading's text columns (tier ids, labels, strategies, override notes, explanations) once
 per distinct combination, never once per customer. The same SQL runs on DuckDB and Spark SQL through
-:class:`segment.features.Dialect`:
+:class:`segment.plumbing.sql.Dialect`:
 
 * every condition comes from the parsed tree (:meth:`Condition.to_sql`); indicator names reach the
   SQL only quoted (``d.q``), analysts' text (ids, category keys) only as escaped literals
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from segment.errors import MissingInputs
-from segment.features import DUCKDB, Dialect
+from segment.plumbing.sql import DUCKDB, Dialect
 from segment.grading.conditions import parse, sql_number
 from segment.grading.scheme import Indicator, Scheme
 

@@ -31,7 +31,7 @@ import pandas as pd
 from segment.errors import ConditionError
 
 if TYPE_CHECKING:
-    from segment.features import Dialect
+    from segment.plumbing.sql import Dialect
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -508,7 +508,7 @@ def evaluate_sql(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
     one implementation of a condition's meaning, here and in compiled schemes."""
     import duckdb
 
-    from segment.features import DUCKDB
+    from segment.plumbing.sql import DUCKDB
     from segment.grading.compiler import column_kinds
     from segment.grading.engine import duckdb_column
 

@@ -212,7 +212,7 @@ def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the sche
     missing = sorted(scheme.inputs() - set(snapshot.columns))
     if not missing:
         return
-    from segment.features import INDICATORS
+    from segment.features.registry import INDICATORS
 
     needs = {m: INDICATORS[m].source for m in missing if m in INDICATORS}
     unknown = [m for m in missing if m not in needs]
@@ -325,7 +325,7 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     ``group_by`` schemes): the same compiled SQL runs on Spark, and only the graded rows' codes and
     indicator values reach the driver (never the snapshot's other columns). Rows come out by group,
     then customer id."""
-    from segment.features import SPARK
+    from segment.plumbing.sql import SPARK
     from segment.grading.compiler import (
         REL,
         code_columns,

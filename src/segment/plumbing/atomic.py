@@ -216,7 +216,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     import duckdb
     from pandas.api import types as t
 
-    from segment.features import DUCKDB
+    from segment.plumbing.sql import DUCKDB
 
     def plain(dt) -> bool:
         if isinstance(dt, pd.CategoricalDtype):  # texts built once per code (the grading's)

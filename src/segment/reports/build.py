@@ -38,19 +38,6 @@ NOTEBOOKS = ("grading", "review", "calibration")
 
 
 
-def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
-    """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
-    JupyterLab with bundle "") computed here from the data config."""
-    from segment.data.validate import load_data
-    from segment.grading.scheme import resolve
-    from segment.paths import project_path
-    from segment.reports.grading import GradingReport, prepare_grading_report
-
-    if bundle:
-        return GradingReport.load(str(project_path(bundle)))
-    return prepare_grading_report(load_data(project_path(data)), resolve(scheme), quarter)
-
-
 # --------------------------------------------------------------------------------------------
 # building the reports
 # --------------------------------------------------------------------------------------------

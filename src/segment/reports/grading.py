@@ -644,3 +644,15 @@ def _churn_settings(path):
 
     params = load_calibration_params(path) if path else load_calibration_params()
     return params.churn, params.horizon_days
+
+
+def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
+    """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
+    JupyterLab with bundle "") computed here from the data config."""
+    from segment.data.validate import load_data
+    from segment.grading.scheme import resolve
+    from segment.paths import project_path
+
+    if bundle:
+        return GradingReport.load(str(project_path(bundle)))
+    return prepare_grading_report(load_data(project_path(data)), resolve(scheme), quarter)

@@ -232,8 +232,6 @@ def _set_tiers(frame: pd.DataFrame, rows: np.ndarray, new: list[str], info: dict
                                              else "int64")
         else:
             frame.loc[idx, col] = values
-
-
 HOLD_NOTE = "held until the next review"
 
 

@@ -38,11 +38,7 @@ def _audit_header_bytes() -> bytes:
 class AuditLogWarning(UserWarning):
     """The audit log holds lines that are not complete records — what a crash in the middle of an append
     leaves behind. They are skipped (never rewritten); the warning names each line."""
-
-
 _BOM = b"\xef\xbb\xbf"
-
-
 _SHA256_HEX = frozenset("0123456789abcdef")
 
 

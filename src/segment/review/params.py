@@ -23,21 +23,11 @@ from segment.errors import ConfigError
 from segment.grading.scheme import Cond, param_number
 
 SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
-
-
 DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")
-
-
 SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
                      "overrides") + DECISION_COLUMNS
-
-
 CONTACT_COLUMNS = ("name", "contact_name", "phone", "email")   # name: the company; the rest are PII
-
-
 REASONS = ("sample", "borderline", "override", "big mover", "anomaly")
-
-
 _SAMPLE_BOUNDS = (0.10, 0.20)   # SEEDS step 5
 
 

@@ -84,8 +84,6 @@ def export_review(grading_path: str | Path, scheme, out_dir: str | Path, params:
     with atomic_path(csv_path) as tmp:
         write_csv(sheet, tmp, bom=True)  # every text cell neutralised for spreadsheets
     return [xlsx, csv_path]
-
-
 _COLUMN_HELP = {
     "customer_id": ("客户编号", "The customer's id in the CRM. Do not change it."),
     "group": ("产品线", "The product line graded (schemes that grade each line separately)."),

@@ -57,8 +57,7 @@ customer without events; "latest" values, averages and ratios are NaN/NA then.
 The aggregation runs in DuckDB: one query per source table, joined on ``customer_id``. Sums of
 amounts, margins and quantities are rounded to 6 decimals and means to 9 so that repeated runs give
 identical numbers (DuckDB's parallel summation order otherwise moves the last bit, and a value at a
-band cut-off such as exactly 50万 could flip between runs).
-"""
+band cut-off such as exactly 50万 could flip between runs)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -72,186 +71,25 @@ import pyarrow as pa
 
 from segment.data.contract import TABLES
 from segment.errors import SegmentError
+from segment.features.registry import (
+    CHURN_RISK_RATIO,
+    CONTACT_KINDS,
+    DAYS_6M,
+    DAYS_12M,
+    DAYS_ACTIVE,
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
+    FREQ_HIGH_PER_MONTH,
+    FREQ_LOW_PER_MONTH,
+    INDICATORS,
+    VALUE_HIGH,
+    VALUE_MID,
+    ZERO_WHEN_ABSENT,
+)
+from segment.plumbing.sql import DIALECTS, DUCKDB, Dialect
 
 if TYPE_CHECKING:
     from segment.data.tables import Tables
-
-SOURCES = ("transactions", "interactions", "customers", "opportunities")
-
-#: the windows an indicator can have (see the module docstring)
-WINDOWS = ("12m", "prev 12m", "12m vs prev 12m", "6m", "prev 6m", "90d", "all history", "latest",
-           "at as_of", "static")
-
-#: day lengths of the windows
-DAYS_12M = 365
-DAYS_6M = 182
-DAYS_ACTIVE = 90  # SEEDS step 3: active = bought in the last 3 months
-DAYS_PER_YEAR = 365.25
-DAYS_PER_MONTH = 30.44
-
-#: SEEDS step 3 tag thresholds
-VALUE_HIGH = 1_000_000.0  # 100万 a year
-VALUE_MID = 500_000.0  # 50万 a year
-FREQ_HIGH_PER_MONTH = 3.0
-FREQ_LOW_PER_MONTH = 1.0
-CHURN_RISK_RATIO = 0.7  # purchase amount down by 30% or more
-
-CONTACT_KINDS = ("consultation", "visit", "call")
-
-
-@dataclass(frozen=True)
-class Indicator:
-    """A named indicator: what it measures, in which unit, over which window, from which table.
-
-    ``columns`` lists the optional contract columns (``table.column``) it needs besides the source
-    table's required ones; ``dtype`` is the pandas dtype of its snapshot column."""
-
-    name: str
-    unit: str
-    window: str
-    source: str
-    meaning: str
-    dtype: str
-    columns: tuple[str, ...] = ()
-
-
-INDICATORS: dict[str, Indicator] = {}
-
-
-def _reg(name: str, unit: str, window: str, source: str, dtype: str, meaning: str,
-         columns: tuple[str, ...] = ()) -> None:
-    if name in INDICATORS:
-        raise ValueError(f"indicator {name!r} registered twice")
-    if window not in WINDOWS:
-        raise ValueError(f"indicator {name!r}: unknown window {window!r}")
-    if source not in SOURCES:
-        raise ValueError(f"indicator {name!r}: unknown source {source!r}")
-    INDICATORS[name] = Indicator(name, unit, window, source, meaning, dtype, tuple(columns))
-
-
-F, I, S, D, B = "float64", "int64", "string", "datetime64[ns]", "boolean"
-T, X, C, O = "transactions", "interactions", "customers", "opportunities"
-
-# --- transactions ---------------------------------------------------------------------------------
-_reg("annual_amount", "currency", "12m", T, F, "Net transaction amount (returns subtracted) in the last 12 months")
-_reg("prev_annual_amount", "currency", "prev 12m", T, F, "Net transaction amount in the 12 months before the last 12")
-_reg("amount_growth", "fraction", "12m vs prev 12m", T, F,
-     "annual_amount / prev_annual_amount − 1 (0.2 = +20%); NaN when prev_annual_amount ≤ 0")
-_reg("orders_12m", "count", "12m", T, I,
-     "Orders in the last 12 months: distinct order_id of purchase lines (amount > 0); a line without order_id is one order")
-_reg("orders_per_quarter", "orders / quarter", "12m", T, F, "orders_12m / 4")
-_reg("orders_per_month", "orders / month", "12m", T, F, "orders_12m / 12")
-_reg("avg_order_value", "currency / order", "12m", T, F, "annual_amount / orders_12m; NaN without orders")
-_reg("recency_days", "days", "latest", T, F, "Days from the last purchase day to as_of (0 = bought on as_of); NaN if never bought")
-_reg("first_purchase", "date", "all history", T, D, "Day of the first purchase (line with amount > 0); NaT if never bought")
-_reg("last_purchase", "date", "latest", T, D, "Day of the last purchase on or before as_of; NaT if never bought")
-_reg("tenure_years", "years", "all history", T, F,
-     "Years (days / 365.25) from the earlier of customers.created_date (when loaded and ≤ as_of) and "
-     "first_purchase to as_of; NaN when neither is known")
-_reg("profit_12m", "currency", "12m", T, F,
-     "Net margin (profit contribution) in the last 12 months; NaN when the customer's lines have no margin",
-     ("transactions.margin",))
-_reg("margin_rate_12m", "fraction", "12m", T, F, "profit_12m / annual_amount; NaN when annual_amount ≤ 0",
-     ("transactions.margin",))
-_reg("orders_total", "count", "all history", T, I, "Orders (as in orders_12m) up to as_of")
-_reg("volume_total", "units", "all history", T, F, "Net quantity up to as_of (S5 cumulative volume)",
-     ("transactions.quantity",))
-_reg("volume_12m", "units", "12m", T, F, "Net quantity in the last 12 months", ("transactions.quantity",))
-_reg("buys_core_product", "flag", "12m", T, B, "Bought a core product (core_product line with amount > 0) in the last 12 months",
-     ("transactions.core_product",))
-_reg("product_lines_12m", "count", "12m", T, I, "Distinct product lines bought (amount > 0) in the last 12 months",
-     ("transactions.product_line",))
-_reg("amount_6m", "currency", "6m", T, F, "Net transaction amount in the last 6 months (182 days)")
-_reg("prev_amount_6m", "currency", "prev 6m", T, F, "Net transaction amount in the 6 months (182 days) before the last 6")
-_reg("months_since_last_order", "months", "latest", T, F, "recency_days / 30.44; NaN if never bought")
-# SEEDS step 3 tags (transactions, with customers.created_date for tenure when loaded)
-_reg("tag_tenure", "category", "all history", T, S, "'new' if tenure_years < 1, else 'old'; NA when tenure is unknown")
-_reg("tag_frequency", "category", "12m", T, S,
-     "'high' if orders_per_month ≥ 3, 'low' if < 1, else 'mid'")
-_reg("tag_value", "category", "12m", T, S,
-     "'high' if annual_amount ≥ 1,000,000 (100万), 'mid' if ≥ 500,000 (50万), else 'low'")
-_reg("tag_state", "category", "at as_of", T, S,
-     "First that applies: 'prospect' (never bought), 'churn_risk' (prev_annual_amount > 0 and annual_amount ≤ "
-     "0.7 × prev_annual_amount), 'active' (bought in the last 90 days), 'dormant'")
-
-# --- interactions ---------------------------------------------------------------------------------
-_reg("complaints_12m", "count", "12m", X, I, "Complaints in the last 12 months")
-_reg("major_complaints_12m", "count", "12m", X, I, "Complaints with severity 'major' in the last 12 months",
-     ("interactions.severity",))
-_reg("complaints_6m", "count", "6m", X, I, "Complaints in the last 6 months")
-_reg("complaint_resolution_hours", "hours", "12m", X, F,
-     "Mean resolution_hours of the last 12 months' complaints that were resolved by the end of as_of; NaN if none",
-     ("interactions.resolution_hours",))
-_reg("open_complaints", "count", "at as_of", X, I,
-     "Complaints (any age) not resolved by the end of as_of: resolution_hours empty, or date + resolution_hours "
-     "after the cut-off", ("interactions.resolution_hours",))
-_reg("satisfaction_latest", "points 0–10", "latest", X, F,
-     "Score of the latest survey with a score (ties at one timestamp: the lower score); NaN if none",
-     ("interactions.score",))
-_reg("satisfaction_avg_12m", "points 0–10", "12m", X, F, "Mean survey score in the last 12 months; NaN if none",
-     ("interactions.score",))
-_reg("nps_latest", "NPS points", "latest", X, F,
-     "NPS class of satisfaction_latest: +100 promoter (≥ 9), 0 passive (≥ 7), −100 detractor (< 7); NaN if none",
-     ("interactions.score",))
-_reg("referrals_12m", "count", "12m", X, I, "Referrals made in the last 12 months")
-_reg("contacts_12m", "count", "12m", X, I, "Consultations + visits + calls in the last 12 months")
-_reg("contacts_per_month", "contacts / month", "12m", X, F, "contacts_12m / 12")
-_reg("visits_12m", "count", "12m", X, I, "Visits in the last 12 months")
-_reg("consultations_6m", "count", "6m", X, I, "Consultations (enquiries) in the last 6 months (S1 potential gate)")
-_reg("campaigns_12m", "count", "12m", X, I, "Campaign participations in the last 12 months")
-_reg("praise_12m", "count", "12m", X, I, "Praise received in the last 12 months")
-_reg("days_since_contact", "days", "latest", X, F,
-     "Days from the latest consultation, visit or call to as_of; NaN if none")
-
-# --- customers (static attributes, passed through; status point in time) -------------------------
-_reg("industry", "category", "static", C, S, "Industry code or name", ("customers.industry",))
-_reg("region", "category", "static", C, S, "Sales region", ("customers.region",))
-_reg("size_employees", "people", "static", C, "Int64", "Number of employees", ("customers.size_employees",))
-_reg("annual_revenue", "currency / year", "static", C, F, "The customer's own annual revenue", ("customers.annual_revenue",))
-_reg("industry_growth", "fraction / year", "static", C, F, "Growth rate of the customer's industry (0.12 = 12%)",
-     ("customers.industry_growth",))
-_reg("budget_growth", "fraction / year", "static", C, F, "Expected growth of the customer's budget for our products",
-     ("customers.budget_growth",))
-_reg("market_share", "fraction", "static", C, F, "The customer's share of its own market", ("customers.market_share",))
-_reg("strategic", "flag", "static", C, B, "Strategic partnership (exclusive supply / joint R&D)", ("customers.strategic",))
-_reg("account_manager", "category", "static", C, S, "Responsible account manager", ("customers.account_manager",))
-_reg("product_lines", "category", "static", C, S, "Product lines the customer is set up for, ';'-separated",
-     ("customers.product_lines",))
-_reg("status", "category", "at as_of", C, S,
-     "'lost' if the status is lost or closed and status_date ≤ as_of, else 'active' (also for customers "
-     "missing from the customers table)", ("customers.status", "customers.status_date"))
-
-# --- opportunities --------------------------------------------------------------------------------
-_reg("open_opportunities", "count", "at as_of", O, I,
-     "Opportunities created by as_of and not won/lost by then (closing date: closed_date, else "
-     "expected_close_date, else created_date; without a status: closed_date alone)")
-_reg("days_to_close", "days", "at as_of", O, F,
-     "Min over open opportunities of expected_close_date − as_of in days (negative = overdue); NaN if none",
-     ("opportunities.expected_close_date",))
-_reg("pipeline_amount", "currency", "at as_of", O, F, "Sum of the open opportunities' amounts",
-     ("opportunities.amount",))
-_reg("latest_stage", "category", "latest", O, S,
-     "Stage (as last recorded) of the most recently created opportunity (ties: the larger opportunity_id); NA if none")
-_reg("won_12m", "count", "12m", O, I, "Opportunities won with a closing date in the last 12 months",
-     ("opportunities.status",))
-
-del F, I, S, D, B, T, X, C, O
-
-#: counts and sums: 0 for a customer without events (flags: False)
-_ZERO = {n for n, ind in INDICATORS.items() if ind.unit in ("count", "units")} | {
-    "annual_amount", "prev_annual_amount", "amount_6m", "prev_amount_6m", "pipeline_amount"}
-
-
-# --- public helpers -------------------------------------------------------------------------------
-
-def required_tables(indicator_names: Iterable[str] | str) -> set[str]:
-    """The tables the named indicators need (their source tables). Unknown names: ``KeyError``."""
-    names = [indicator_names] if isinstance(indicator_names, str) else list(indicator_names)
-    unknown = [n for n in names if n not in INDICATORS]
-    if unknown:
-        raise KeyError(f"unknown indicator(s): {', '.join(map(repr, unknown))}; "
-                       f"known: {', '.join(INDICATORS)}")
-    return {INDICATORS[n].source for n in names}
 
 
 def missing_indicators(tables: Tables) -> dict[str, str]:
@@ -264,8 +102,6 @@ def available_indicators(tables: Tables) -> list[str]:
     missing = missing_indicators(tables)
     return [n for n in INDICATORS if n not in missing]
 
-
-# --- snapshot -------------------------------------------------------------------------------------
 
 def _as_of(value) -> pd.Timestamp:
     ts = pd.Timestamp(value)
@@ -280,181 +116,15 @@ def _lit(ts: pd.Timestamp) -> str:
     return f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}'"
 
 
-# --- the SQL, written once for DuckDB and Spark SQL ----------------------------------------------
-#
-# Every query below is generated by one set of functions. The text is the common subset of DuckDB
-# and Spark SQL (CTEs, ``FILTER (WHERE …)`` on aggregates, ``USING`` joins, ``CAST``, ``CASE``,
-# ``TIMESTAMP``/``DATE`` literals, ``STRING``/``DOUBLE``/``BIGINT`` types); the few functions the two
-# engines spell differently go through a :class:`Dialect` — nothing else differs.
-
-@dataclass(frozen=True)
-class Dialect:
-    """How one engine spells the handful of functions DuckDB and Spark SQL do not share."""
-
-    name: str
-    quote: str  # identifier quote: " (DuckDB) or ` (Spark)
-    sum_fn: str  # a (compensated where available) sum
-    avg_fn: str
-
-    def q(self, ident: str) -> str:
-        return f"{self.quote}{ident.replace(self.quote, self.quote * 2)}{self.quote}"
-
-    def arg_max(self, value: str, *keys: str) -> str:
-        """``value`` of the row with the largest ``keys`` (compared in order)."""
-        if self.name == "duckdb":
-            return f"ARG_MAX({value}, struct_pack(" + ", ".join(f"k{i} := {k}" for i, k in enumerate(keys)) + "))"
-        return f"MAX_BY({value}, struct(" + ", ".join(keys) + "))"
-
-    def arg_min(self, value: str, key: str) -> str:
-        """``value`` of the row with the smallest ``key`` (an aggregate)."""
-        return f"ARG_MIN({value}, {key})" if self.name == "duckdb" else f"MIN_BY({value}, {key})"
-
-    def days_between(self, start: str, end: str) -> str:
-        """Whole days from the DATE ``start`` to the DATE ``end``."""
-        if self.name == "duckdb":
-            return f"date_diff('day', {start}, {end})"
-        return f"datediff({end}, {start})"
-
-    def seconds_between(self, start: str, end: str) -> str:
-        """Seconds (fractional) from the TIMESTAMP ``start`` to the TIMESTAMP ``end``."""
-        if self.name == "duckdb":
-            return f"(epoch({end}) - epoch({start}))"
-        return f"((unix_micros({end}) - unix_micros({start})) / 1000000.0)"
-
-    # -- used by the scheme compiler (segment.grading.compiler) -------------------------------------------
-    def text(self, value: str) -> str:
-        """A string literal: DuckDB doubles quotes; Spark reads backslash escapes, so both are escaped."""
-        if self.name == "duckdb":
-            return "'" + value.replace("'", "''") + "'"
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    def fmt1(self, x: str) -> str:
-        """``x`` (DOUBLE) as text with one decimal, like Python's ``f"{x:.1f}"``."""
-        if self.name == "duckdb":
-            return f"printf('%.1f', {x})"
-        return f"format_string('%.1f', {x})"
-
-    def rint(self, x: str) -> str:
-        """The nearest integer (as DOUBLE), ties to even, like ``numpy.rint``."""
-        if self.name == "duckdb":
-            return f"round_even({x}, 0)"
-        return f"rint({x})"
-
-    def divide(self, a: str, b: str) -> str:
-        """``a / b`` (DOUBLE), NULL where the quotient is not finite (division by zero)."""
-        if self.name == "duckdb":
-            return f"(CASE WHEN isfinite({a} / {b}) THEN {a} / {b} END)"
-        q = f"try_divide({a}, {b})"
-        return f"(CASE WHEN NOT isnan({q}) AND abs({q}) < double('Infinity') THEN {q} END)"
-
-    def try_double(self, x: str) -> str:
-        """A text value as DOUBLE, NULL when it is not a number (``pd.to_numeric(errors='coerce')``)."""
-        return f"TRY_CAST({x} AS DOUBLE)" if self.name == "duckdb" else f"try_cast({x} AS DOUBLE)"
-
-    # -- used by validation (segment.data.store): each cast and check written once, for both engines --
-    def as_text(self, x: str) -> str:
-        """Any value as text."""
-        return f"CAST({x} AS {'VARCHAR' if self.name == 'duckdb' else 'STRING'})"
-
-    def number(self, text: str) -> str:
-        """A text value as DOUBLE the way DuckDB's ``TRY_CAST`` reads it (inf and nan included), NULL
-        when it is not a number. Spark's cast also takes a Java suffix (``1.5d``) and no ``_`` between
-        digits (``1_000``): both are made to read as DuckDB reads them."""
-        if self.name == "duckdb":
-            return f"TRY_CAST({text} AS DOUBLE)"
-        return (f"CASE WHEN {text} RLIKE '[0-9.][dDfF]$' THEN NULL ELSE try_cast(regexp_replace({text}, "
-                f"'(?<=[0-9])_(?=[0-9])', '') AS DOUBLE) END")
-
-    def is_nan(self, x: str) -> str:
-        return f"isnan({x})"
-
-    def is_inf(self, x: str) -> str:
-        return f"isinf({x})" if self.name == "duckdb" else f"(abs({x}) = double('Infinity'))"
-
-    def is_finite(self, x: str) -> str:
-        return f"isfinite({x})" if self.name == "duckdb" else f"(NOT isnan({x}) AND abs({x}) < double('Infinity'))"
-
-    def strip_group(self, text: str, pattern: str) -> str:
-        """``text`` replaced by the first group of the regular expression ``pattern`` where it matches."""
-        return f"regexp_replace({text}, {self.text(pattern)}, {self.text(chr(92) + '1' if self.name == 'duckdb' else '$1')})"
-
-    def iso_timestamp(self, text: str) -> str:
-        """An ISO date or date-time text as TIMESTAMP (DuckDB's cast: ``2026-01-05``, ``2026-1-5 9:30``,
-        ``2026/01/05``, a ``T`` or spaces before the time, up to 6 decimals of a second kept), else NULL.
-        Spark's cast takes more shapes (``2026``, ``2026-01``, offsets): only DuckDB's are let through."""
-        if self.name == "duckdb":
-            return f"TRY_CAST({text} AS TIMESTAMP)"
-        shape = self.text(r"^[0-9]{4}([-/])[0-9]{1,2}\1[0-9]{1,2}((T| +)[0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2}(\.[0-9]*)?)?)?$")
-        spark = f"regexp_replace(regexp_replace({text}, '/', '-'), '(?<=[0-9]) +(?=[0-9])', 'T')"
-        return f"CASE WHEN {text} RLIKE {shape} THEN CAST({spark} AS TIMESTAMP) END"
-
-    def strptime(self, text: str, fmt: str) -> str:
-        """``text`` read with the strftime format ``fmt`` as TIMESTAMP, NULL when it does not match."""
-        if self.name == "duckdb":
-            return f"try_strptime({text}, {self.text(fmt)})"
-        return f"to_timestamp({text}, {self.text(java_datetime_pattern(fmt))})"
-
-    def wall_clock(self, ts: str, zone: str) -> str:
-        """A zoned timestamp (an instant) as the wall-clock time in ``zone`` where it was recorded."""
-        if self.name == "duckdb":
-            return f"timezone({self.text(zone)}, {ts})"
-        return f"from_utc_timestamp({ts}, {self.text(zone)})"
-
-    def row_hash(self, columns: list[str]) -> str:
-        """A 64-bit hash of several columns (equal rows, equal hashes; a shared hash is compared in full)."""
-        return f"{'hash' if self.name == 'duckdb' else 'xxhash64'}({', '.join(columns)})"
-
-
-#: strftime directives → Java DateTimeFormatter letters (Spark's to_timestamp); a number next to
-#: another number keeps its full width (``%Y%m%d`` → yyyyMMdd), else one letter reads 1 or 2 digits
-_JAVA_DATETIME = {"Y": "yyyy", "m": "M", "d": "d", "H": "H", "M": "m", "S": "s", "y": "yy", "b": "MMM", "h": "MMM",
-                  "B": "MMMM", "f": "SSSSSS", "I": "h", "p": "a", "j": "D", "a": "EEE", "A": "EEEE"}
-_JAVA_WIDE = {"m": "MM", "d": "dd", "H": "HH", "M": "mm", "S": "ss", "I": "hh", "j": "DDD"}
-
-
-def java_datetime_pattern(fmt: str) -> str:
-    """The Spark (Java) datetime pattern of a strftime format; ``ValueError`` naming a directive it
-    cannot translate."""
-    parts: list[tuple[str, str]] = []  # (kind, text): kind "d" a directive, "l" literal text
-    i = 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            k = fmt[i + 1]
-            if k == "%":
-                parts.append(("l", "%"))
-            elif k in _JAVA_DATETIME:
-                parts.append(("d", k))
-            else:
-                raise ValueError(f"%{k}")
-            i += 2
-        else:
-            parts.append(("l", fmt[i]))
-            i += 1
-    numeric = set("YmdHMSyfIj")
-    out = []
-    for n, (kind, t) in enumerate(parts):
-        if kind == "l":
-            out.append(t if t in " -/.:,;" or t.isdigit() else "'" + t.replace("'", "''") + "'")
-            continue
-        packed = any(0 <= m < len(parts) and parts[m][0] == "d" and parts[m][1] in numeric for m in (n - 1, n + 1))
-        out.append(_JAVA_WIDE[t] if packed and t in _JAVA_WIDE else _JAVA_DATETIME[t])
-    return "".join(out)
-
-
-DUCKDB = Dialect("duckdb", '"', "FSUM", "FAVG")
-#: Spark has no compensated sum; sums are rounded to SUM_DECIMALS on both engines (see the Spark test)
-SPARK = Dialect("spark", "`", "SUM", "AVG")
-DIALECTS = {"duckdb": DUCKDB, "spark": SPARK}
-
-
 def _cols(present, spec: dict[str, str], d: Dialect) -> str:
     """A projection casting each column to its SQL type; an optional column the source lacks is NULL."""
     return ", ".join(f"CAST({d.q(c)} AS {t}) AS {c}" if c in present else f"CAST(NULL AS {t}) AS {c}"
                      for c, t in spec.items())
 
-
 #: floating sums and means are rounded to this many decimals: DuckDB adds the rows of a group in
+
 #: whatever order its threads deliver them, which moves the last bit between runs (seen on ~50 of 1M
+
 #: customers even with the compensated fsum); rounding makes every run give the same numbers
 SUM_DECIMALS, AVG_DECIMALS = 6, 9
 
@@ -603,7 +273,7 @@ def _derived_sql(day: pd.Timestamp, with_customers: bool, dialect: Dialect = DUC
     start = "LEAST(first_purchase, created_day)" if with_customers else "first_purchase"
     tenure = f"{dialect.days_between(start, d)} / {num(DAYS_PER_YEAR)}"
     contacts = zero("contacts_12m")
-    sql = {n: zero(n) for n in _ZERO}
+    sql = {n: zero(n) for n in ZERO_WHEN_ABSENT}
     sql.update({
         "amount_growth": f"CASE WHEN {prev} > 0 THEN {annual} / {prev} - 1 END",
         "orders_per_quarter": f"{orders} / {num(4.0)}",
@@ -655,8 +325,6 @@ class SnapshotPlan:
     sources: dict[str, str]
     aggregates: list[tuple[str, str]]  # (name, sql)
     final: str
-
-
 _BUILDERS = {"transactions": ("tx", _transactions_sql), "customers": ("cu", _customers_sql),
              "interactions": ("it", _interactions_sql), "opportunities": ("op", _opportunities_sql)}
 
