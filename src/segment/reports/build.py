@@ -475,7 +475,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 manifest["timings_seconds"] = timings
                 manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}
                 over = [f"{nb}.html is {_size(size)}, above the {_size(HTML_BUDGET_BYTES)} budget for a "
-                        "readable report (reports.HTML_BUDGET_BYTES): a table grew with the customers — cap it"
+                        "readable report (segment.reports.build.HTML_BUDGET_BYTES): a table grew with the customers — cap it"
                         for nb, size in manifest["html_bytes"].items() if size > HTML_BUDGET_BYTES]
                 out_dir.mkdir(parents=True, exist_ok=True)
                 files = []

@@ -1,9 +1,9 @@
-"""Freeze the grading of every built-in scheme on tests/test_sqlgrade.py's synthetic population.
+"""Freeze the grading of every built-in scheme on tests/grading/test_sqlgrade.py's synthetic population.
 
     .venv/bin/python tests/reference/grading/freeze.py
 
 Written once from the numpy engine (main e7507fa, before grading moved to SQL) and kept as the
-reference every engine change is checked against (tests/test_sqlgrade.py::test_every_scheme_matches_
+reference every engine change is checked against (tests/grading/test_sqlgrade.py::test_every_scheme_matches_
 the_frozen_grading). Rerun only when a scheme's meaning changes on purpose, and say so in the commit.
 """
 from __future__ import annotations

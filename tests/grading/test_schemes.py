@@ -16,7 +16,7 @@ from segment.data.tables import Tables
 from segment.pipeline import grade_snapshot
 from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
 
-from .conftest import ROOT, write
+from ..conftest import ROOT, write
 
 SCHEME_IDS = sorted(p.stem for p in (ROOT / SCHEMES_DIR).glob("*.yaml"))
 

@@ -21,7 +21,7 @@ from segment.review.sheet import export_review
 from segment.review.select import select_for_review
 from segment.grading.scheme import load_scheme
 
-from .conftest import ROOT, write
+from ..conftest import ROOT, write
 
 S1 = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
 WHEN = "2026-10-08T09:30:00Z"

@@ -15,7 +15,7 @@ from segment.grading.engine import grade
 from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
 from segment.grading.compiler import column_kinds, compile_ineligible, compile_scheme
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_grading import synthetic_snapshot  # noqa: E402

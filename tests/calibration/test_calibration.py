@@ -33,7 +33,7 @@ from segment.data.tables import Tables
 from segment.grading.scheme import Scheme, load_scheme
 from segment.data.validate import load_data
 
-from .conftest import ONLINE_RETAIL, ROOT, write
+from ..conftest import ONLINE_RETAIL, ROOT, write
 
 DEMO_CUSTOMERS = 3000
 TRAIN = ["2024-09-30", "2025-03-31", "2025-06-30", "2025-09-30"]

@@ -13,7 +13,7 @@ from segment.errors import ConditionError, ConfigError, MissingInputs
 from segment.grading.engine import grade, indicator_points
 from segment.grading.scheme import load_scheme
 
-from .conftest import write
+from ..conftest import write
 
 
 # ---------------------------------------------------------------- conditions

@@ -8,7 +8,7 @@ from segment.cli import main
 from segment.errors import DataError
 from segment.data.validate import load_data
 
-from .conftest import ONLINE_RETAIL, ROOT
+from ..conftest import ONLINE_RETAIL, ROOT
 
 pytestmark = [
     pytest.mark.realdata,

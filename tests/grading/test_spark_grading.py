@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from .test_spark import engines  # skips the module without Java / PySpark
+from ..data.test_spark import engines  # skips the module without Java / PySpark
 from .test_sqlgrade import FROZEN, SCHEME_IDS, assert_same, make_population
 
 pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::DeprecationWarning"),

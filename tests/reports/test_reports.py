@@ -15,7 +15,7 @@ from segment.reports import build as reports
 from segment.errors import ReportError
 from segment.pipeline import latest_complete_quarter, quarter_end
 
-from .conftest import exclusive, once
+from ..conftest import exclusive, once
 
 
 # `demo` (400 customers, seed 7) and `built` (its 2026Q3 reports, built once) come from conftest.py and are

@@ -1,5 +1,5 @@
 """The file-backed snapshot (segment.data.spark, DuckDB over the data config's files) equals the
-in-memory one, and the one SQL definition renders for both engines. Spark itself: tests/test_spark.py."""
+in-memory one, and the one SQL definition renders for both engines. Spark itself: tests/data/test_spark.py."""
 from __future__ import annotations
 
 import pandas as pd

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from segment.data.contract import DTYPES, TABLES, markdown
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 
 def test_docs_match_the_contract():

@@ -12,7 +12,7 @@ from segment.cli import main
 from segment.errors import ConfigError, DataError, SegmentError
 from segment.data.validate import load_data
 
-from .conftest import write
+from ..conftest import write
 
 CUSTOMERS = """customer_id,name,industry,region,created_date
 C1,Alpha,retail,north,2020-01-15

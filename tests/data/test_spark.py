@@ -175,7 +175,7 @@ BAD = ["amount_na_text", "date_format_declared_but_not_matching", "ragged_rows",
 def test_bad_input_gives_the_same_error_on_spark(case_id, spark, tmp_path, capsys):
     from segment.cli import main
 
-    from .test_badinput import CASES, HERE
+    from ..test_badinput import CASES, HERE
 
     case = next(c for c in CASES if c["id"] == case_id)
     errors = {}
