@@ -19,7 +19,7 @@ scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a s
 bundle: str = ""  # folder prepared by segment report; empty: compute everything here
 
 # %%
-from segment.reports.grading import grading_report
+from segment.reports.grading_data import grading_report
 
 report = grading_report(quarter, data, scheme, bundle)
 report.title()

@@ -56,7 +56,7 @@ def loaded(tmp_path_factory):
                                  "s1_four_tier"])
 def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path):
     from segment.features.snapshot import snapshot
-    from segment.reports.grading import prepare_grading_report
+    from segment.reports.grading_data import prepare_grading_report
     from segment.grading.scheme import resolve
 
     r = prepare_grading_report(loaded, resolve(sid), "2026Q3", reports_dir=tmp_path)
@@ -75,7 +75,7 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
     # the first screen and the trend say the same as the tables, for every scheme
     import re
 
-    from segment.reports.grading import money
+    from segment.reports.html import money
 
     tiles = r.tiles()
     values = re.findall(r'<div class="tile-value">(.*?)</div>', tiles)
@@ -94,7 +94,7 @@ def test_revenue_comes_from_the_snapshot_for_every_scheme(sid, loaded, tmp_path)
 
 
 def test_money_is_written_in_the_datas_currency():
-    from segment.reports.grading import money, money_unit
+    from segment.reports.html import money, money_unit
     from segment.data.config import DataConfig
 
     assert [money(x) for x in (3612.4, 526_000.0, 1.215e9, -60_915_000.0)] == \
@@ -110,7 +110,7 @@ def test_money_is_written_in_the_datas_currency():
 def test_the_trend_reads_earlier_periods_of_this_scheme_on_this_data_only(tmp_path):
     import json
 
-    from segment.reports.grading import _trend
+    from segment.reports.grading_data import _trend
     from segment.grading.scheme import load_scheme
 
     scheme = load_scheme("s1_four_tier")
@@ -180,7 +180,7 @@ def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
 
 
 def test_grouped_scheme_report_has_a_product_line_breakdown_and_says_why_no_churn(loaded, tmp_path):
-    from segment.reports.grading import prepare_grading_report
+    from segment.reports.grading_data import prepare_grading_report
     from segment.grading.scheme import resolve
 
     r = prepare_grading_report(loaded, resolve("s8_government_product_line"), "2026Q3", reports_dir=tmp_path)
@@ -254,7 +254,7 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
     """2026Q2's reviewers moved customer A up one tier (the data keeps it where it was) and customer C up
     to the tier the data gives it in 2026Q3: A keeps the reviewer's tier in 2026Q3 (held, not shown as a
     downgrade), C's decision is released."""
-    from segment.reports.grading import prepare_grading_report
+    from segment.reports.grading_data import prepare_grading_report
     from segment.pipeline import grade_snapshot
     from segment.grading.scheme import load_scheme, resolve
 

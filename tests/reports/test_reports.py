@@ -244,7 +244,7 @@ def test_review_loop_shows_in_next_quarters_report_escaped(demo, tmp_path):
 
 
 def test_report_tables_drop_personal_data_and_escape_values():
-    from segment.reports.grading import html_table
+    from segment.reports.html import html_table
 
     df = pd.DataFrame({"customer_id": ["<b>C1</b>"], "contact_name": ["Zhang San"], "phone": ["138-0000-0000"],
                        "email": ["z@x.example"], "reason": ["<script>alert(1)</script>"]})
@@ -444,7 +444,7 @@ def _stop_at_grading(monkeypatch) -> list:
         quarters.append(quarter)
         raise _Rebuilt(quarter)
 
-    monkeypatch.setattr("segment.reports.grading.prepare_grading_report", prepare)
+    monkeypatch.setattr("segment.reports.grading_data.prepare_grading_report", prepare)
     return quarters
 
 

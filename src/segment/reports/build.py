@@ -424,7 +424,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             staging.mkdir(parents=True)
             timings: dict[str, float] = {}
             try:
-                from segment.reports.grading import prepare_grading_report
+                from segment.reports.grading_data import prepare_grading_report
 
                 t1 = time.perf_counter()
                 report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
@@ -540,7 +540,7 @@ def _headline(report) -> dict:
 
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
-    from segment.reports.grading import money
+    from segment.reports.html import money
 
     quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}Q[1-4]", p.name)),
                       key=lambda p: p.name, reverse=True)

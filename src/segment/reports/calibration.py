@@ -15,7 +15,7 @@ import pandas as pd
 from segment.errors import SegmentError
 from segment.paths import project_path, reports_dir
 from segment.reports import charts
-from segment.reports.grading import Section, html_table, p
+from segment.reports.html import Section, html_table, p
 
 
 def calibration_dates(as_of, data_start, horizon_days: int, n_train: int = 3) -> tuple[list[str], str] | None:

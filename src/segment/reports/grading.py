@@ -1,81 +1,36 @@
-"""The leadership grading report: what each section of ``notebooks/grading.ipynb`` shows.
+"""The leadership grading report's sections: what each section of ``notebooks/grading.ipynb`` shows.
 
-``prepare_grading_report`` computes everything once (the quarter's grading, the previous quarter's,
-realised churn of an earlier grading, reviewer changes); ``GradingReport.save`` / ``load`` move it
-between ``segment report`` and the notebook as a folder of parquet files; each section method returns
-a ``Section`` (HTML + the table behind it), so a notebook cell is one call.
-"""
+Public: GradingReport (its sections, save / load), per_tier.
+Reads: the bundle written by ``segment report`` (GradingReport.load). Writes: that bundle (save).
+
+``segment.reports.grading_data.prepare_grading_report`` computes everything once (the quarter's
+grading, the previous quarter's, realised churn of an earlier grading, reviewer changes);
+``GradingReport.save`` / ``load`` move it between ``segment report`` and the notebook as a folder of
+parquet files; each section method returns a ``Section`` (HTML + the table behind it), so a notebook
+cell is one call."""
 from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from segment.data.contract import TABLES
 from segment.grading import history
 from segment.grading.engine import row_key
 from segment.grading.scheme import Scheme, load_scheme
-from segment.plumbing.atomic import sha256_file, write_frame, write_text
+from segment.plumbing.atomic import write_frame, write_text
 from segment.reports import charts
-
-MONEY_COLUMNS = ("annual_amount",)
-
-
-@dataclass
-class Section:
-    """A block of report HTML (paragraphs, tables, figures) and the tables behind it."""
-
-    parts: list[str] = field(default_factory=list)
-    frames: list[pd.DataFrame] = field(default_factory=list)
-
-    def _repr_html_(self) -> str:
-        return "\n".join(self.parts)
-
-    def table(self) -> pd.DataFrame:
-        return self.frames[0] if self.frames else pd.DataFrame()
-
-
-#: personal data columns (the contract's pii flag): never rendered into a report table
-PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
-
-
-_NUMBER_CELL = re.compile(r"<td>(-?(?:HK\$|S\$|[$€£¥])?[-+]?[\d,]*\.?\d+(?:%| 万元| 亿元| 元|[KMB])?)</td>")
-_DATE_CELL = re.compile(r"<td>(\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?)</td>")
-_HEADER_CELL = re.compile(r"(<th[^>]*>)(.*?)(</th>)", re.S)
-
-
-def html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
-    """A DataFrame as an escaped HTML table, with per-column number formats. Personal data columns
-    (contact name, phone, e-mail) are dropped whatever the caller passes: the privacy policy."""
-    shown = df.drop(columns=[c for c in df.columns if c in PII_COLUMNS])
-    formats = {c: "," for c in shown.columns if pd.api.types.is_integer_dtype(shown[c])} | (formats or {})
-    for col, fmt in formats.items():
-        if col in shown:
-            shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
-    out = shown.to_html(index=index, escape=True, border=0, classes="segment-table", na_rep="")
-    out = _NUMBER_CELL.sub(r'<td class="num">\1</td>', out)  # numbers right-aligned, text left
-    out = _DATE_CELL.sub(r'<td class="date">\1</td>', out)  # a date on one line
-    # headers in words: a column id (excluded_never_bought, pts__annual_amount) is written with spaces
-    return _HEADER_CELL.sub(lambda m: m.group(1) + _words(m.group(2)) + m.group(3), out)
-
-
-def _readable_number(value):
-    """A number written as text (``-4549.89``) with thousands separators and its decimals; other
-    values as they are."""
-    text = str(value)
-    if not re.fullmatch(r"-?\d+(?:\.\d+)?", text):
-        return value
-    whole, _, decimals = text.partition(".")
-    return f"{int(whole):,}" + (f".{decimals}" if decimals else "") if whole != "-0" else text
-
-
-def _words(header: str) -> str:
-    """A column id as words: ``ci_low`` → ``ci low``, ``pts__annual_amount`` → ``pts: annual amount``."""
-    return header.replace("__", ": ").replace("_", " ")
+from segment.reports.html import (
+    Section,
+    arrow,
+    html_table,
+    money,
+    money_unit,
+    p,
+    readable_number,
+)
 
 
 def per_tier(grading: pd.DataFrame, tier_ids: list[str]) -> pd.DataFrame:
@@ -86,41 +41,6 @@ def per_tier(grading: pd.DataFrame, tier_ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"tier": tier_ids,
                          "customers": [int(x) for x in pd.Series(tier_ids).map(tiers.value_counts()).fillna(0)],
                          "revenue_12m": pd.Series(tier_ids).map(rev.groupby(tiers).sum()).fillna(0.0).to_numpy()})
-
-
-def p(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
-
-
-#: how an amount of these currencies is written (others: the ISO code before the number)
-CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$", "SGD": "S$"}
-
-
-def money(x: float, currency: str = "CNY") -> str:
-    """An amount for people: 元 / 万元 / 亿元 for CNY (3,612 元, 52.6 万元, 12.15 亿元); otherwise the
-    currency's sign with K / M / B ($ 3,612, $ 52.6K, $ 1.2B)."""
-    if currency == "CNY":
-        if abs(x) >= 1e8:
-            return f"{x / 1e8:,.2f} 亿元"
-        if abs(x) >= 1e4:
-            return f"{x / 1e4:,.1f} 万元"
-        return f"{x:,.0f} 元"
-    sign = CURRENCY_SIGNS.get(currency, currency + " ")
-    minus = "-" if x < 0 else ""
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{minus}{sign}{abs(x) / div:,.1f}{suffix}"
-    return f"{minus}{sign}{abs(x):,.0f}"
-
-
-def money_unit(currency: str = "CNY") -> tuple[float, str]:
-    """(divisor, name) of the unit revenue columns of tables are shown in: 万元 for CNY, thousands otherwise."""
-    return (1e4, "万元") if currency == "CNY" else (1e3, f"thousand {currency}")
-
-
-def arrow(change: float) -> str:
-    """▲ for a rise, ▼ for a fall, nothing for no change."""
-    return "▲" if change > 0 else "▼" if change < 0 else ""
 
 
 @dataclass
@@ -495,164 +415,6 @@ class GradingReport:
             return Section([p("The data passed every validation check with no warnings.")] + parts, [pd.DataFrame()])
         shown = dq.drop(columns=["rows"], errors="ignore")
         if "example" in shown:  # a number from the source, written for people (-4,549.89)
-            shown = shown.assign(example=shown["example"].map(_readable_number))
+            shown = shown.assign(example=shown["example"].map(readable_number))
         return Section([p(f"{len(dq)} warning(s) from validation (errors stop the report):"), html_table(shown)]
                        + parts, [dq])
-
-
-def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
-                           calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
-    """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
-    from segment.calibration.churn import at_risk, churn_labels
-    from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
-
-    scheme = load_scheme(scheme_path)
-    as_of = quarter_end(quarter)
-    tables = loaded.tables
-    first = tables.date_range()[0]
-    check_period(quarter, first, data_end(loaded))
-    grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
-    if reports_dir is None:
-        from segment.paths import reports_dir as project_reports
-
-        reports_dir = project_reports()
-    reports_dir = Path(reports_dir)
-
-    prev_q = str(pd.Period(quarter, freq="Q") - 1)
-    previous, reviewed, decisions = None, False, None
-    approved = reports_dir / prev_q / "grading.approved.parquet"
-    if quarter_end(prev_q) >= first:
-        # revenue and breakdowns come from the snapshot, whatever the scheme reads (like this quarter's)
-        prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
-        previous = _with_context(prev_grading.frame, prev_snap, scheme)
-        if approved.is_file():
-            from segment.review.apply import hold_decisions
-
-            approved_frame = pd.read_parquet(approved)
-            previous, reviewed = _with_context(approved_frame, prev_snap, scheme), True
-            # the reviewers' moves hold until the next review, unless the data has caught up with them
-            grading.frame, decisions = hold_decisions(grading.frame, approved_frame, prev_grading.frame, scheme)
-            decisions = decisions if len(decisions) else None
-    elif approved.is_file():
-        previous, reviewed = pd.read_parquet(approved), True
-
-    churn = None
-    churn_q, churn_text = None, ""
-    definition, horizon = _churn_settings(calibration_params)
-    back = pd.Period(quarter, freq="Q")
-    while quarter_end(str(back)) + pd.Timedelta(days=horizon) > as_of:
-        back -= 1
-    if not scheme.group_by and quarter_end(str(back)) - pd.Timedelta(days=365) >= first:
-        churn_q = str(back)
-        then = grade_snapshot(tables, scheme, quarter_end(churn_q), str(scheme_path))
-        graded = then[1]["customer_id"].isin(then[0].frame["customer_id"])  # CRM-lost are not graded
-        at = (at_risk(then[1], definition) == "").to_numpy(dtype=bool) & graded.to_numpy(dtype=bool)
-        ids = then[1].loc[at, "customer_id"]
-        labels = churn_labels(tables, quarter_end(churn_q), horizon, definition, as_of, customers=ids)
-        labels_text = {t.id: t.label or t.id for t in scheme.tiers}
-        churn = history.realised_churn(then[0].frame, labels, [t.id for t in scheme.tiers], labels_text)
-        crit = [c for c, on in (("no purchase", definition.no_purchase), ("CRM status lost", definition.lost_status),
-                                (f"revenue down ≥ {definition.revenue_drop:.0%}" if definition.revenue_drop else "",
-                                 bool(definition.revenue_drop))) if on]
-        churn_text = f"{horizon} days; churn = {' or '.join(crit)}; customers active in the year before"
-    elif scheme.group_by:
-        churn_text = (f"Churn is a customer's, and {scheme.name or scheme.id} grades each {scheme.group_by.replace('_', ' ')} "
-                      "of a customer on its own (a customer has several tiers): realised churn by tier is not shown.")
-
-    changes = None
-    log = reports_dir / "audit_log.csv"
-    if log.is_file():
-        from segment.review.audit import reviewer_changes
-
-        # decisions applied to the previous quarter's grading (its file or its approved version)
-        shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
-        ch = reviewer_changes(log)
-        ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
-        changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None
-
-    current = _with_names(_with_context(grading.frame, snap, scheme), tables)
-    trend = _trend(reports_dir, loaded.path, scheme, [(prev_q, previous), (quarter, current)])
-    return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
-                         grading=current, previous=previous, previous_quarter=prev_q, trend=trend,
-                         previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
-                         data_report=loaded.report, changes=changes, decisions=decisions, lost_before=n_lost,
-                         meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(),
-                               "currency": loaded.config.currency, **(meta or {})})
-
-
-def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[str, pd.DataFrame | None]]) -> pd.DataFrame:
-    """Graded rows per tier and 12-month revenue per period, oldest first: the periods reported earlier
-    in ``reports_dir`` with this scheme on this data (their manifest's headline), then ``computed``
-    (the previous and this period's gradings)."""
-    ids = [t.id for t in scheme.tiers]
-    first = min((q for q, f in computed if f is not None), default="")
-    rows = []
-    for manifest in sorted(reports_dir.glob("*/manifest.json")) if reports_dir.is_dir() else []:
-        period = manifest.parent.name
-        if not re.fullmatch(r"\d{4}Q[1-4]", period) or period >= first:
-            continue
-        try:
-            m = json.loads(manifest.read_text(encoding="utf-8"))
-            if m.get("scheme") != scheme.id or m.get("data") != str(Path(data).resolve()):
-                continue
-            head = m["headline"]
-            counts = {t["tier"]: int(t["customers"]) for t in head["tiers"]}
-            rows.append({"period": period, **{t: counts.get(t, 0) for t in ids}, "graded": sum(counts.values()),
-                         "revenue_12m": float(head["revenue_12m"])})
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a manifest of another format or a half-written folder: not part of the trend
-    for period, frame in computed:
-        if frame is None:
-            continue
-        t = per_tier(frame, ids)
-        rows.append({"period": period, **dict(zip(ids, t["customers"])), "graded": len(frame),
-                     "revenue_12m": float(t["revenue_12m"].sum())})
-    return pd.DataFrame(rows, columns=["period", *ids, "graded", "revenue_12m"])
-
-
-#: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
-CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m",
-           "days_since_contact")
-
-
-def _with_names(frame: pd.DataFrame, tables) -> pd.DataFrame:
-    """Add the customers' names (the customers table's ``name``, not personal contact data) for the
-    review list; the frame as it is when the data has none."""
-    if "name" in frame or "customers" not in tables.present() or "name" not in tables.columns("customers"):
-        return frame
-    names = tables.sql("SELECT customer_id, min(name) AS name FROM cu WHERE customer_id IN "
-                       "(SELECT customer_id FROM wanted) GROUP BY customer_id", wanted=frame["customer_id"].astype(str))
-    names["customer_id"] = names["customer_id"].astype(str)
-    return frame.merge(names, on="customer_id", how="left", validate="many_to_one")
-
-
-def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None = None) -> pd.DataFrame:
-    """Add the breakdown attributes, revenue and the scheme's condition inputs from the snapshot."""
-    wanted = list(CONTEXT) + sorted(scheme.inputs() if scheme is not None else [])
-    cols = [c for c in dict.fromkeys(wanted) if c in snap and c not in frame]
-    if not cols:
-        return frame
-    keys = ["customer_id", "group"] if "group" in frame and "group" in snap else ["customer_id"]
-    extra = snap.drop_duplicates(keys).set_index(keys)[cols]
-    return frame.join(extra, on=keys)
-
-
-
-
-def _churn_settings(path):
-    from segment.calibration.params import load_calibration_params
-
-    params = load_calibration_params(path) if path else load_calibration_params()
-    return params.churn, params.horizon_days
-
-
-def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
-    """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
-    JupyterLab with bundle "") computed here from the data config."""
-    from segment.data.validate import load_data
-    from segment.grading.scheme import resolve
-    from segment.paths import project_path
-
-    if bundle:
-        return GradingReport.load(str(project_path(bundle)))
-    return prepare_grading_report(load_data(project_path(data)), resolve(scheme), quarter)

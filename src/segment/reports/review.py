@@ -11,9 +11,9 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from segment.reports.grading import Section, html_table, money_unit, p
-from segment.review.select import ReviewSelection, select_from_files
+from segment.reports.html import Section, html_table, money_unit, p
 from segment.review.params import load_review_params
+from segment.review.select import ReviewSelection, select_from_files
 
 MAX_ROWS = 2_000  # rows of the customer list in the HTML; keeps a 1M-customer review report readable
 SHOWN = ["customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation", "overrides"]

@@ -21,7 +21,7 @@ from segment.grading.scheme import Scheme, load_scheme
 from segment.plumbing.atomic import (
     restore,
 )
-from segment.reports.grading import html_table
+from segment.reports.html import html_table
 from segment.review.params import DECISION_COLUMNS, REASONS, ReviewParams
 
 

@@ -1,0 +1,173 @@
+"""What the grading report shows, computed from the data at `segment report` time: the quarter's grading, the previous one, realised churn, movers' context, the tiers over time — kept as a bundle the notebook reads.
+
+Public: prepare_grading_report, grading_report (the notebook's entry: the bundle, or computed by hand in JupyterLab), CONTEXT.
+Reads: the data config, the scheme, earlier manifests under reports/. Writes: the bundle (through GradingReport.save).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from segment.grading import history
+from segment.grading.scheme import Scheme, load_scheme
+from segment.plumbing.atomic import sha256_file
+from segment.reports.grading import GradingReport, per_tier
+
+
+def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
+                           calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
+    """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
+    from segment.calibration.churn import at_risk, churn_labels
+    from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
+
+    scheme = load_scheme(scheme_path)
+    as_of = quarter_end(quarter)
+    tables = loaded.tables
+    first = tables.date_range()[0]
+    check_period(quarter, first, data_end(loaded))
+    grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
+    if reports_dir is None:
+        from segment.paths import reports_dir as project_reports
+
+        reports_dir = project_reports()
+    reports_dir = Path(reports_dir)
+
+    prev_q = str(pd.Period(quarter, freq="Q") - 1)
+    previous, reviewed, decisions = None, False, None
+    approved = reports_dir / prev_q / "grading.approved.parquet"
+    if quarter_end(prev_q) >= first:
+        # revenue and breakdowns come from the snapshot, whatever the scheme reads (like this quarter's)
+        prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
+        previous = _with_context(prev_grading.frame, prev_snap, scheme)
+        if approved.is_file():
+            from segment.review.apply import hold_decisions
+
+            approved_frame = pd.read_parquet(approved)
+            previous, reviewed = _with_context(approved_frame, prev_snap, scheme), True
+            # the reviewers' moves hold until the next review, unless the data has caught up with them
+            grading.frame, decisions = hold_decisions(grading.frame, approved_frame, prev_grading.frame, scheme)
+            decisions = decisions if len(decisions) else None
+    elif approved.is_file():
+        previous, reviewed = pd.read_parquet(approved), True
+
+    churn = None
+    churn_q, churn_text = None, ""
+    definition, horizon = _churn_settings(calibration_params)
+    back = pd.Period(quarter, freq="Q")
+    while quarter_end(str(back)) + pd.Timedelta(days=horizon) > as_of:
+        back -= 1
+    if not scheme.group_by and quarter_end(str(back)) - pd.Timedelta(days=365) >= first:
+        churn_q = str(back)
+        then = grade_snapshot(tables, scheme, quarter_end(churn_q), str(scheme_path))
+        graded = then[1]["customer_id"].isin(then[0].frame["customer_id"])  # CRM-lost are not graded
+        at = (at_risk(then[1], definition) == "").to_numpy(dtype=bool) & graded.to_numpy(dtype=bool)
+        ids = then[1].loc[at, "customer_id"]
+        labels = churn_labels(tables, quarter_end(churn_q), horizon, definition, as_of, customers=ids)
+        labels_text = {t.id: t.label or t.id for t in scheme.tiers}
+        churn = history.realised_churn(then[0].frame, labels, [t.id for t in scheme.tiers], labels_text)
+        crit = [c for c, on in (("no purchase", definition.no_purchase), ("CRM status lost", definition.lost_status),
+                                (f"revenue down ≥ {definition.revenue_drop:.0%}" if definition.revenue_drop else "",
+                                 bool(definition.revenue_drop))) if on]
+        churn_text = f"{horizon} days; churn = {' or '.join(crit)}; customers active in the year before"
+    elif scheme.group_by:
+        churn_text = (f"Churn is a customer's, and {scheme.name or scheme.id} grades each {scheme.group_by.replace('_', ' ')} "
+                      "of a customer on its own (a customer has several tiers): realised churn by tier is not shown.")
+
+    changes = None
+    log = reports_dir / "audit_log.csv"
+    if log.is_file():
+        from segment.review.audit import reviewer_changes
+
+        # decisions applied to the previous quarter's grading (its file or its approved version)
+        shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
+        ch = reviewer_changes(log)
+        ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
+        changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None
+
+    current = _with_names(_with_context(grading.frame, snap, scheme), tables)
+    trend = _trend(reports_dir, loaded.path, scheme, [(prev_q, previous), (quarter, current)])
+    return GradingReport(quarter=quarter, scheme=scheme, scheme_path=str(Path(scheme_path).resolve()),
+                         grading=current, previous=previous, previous_quarter=prev_q, trend=trend,
+                         previous_reviewed=reviewed, churn=churn, churn_quarter=churn_q, churn_text=churn_text,
+                         data_report=loaded.report, changes=changes, decisions=decisions, lost_before=n_lost,
+                         meta={"as_of": str(as_of.date()), "band_warnings": grading.warnings(),
+                               "currency": loaded.config.currency, **(meta or {})})
+
+
+def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[str, pd.DataFrame | None]]) -> pd.DataFrame:
+    """Graded rows per tier and 12-month revenue per period, oldest first: the periods reported earlier
+    in ``reports_dir`` with this scheme on this data (their manifest's headline), then ``computed``
+    (the previous and this period's gradings)."""
+    ids = [t.id for t in scheme.tiers]
+    first = min((q for q, f in computed if f is not None), default="")
+    rows = []
+    for manifest in sorted(reports_dir.glob("*/manifest.json")) if reports_dir.is_dir() else []:
+        period = manifest.parent.name
+        if not re.fullmatch(r"\d{4}Q[1-4]", period) or period >= first:
+            continue
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+            if m.get("scheme") != scheme.id or m.get("data") != str(Path(data).resolve()):
+                continue
+            head = m["headline"]
+            counts = {t["tier"]: int(t["customers"]) for t in head["tiers"]}
+            rows.append({"period": period, **{t: counts.get(t, 0) for t in ids}, "graded": sum(counts.values()),
+                         "revenue_12m": float(head["revenue_12m"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a manifest of another format or a half-written folder: not part of the trend
+    for period, frame in computed:
+        if frame is None:
+            continue
+        t = per_tier(frame, ids)
+        rows.append({"period": period, **dict(zip(ids, t["customers"])), "graded": len(frame),
+                     "revenue_12m": float(t["revenue_12m"].sum())})
+    return pd.DataFrame(rows, columns=["period", *ids, "graded", "revenue_12m"])
+
+
+#: snapshot columns kept beside the grading for breakdowns and the review rules (anomalies)
+CONTEXT = ("industry", "region", "account_manager", "annual_amount", "complaints_12m", "major_complaints_12m",
+           "days_since_contact")
+
+
+def _with_names(frame: pd.DataFrame, tables) -> pd.DataFrame:
+    """Add the customers' names (the customers table's ``name``, not personal contact data) for the
+    review list; the frame as it is when the data has none."""
+    if "name" in frame or "customers" not in tables.present() or "name" not in tables.columns("customers"):
+        return frame
+    names = tables.sql("SELECT customer_id, min(name) AS name FROM cu WHERE customer_id IN "
+                       "(SELECT customer_id FROM wanted) GROUP BY customer_id", wanted=frame["customer_id"].astype(str))
+    names["customer_id"] = names["customer_id"].astype(str)
+    return frame.merge(names, on="customer_id", how="left", validate="many_to_one")
+
+
+def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None = None) -> pd.DataFrame:
+    """Add the breakdown attributes, revenue and the scheme's condition inputs from the snapshot."""
+    wanted = list(CONTEXT) + sorted(scheme.inputs() if scheme is not None else [])
+    cols = [c for c in dict.fromkeys(wanted) if c in snap and c not in frame]
+    if not cols:
+        return frame
+    keys = ["customer_id", "group"] if "group" in frame and "group" in snap else ["customer_id"]
+    extra = snap.drop_duplicates(keys).set_index(keys)[cols]
+    return frame.join(extra, on=keys)
+
+
+def _churn_settings(path):
+    from segment.calibration.params import load_calibration_params
+
+    params = load_calibration_params(path) if path else load_calibration_params()
+    return params.churn, params.horizon_days
+
+
+def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
+    """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
+    JupyterLab with bundle "") computed here from the data config."""
+    from segment.data.validate import load_data
+    from segment.grading.scheme import resolve
+    from segment.paths import project_path
+
+    if bundle:
+        return GradingReport.load(str(project_path(bundle)))
+    return prepare_grading_report(load_data(project_path(data)), resolve(scheme), quarter)
