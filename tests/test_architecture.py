@@ -19,3 +19,48 @@ def test_every_module_is_on_the_map_and_the_map_has_no_ghosts():
     assert sorted(named - modules - templates) == [], "docs/architecture.md names what is not there"
     assert all(len(what.strip()) > 15 for _, what in rows)
     assert "docs/architecture.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _modules():
+    import ast
+
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_every_module_says_what_it_owns_then_public_reads_writes():
+    """Each module opens with what it owns, then `Public:`, `Reads:` and `Writes:` (a subpackage's
+    __init__ holds only its one sentence)."""
+    import ast
+
+    missing = []
+    for path, tree in _modules():
+        doc = ast.get_docstring(tree) or ""
+        if path.name == "__init__.py" and path.parent != PACKAGE:
+            ok = len(doc) > 15
+        else:
+            ok = len(doc.split("\n")[0]) > 15 and all(f"{k}:" in doc for k in ("Public", "Reads", "Writes"))
+        if not ok:
+            missing.append(path.relative_to(PACKAGE).as_posix())
+    assert missing == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    import ast
+
+    crossing = [(path.relative_to(PACKAGE).as_posix(), node.module, a.name)
+                for path, tree in _modules() for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segment")
+                for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert crossing == []
+
+
+def test_a_function_over_80_lines_says_why_in_its_docstring():
+    import ast
+
+    unexplained = [f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                   for path, tree in _modules() for node in ast.walk(tree)
+                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   and node.end_lineno - node.lineno + 1 > 80
+                   and "Long because" not in (ast.get_docstring(node) or "")]
+    assert unexplained == []

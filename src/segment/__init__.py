@@ -1,5 +1,9 @@
 """segment: grade customers into tiers and prove the grading against churn history.
 
+Public: load_data, snapshot, load_scheme, grade, calibrate, select_for_review, apply_review, build_reports,
+the exceptions.
+Reads: nothing. Writes: nothing.
+
 Public (what a notebook needs; ``segment.<name>``, loaded on first use so the command line starts
 fast): :func:`load_data` (validate a data config into tables), :func:`snapshot` (indicators per
 customer at a date), :func:`load_scheme`, :func:`grade` (a snapshot × a scheme → a Grading; customers

@@ -1,6 +1,11 @@
 """The `segment` command line. Exit codes: 0 done; 2 the input is wrong (message starts with
 ``error:``, names the file, row or key; nothing written); 1 a bug (one line naming the file that
-holds the traceback); 130 interrupted."""
+holds the traceback); 130 interrupted.
+
+Public: run, main.
+Reads: the command line, and what each command reads. Writes: what each command writes; a traceback file
+under SEGMENT_TMPDIR for a bug.
+"""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +91,10 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run one parsed command; its exit code.
+
+    Long because it is the command table: one short branch per command, each a call into segment.pipeline or
+    a subpackage."""
     from segment.plumbing.atomic import check_output
 
     if getattr(args, "reports_dir", ...) is None:  # the project's reports/, wherever the command runs

@@ -1,5 +1,8 @@
 """The deterministic demo company: four contract tables simulated month by month from a seed.
 
+Public: simulate, generate, data_yaml, write_demo.
+Reads: nothing. Writes: the demo company's files (segment demo --out).
+
 ``generate(customers, seed)`` returns :class:`segment.data.tables.Tables`; ``write_demo(out, ...)`` writes
 ``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv`` and a
 ``data.yaml`` pointing at them (every file atomically; same seed and size → byte-identical files).
@@ -271,6 +274,10 @@ def _static_customers(rng: np.random.Generator, n: int) -> dict:
 
 
 def _customer_frame(rng: np.random.Generator, c: dict, churn_day: np.ndarray) -> pd.DataFrame:
+    """The demo's customers table: attributes drawn per customer.
+
+    Long because the demo's customer attributes are drawn in one seeded sequence: reordering or splitting
+    the draws would change every demo file."""
     n = c["n"]
     width = max(6, len(str(n)))
     ids = _ids("C", np.arange(1, n + 1), width)
@@ -365,6 +372,10 @@ _S = {k: i for i, k in enumerate(_SIM_KINDS)}
 
 
 def _simulate(c: dict, rng: np.random.Generator, progress: bool) -> dict:
+    """The demo company's purchases, interactions, opportunities and churn, simulated from its customers.
+
+    Long because the simulation is one seeded sequence of draws (docs/demo.md describes it step by step):
+    reordering or splitting them would change every demo file."""
     n = c["n"]
     b = CHURN_COEFFICIENTS
     created = c["created"].astype(np.int64)

@@ -3,7 +3,7 @@ exceptions.py).
 
 Public: :class:`SegmentError` and its kinds (:class:`ConfigError`, :class:`DataError`,
 :class:`MissingInputs`, :class:`ConditionError`, :class:`ReportError`), :func:`format_report`.
-Reads and writes nothing.
+Reads: nothing. Writes: nothing.
 
 Every ``SegmentError`` is a problem with the *input* (data, params, a review sheet). Its message says
 what and where, without a prefix: the CLI prints it after ``error: `` and exits with the error's

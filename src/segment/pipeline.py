@@ -1,4 +1,9 @@
-"""The steps that commands share: load + validate → snapshot → grade."""
+"""The steps that commands share: load + validate → snapshot → grade.
+
+Public: quarter_end, check_as_of, check_period, quarter_of, latest_complete_quarter, data_end, Graded,
+group_snapshots, grade_snapshot, grade_customers, grade_current, grade_data.
+Reads: the data config, the scheme. Writes: nothing (the CLI writes the grading).
+"""
 from __future__ import annotations
 
 import re

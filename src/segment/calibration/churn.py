@@ -1,5 +1,9 @@
 """Churn labels and the calibration panel: graded snapshots at past as-of dates × what happened next.
 
+Public: ChurnDefinition, as_day, churn_labels, at_risk, adjustment_multiplier, linear_score, Panel,
+build_panel.
+Reads: the tables (transactions, customers' status) after each as-of date. Writes: nothing.
+
 A **label** says, for one customer at one as-of date ``D`` and a horizon of ``H`` days, whether the
 customer churned in the *horizon* — the days ``D+1 … D+H`` (dates ``[D + 1 day, D + 1 day + H)``).
 A customer churned when any enabled criterion holds (:class:`ChurnDefinition`):

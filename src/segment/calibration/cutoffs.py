@@ -1,6 +1,6 @@
 """Cut-offs for a calibrated score: expert shares, target shares, capacity, or target churn rates, at round numbers.
 
-Public: choose_cutoffs, scored_tiers.
+Public: choose_cutoffs, calibrated_cutoffs, scored_tiers.
 Reads: nothing. Writes: nothing.
 """
 from __future__ import annotations
@@ -67,7 +67,10 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
       raised until it does; the customers move down).
 
     Cut-offs are placed between distinct scores, as round as possible, so the same customers are
-    split the same way on ``scores``."""
+    split the same way on ``scores``.
+
+    Long because the three methods share one walk down the tiers (targets, capacity, round numbers, no empty
+    tier); split, each copy would need the same guards."""
     s = np.sort(np.asarray(scores, dtype="float64"))[::-1]
     s = s[~np.isnan(s)]
     if len(s) == 0:
@@ -150,3 +153,43 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
             out[t] = v
         j = k + 1
     return out
+
+
+def calibrated_cutoffs(scheme: Scheme, cut_params, max_score: float, ref_exp: np.ndarray, ref_cal: np.ndarray,
+                       *, tr_cal, y_tr: np.ndarray) -> tuple[dict[str, float], dict]:
+    """The calibrated scheme's cut-offs by ``cutoffs.method`` (params/calibration.yaml) and what they
+    aimed at: ``ref_exp`` / ``ref_cal`` are the expert and calibrated scores of the reference population
+    (the latest training date's graded customers); ``tr_cal()`` the calibrated scores of the labelled
+    training rows, ``y_tr`` their churn (method churn_rates). Returns (cut-offs per tier, targets)."""
+    tiers = scored_tiers(scheme)
+    cutoffs: dict[str, float] = {}
+    targets: dict = {"method": cut_params.method}
+    if not tiers:
+        return cutoffs, targets
+    if cut_params.method == "keep":
+        cutoffs = {t.id: float(t.min_score) for t in scheme.tiers if t.min_score is not None}
+        if any(c > max_score + 1e-9 for c in cutoffs.values()):
+            raise SegmentError(f"cutoffs.method keep: the expert cut-off {max(cutoffs.values()):g} is above the "
+                               f"calibrated scheme's highest possible score {max_score:g}; use expert_shares")
+        return cutoffs, targets
+    kw = {"max_customers": cut_params.max_customers, "max_score": max_score}
+    unknown = [t for t in cut_params.max_customers if t not in tiers]
+    if unknown:
+        raise SegmentError(f"cutoffs.max_customers: unknown or floor tier(s) {unknown}; "
+                           f"scored tiers are {', '.join(tiers)}")
+    if cut_params.method == "expert_shares":
+        cum = [float(np.mean(ref_exp >= t.min_score)) for t in scheme.tiers if t.min_score is not None]
+        target = list(np.diff(np.r_[0.0, cum]))
+        targets["shares"] = dict(zip(tiers, [round(x, 6) for x in target]))
+        cutoffs = choose_cutoffs(ref_cal, tiers, method="shares", shares=target, **kw)
+    elif cut_params.method == "shares":
+        targets["shares"] = cut_params.shares
+        cutoffs = choose_cutoffs(ref_cal, tiers, method="shares", shares=cut_params.shares, **kw)
+    else:
+        targets["churn_rates"] = cut_params.churn_rates
+        cutoffs = choose_cutoffs(ref_cal, tiers, method="churn_rates", churn_rates=cut_params.churn_rates,
+                                 labelled_scores=tr_cal(), labelled_y=y_tr,
+                                 min_tier_rows=cut_params.min_tier_rows, **kw)
+    if cut_params.max_customers:
+        targets["max_customers"] = cut_params.max_customers
+    return cutoffs, targets

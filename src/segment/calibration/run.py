@@ -1,5 +1,9 @@
 """Calibration of a scheme's weights and cut-offs against the company's own churn history.
 
+Public: check_dates, calibrate, data_fingerprint, run_calibration.
+Reads: the data config, the scheme, params/calibration.yaml. Writes: metrics.json and
+<scheme>.calibrated.yaml (run_calibration).
+
 The seeds set weights by an "expert method" or a "data-analysis method"; this module is the second,
 side by side with the first (method for analysts: ``docs/calibration.md``):
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -39,7 +44,7 @@ from segment.calibration.churn import (
     build_panel,
     linear_score,
 )
-from segment.calibration.cutoffs import choose_cutoffs, scored_tiers
+from segment.calibration.cutoffs import calibrated_cutoffs
 from segment.calibration.fit import logit_fit
 from segment.calibration.metrics import (
     decile_table,
@@ -121,98 +126,12 @@ def check_dates(train_as_of, test_as_of, horizon_days: int, data_end, data_start
     return train, test, warn
 
 
-def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_days: int,
-              params: CalibrationParams | None = None, data_end=None, *, scheme_raw: dict | None = None,
-              provenance: dict | None = None) -> CalibrationResult:
-    """The whole calibration in memory (no files): panels, fit, weights, cut-offs, validation.
-
-    ``scheme_raw`` is the scheme as read from its YAML (kept as written, weights and cut-offs
-    replaced); ``provenance`` is merged into the calibrated scheme's provenance block."""
-    params = params or CalibrationParams()
-    start, last = tables.date_range()
-    if data_end is None:
-        data_end = last.normalize()
-    train_dates, test_date, warn = check_dates(train_as_of, test_as_of, horizon_days, data_end,
-                                               None if pd.isna(start) else start)
-    inds, home, expert = scheme_structure(scheme)
-    h = int(horizon_days)
+def _out_of_time(tables: Tables, scheme: Scheme, calibrated: Scheme, test, tr, te, pcols: list[str],
+                 e_vec: np.ndarray, params: CalibrationParams, h: int, data_end, test_date) -> SimpleNamespace:
+    """Out-of-time validation: the expert and the calibrated scheme graded at the test date against the
+    churn that followed (each score's link to churn fitted on the training rows), churn per tier, and
+    what adopting the proposal would move (expert tier → calibrated tier). Results by name."""
     conf = params.fit.confidence
-
-    train = build_panel(tables, scheme, train_dates, h, params.churn, data_end)
-    test = build_panel(tables, scheme, [test_date], h, params.churn, data_end)
-    tr, te = train.labelled(), test.labelled()
-    for panel, what in ((train, "training"), (test, "test")):
-        empty = panel.counts[panel.counts["labelled"] == 0]
-        if len(empty):
-            raise SegmentError(f"no customer at risk at the {what} date(s) {', '.join(empty['as_of'])} "
-                               f"({params.churn.describe()}); choose dates inside the data")
-    pcols = [PTS + i for i in inds]
-    model = WeightCalibrator(scheme, params.fit.prior_strength, params.fit.bootstrap, conf, params.fit.seed)
-    model.fit(tr[pcols].set_axis(inds, axis=1), tr["churn"].to_numpy(), tr["customer_id"].to_numpy())
-    if model.fallback_:
-        warn.append("no indicator's points fall with churn in the training panel: the expert weights are kept")
-    if model.no_variation_:
-        warn.append(f"no variation in the training panel (weight 0): {', '.join(model.no_variation_)}")
-
-    # weights as written (rounded, each level summing to 1) and the scores they give
-    dims, within = split_weights(model.weights_.to_dict(), scheme)
-    dims_r = round_simplex(dims, 4)
-    within_r = {d: round_simplex(w, 4) for d, w in within.items()}
-    eff = {i: dims_r[home[i]] * within_r[home[i]][i] for i in inds}
-    e_vec = np.array([eff[i] for i in inds])
-
-    # cut-offs, on the latest training date's graded population (customers at risk or not)
-    tiers = scored_tiers(scheme)
-    raw = scheme_dict(scheme, scheme_raw)
-    for d, dim in raw["dimensions"].items():
-        dim["weight"] = dims_r[d]
-        dim["indicators"] = {i: within_r[d][i] for i in dim["indicators"]}
-    probe = Scheme.model_validate({**raw, "tiers": [raw["tiers"][-1]], "overrides": []})
-    latest = train.rows[train.rows["as_of"] == train_dates[-1]]
-    ref_cal = linear_score(latest[pcols].to_numpy(dtype="float64"), e_vec, scheme, latest["adj_mult"].to_numpy())
-    ref_exp = latest["score"].to_numpy(dtype="float64")
-    cut_params = params.cutoffs
-    cutoffs: dict[str, float] = {}
-    cut_targets: dict = {"method": cut_params.method}
-    if tiers:
-        if cut_params.method == "keep":
-            cutoffs = {t.id: float(t.min_score) for t in scheme.tiers if t.min_score is not None}
-            if any(c > probe.max_score() + 1e-9 for c in cutoffs.values()):
-                raise SegmentError(f"cutoffs.method keep: the expert cut-off {max(cutoffs.values()):g} is above the "
-                                   f"calibrated scheme's highest possible score {probe.max_score():g}; use expert_shares")
-        else:
-            kw = {"max_customers": cut_params.max_customers, "max_score": probe.max_score()}
-            unknown = [t for t in cut_params.max_customers if t not in tiers]
-            if unknown:
-                raise SegmentError(f"cutoffs.max_customers: unknown or floor tier(s) {unknown}; "
-                                   f"scored tiers are {', '.join(tiers)}")
-            if cut_params.method == "expert_shares":
-                cum = [float(np.mean(ref_exp >= t.min_score)) for t in scheme.tiers if t.min_score is not None]
-                target = list(np.diff(np.r_[0.0, cum]))
-                cut_targets["shares"] = dict(zip(tiers, [round(x, 6) for x in target]))
-                cutoffs = choose_cutoffs(ref_cal, tiers, method="shares", shares=target, **kw)
-            elif cut_params.method == "shares":
-                cut_targets["shares"] = cut_params.shares
-                cutoffs = choose_cutoffs(ref_cal, tiers, method="shares", shares=cut_params.shares, **kw)
-            else:
-                cut_targets["churn_rates"] = cut_params.churn_rates
-                tr_cal = linear_score(tr[pcols].to_numpy(dtype="float64"), e_vec, scheme, tr["adj_mult"].to_numpy())
-                cutoffs = choose_cutoffs(ref_cal, tiers, method="churn_rates", churn_rates=cut_params.churn_rates,
-                                         labelled_scores=tr_cal, labelled_y=tr["churn"].to_numpy(),
-                                         min_tier_rows=cut_params.min_tier_rows, **kw)
-            if cut_params.max_customers:
-                cut_targets["max_customers"] = cut_params.max_customers
-    for t in raw["tiers"]:
-        if t.get("id") in cutoffs:
-            c = float(cutoffs[t["id"]])
-            t["min_score"] = int(c) if c.is_integer() else c
-    raw["id"] = f"{scheme.id}.calibrated"
-    raw["name"] = (raw.get("name") or scheme.id) + " — calibrated"
-    try:
-        calibrated = Scheme.model_validate({**raw, "provenance": None})
-    except ValidationError as e:  # pragma: no cover - the weights and cut-offs above are valid by construction
-        raise SegmentError(f"the calibrated scheme is invalid: {e.errors()[0]['msg']}") from None
-
     # out-of-time validation: both schemes graded at the test date, the link fitted on training rows
     test_cal_panel = build_panel(tables, calibrated, [test_date], h, params.churn, data_end)
     test_cal_rows, test_cal = test_cal_panel.rows, test_cal_panel.labelled()
@@ -249,6 +168,79 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     adopted = np.zeros((len(tier_ids), len(tier_ids)), dtype=np.int64)
     np.add.at(adopted, (r_e, r_c), 1)
 
+    return SimpleNamespace(y_tr=y_tr, y_te=y_te, s_te_cal=s_te_cal, perf=perf, deciles=deciles, lift=lift,
+                           tiers_cal=tiers_cal, tiers_exp=tiers_exp, tier_ids=tier_ids, adopted=adopted, both=both,
+                           r_e=r_e, r_c=r_c, a_e=a_e, b_e=b_e, a_c=a_c, b_c=b_c)
+
+
+def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_days: int,
+              params: CalibrationParams | None = None, data_end=None, *, scheme_raw: dict | None = None,
+              provenance: dict | None = None) -> CalibrationResult:
+    """The whole calibration in memory (no files): panels, fit, weights, cut-offs, validation.
+
+    ``scheme_raw`` is the scheme as read from its YAML (kept as written, weights and cut-offs
+    replaced); ``provenance`` is merged into the calibrated scheme's provenance block.
+
+    Long because metrics.json is written out here as one literal, field by field, next to the values it
+    records: its shape reads in one place (docs/calibration.md documents it)."""
+    params = params or CalibrationParams()
+    start, last = tables.date_range()
+    if data_end is None:
+        data_end = last.normalize()
+    train_dates, test_date, warn = check_dates(train_as_of, test_as_of, horizon_days, data_end,
+                                               None if pd.isna(start) else start)
+    inds, home, expert = scheme_structure(scheme)
+    h = int(horizon_days)
+    conf = params.fit.confidence
+
+    train = build_panel(tables, scheme, train_dates, h, params.churn, data_end)
+    test = build_panel(tables, scheme, [test_date], h, params.churn, data_end)
+    tr, te = train.labelled(), test.labelled()
+    for panel, what in ((train, "training"), (test, "test")):
+        empty = panel.counts[panel.counts["labelled"] == 0]
+        if len(empty):
+            raise SegmentError(f"no customer at risk at the {what} date(s) {', '.join(empty['as_of'])} "
+                               f"({params.churn.describe()}); choose dates inside the data")
+    pcols = [PTS + i for i in inds]
+    model = WeightCalibrator(scheme, params.fit.prior_strength, params.fit.bootstrap, conf, params.fit.seed)
+    model.fit(tr[pcols].set_axis(inds, axis=1), tr["churn"].to_numpy(), tr["customer_id"].to_numpy())
+    if model.fallback_:
+        warn.append("no indicator's points fall with churn in the training panel: the expert weights are kept")
+    if model.no_variation_:
+        warn.append(f"no variation in the training panel (weight 0): {', '.join(model.no_variation_)}")
+
+    # weights as written (rounded, each level summing to 1) and the scores they give
+    dims, within = split_weights(model.weights_.to_dict(), scheme)
+    dims_r = round_simplex(dims, 4)
+    within_r = {d: round_simplex(w, 4) for d, w in within.items()}
+    eff = {i: dims_r[home[i]] * within_r[home[i]][i] for i in inds}
+    e_vec = np.array([eff[i] for i in inds])
+
+    # cut-offs, on the latest training date's graded population (customers at risk or not)
+    raw = scheme_dict(scheme, scheme_raw)
+    for d, dim in raw["dimensions"].items():
+        dim["weight"] = dims_r[d]
+        dim["indicators"] = {i: within_r[d][i] for i in dim["indicators"]}
+    probe = Scheme.model_validate({**raw, "tiers": [raw["tiers"][-1]], "overrides": []})
+    latest = train.rows[train.rows["as_of"] == train_dates[-1]]
+    ref_cal = linear_score(latest[pcols].to_numpy(dtype="float64"), e_vec, scheme, latest["adj_mult"].to_numpy())
+    ref_exp = latest["score"].to_numpy(dtype="float64")
+    cutoffs, cut_targets = calibrated_cutoffs(scheme, params.cutoffs, probe.max_score(), ref_exp, ref_cal,
+                                              tr_cal=lambda: linear_score(tr[pcols].to_numpy(dtype="float64"), e_vec, scheme,
+                                                                          tr["adj_mult"].to_numpy()),
+                                              y_tr=tr["churn"].to_numpy())
+    for t in raw["tiers"]:
+        if t.get("id") in cutoffs:
+            c = float(cutoffs[t["id"]])
+            t["min_score"] = int(c) if c.is_integer() else c
+    raw["id"] = f"{scheme.id}.calibrated"
+    raw["name"] = (raw.get("name") or scheme.id) + " — calibrated"
+    try:
+        calibrated = Scheme.model_validate({**raw, "provenance": None})
+    except ValidationError as e:  # pragma: no cover - the weights and cut-offs above are valid by construction
+        raise SegmentError(f"the calibrated scheme is invalid: {e.errors()[0]['msg']}") from None
+
+    v = _out_of_time(tables, scheme, calibrated, test, tr, te, pcols, e_vec, params, h, data_end, test_date)
     # metrics.json
     ci = model.weights_ci_
     dci = model.dimension_weights_ci_
@@ -274,15 +266,15 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
         "n_train": int(len(tr)),
         "n_train_customers": int(model.n_customers_),
         "n_test": int(len(te)),
-        "churn_rate_train": json_number(y_tr.mean()),
-        "churn_rate_test": json_number(y_te.mean()),
+        "churn_rate_train": json_number(v.y_tr.mean()),
+        "churn_rate_test": json_number(v.y_te.mean()),
         "population": json_records(pd.concat([train.counts.assign(panel="train"), test.counts.assign(panel="test")])),
         "expert": {
             "weights": {i: json_number(expert[i]) for i in inds},
             "dimension_weights": {d: json_number(w) for d, w in exp_dims.items()},
             "cutoffs": {t.id: t.min_score for t in scheme.tiers if t.min_score is not None},
-            "train": _perf(perf["expert"]["train"]), "test": _perf(perf["expert"]["test"]),
-            "link": {"intercept": json_number(a_e), "slope": json_number(b_e[0])},
+            "train": _perf(v.perf["expert"]["train"]), "test": _perf(v.perf["expert"]["test"]),
+            "link": {"intercept": json_number(v.a_e), "slope": json_number(v.b_e[0])},
         },
         "calibrated": {
             "weights": {i: json_number(eff[i], 10) for i in inds},
@@ -298,23 +290,23 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "bootstrap": {"replicates": int(params.fit.bootstrap), "confidence": conf, "seed": params.fit.seed,
                           "degenerate": int(model.boot_degenerate_)},
             "no_variation": model.no_variation_,
-            "train": _perf(perf["calibrated"]["train"]), "test": _perf(perf["calibrated"]["test"]),
-            "link": {"intercept": json_number(a_c), "slope": json_number(b_c[0])},
-            "calibration_table": json_records(deciles),
-            "lift": json_records(lift),
-            "distinct_scores_test": int(np.unique(s_te_cal[np.isfinite(s_te_cal)]).size),
+            "train": _perf(v.perf["calibrated"]["train"]), "test": _perf(v.perf["calibrated"]["test"]),
+            "link": {"intercept": json_number(v.a_c), "slope": json_number(v.b_c[0])},
+            "calibration_table": json_records(v.deciles),
+            "lift": json_records(v.lift),
+            "distinct_scores_test": int(np.unique(v.s_te_cal[np.isfinite(v.s_te_cal)]).size),
         },
         "tiers": {
-            "calibrated": _tiers(tiers_cal),
-            "expert": _tiers(tiers_exp),
-            "monotone": monotone(tiers_cal),
-            "monotone_within_ci": all(v["intervals_overlap"] for v in monotone_violations(tiers_cal)),
-            "monotone_expert": monotone(tiers_exp),
-            "violations": monotone_violations(tiers_cal),
-            "violations_expert": monotone_violations(tiers_exp),
-            "adopted": {"tiers": tier_ids, "counts": adopted.tolist(), "graded": int(len(both)),
-                        "changed": int(len(both) - np.trace(adopted)), "up": int((r_c < r_e).sum()),
-                        "down": int((r_c > r_e).sum())},
+            "calibrated": _tiers(v.tiers_cal),
+            "expert": _tiers(v.tiers_exp),
+            "monotone": monotone(v.tiers_cal),
+            "monotone_within_ci": all(v["intervals_overlap"] for v in monotone_violations(v.tiers_cal)),
+            "monotone_expert": monotone(v.tiers_exp),
+            "violations": monotone_violations(v.tiers_cal),
+            "violations_expert": monotone_violations(v.tiers_exp),
+            "adopted": {"tiers": v.tier_ids, "counts": v.adopted.tolist(), "graded": int(len(v.both)),
+                        "changed": int(len(v.both) - np.trace(v.adopted)), "up": int((v.r_c < v.r_e).sum()),
+                        "down": int((v.r_c > v.r_e).sum())},
         },
         "warnings": warn,
     }
@@ -342,8 +334,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     }
     raw["provenance"] = json_ready(prov)
     metrics = json_ready(metrics)
-    return CalibrationResult(metrics, raw, Scheme.model_validate(raw), scheme, model, train, test, deciles, lift,
-                             tiers_cal, tiers_exp, warn)
+    return CalibrationResult(metrics, raw, Scheme.model_validate(raw), scheme, model, train, test, v.deciles, v.lift,
+                             v.tiers_cal, v.tiers_exp, warn)
 
 
 def data_fingerprint(config_path: str | Path) -> dict:

@@ -95,6 +95,10 @@ class WeightCalibrator:
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y, groups=None) -> "WeightCalibrator":
+        """Fit the weights on the training panel's points (``X``), churn (``y``) and customers (``groups``).
+
+        Long because the fit, its fallback, the no-variation check and the bootstrap share the panel's
+        arrays; each step is a paragraph."""
         import statsmodels.api as sm
 
         inds, home, expert = scheme_structure(self.scheme)

@@ -1,5 +1,8 @@
 """The data contract: the four tables segment reads, declared once, column by column.
 
+Public: Column, Table, markdown.
+Reads: nothing. Writes: nothing (docs/data_contract.md is generated from it by a test).
+
 Every loader maps its source onto these names and types; validation checks them at the
 boundary (``segment.data.validate``); ``docs/data_contract.md`` is generated from this module
 (``segment contract --markdown``) and a test keeps the two identical.

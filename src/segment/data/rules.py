@@ -79,7 +79,10 @@ def parse_date(d, text: str, date_format: str | None) -> str:
 def _read_table(db, config_path: Path, name: str, src: TableSource, problems: list[Problem]) -> list[str] | None:
     """``t_<name>``: the typed table (contract columns + ``_row_``), cast once from the source into
     the database — or, for a Parquet file, a view casting it as it is read (writing 50 M lines into
-    the database took longer than the snapshots that read them again; see :class:`DuckDBEngine`)."""
+    the database took longer than the snapshots that read them again; see :class:`DuckDBEngine`).
+
+    Long because it is the one place every column's cast and per-value check is written (in the order the
+    report lists them); split, the order and the shared staged relation would live in several places."""
     table = TABLES[name]
     d = db.d
     _q, _lit = d.q, d.text  # noqa: N806 - the engine's quoting
@@ -316,7 +319,10 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
     """The cross-row and cross-table rules, in the order the report lists them; declared drops applied.
 
     Each table is scanned once for every count (a rule after a declared drop counts only the rows
-    the drop keeps); rows are fetched only for the rules that hold somewhere (their first rows)."""
+    the drop keeps); rows are fetched only for the rules that hold somewhere (their first rows).
+
+    Long because every cross-row rule is counted in one scan per table: the rules are listed, counted
+    together, then reported in the report's order."""
     drops = {name: set(src.drop) for name, src in config.tables.items()}
     _q, _lit = db.d.q, db.d.text  # noqa: N806 - the engine's quoting
     duplicate = DUPLICATE if db.count("dup_rows") else "false"

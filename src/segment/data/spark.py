@@ -1,5 +1,8 @@
 """Where validation and the point-in-time snapshot run: DuckDB (:mod:`segment.data.store`) or Apache Spark.
 
+Public: snapshot_from_config, spark_session, run_spark, SparkTables, load_spark, spark_snapshot.
+Reads: the data config's sources, on Spark. Writes: nothing (temporary Parquet files in local mode only).
+
 Every source is cast and checked once, in SQL: :func:`segment.data.rules.validate` writes each cast and
 check through a :class:`~segment.plumbing.sql.Dialect` and runs it on an engine object — DuckDB's
 (``store.DuckDBEngine``) or Spark's (:class:`_Spark`, here). The snapshot SQL

@@ -1,5 +1,8 @@
 """Validation at the boundary: every problem in every table, listed at once (pandera's lazy mode).
 
+Public: Loaded, report_frame, parse_as_of, raise_errors, load_data, load_table.
+Reads: the data config and its sources. Writes: nothing.
+
 ``load_data`` is what every command that reads data calls: it loads each table through the data
 config, checks the contract and the SEEDS step-3 quality rules, and either returns the tables with
 the report (warnings only) or raises ``DataError`` carrying the whole report.

@@ -1,5 +1,9 @@
 """Point-in-time features: one row per customer as known at the end of the ``as_of`` day.
 
+Public: missing_indicators, available_indicators, SnapshotPlan, plan, snapshot, run_duckdb,
+snapshot_frame_of.
+Reads: the validated tables. Writes: nothing (snapshots are kept in the tables' database per date).
+
 ``snapshot(tables, as_of)`` turns the contract's tables into named indicators (``annual_amount``,
 ``recency_days``, ``tenure_years``, …). Every indicator is registered once in :data:`INDICATORS` with
 its unit, window, source table, meaning and dtype; schemes refer to indicators by these names.

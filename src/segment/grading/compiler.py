@@ -1,5 +1,10 @@
 """Schemes compiled to SQL: the grading engine's computing, as one SELECT.
 
+Public: points_table, band_index, quantile_edges, quantile_index, map_index, rubric_index, points_layer,
+score_layers, tier_layers, override_layers, subgrade_index, read_columns, code_columns, compile_scheme,
+compile_ineligible, compile_points, column_kinds.
+Reads: nothing. Writes: nothing.
+
 :func:`compile_scheme` turns a :class:`~segment.grading.scheme.Scheme` into one query (a chain of CTEs, one
 layer per concept) over a relation ``snap`` holding one row per customer. The query returns numbers
 and small integer codes per graded row — points and their band index per indicator, dimension

@@ -1,5 +1,8 @@
 """Conditions in schemes (gates, overrides, stage rules), parsed by the project — never eval'ed.
 
+Public: Tok, tokenize, number, Condition, parse, sql_number, evaluate_sql.
+Reads: nothing. Writes: nothing.
+
 Grammar (case-insensitive keywords)::
 
     expr     := or

@@ -1,5 +1,9 @@
 """The grading engine: snapshot × scheme → points, scores, tiers, gates, overrides, explanations.
 
+Public: row_key, indicator_points, Grading, check_inputs, duckdb_column, grade, grade_spark, decode,
+read_designations, apply_designations.
+Reads: a designations file (apply_designations). Writes: nothing.
+
 The computing is SQL: :func:`segment.grading.compiler.compile_scheme` turns the scheme into one query, which
 runs in DuckDB over a pandas frame (:func:`grade`) or on Spark over a Spark DataFrame
 (:func:`grade_spark`). The engine knows no scheme by name. Order of work for one population:
@@ -356,7 +360,10 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
 def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Scheme, as_of, ineligible) -> Grading:
     """The grading from the compiled SQL's codes (:func:`segment.grading.compiler.code_columns`) and the graded
     rows' customer id, group and indicator values (``values``, in the same row order): every text
-    column is a categorical whose texts are written once per distinct code."""
+    column is a categorical whose texts are written once per distinct code.
+
+    Long because each code column becomes its text here, once per distinct code; the columns are decoded in
+    the grading's column order."""
     from segment.grading.compiler import IDX, points_table
 
     n = len(codes["_r0"])

@@ -1,5 +1,8 @@
 """Grading over time: migration between two gradings, stability (PSI) and realised churn by tier.
 
+Public: migration, movers, psi, verdict, stability, realised_churn.
+Reads: nothing. Writes: nothing.
+
 Every function takes plain frames (a grading's ``frame``: customer_id, tier, score, pts__*, …) and
 returns a DataFrame, so the report notebooks show them in one call and tests check them by hand.
 """

@@ -1,5 +1,9 @@
 """Grading schemes as data: one YAML file per grading system, validated on load.
 
+Public: param_number, Band, RubricRow, Indicator, check_bands, Dimension, Strategy, Choice, Tier, Override,
+Adjustment, Scheme, resolve, load_scheme.
+Reads: params/schemes/*.yaml. Writes: nothing.
+
 The engine (``segment.grading.engine``) knows no scheme by name. A scheme declares (every key below is
 optional unless marked)::
 

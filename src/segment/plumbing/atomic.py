@@ -1,5 +1,10 @@
 """Outputs are written to a temporary file beside the target and renamed on success, so a failed or
-interrupted run never leaves a half-written file and never replaces a good one."""
+interrupted run never leaves a half-written file and never replaces a good one.
+
+Public: pid_alive, remove_orphans, check_output, atomic_path, sha256_file, write_text, neutralise_text,
+restore_text, neutralise, restore, write_frame, write_csv, signals_deferred.
+Reads: nothing. Writes: any output, whole or not at all (a temporary file renamed into place).
+"""
 from __future__ import annotations
 
 import hashlib

@@ -1,6 +1,10 @@
 """Progress bars for long runs, the way users expect them: a tqdm bar on a terminal, a widget in
 Jupyter (when ipywidgets is installed; a text bar otherwise), nothing at all when output goes to a
-file, a pipe or a CI log. ``SEGMENT_PROGRESS=1`` / ``0`` forces it on / off."""
+file, a pipe or a CI log. ``SEGMENT_PROGRESS=1`` / ``0`` forces it on / off.
+
+Public: enabled, progress.
+Reads: nothing. Writes: progress bars to a terminal or a notebook.
+"""
 from __future__ import annotations
 
 import os

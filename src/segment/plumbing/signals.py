@@ -1,5 +1,8 @@
 """Ctrl-C and SIGTERM stop a running DuckDB query at once.
 
+Public: track, interrupt_all, watch.
+Reads: nothing. Writes: nothing (signal handlers while a query runs).
+
 DuckDB notices Ctrl-C by itself only in some setups (it watches SIGINT during a query, and not when
 the process was started in the background with SIGINT ignored) and never notices SIGTERM: a `kill`
 would wait for a 50M-line query to end. The CLI runs :func:`watch`: a thread woken through Python's

@@ -1,5 +1,9 @@
 """Quarterly reports: papermill executes the thin notebooks in ``notebooks/``, nbconvert renders HTML.
 
+Public: BuildResult, source_paths, library_versions, to_html, build_reports, write_index.
+Reads: the data config, the scheme, params/, notebooks/*.ipynb. Writes: reports/<quarter>/ (HTML,
+manifest.json, gradings, review sheet), reports/index.html.
+
 ``build_reports`` grades the quarter, executes each notebook into a staging folder and renders it
 without code; only when everything succeeded are the files renamed into ``reports/<QUARTER>/`` and
 ``reports/index.html`` refreshed. A failed run leaves the previous reports untouched and keeps the
@@ -354,7 +358,10 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     previous build recorded for the same bytes (``manifest.json`` ``data_end``), else the tables are
     loaded to find it. Hashing before loading also means a file that changes while it is being loaded
     leaves the older hash in the manifest: the next run rebuilds. A SQL source is loaded first, as its
-    fingerprint is its query's result (``_sql_fingerprint``)."""
+    fingerprint is its query's result (``_sql_fingerprint``).
+
+    Long because it is the build's transaction: inputs fingerprinted, the up-to-date check, the staging
+    folder, each notebook, the manifest and the swap into place, in that order."""
     from segment.data.config import read_data_config
     from segment.data.validate import load_data
     from segment.grading.scheme import load_scheme, resolve

@@ -1,6 +1,9 @@
 """The calibration report: does the grading predict churn out of time, and what do the data suggest?
 What ``notebooks/calibration.ipynb`` shows, read from the ``metrics.json`` a calibration wrote.
 
+Public: calibration_dates, CalibrationReport, calibration_report.
+Reads: metrics.json of a calibration. Writes: nothing.
+
 ``calibration_dates`` picks, for a reported quarter, the out-of-time design that the data allow:
 the test date is the latest quarter end whose horizon is fully observed; training dates are the
 quarter ends whose horizon ends before the test date (no leakage), at least a year into the data."""

@@ -1,5 +1,9 @@
 """Charts for the reports: matplotlib rendered to inline SVG (text kept as text, so Chinese tier names
-render with the reader's fonts; no scripts; works offline), each with a title and alt text."""
+render with the reader's fonts; no scripts; works offline), each with a title and alt text.
+
+Public: svg, grouped_bars, stacked_bars, rates_with_intervals, calibration_curve.
+Reads: nothing. Writes: nothing (SVG text).
+"""
 from __future__ import annotations
 
 import html

@@ -1,6 +1,9 @@
 """The review report (SEEDS step 5): which customers the sales and service heads re-check this
 quarter and why, and how to send decisions back. What ``notebooks/review.ipynb`` shows.
 
+Public: ReviewReport, review_report.
+Reads: the quarter's grading file, params/reports.yaml. Writes: nothing.
+
 The selection is the one ``segment review export`` writes to the sheet (same grading, params, seed
 and quarter). The HTML carries no contact data: only the sheet may (``params/reports.yaml``)."""
 from __future__ import annotations

@@ -78,7 +78,10 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     confirm=yes (new_tier empty or the same tier) confirms; new_tier with another tier (confirm no
     or empty) changes the tier and needs a reason. Decided rows need a reviewer. Blank rows are
     "not reviewed" and not logged. ``grading_path`` may be an approved grading (a second sheet on
-    top of the first): earlier decisions on rows this sheet leaves blank are kept."""
+    top of the first): earlier decisions on rows this sheet leaves blank are kept.
+
+    Long because every check of the sheet runs before anything is written (all problems at once), then the
+    writes happen in one guarded block."""
     sheet, grading_path, out_path, audit_log = Path(sheet), Path(grading_path), Path(out_path), Path(audit_log)
     scheme = as_scheme(scheme)
     info = tier_info(scheme)

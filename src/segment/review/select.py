@@ -127,7 +127,10 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
 
     ``salt`` is mixed into the seed (``export_review`` passes the quarter, so each quarter draws a
     fresh sample). ``context`` adds per-customer columns the grading lacks (e.g. the snapshot's
-    ``complaints_12m``) for the anomaly rule; the grading's own columns win."""
+    ``complaints_12m``) for the anomaly rule; the grading's own columns win.
+
+    Long because the reasons a customer is picked (sample, borderline, override, big mover, anomaly) are
+    applied in the order SEEDS step 5 gives, over one frame."""
     keys = row_keys(grading)
     for k in ("customer_id", "tier"):
         if k not in grading.columns:

@@ -109,6 +109,10 @@ _COLUMN_HELP = {
 
 
 def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_cols: list[str]) -> None:
+    """The review sheet as an .xlsx workbook for reviewers.
+
+    Long because it lays out the workbook cell by cell (header, widths, dropdowns, frozen panes, the
+    instructions sheet) with openpyxl."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter, quote_sheetname
