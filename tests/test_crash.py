@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 
 from segment.reports import build as reports
+from segment.reports import provenance
 from segment.review.audit import AUDIT_HEADER, AuditLogWarning, append_audit, reviewer_changes
 from segment.review.apply import apply_review
 
@@ -400,7 +401,7 @@ def duck(tmp_path, monkeypatch):
 def _fingerprint(data: Path) -> dict:
     from segment.data.validate import load_data
 
-    return reports._inputs_fingerprint(data, ROOT / "params" / "schemes" / "rfm_quantiles.yaml", load_data(data))
+    return reports.inputs_fingerprint(data, ROOT / "params" / "schemes" / "rfm_quantiles.yaml", load_data(data))
 
 
 def test_a_sql_source_is_fingerprinted_by_its_rows(duck):
@@ -437,11 +438,11 @@ def test_the_query_is_part_of_a_sql_fingerprint(duck):
 
 
 def test_a_password_written_into_a_url_is_masked_in_the_manifest():
-    assert reports._url_as_written("postgresql://${CRM_USER}:${CRM_PASSWORD}@crm-db/crm") == \
+    assert provenance._url_as_written("postgresql://${CRM_USER}:${CRM_PASSWORD}@crm-db/crm") == \
         "postgresql://${CRM_USER}:${CRM_PASSWORD}@crm-db/crm"
-    assert reports._url_as_written("postgresql://analyst:hunter2@crm-db/crm") == "postgresql://analyst:***@crm-db/crm"
-    assert reports._url_as_written("duckdb:///${SEG_DB}") == "duckdb:///${SEG_DB}"
-    assert reports._url_as_written("mysql+pymysql://u:${P}x@h/db") == "mysql+pymysql://u:***@h/db"
+    assert provenance._url_as_written("postgresql://analyst:hunter2@crm-db/crm") == "postgresql://analyst:***@crm-db/crm"
+    assert provenance._url_as_written("duckdb:///${SEG_DB}") == "duckdb:///${SEG_DB}"
+    assert provenance._url_as_written("mysql+pymysql://u:${P}x@h/db") == "mysql+pymysql://u:***@h/db"
 
 
 class _Rebuilt(Exception):

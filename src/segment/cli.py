@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def _inputs(args: argparse.Namespace) -> list[Path]:
     """The files a command reads: the data config and its file sources, the scheme, the designations."""
     from segment.data.config import read_data_config
-    from segment.reports.build import source_paths
+    from segment.reports.provenance import source_paths
 
     out = [Path(p) for p in (args.data, getattr(args, "designations", None)) if p]
     scheme = Path(str(getattr(args, "scheme", "")))
@@ -211,8 +211,8 @@ def _review(args) -> int:
     import pandas as pd
 
     from segment.review.apply import apply_review
-    from segment.review.sheet import export_review
     from segment.review.params import load_review_params
+    from segment.review.sheet import export_review
 
     if args.review_command == "export":
         q = _quarter_dir(args.reports_dir, args.quarter)

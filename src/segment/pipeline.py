@@ -15,8 +15,10 @@ import pandas as pd
 
 from segment.data.validate import Loaded, load_data
 from segment.errors import SegmentError
-from segment.grading.engine import Grading, apply_designations, grade, read_designations
+from segment.grading.designations import apply_designations, read_designations
+from segment.grading.engine import Grading, grade
 from segment.grading.scheme import Scheme, load_scheme, resolve
+from segment.plumbing.result import Result
 
 _QUARTER = re.compile(r"(\d{4})Q([1-4])")
 
@@ -76,7 +78,7 @@ def data_end(loaded: Loaded) -> pd.Timestamp:
 
 
 @dataclass
-class Graded:
+class Graded(Result):
     grading: Grading
     loaded: Loaded  # with engine: spark its tables are closed (they stayed on the cluster)
     snapshot: pd.DataFrame | None  # every customer known at as_of, lost ones included; None on Spark
@@ -98,6 +100,13 @@ class Graded:
 
     def tier_counts(self) -> pd.DataFrame:
         return self.grading.tier_counts()
+
+    def table(self) -> pd.DataFrame:
+        return self.grading.table()
+
+    def summary(self) -> str:
+        return self.grading.summary() + (f"; {self.lost_before:,} customers marked lost before the as-of date "
+                                         "were not graded" if self.lost_before else "")
 
 
 def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:

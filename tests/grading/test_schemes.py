@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from segment.cli import main
 from segment.errors import MissingInputs, SegmentError
-from segment.grading.engine import apply_designations, grade, indicator_points
+from segment.grading.designations import apply_designations
+from segment.grading.engine import grade, indicator_points
 from segment.data.tables import Tables
 from segment.pipeline import grade_snapshot
 from segment.grading.scheme import SCHEMES_DIR, Scheme, load_scheme
@@ -389,7 +390,7 @@ def test_manual_designations_applied_last_and_audited(tmp_path):
     path = write(tmp_path / "designations.csv", "customer_id,tier,reason,approver,expires\n"
                  "C0,gold,行业影响力 brand leader,Li Wei (VP Sales),2026-12-31\n"
                  "C1,diamond,expired,Li Wei,2026-06-30\n")
-    from segment.grading.engine import read_designations
+    from segment.grading.designations import read_designations
 
     out = apply_designations(g, read_designations(path)).frame
     assert out["tier"].tolist() == ["gold", "copper"]
@@ -400,7 +401,7 @@ def test_manual_designations_applied_last_and_audited(tmp_path):
 
 def test_bad_designations_name_the_lines(tmp_path):
     g = grade(frame([dict(annual_amount=1_000_000, tenure_years=2, **S4_BASE)]), S4, as_of="2026-09-30")
-    from segment.grading.engine import read_designations
+    from segment.grading.designations import read_designations
 
     path = write(tmp_path / "d.csv", "customer_id,tier,reason,approver,expires\n"
                  "C0,platinum,x,y,2027-01-01\nC9,gold,x,y,2027-01-01\nC0,gold,,y,2027-01-01\n")

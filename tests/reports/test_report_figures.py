@@ -238,7 +238,7 @@ def test_bands_that_do_not_separate_anyone_are_warned(loaded):
 def test_html_title_is_the_reports_own(tmp_path):
     import nbformat
 
-    from segment.reports.build import to_html
+    from segment.reports.render import to_html
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("report.title()")

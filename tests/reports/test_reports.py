@@ -367,14 +367,14 @@ def test_a_signal_during_a_report_leaves_the_previous_reports(built, demo, tmp_p
     # the audit log is an input of the report: a new one makes the quarter stale, so the run rebuilds
     (copy / "audit_log.csv").write_text(",".join(AUDIT_HEADER) + "\n", encoding="utf-8")
     before = _files(copy)
-    execute = reports._execute
+    execute = reports.execute
 
     def interrupted(nb_in, nb_out, params, cwd):
         if nb_in.stem == "review":   # the grading notebook has run; the signal comes before the second
             os.kill(os.getpid(), getattr(signal, sig))
         return execute(nb_in, nb_out, params, cwd)
 
-    monkeypatch.setattr(reports, "_execute", interrupted)
+    monkeypatch.setattr(reports, "execute", interrupted)
     assert main(["report", "--data", str(demo), "--reports-dir", str(copy)]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert _files(copy) == before and not list(copy.glob(".staging-*"))
@@ -609,9 +609,9 @@ def test_a_sql_source_is_fingerprinted_from_its_query_result(tmp_path, monkeypat
     cfg.write_text("tables:\n  transactions: {sql: {url: 'duckdb:///db.duckdb', query: 'SELECT * FROM tx'}}\n",
                    encoding="utf-8")
     config = read_data_config(cfg)
-    assert reports._has_sql(config) and reports._data_key(cfg, config, {}) is None
+    assert reports.has_sql(config) and reports.data_key(cfg, config, {}) is None
     with pytest.raises(ValueError, match="SQL source"):
-        reports._inputs_fingerprint(cfg, cfg, None, config=config)
+        reports.inputs_fingerprint(cfg, cfg, None, config=config)
     _refuse_to_load(monkeypatch)
     with pytest.raises(_Loaded):
         reports.build_reports(data=cfg, reports_dir=tmp_path / "reports")

@@ -43,6 +43,7 @@ from segment.errors import SegmentError
 from segment.grading.engine import DIM, PTS, grade
 from segment.grading.scheme import Scheme
 from segment.plumbing.progress import progress
+from segment.plumbing.result import Result
 
 DAYS_PER_YEAR = 365.25  # as segment.features.snapshot (tenure_years = days / 365.25)
 
@@ -218,7 +219,7 @@ def linear_score(points: np.ndarray, weights: np.ndarray, scheme: Scheme, multip
 
 
 @dataclass
-class Panel:
+class Panel(Result):
     """Graded snapshots at several as-of dates with their churn labels.
 
     ``rows`` has one row per graded customer and as-of date: ``customer_id``, ``as_of``, the
@@ -249,6 +250,11 @@ class Panel:
 
     def table(self) -> pd.DataFrame:
         return self.counts
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"panel of {len(self.rows):,} graded rows at {len(c)} as-of date(s), horizon {self.horizon_days} days: "
+                f"{int(c['labelled'].sum()):,} labelled, {int(c['churned'].sum()):,} churned")
 
     def _repr_html_(self) -> str:
         return (f"<p><b>Churn panel</b>: {self.scheme.id}, horizon {self.horizon_days} days, data end "

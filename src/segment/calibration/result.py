@@ -19,10 +19,11 @@ from segment.calibration.churn import (
 )
 from segment.calibration.weights import WeightCalibrator
 from segment.grading.scheme import Scheme
+from segment.plumbing.result import Result
 
 
 @dataclass
-class CalibrationResult:
+class CalibrationResult(Result):
     """Everything a calibration produced. ``table()`` is the weights table; ``metrics`` the content of
     metrics.json; ``scheme`` the calibrated scheme as written; ``tiers()`` churn by tier at the test
     date; ``deciles``, ``lift``; ``model`` the fitted :class:`WeightCalibrator`; ``train`` and ``test``

@@ -69,12 +69,12 @@ from segment.calibration.weights import (
     scheme_structure,
     split_weights,
 )
-from segment.plumbing.yamlfile import read_yaml
 from segment.data.tables import Tables
 from segment.errors import SegmentError
 from segment.grading.engine import PTS
 from segment.grading.scheme import Scheme
 from segment.plumbing.atomic import sha256_file, signals_deferred, write_text
+from segment.plumbing.yamlfile import read_yaml
 
 
 def check_dates(train_as_of, test_as_of, horizon_days: int, data_end, data_start=None) -> tuple[list[pd.Timestamp], pd.Timestamp, list[str]]:

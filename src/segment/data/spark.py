@@ -41,8 +41,8 @@ from segment.data.problems import Problem
 from segment.data.sources import format_of
 from segment.data.tables import ALIAS, Tables, TableSet
 from segment.errors import ConfigError, SegmentError
-from segment.plumbing.sql import SPARK, java_datetime_pattern
 from segment.features.snapshot import SnapshotPlan, plan, snapshot_frame_of
+from segment.plumbing.sql import SPARK, java_datetime_pattern
 
 
 def _config(data: str | Path | DataConfig, config_path: Path | None) -> tuple[DataConfig, Path]:

@@ -22,13 +22,14 @@ from segment.data.config import DataConfig, read_data_config
 from segment.data.problems import Problem
 from segment.data.tables import Tables
 from segment.errors import DataError, SegmentError
+from segment.plumbing.result import Result
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example", "check"]
 MAX_ROWS_SHOWN = 10
 
 
 @dataclass
-class Loaded:
+class Loaded(Result):
     tables: Tables
     report: pd.DataFrame  # warnings (errors raise)
     config: DataConfig
@@ -37,6 +38,14 @@ class Loaded:
     @property
     def as_of(self) -> pd.Timestamp | None:
         return pd.Timestamp(self.config.as_of) if self.config.as_of else None
+
+    def table(self) -> pd.DataFrame:
+        """The data warnings (errors stop the load)."""
+        return self.report
+
+    def summary(self) -> str:
+        tables = ", ".join(f"{n} ({len(self.tables.columns(n))} columns)" for n in self.tables.present())
+        return f"{self.path}: {tables}; {len(self.report)} data warning(s)"
 
 
 def _example(v) -> str:

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from segment.errors import MissingInputs
-from segment.plumbing.sql import DUCKDB, Dialect
 from segment.grading.conditions import parse, sql_number
 from segment.grading.scheme import Indicator, Scheme
+from segment.plumbing.sql import DUCKDB, Dialect
 
 REL = "snap"  # the relation compiled SQL reads
 PTS, DIM, AX, IDX = "pts__", "dim__", "ax__", "idx__"

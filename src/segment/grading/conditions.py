@@ -511,9 +511,9 @@ def evaluate_sql(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
     one implementation of a condition's meaning, here and in compiled schemes."""
     import duckdb
 
-    from segment.plumbing.sql import DUCKDB
     from segment.grading.compiler import column_kinds
     from segment.grading.engine import duckdb_column
+    from segment.plumbing.sql import DUCKDB
 
     names = sorted(cond.names)
     slim = pd.DataFrame({c: duckdb_column(frame[c]) for c in names}, index=pd.RangeIndex(len(frame)), copy=False)

@@ -19,18 +19,22 @@ runs in DuckDB over a pandas frame (:func:`grade`) or on Spark over a Spark Data
 The query returns small integer codes (band index per indicator, ranks, failed-gate and adjustment
 bits, sub-grade); :func:`decode` turns them into the grading's columns. Text is never built per
 customer: every text column is a categorical whose texts are written once per distinct code, and
-the explanation once per distinct combination of bands, adjustments and tier.
-"""
+the explanation once per distinct combination of bands, adjustments and tier."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from segment.errors import MissingInputs, SegmentError
+from segment.errors import MissingInputs
 from segment.grading.scheme import Indicator, Scheme
+from segment.plumbing.result import Result
 
 PTS = "pts__"   # column prefix: an indicator's points
+
+
 DIM = "dim__"   # column prefix: a dimension's score (on the indicators' point scale)
+
+
 TEXT_COLUMNS = ("raw_tier", "gates_failed", "adjustments", "overrides", "tier", "tier_label", "subgrade",
                 "subgrade_label", "strategy", "owner", "explanation", "top1", "top2", "top3", "designation")
 
@@ -39,7 +43,6 @@ def row_key(*frames: pd.DataFrame) -> list[str]:
     """The columns that identify a graded row: (customer_id, group) for gradings per group (S8's
     product lines), else customer_id — the one grading key of history, review and reports."""
     return ["customer_id", "group"] if frames and all("group" in f.columns for f in frames) else ["customer_id"]
-
 
 
 def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -66,10 +69,6 @@ def indicator_points(values: pd.Series | None, spec: Indicator, frame: pd.DataFr
         idx = con.sql(compile_points(spec, spec.column or "x", column_kinds(slim)) + f" ORDER BY {ROW}").fetchnumpy()["_i"]
     return np.asarray(points_table(spec))[np.asarray(idx, dtype=np.intp)]
 
-
-# ------------------------------------------------------------------------------------------------
-# codes: small integer arrays combined into one dense code per row
-# ------------------------------------------------------------------------------------------------
 
 def _dense(n: int) -> int:
     """Code ranges up to this size are compacted with a lookup table, larger ones by sorting."""
@@ -136,7 +135,7 @@ def _text_categorical(table: list[str], codes: np.ndarray, present: np.ndarray |
     return pd.Categorical.from_codes(remap[codes], cats, validate=False)
 
 
-class Grading:
+class Grading(Result):
     """A graded population. ``frame`` has one row per graded customer (per group for grouped schemes).
 
     A scored scheme's explanation columns (``top1``–``top3``, ``points_to_next_tier``, ``explanation``)
@@ -207,8 +206,9 @@ class Grading:
     def table(self) -> pd.DataFrame:
         return self.tier_counts()
 
-    def _repr_html_(self) -> str:
-        return self.table().to_html(index=False)
+    def summary(self) -> str:
+        counts = ", ".join(f"{r.tier} {r.customers:,}" for r in self.tier_counts().itertuples())
+        return f"{len(self._frame):,} rows graded with {self.scheme.id} at {self.as_of:%Y-%m-%d}: {counts}"
 
 
 def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the scheme") -> None:
@@ -329,13 +329,13 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     ``group_by`` schemes): the same compiled SQL runs on Spark, and only the graded rows' codes and
     indicator values reach the driver (never the snapshot's other columns). Rows come out by group,
     then customer id."""
-    from segment.plumbing.sql import SPARK
     from segment.grading.compiler import (
         REL,
         code_columns,
         compile_ineligible,
         compile_scheme,
     )
+    from segment.plumbing.sql import SPARK
 
     columns = list(snapshot.columns)
     check_inputs(pd.DataFrame(columns=columns), scheme, source or "the scheme")
@@ -521,90 +521,3 @@ def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarra
     else:
         out["explanation"] = _text_categorical(texts, codes)
     return out
-
-
-# ------------------------------------------------------------------------------------------------
-# manual designations (S4 special designation): applied last, audited in the output
-# ------------------------------------------------------------------------------------------------
-
-DESIGNATION_COLUMNS = ("customer_id", "tier", "reason", "approver", "expires")
-
-
-def read_designations(path) -> pd.DataFrame:
-    """A designation file (.csv or .xlsx): customer_id, tier, reason, approver, expires (YYYY-MM-DD)."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise SegmentError(f"designation file {path} not found; check the path")
-    try:
-        df = (pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xls")
-              else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise SegmentError(f"{path}: cannot read the designation file: {str(e).splitlines()[0]}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in DESIGNATION_COLUMNS if c not in df.columns]
-    if missing:
-        raise SegmentError(f"{path}: missing column(s) {', '.join(missing)}; a designation file has the "
-                           f"columns {', '.join(DESIGNATION_COLUMNS)}")
-    df.attrs["path"] = str(path)
-    return df
-
-
-def apply_designations(grading: Grading, designations: pd.DataFrame) -> Grading:
-    """Set the tier of designated customers (unexpired at the grading's as-of), recording who and why.
-
-    Every row is checked first — unknown customer, unknown tier, missing reason or approver, a bad
-    expiry date, a customer designated twice: exit 2 naming the rows, nothing applied."""
-    path = designations.attrs.get("path", "the designation file")
-    scheme = grading.scheme
-    ids = [t.id for t in scheme.tiers]
-    d = designations.copy()
-    for c in DESIGNATION_COLUMNS:
-        d[c] = d[c].astype("string").str.strip()
-    expires = pd.to_datetime(d["expires"], errors="coerce", format="ISO8601")
-    known = set(grading.frame["customer_id"])
-    problems = []
-
-    def rows(mask) -> str:
-        return ", ".join(str(i + 2) for i in np.flatnonzero(np.asarray(mask)))  # +2: header line, 1-based
-
-    checks = [
-        (d["customer_id"].isna() | ~d["customer_id"].isin(known), "customer not in this grading"),
-        (~d["tier"].isin(ids), f"unknown tier (write one of {', '.join(ids)})"),
-        (d["reason"].isna() | (d["reason"] == ""), "reason is empty (every designation needs one)"),
-        (d["approver"].isna() | (d["approver"] == ""), "approver is empty"),
-        (expires.isna(), "expires is not a date (YYYY-MM-DD)"),
-        (d["customer_id"].duplicated(keep=False) & d["customer_id"].notna(), "customer designated more than once"),
-    ]
-    for mask, what in checks:
-        mask = mask.fillna(True).to_numpy(dtype=bool)
-        if mask.any():
-            problems.append(f"  lines {rows(mask)}: {what}")
-    if problems:
-        raise SegmentError(f"{path}: {len(problems)} problem(s); nothing was applied:\n" + "\n".join(problems))
-    live = d[expires >= grading.as_of.normalize()]
-    frame = grading.frame.copy()
-    frame["designation"] = pd.array([""] * len(frame), dtype="string")
-    if len(live):
-        # every row of a designated customer (one per group for grouped schemes)
-        by_id = live.set_index("customer_id")
-        hit = frame["customer_id"].isin(by_id.index).to_numpy(dtype=bool)
-        cid = frame.loc[hit, "customer_id"]
-        new = cid.map(by_id["tier"]).to_numpy(dtype=object)
-        before = frame.loc[hit, "tier"].to_numpy(dtype=object)
-        frame.loc[hit, "designation"] = ("designated " + new + " (was " + before + "; "
-                                         + cid.map(by_id["reason"]).to_numpy(dtype=object) + "; approved by "
-                                         + cid.map(by_id["approver"]).to_numpy(dtype=object) + ", until "
-                                         + cid.map(by_id["expires"]).to_numpy(dtype=object) + ")")
-        info = {t.id: (i, t.label or t.id, "; ".join(t.strategy.actions), t.strategy.follow_up_days, t.strategy.owner)
-                for i, t in enumerate(scheme.tiers)}
-        for col, k in (("tier", None), ("tier_rank", 0), ("tier_label", 1), ("strategy", 2), ("follow_up_days", 3),
-                       ("owner", 4)):
-            values = list(new) if k is None else [info[x][k] for x in new]
-            if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                extra = sorted(set(values) - set(frame[col].cat.categories))
-                if extra:
-                    frame[col] = frame[col].cat.add_categories(extra)
-            frame.loc[hit, col] = pd.array(values, dtype="Int64") if col == "follow_up_days" else values
-    return Grading(frame, scheme, grading.as_of, grading.ineligible, grading.lost, grading.band_counts)

@@ -44,9 +44,9 @@ from pydantic import (
     model_validator,
 )
 
-from segment.plumbing.yamlfile import load_params
 from segment.errors import ConditionError, ConfigError
 from segment.grading.conditions import number, parse
+from segment.plumbing.yamlfile import load_params
 
 WEIGHT_TOLERANCE = 1e-6
 SCHEMES_DIR = Path("params") / "schemes"

@@ -10,8 +10,7 @@ without code; only when everything succeeded are the files renamed into ``report
 failed notebook (with its traceback) in ``reports/<QUARTER>/failed/``.
 
 The section functions (``GradingReport``) are what the notebooks call: each returns an object that
-renders itself as HTML, so a notebook cell is one call.
-"""
+renders itself as HTML, so a notebook cell is one call."""
 from __future__ import annotations
 
 import html
@@ -19,8 +18,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,23 +34,32 @@ from segment.plumbing.atomic import (
     write_text,
 )
 from segment.plumbing.progress import progress
+from segment.plumbing.result import Result
+from segment.reports.provenance import (
+    NOTEBOOKS,
+    cached_data_end,
+    data_key,
+    git_commit,
+    has_sql,
+    inputs_fingerprint,
+    library_versions,
+    source_paths,
+)
+from segment.reports.render import execute, provenance_footer, to_html
 
-NOTEBOOKS = ("grading", "review", "calibration")
-
-
-
-# --------------------------------------------------------------------------------------------
-# building the reports
-# --------------------------------------------------------------------------------------------
 
 @dataclass
-class BuildResult:
+class BuildResult(Result):
     quarter: str
     out_dir: Path
     files: list[Path]
     seconds: float
     skipped: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"file": [str(p) for p in self.files],
+                             "bytes": [p.stat().st_size if p.exists() else 0 for p in self.files]})
 
     def summary(self) -> str:
         if self.skipped:
@@ -73,209 +79,6 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
-
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):([^@/]*)@")
-_ENV_ONLY = re.compile(r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\})*")
-
-
-def _url_as_written(url: str) -> str:
-    """A SQL source's URL for the manifest: as written in the data config, ``${VAR}`` unexpanded (the
-    environment's values — credentials — never reach a manifest); a password written literally into the
-    URL (which the README advises against) is masked."""
-    m = _URL_PASSWORD.match(url)
-    if m and m.group(2) and not _ENV_ONLY.fullmatch(m.group(2)):
-        return f"{m.group(1)}:***@{url[m.end():]}"
-    return url
-
-
-def _sql_fingerprint(name: str, src, loaded) -> tuple[str, str]:
-    """A SQL source as (manifest key, sha256): the key names the table and its URL as written; the hash
-    covers the URL, the query and the rows the query returned (``TableSet.fingerprint``, computed where the
-    tables are), so a changed database makes the quarter stale. File sources are fingerprinted by their
-    bytes, before any table is read."""
-    import hashlib
-
-    url = _url_as_written(src.sql.url)
-    material = json.dumps({"url": url, "query": src.sql.query, "table": loaded.tables.fingerprint(name)},
-                          ensure_ascii=False)
-    return f"{url}#{name}", hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def source_paths(data: Path, config) -> dict[str, Path]:
-    """The file sources of a data config: table name → resolved path."""
-    return {name: (data.parent / src.path).resolve() for name, src in config.tables.items() if src.path}
-
-
-def _has_sql(config) -> bool:
-    return any(src.sql is not None for src in config.tables.values())
-
-
-def _inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=None) -> dict:
-    """Every input of a quarter's reports as {key: sha256}: the data config, the scheme, each file source,
-    the notebooks and the report params, all by the sha256 of their bytes — no table is read for them,
-    so this runs before ``load_data``. SQL sources are fingerprinted from their loaded query result
-    (``_sql_fingerprint``): ``loaded`` is needed only when the config (``config``, default
-    ``loaded.config``) has one."""
-    config = config if config is not None else loaded.config
-    sources = source_paths(data, config)
-    extra = [p for p in [paths.notebooks_dir() / f"{nb}.ipynb" for nb in NOTEBOOKS] +
-             [paths.params_file("reports.yaml"), paths.params_file("calibration.yaml")] if p.is_file()]
-    hashed = [data, scheme_path, *sources.values(), *extra]
-    digest = {str(p): sha256_file(p) for p in dict.fromkeys(hashed)}
-    files = {str(data): digest[str(data)], str(scheme_path): digest[str(scheme_path)]}
-    for name, src in config.tables.items():
-        if src.path:
-            files[str(sources[name])] = digest[str(sources[name])]
-        elif src.sql is not None:
-            if loaded is None:
-                raise ValueError(f"tables.{name} is a SQL source: fingerprint it from the loaded data")
-            key, value = _sql_fingerprint(name, src, loaded)
-            files[key] = value
-    for p in extra:
-        files[str(p)] = digest[str(p)]
-    return files
-
-
-def _data_key(data: Path, config, fingerprints: dict) -> str | None:
-    """What the data's end depends on: the data config's and the file sources' bytes (taken from
-    ``fingerprints``) and the package version (validation may drop rows). None with a SQL source — a
-    database is not fingerprinted without querying it."""
-    import hashlib
-
-    if _has_sql(config):
-        return None
-    keys = [str(data), *map(str, source_paths(data, config).values())]
-    material = json.dumps({"package_version": __version__, "inputs": {k: fingerprints[k] for k in keys}})
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def _cached_data_end(reports_dir: Path, key: str | None) -> pd.Timestamp | None:
-    """The data's end recorded by an earlier build from the very same data (``manifest.json`` of any
-    quarter: ``data_end.key`` equal to ``key``), so that the default quarter is found without loading
-    the tables. None when no build recorded it."""
-    if key is None or not reports_dir.is_dir():
-        return None
-    for manifest in sorted(reports_dir.glob("*/manifest.json"), reverse=True):
-        if not re.fullmatch(r"\d{4}Q[1-4]", manifest.parent.name):
-            continue
-        try:
-            end = json.loads(manifest.read_text(encoding="utf-8")).get("data_end") or {}
-            if isinstance(end, dict) and end.get("key") == key and end.get("date"):
-                return pd.Timestamp(end["date"])
-        except (OSError, ValueError, TypeError):
-            continue
-    return None
-
-
-def library_versions() -> dict[str, str]:
-    """The installed version of every library segment declares (pyproject's dependencies): what
-    shaped a report, recorded in its manifest.json."""
-    from importlib import metadata
-
-    out = {"python": ".".join(map(str, sys.version_info[:3]))}
-    for req in metadata.requires("segment") or []:
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.root(), capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-#: the report page's nbconvert template (extends JupyterLab's cell markup; page, CSS and contents ours)
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "report"
-_H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S | re.I)
-_HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.M)
-
-
-def _plain(fragment: str) -> str:
-    """The text of an HTML or Markdown fragment (tags and entities resolved, spaces collapsed)."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
-
-
-def _without_empty_sections(cells: list) -> list:
-    """The cells without the sections that showed nothing: a section heading alone in its markdown cell
-    whose code cells (up to the next markdown cell) have no output — a report method returns None
-    for a section that does not apply (a calibration that could not run says why once, under the
-    title, instead of under every heading)."""
-    kept, i = [], 0
-    while i < len(cells):
-        cell = cells[i]
-        if cell.cell_type == "markdown" and re.fullmatch(r"\s*##[^\n]*\s*", cell.source):
-            j = i + 1
-            while j < len(cells) and cells[j].cell_type == "code":
-                j += 1
-            if j > i + 1 and not any(c.get("outputs") for c in cells[i + 1:j]):
-                i = j
-                continue
-        kept.append(cell)
-        i += 1
-    return kept
-
-
-def _page_parts(nb) -> dict:
-    """What the page template needs besides the cells: the report's title (its first ``<h1>`` output,
-    else the notebook's name), the contents (each ``## `` section heading with the id nbconvert gives it)
-    and the cell after which the contents go (the one showing the title; marked in memory only)."""
-    nb.cells = _without_empty_sections(nb.cells)
-    title, toc = "", []
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for heading in _HEADING.findall(cell.source):
-                text = _plain(heading)
-                toc.append((text.replace(" ", "-"), text))  # nbconvert's heading id (filters.strings.add_anchor)
-        elif not title:
-            for out in cell.get("outputs", []):
-                found = _H1.search(str(out.get("data", {}).get("text/html", "")))
-                if found:
-                    title = _plain(found.group(1))
-                    cell.metadata["segment_toc"] = True
-                    break
-    return {"title": title, "toc": toc}
-
-
-def to_html(notebook: Path, footer: str = "") -> str:
-    """Render an executed notebook for readers through segment's own nbconvert template
-    (``templates/report``): no code, no prompts, no parameters, nothing fetched from the network; the
-    report's title, a table of contents after it, print styles and the provenance ``footer`` (HTML)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters", "remove-cell"}
-    c.HTMLExporter.exclude_input = True
-    c.HTMLExporter.exclude_input_prompt = True
-    c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATE.parent)], template_name=TEMPLATE.name)
-    nb = nbformat.read(notebook, as_version=4)
-    parts = _page_parts(nb)
-    parts["title"] = parts["title"] or notebook.stem
-    parts["footer"] = footer
-    body, _ = exporter.from_notebook_node(nb, resources={"segment": parts})
-    return body
-
-
-def _footer(manifest: dict, generated: str) -> str:
-    inputs = manifest.get("inputs", {})
-    short = ", ".join(f"{html.escape(Path(k).name)} {v[:12]}" for k, v in inputs.items())
-    return (f"Generated {html.escape(generated)} by segment {html.escape(manifest['package_version'])}"
-            f"{' (commit ' + html.escape(manifest['git_commit'][:12]) + ')' if manifest.get('git_commit') else ''}; "
-            f"quarter {html.escape(manifest['quarter'])}, as of {html.escape(manifest['as_of'])}, scheme "
-            f"{html.escape(manifest['scheme'])}. Inputs (sha256): {short}.")
-
-
 def _other_build(out_dir: Path, old: dict, scheme_id: str, data: Path, replace: bool) -> bool:
     """A quarter's folder holds the reports of one scheme on one data config: building another over it
     would leave the old approved grading, review sheet and calibration beside the new ones. Refused
@@ -291,39 +94,6 @@ def _other_build(out_dir: Path, old: dict, scheme_id: str, data: Path, replace: 
         f"Build it into a folder of its own (--reports-dir {out_dir.parent / scheme_id}; make: "
         f"REPORTS={out_dir.parent / scheme_id}), or pass --replace (make: REPLACE=1) to replace those reports "
         "(their approved grading and review sheet go with them)")
-
-
-def _ipc_kernel_manager():
-    """A kernel manager talking to the kernel over Unix sockets in a private temporary folder: no TCP
-    port is opened, and the kernel has no "running over TCP without encryption" warning to print
-    into the terminal of `make report`."""
-    import tempfile
-    import uuid
-
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IpcKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            folder = tempfile.mkdtemp(prefix="segment-kernel-")
-            kwargs.setdefault("transport", "ipc")
-            kwargs.setdefault("ip", os.path.join(folder, f"k{uuid.uuid4().hex[:8]}"))
-            super().__init__(**kwargs)
-            self._ipc_folder = folder
-
-        async def _async_cleanup_resources(self, restart: bool = False) -> None:
-            await super()._async_cleanup_resources(restart=restart)
-            if not restart:
-                shutil.rmtree(self._ipc_folder, ignore_errors=True)
-
-    return IpcKernelManager
-
-
-def _execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, cwd=str(cwd), kernel_name="python3",
-                        progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                        kernel_manager_class=_ipc_kernel_manager())
 
 
 @contextmanager
@@ -385,16 +155,16 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     config = read_data_config(data)
     loaded = None
     try:
-        if _has_sql(config) or not all(p.is_file() for p in source_paths(data, config).values()):
+        if has_sql(config) or not all(p.is_file() for p in source_paths(data, config).values()):
             # a database cannot be fingerprinted by bytes: load (its query result is the fingerprint);
             # a missing file: load_data says which, in its own words
             loaded = load_data(data)
         # every file input by its bytes, before any table is read: an unchanged rerun never loads the data
-        fingerprints = _inputs_fingerprint(data, scheme_path, loaded, config=config)
-        data_key = _data_key(data, config, fingerprints)
+        fingerprints = inputs_fingerprint(data, scheme_path, loaded, config=config)
+        key = data_key(data, config, fingerprints)
         if quarter is None:
             end = pd.Timestamp(config.as_of) if config.as_of is not None else (
-                data_end(loaded) if loaded is not None else _cached_data_end(reports_dir, data_key))
+                data_end(loaded) if loaded is not None else cached_data_end(reports_dir, key))
             if end is None:   # the last transaction date of data no build has seen yet
                 loaded = load_data(data)
                 end = data_end(loaded)
@@ -440,8 +210,8 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 manifest = {
                     "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
                     "scheme_path": str(scheme_path.resolve()), "data": str(data.resolve()),
-                    "package_version": __version__, "git_commit": _git_commit(), "inputs": fingerprints,
-                    "data_end": {"date": str(data_end(loaded).date()), "key": data_key},
+                    "package_version": __version__, "git_commit": git_commit(), "inputs": fingerprints,
+                    "data_end": {"date": str(data_end(loaded).date()), "key": key},
                     "customers": int(len(report.grading)),
                     "headline": _headline(report),
                     "libraries": library_versions(),
@@ -466,7 +236,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                     t1 = time.perf_counter()
                     executed = staging / f"{nb}.ipynb"
                     try:
-                        _execute(paths.notebooks_dir() / f"{nb}.ipynb", executed, params[nb], paths.root())
+                        execute(paths.notebooks_dir() / f"{nb}.ipynb", executed, params[nb], paths.root())
                     except Exception as e:  # papermill's PapermillExecutionError and kernel failures
                         failed_dir = out_dir / "failed"
                         failed_dir.mkdir(parents=True, exist_ok=True)
@@ -477,7 +247,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                                           f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
                                           f"  the executed notebook with the traceback is {kept}; "
                                           f"the previous reports in {out_dir} are untouched") from None
-                    (staging / f"{nb}.html").write_text(to_html(executed, _footer(manifest, generated)), encoding="utf-8")
+                    (staging / f"{nb}.html").write_text(to_html(executed, provenance_footer(manifest, generated)), encoding="utf-8")
                     timings[nb] = round(time.perf_counter() - t1, 2)
                 manifest["timings_seconds"] = timings
                 manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}

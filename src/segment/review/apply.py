@@ -22,6 +22,7 @@ from segment.plumbing.atomic import (
     sha256_file,
     write_csv,
 )
+from segment.plumbing.result import Result
 from segment.review.audit import (
     append_audit,
     audit_timestamp,
@@ -34,7 +35,7 @@ from segment.review.sheet import read_filled_sheet
 
 
 @dataclass
-class ApplyResult:
+class ApplyResult(Result):
     sheet: Path
     out_path: Path
     audit_log: Path
@@ -46,6 +47,9 @@ class ApplyResult:
     @property
     def logged(self) -> int:
         return self.confirmed + self.changed
+
+    def table(self) -> pd.DataFrame:
+        return self.changes
 
     def summary(self) -> str:
         lines = [f"applied {self.sheet.name}: {self.confirmed} confirmed, {self.changed} changed, "

@@ -18,9 +18,9 @@ from pydantic import (
     field_validator,
 )
 
-from segment.plumbing.yamlfile import pydantic_error, read_yaml
 from segment.errors import ConfigError
 from segment.grading.scheme import Cond, param_number
+from segment.plumbing.yamlfile import pydantic_error, read_yaml
 
 SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
 DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")

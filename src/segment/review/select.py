@@ -21,6 +21,7 @@ from segment.grading.scheme import Scheme, load_scheme
 from segment.plumbing.atomic import (
     restore,
 )
+from segment.plumbing.result import Result
 from segment.reports.html import html_table
 from segment.review.params import DECISION_COLUMNS, REASONS, ReviewParams
 
@@ -40,7 +41,7 @@ def tier_info(scheme: Scheme) -> dict[str, tuple]:
 
 
 @dataclass
-class ReviewSelection:
+class ReviewSelection(Result):
     """The customers picked for review. ``table()`` is the sheet without contacts; in a notebook it
     shows the counts by reason × tier (no customer data, so it is safe in the HTML report)."""
 
