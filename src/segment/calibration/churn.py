@@ -40,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from segment.data.tables import Tables
 from segment.errors import SegmentError
+from segment.features.snapshot import SUM_DECIMALS, snapshot
+from segment.grading.conditions import parse
 from segment.grading.engine import DIM, PTS, grade
 from segment.grading.scheme import Scheme
 from segment.plumbing.progress import progress
@@ -98,7 +100,6 @@ def _windows(tables: Tables, customers, lo, cut, hi):
     """The customers, their net amounts in [lo, cut) and [cut, hi), who bought in [cut, hi), and who
     the CRM marks lost/closed within [cut, hi) (None without those columns): SQL where the tables are
     (DuckDB or Spark, ``tables.sql``); only per-customer sums return."""
-    from segment.features.snapshot import SUM_DECIMALS
 
     def ts(t) -> str:
         return f"TIMESTAMP '{pd.Timestamp(t).strftime('%Y-%m-%d %H:%M:%S')}'"
@@ -200,7 +201,6 @@ _KEEP = ("customer_id", "group", "score", "raw_tier", "tier", "tier_rank")
 def adjustment_multiplier(scheme: Scheme, frame: pd.DataFrame) -> np.ndarray:
     """The product of the scheme's score adjustments (``adjustments:``) that hold on each row of
     ``frame`` (a snapshot with the scheme's axes as columns); 1 without adjustments."""
-    from segment.grading.conditions import parse
 
     mult = np.ones(len(frame))
     for a in scheme.adjustments:
@@ -267,7 +267,6 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
 
     Each date is graded as ``segment grade`` grades it: the snapshot at that date, CRM-lost customers
     left out, quantile bands over that date's graded population."""
-    from segment.features.snapshot import snapshot
 
     if scheme.group_by:
         raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "

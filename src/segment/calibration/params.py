@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from segment.calibration.churn import (
     ChurnDefinition,
 )
+from segment.paths import params_file
 from segment.plumbing.yamlfile import load_params
 
 
@@ -65,7 +66,6 @@ class CalibrationParams(BaseModel):
 def load_calibration_params(path: str | Path | None = None) -> CalibrationParams:
     """Read and validate a calibration params file (default: the project's params/calibration.yaml);
     errors name the file and the key."""
-    from segment.paths import params_file
 
     return load_params(path if path is not None else params_file("calibration.yaml"), CalibrationParams, "expected a mapping (churn:, fit:, cutoffs:)",
                        "see params/calibration.yaml", empty_ok=True)

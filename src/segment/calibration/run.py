@@ -69,10 +69,14 @@ from segment.calibration.weights import (
     scheme_structure,
     split_weights,
 )
+from segment.data.config import read_data_config
 from segment.data.tables import Tables
+from segment.data.validate import load_data
 from segment.errors import SegmentError
 from segment.grading.engine import PTS
-from segment.grading.scheme import Scheme
+from segment.grading.scheme import Scheme, load_scheme, resolve
+from segment.paths import params_file
+from segment.pipeline import data_end as _data_end
 from segment.plumbing.atomic import sha256_file, signals_deferred, write_text
 from segment.plumbing.yamlfile import read_yaml
 
@@ -341,7 +345,6 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
 def data_fingerprint(config_path: str | Path) -> dict:
     """sha256 over the data config and every file it names (SQL sources: their URL template and query,
     never credentials). Same bytes → same fingerprint."""
-    from segment.data.config import read_data_config
 
     path = Path(config_path)
     config = read_data_config(path)
@@ -371,10 +374,6 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
     ``horizon_days`` None takes the params file's. Every input is checked before anything is written
     (``SegmentError`` otherwise); the analysts' scheme is never overwritten. ``loaded``: the data config's
     tables already loaded and validated by the caller (``segment report``), so they are not read twice."""
-    from segment.data.validate import load_data
-    from segment.grading.scheme import load_scheme, resolve
-    from segment.paths import params_file
-    from segment.pipeline import data_end as _data_end
 
     from_file = params is None
     params_path = params_path if params_path is not None else params_file("calibration.yaml")

@@ -13,6 +13,8 @@ from pathlib import Path
 from segment.data.config import DataConfig, TableSource
 from segment.data.sources import format_of
 from segment.errors import SegmentError
+from segment.plumbing.atomic import remove_orphans
+from segment.plumbing.signals import track
 
 #: ``storage: auto`` keeps tables on disk when the transactions source has at least this many lines
 
@@ -111,7 +113,6 @@ def tmp_base() -> Path:
 def new_folder() -> Path:
     """A temporary folder of this process for the database file (disk) and spills (both)."""
     base = tmp_base()
-    from segment.plumbing.atomic import remove_orphans
 
     remove_orphans(base, "segment-tables-")  # what a killed run left (gigabytes at 50M lines)
     return Path(tempfile.mkdtemp(prefix=f"segment-tables-{os.getpid()}-", dir=base))
@@ -121,7 +122,6 @@ def connect(folder: Path, on_disk: bool = True):
     """A DuckDB database in ``folder`` (``on_disk``) or in memory, spilling into ``folder``."""
     import duckdb
 
-    from segment.plumbing.signals import track
 
     target = str(folder / "tables.duckdb") if on_disk else ":memory:"
     con = track(duckdb.connect(target, config={"preserve_insertion_order": False}))

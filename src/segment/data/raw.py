@@ -17,8 +17,9 @@ from segment.data.database import (
     source_file,
     sql_text,
 )
-from segment.data.sources import read_frame
+from segment.data.sources import csv_chunks, read_error, read_frame
 from segment.errors import ConfigError, SegmentError
+from segment.plumbing.sql import DUCKDB
 
 #: the columns segment adds to every table it reads (the line number, the line hash): a source column
 
@@ -103,7 +104,6 @@ def raw_relation(con, config_path: Path, name: str, src: TableSource
 
 def _source_columns(names: list[str]) -> str:
     """The select list of a raw relation: every source column, a reserved name read as ``unreserved``."""
-    from segment.plumbing.sql import DUCKDB
 
     return ", ".join(DUCKDB.q(c) if c == unreserved(c) else f"{DUCKDB.q(c)} AS {DUCKDB.q(unreserved(c))}"
                      for c in names)
@@ -119,7 +119,6 @@ def check_file(config_path: Path, name: str, src: TableSource, path: Path) -> No
 
 def explain_csv(config_path: Path, name: str, src: TableSource, path: Path, nrows: int | None = None) -> None:
     """Raise the loader's own message if pandas cannot read the CSV (its first ``nrows`` lines)."""
-    from segment.data.sources import csv_chunks, read_error
 
     try:
         if nrows is not None:

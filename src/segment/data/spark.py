@@ -38,10 +38,15 @@ import pandas as pd
 
 from segment.data.config import DataConfig, SparkOptions, TableSource, read_data_config
 from segment.data.problems import Problem
+from segment.data.raw import check_file, explain_csv, source_frame, unreserved
+from segment.data.rules import validate
 from segment.data.sources import format_of
-from segment.data.tables import ALIAS, Tables, TableSet
+from segment.data.tables import ALIAS, Tables, TableSet, wanted_frame
+from segment.data.validate import load_data, raise_errors, report_frame
 from segment.errors import ConfigError, SegmentError
-from segment.features.snapshot import SnapshotPlan, plan, snapshot_frame_of
+from segment.features.snapshot import SnapshotPlan, plan, snapshot, snapshot_frame_of
+from segment.grading.engine import grade_spark
+from segment.plumbing.progress import enabled
 from segment.plumbing.sql import SPARK, java_datetime_pattern
 
 
@@ -74,7 +79,6 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
     engine = engine or config.engine
     day = _as_of(config, as_of)
     if engine == "spark":
-        from segment.data.validate import raise_errors, report_frame
 
         problems: list[Problem] = []
         tables = load_spark(path, config, pd.Timestamp(day), problems, spark=spark)
@@ -87,8 +91,6 @@ def snapshot_from_config(data: str | Path | DataConfig, as_of=None, *, customers
             tables.close()
     if engine != "duckdb":
         raise SegmentError(f"unknown engine {engine!r}; write duckdb or spark")
-    from segment.data.validate import load_data
-    from segment.features.snapshot import snapshot
 
     return snapshot(load_data(path, as_of=day, engine="duckdb").tables, day, customers=customers)
 
@@ -112,7 +114,6 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None):
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
         b = b.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "8")
-    from segment.plumbing.progress import enabled
 
     b = b.config("spark.ui.showConsoleProgress", "true" if enabled() else "false")
     for k, v in (conf or {}).items():
@@ -267,7 +268,6 @@ class _Spark:
         """``raw_<name>``: the source with a 1-based ``_row_`` (the line's position in the file), its
         columns (cleaned name, name in the source, type as DuckDB names it), a label, and the time zones
         of zoned timestamp columns — what ``segment.data.raw._raw_relation`` gives on DuckDB."""
-        from segment.data.raw import check_file, explain_csv, unreserved
 
         raw = f"raw_{name}"
         fmt = _spark_reads(config_path, src)
@@ -324,7 +324,6 @@ class _Spark:
         return raw, [(clean, c, typ) for _, clean, c, typ in cols], str(location), zones
 
     def _frame(self, config_path: Path, name: str, src: TableSource, raw: str):
-        from segment.data.raw import source_frame
 
         frame, label, zones = source_frame(config_path, name, src)
         for c in frame.columns:  # Arrow hands pandas' string and nullable dtypes over as they are
@@ -401,7 +400,6 @@ class SparkTables(TableSet):
 
     def _wanted(self, ids: Iterable[str]):
         """The ``wanted`` relation (``segment.data.tables.wanted_frame``) as a Spark DataFrame."""
-        from segment.data.tables import wanted_frame
 
         return self.spark.createDataFrame(wanted_frame(ids).astype({"customer_id": object}), "customer_id string")
 
@@ -452,7 +450,6 @@ class SparkTables(TableSet):
         on the cluster; the graded rows come back, and the per-customer snapshot too when
         ``keep_snapshot`` (a report shows its revenue and breakdowns; ``segment grade`` does not need
         it: then None). Returns the grading, the snapshot and how many CRM-lost customers were left out."""
-        from segment.grading.engine import grade_spark
 
         p = plan(self._columns, as_of, dialect=SPARK)
         snap_df = self.snapshot_frame(as_of)
@@ -484,7 +481,6 @@ def load_spark(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None
     """:func:`segment.data.store.load` on Spark: every table of the config read, cast and checked by Spark
     with the store's SQL (same problems, counts, rows and examples); None when the transactions table
     could not be read onto the contract. ``spark``: a session to use instead of the config's."""
-    from segment.data.rules import validate
 
     _before_spark(config_path, config)
     opts = config.spark or SparkOptions()

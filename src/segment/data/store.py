@@ -51,6 +51,7 @@ from segment.data.raw import raw_relation
 from segment.data.rules import validate
 from segment.data.tables import Tables
 from segment.errors import SegmentError
+from segment.plumbing.sql import DUCKDB
 
 
 def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, problems: list[Problem], *,
@@ -106,7 +107,6 @@ class DuckDBEngine:
     into the database once); rows a rule removes are kept aside by line number (``<view>__gone``)."""
 
     def __init__(self, con):
-        from segment.plumbing.sql import DUCKDB
 
         self.con, self.d = con, DUCKDB
         self.lazy: set[str] = set()  # tables kept as views over their Parquet file

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from segment.calibration.metrics import tier_table
 from segment.grading.engine import PTS, row_key
 
 NEW, GONE = "(new)", "(not graded)"
@@ -150,7 +151,6 @@ def realised_churn(grading: pd.DataFrame, labels: pd.DataFrame, tiers: list[str]
                    confidence: float = 0.95) -> pd.DataFrame:
     """Churn rate per tier of an earlier grading among its labelled (uncensored) customers, with
     Wilson intervals: tier, label, n, churned, churn_rate, ci_low, ci_high."""
-    from segment.calibration.metrics import tier_table
 
     lab = labels[labels["churn"].notna()][["customer_id", "churn"]]  # churn is a customer's, in every group
     both = grading[["customer_id", "tier"]].merge(lab, on="customer_id", how="inner")

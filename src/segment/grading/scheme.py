@@ -46,6 +46,7 @@ from pydantic import (
 
 from segment.errors import ConditionError, ConfigError
 from segment.grading.conditions import number, parse
+from segment.paths import root
 from segment.plumbing.yamlfile import load_params
 
 WEIGHT_TOLERANCE = 1e-6
@@ -421,7 +422,6 @@ def resolve(scheme: str | Path, base: Path | None = None) -> Path:
                               "params/schemes/")
         return p
     if base is None:
-        from segment.paths import root
 
         base = root()
     cand = base / SCHEMES_DIR / f"{scheme}.yaml"

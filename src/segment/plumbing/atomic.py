@@ -16,6 +16,9 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from segment.errors import SegmentError
+from segment.plumbing.sql import DUCKDB
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -68,7 +71,6 @@ def check_output(target: str | Path, what: str, *, folder: bool = False, inputs:
     """Refuse, before any work, an output the command could not write or must not write: a file output
     naming a folder (or a folder output naming a file), a path under a regular file, a folder the user
     cannot write into, or one of the run's own input files. ``what`` names the option (``--out``)."""
-    from segment.errors import SegmentError
 
     target = Path(target)
     full = target.expanduser().absolute()
@@ -100,7 +102,6 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` if the block succeeds.
     The temporary name carries the process id, so that the next write of the same target removes what
     a killed run left (``remove_orphans``)."""
-    from segment.errors import SegmentError
 
     target = Path(target)
     try:
@@ -221,7 +222,6 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     import duckdb
     from pandas.api import types as t
 
-    from segment.plumbing.sql import DUCKDB
 
     def plain(dt) -> bool:
         if isinstance(dt, pd.CategoricalDtype):  # texts built once per code (the grading's)

@@ -26,8 +26,15 @@ from pathlib import Path
 import pandas as pd
 
 from segment import __version__, paths
+from segment.calibration.params import load_calibration_params
+from segment.calibration.run import run_calibration
+from segment.data.config import read_data_config
+from segment.data.validate import load_data
+from segment.demo import write_demo
 from segment.errors import ReportError, SegmentError
+from segment.grading.scheme import load_scheme, resolve
 from segment.plumbing.atomic import (
+    remove_orphans,
     sha256_file,
     signals_deferred,
     write_frame,
@@ -35,6 +42,9 @@ from segment.plumbing.atomic import (
 )
 from segment.plumbing.progress import progress
 from segment.plumbing.result import Result
+from segment.reports.calibration import calibration_dates
+from segment.reports.grading_data import prepare_grading_report
+from segment.reports.html import money
 from segment.reports.provenance import (
     NOTEBOOKS,
     cached_data_end,
@@ -132,9 +142,6 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
     Long because it is the build's transaction: inputs fingerprinted, the up-to-date check, the staging
     folder, each notebook, the manifest and the swap into place, in that order."""
-    from segment.data.config import read_data_config
-    from segment.data.validate import load_data
-    from segment.grading.scheme import load_scheme, resolve
     from segment.pipeline import (
         check_period,
         data_end,
@@ -147,7 +154,6 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
     if data is None:
         data = paths.demo_data()
         if not Path(data).is_file():
-            from segment.demo import write_demo
 
             write_demo(Path(data).parent)
     data = Path(data)
@@ -195,13 +201,11 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             staging = reports_dir / f".staging-{quarter}-{os.getpid()}"
             if staging.exists():
                 shutil.rmtree(staging)
-            from segment.plumbing.atomic import remove_orphans
 
             remove_orphans(reports_dir, f".staging-{quarter}-")  # what a killed build left (we hold the lock)
             staging.mkdir(parents=True)
             timings: dict[str, float] = {}
             try:
-                from segment.reports.grading_data import prepare_grading_report
 
                 t1 = time.perf_counter()
                 report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
@@ -284,9 +288,6 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folder: Path) -> dict:
     """Calibrate the scheme on the quarter's history (dates from ``calibration_dates``) into ``folder``;
     when the scheme or the history does not allow it, say why in ``folder/skipped.json``."""
-    from segment.calibration.params import load_calibration_params
-    from segment.calibration.run import run_calibration
-    from segment.reports.calibration import calibration_dates
 
     folder.mkdir(parents=True, exist_ok=True)
     params = load_calibration_params()
@@ -317,7 +318,6 @@ def _headline(report) -> dict:
 
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
-    from segment.reports.html import money
 
     quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}Q[1-4]", p.name)),
                       key=lambda p: p.name, reverse=True)

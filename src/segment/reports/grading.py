@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from segment.calibration.metrics import churn_order_verdict
 from segment.grading import history
 from segment.grading.engine import row_key
 from segment.grading.scheme import Scheme, load_scheme
@@ -204,7 +205,6 @@ class GradingReport:
                          f"{gone:,} are no longer graded. Tier sizes changed by {change}. Revenue over 12 months "
                          f"changed by {self.money(rev_change)} ({rev_change / max(prev['revenue_12m'].sum(), 1):+.1%})."))
         if self.churn is not None and len(self.churn):
-            from segment.calibration.metrics import churn_order_verdict
 
             c = self.churn[self.churn["n"] > 0]
             out.append(p(f"Of the customers graded at {self.churn_quarter}, "

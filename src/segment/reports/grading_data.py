@@ -11,17 +11,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from segment.calibration.churn import at_risk, churn_labels
+from segment.calibration.params import load_calibration_params
+from segment.data.validate import load_data
 from segment.grading import history
-from segment.grading.scheme import Scheme, load_scheme
+from segment.grading.scheme import Scheme, load_scheme, resolve
+from segment.paths import project_path
+from segment.paths import reports_dir as project_reports
+from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
 from segment.plumbing.atomic import sha256_file
 from segment.reports.grading import GradingReport, per_tier
+from segment.review.apply import hold_decisions
+from segment.review.audit import reviewer_changes
 
 
 def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, reports_dir: str | Path | None = None,
                            calibration_params: str | Path | None = None, meta: dict | None = None) -> GradingReport:
     """Grade the quarter, the previous quarter and an earlier one for realised churn (one data load)."""
-    from segment.calibration.churn import at_risk, churn_labels
-    from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
 
     scheme = load_scheme(scheme_path)
     as_of = quarter_end(quarter)
@@ -30,7 +36,6 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     check_period(quarter, first, data_end(loaded))
     grading, snap, n_lost = grade_snapshot(tables, scheme, as_of, str(scheme_path))
     if reports_dir is None:
-        from segment.paths import reports_dir as project_reports
 
         reports_dir = project_reports()
     reports_dir = Path(reports_dir)
@@ -43,7 +48,6 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
         prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
         previous = _with_context(prev_grading.frame, prev_snap, scheme)
         if approved.is_file():
-            from segment.review.apply import hold_decisions
 
             approved_frame = pd.read_parquet(approved)
             previous, reviewed = _with_context(approved_frame, prev_snap, scheme), True
@@ -79,7 +83,6 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     changes = None
     log = reports_dir / "audit_log.csv"
     if log.is_file():
-        from segment.review.audit import reviewer_changes
 
         # decisions applied to the previous quarter's grading (its file or its approved version)
         shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
@@ -155,7 +158,6 @@ def _with_context(frame: pd.DataFrame, snap: pd.DataFrame, scheme: Scheme | None
 
 
 def _churn_settings(path):
-    from segment.calibration.params import load_calibration_params
 
     params = load_calibration_params(path) if path else load_calibration_params()
     return params.churn, params.horizon_days
@@ -164,9 +166,6 @@ def _churn_settings(path):
 def grading_report(quarter: str, data: str, scheme: str, bundle: str = ""):
     """What the grading notebook shows: the bundle `segment report` prepared, or (run by hand in
     JupyterLab with bundle "") computed here from the data config."""
-    from segment.data.validate import load_data
-    from segment.grading.scheme import resolve
-    from segment.paths import project_path
 
     if bundle:
         return GradingReport.load(str(project_path(bundle)))

@@ -14,6 +14,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
+from segment.paths import project_path, reports_dir
 from segment.reports.html import Section, html_table, money_unit, p
 from segment.review.params import load_review_params
 from segment.review.select import ReviewSelection, select_from_files
@@ -36,7 +37,6 @@ class ReviewReport:
     @classmethod
     def load(cls, quarter: str, grading: str, scheme: str, previous: str = "",
              params: str = "") -> "ReviewReport":
-        from segment.paths import project_path
 
         path = project_path(grading)
         sel = select_from_files(str(path), scheme, load_review_params(project_path(params) if params else None),
@@ -141,7 +141,6 @@ def _rule(tier) -> str:
 def review_report(quarter: str, grading: str, scheme: str, previous: str = "") -> ReviewReport:
     """What the review notebook shows; ``grading`` is the quarter's grading.parquet."""
     if not grading:
-        from segment.paths import reports_dir
 
         grading = str(reports_dir() / quarter / "grading.parquet")
     return ReviewReport.load(quarter, grading, scheme, previous)

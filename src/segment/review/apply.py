@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from segment.errors import SegmentError
+from segment.grading.engine import row_key
 from segment.grading.scheme import Scheme
 from segment.plumbing.atomic import (
     atomic_path,
@@ -253,7 +254,6 @@ def hold_decisions(current: pd.DataFrame, approved: pd.DataFrame, computed_befor
     customer keeps the reviewer's tier and ``held_decision`` says whose decision it is. Returns the
     grading (a copy) and one row per decision: key, tier computed before, reviewer's tier, tier
     computed now, tier now, status (held / released) and why."""
-    from segment.grading.engine import row_key
 
     keys = row_key(current, approved)
     cols = ["review_decision", "reviewed_by", "review_reason"]

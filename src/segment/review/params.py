@@ -20,6 +20,7 @@ from pydantic import (
 
 from segment.errors import ConfigError
 from segment.grading.scheme import Cond, param_number
+from segment.paths import params_file
 from segment.plumbing.yamlfile import pydantic_error, read_yaml
 
 SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
@@ -72,7 +73,6 @@ class _ReportsFile(BaseModel):
 def load_review_params(path: str | Path | None = None) -> ReviewParams:
     """``review:`` of a reports params file (default: the project's params/reports.yaml); a bad value
     raises ConfigError naming the file and key."""
-    from segment.paths import params_file
 
     path = path if path is not None else params_file("reports.yaml")
     raw = read_yaml(path)
