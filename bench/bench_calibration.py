@@ -4,7 +4,7 @@
 
 Two panels:
 
-* **demo** — the demo company (``segment.demo.generate``, in memory) graded with S1 at monthly as-of
+* **demo** — the demo company (``segment.demo.write.generate``, in memory) graded with S1 at monthly as-of
   dates until the panel holds ``--rows`` labelled rows: the real thing, points from bands (few
   distinct patterns). Building the panel (snapshots, grading, labels) is timed too.
 * **synthetic** — ``--rows`` rows, ``--rows / 4`` customers, 8 indicators with 50 point values each,
@@ -54,7 +54,8 @@ def synthetic(rows: int, seed: int = 7) -> tuple[Scheme, pd.DataFrame, np.ndarra
 
 
 def demo_panel(customers: int, rows: int):
-    from segment.demo import END_DATE, generate
+    from segment.demo.world import END_DATE
+    from segment.demo.write import generate
 
     t = time.perf_counter()
     tables = generate(customers)

@@ -1,4 +1,4 @@
-"""Benchmark: demo generation (``segment.demo.write_demo``: simulate + write the four files). Not a test.
+"""Benchmark: demo generation (``segment.demo.write.write_demo``: simulate + write the four files). Not a test.
 
     .venv/bin/python bench/bench_demo.py [--customers 100000] [--repeat 3] [--json OUT]
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 def excel_config(customers: int) -> Path:
     import pandas as pd
 
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     folder = Path(os.environ.get("SEGMENT_BENCH_DATA", "/tmp/segment-bench")) / f"excel_{customers}"
     if not (folder / "data.yaml").is_file():

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 from segment.reports.build import build_reports
 
 

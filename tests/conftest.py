@@ -82,7 +82,7 @@ def exclusive(tmp_path_factory, name: str):
 def demo(tmp_path_factory) -> Path:
     """The demo company of the report, crash and reliability tests (400 customers, seed 7): the path of
     its data.yaml. Modules with a demo of another size or seed define their own ``demo``."""
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     cfg = once(tmp_path_factory, "shared-demo", lambda folder: write_demo(folder, customers=400, seed=7))
     before = files(cfg.parent)

@@ -291,7 +291,7 @@ def base_demo(folder: Path) -> Path:
     2026Q2 grading laid out as `segment report` does with a filled review sheet, and designations."""
     import json
 
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.paths import schemes_dir
     from segment.pipeline import grade_data
     from segment.review.params import ReviewParams

@@ -16,7 +16,7 @@ def test_public_names_resolve():
 
 
 def test_grade_composition_drops_crm_lost_customers(tmp_path):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.pipeline import grade_data
 
     cfg = write_demo(tmp_path / "demo", customers=400)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from segment.data import contract
-from segment.demo import (CHURN_COEFFICIENTS, END_DATE, START_DATE, STAGES_LOST, STAGES_OPEN, STAGES_WON,
-                          generate, simulate, write_demo)
+from segment.demo.world import CHURN_COEFFICIENTS, END_DATE, START_DATE, STAGES_LOST, STAGES_OPEN, STAGES_WON
+from segment.demo.write import generate, simulate, write_demo
 from segment.data.tables import Tables
 
 FILES = ("customers.csv", "transactions.parquet", "interactions.parquet", "opportunities.csv", "data.yaml")

@@ -12,7 +12,7 @@ from segment.cli import main
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo"), customers=150)
 

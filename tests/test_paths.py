@@ -78,7 +78,7 @@ def test_grading_notebook_runs_from_notebooks_with_its_defaults(tmp_path, monkey
     pytest.importorskip("papermill")
     import papermill as pm
 
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     project = tmp_path / "project"
     shutil.copytree(ROOT / "params", project / "params")

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.reports_dir = reports_dir()
     if args.command == "demo":
-        from segment.demo import write_demo
+        from segment.demo.write import write_demo
 
         if args.customers < 1:
             raise SegmentError(f"--customers must be at least 1 (got {args.customers})")

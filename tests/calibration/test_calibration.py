@@ -26,7 +26,8 @@ from segment.calibration.run import check_dates, data_fingerprint, run_calibrati
 from segment.calibration.cutoffs import choose_cutoffs
 from segment.calibration.fit import logit_fit
 from segment.calibration.churn import ChurnDefinition, build_panel, churn_labels
-from segment.demo import END_DATE, write_demo
+from segment.demo.world import END_DATE
+from segment.demo.write import write_demo
 from segment.errors import ConfigError, SegmentError
 from segment.grading.engine import PTS
 from segment.data.tables import Tables

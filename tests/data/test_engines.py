@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from segment.data import spark as engines
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 from segment.errors import ConfigError
 from segment.features.snapshot import plan, snapshot
 from segment.data.config import read_data_config

@@ -31,7 +31,7 @@ if (_why := _java()) is not None:
 pytest.importorskip("pyspark", reason="PySpark missing: pip install -e '.[spark]' (make test-spark does)")
 
 from segment.data import spark as engines
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 from segment.features.snapshot import snapshot
 from segment.data.validate import load_data
 

@@ -25,7 +25,7 @@ DATES = ["2025-06-30", "2026-09-30"]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """A 1,200-customer demo with two data configs over the same files: memory.yaml and disk.yaml."""
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     out = tmp_path_factory.mktemp("demo")
     write_demo(out, customers=1200)

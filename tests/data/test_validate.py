@@ -264,7 +264,7 @@ def test_load_table_reads_one_table_alone(tmp_path):
 
     import pytest
 
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.errors import DataError
     from segment.data.validate import load_data, load_table
 

@@ -73,7 +73,7 @@ def test_realised_churn_by_tier_with_wilson_intervals():
 
 @pytest.fixture(scope="module")
 def demo_tables(tmp_path_factory):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.data.validate import load_data
 
     return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=1200)).tables

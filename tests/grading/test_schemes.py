@@ -311,7 +311,7 @@ def test_quantile_bands_follow_the_population():
 
 @pytest.fixture(scope="module")
 def demo_tables(tmp_path_factory):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.data.validate import load_data
 
     return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=600, seed=11)).tables

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from segment.reports import build as reports
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

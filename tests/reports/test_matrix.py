@@ -23,7 +23,7 @@ FORBIDDEN = [r"\bTraceback\b", r"\bWarning\b", r"\bnan\b", r"\bNone\b", r"/tmp/"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo"), customers=600, seed=11)
 

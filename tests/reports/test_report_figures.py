@@ -46,7 +46,7 @@ def test_wilson_bounds_are_clipped_and_hold_the_rate():
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
     from segment.data.validate import load_data
 
     return load_data(write_demo(tmp_path_factory.mktemp("demo"), customers=800))
@@ -164,7 +164,7 @@ def test_a_quarter_built_with_another_scheme_or_data_is_not_mixed(tmp_path):
 
     q = tmp_path / "reports" / "2026Q3"
     q.mkdir(parents=True)
-    from segment.demo import write_demo
+    from segment.demo.write import write_demo
 
     data = write_demo(tmp_path / "demo", customers=50)
     (q / "manifest.json").write_text(json.dumps({"scheme": "s1_four_tier", "data": str(data.resolve())}),

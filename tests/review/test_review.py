@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 from segment.errors import ConfigError, SegmentError
 from segment.pipeline import grade_data
 from segment.review.audit import AUDIT_HEADER, reviewer_changes
@@ -624,7 +624,7 @@ _TABLES = {}
 
 def _tables(factory):
     if "t" not in _TABLES:
-        from segment.demo import write_demo
+        from segment.demo.write import write_demo
         from segment.data.validate import load_data
 
         _TABLES["t"] = load_data(write_demo(factory.mktemp("demo"), customers=1500)).tables

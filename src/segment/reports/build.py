@@ -30,7 +30,7 @@ from segment.calibration.params import load_calibration_params
 from segment.calibration.run import run_calibration
 from segment.data.config import read_data_config
 from segment.data.validate import load_data
-from segment.demo import write_demo
+from segment.demo.write import write_demo
 from segment.errors import ReportError, SegmentError
 from segment.grading.scheme import load_scheme, resolve
 from segment.plumbing.atomic import (
