@@ -484,7 +484,7 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
         quarters.append(quarter)
         raise _Rebuilt(quarter)
 
-    monkeypatch.setattr("segment.reports.grading_data.prepare_grading_report", prepare)
+    monkeypatch.setattr("segment.reports.build.prepare_grading_report", prepare)  # where the build looks it up
     with pytest.raises(_Rebuilt):
         reports.build_reports(data=data, reports_dir=rd)
     assert quarters == [Q] and not list(rd.glob(".staging-*"))

@@ -91,3 +91,21 @@ def test_grading_notebook_runs_from_notebooks_with_its_defaults(tmp_path, monkey
                         kernel_name="python3", progress_bar=False, log_output=False)
     text = out.read_text(encoding="utf-8")
     assert "Customers and revenue by tier" in text and "core" in text and "Traceback" not in text
+
+
+def test_a_quarters_file_names_are_declared_once(tmp_path):
+    """paths.QuarterFiles names a quarter's files; no other module spells them."""
+    from segment.paths import AUDIT_LOG, QuarterFiles
+
+    q = QuarterFiles(tmp_path / "2026Q3")
+    assert q.grading == tmp_path / "2026Q3" / "grading.parquet"
+    assert q.manifest.name == "manifest.json" and q.calibration.name == "calibration"
+    assert q.html("review") == tmp_path / "2026Q3" / "review.html"
+    assert q.latest_grading() == q.grading  # nothing reviewed yet
+    q.folder.mkdir()
+    q.approved.write_bytes(b"")
+    assert q.latest_grading() == q.approved
+    names = [QuarterFiles.GRADING, QuarterFiles.APPROVED, QuarterFiles.MANIFEST, QuarterFiles.METRICS, AUDIT_LOG]
+    spelled = [f"{p.relative_to(ROOT)}: {n}" for p in (ROOT / "src" / "segment").rglob("*.py") if p.name != "paths.py"
+               for n in names if f'"{n}"' in p.read_text(encoding="utf-8")]
+    assert spelled == []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from segment import __version__
 from segment.errors import SegmentError, format_report
+from segment.paths import AUDIT_LOG, QuarterFiles
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,12 +197,12 @@ def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
         q = reports_dir / quarter
     else:
         found = sorted(p for p in reports_dir.glob("*") if re.fullmatch(r"\d{4}Q[1-4]", p.name)
-                       and (p / "grading.parquet").is_file()) if reports_dir.is_dir() else []
+                       and QuarterFiles(p).grading.is_file()) if reports_dir.is_dir() else []
         if not found:
             raise SegmentError(f"no graded quarter in {reports_dir}; run `make report` first")
         q = found[-1]
-    if not (q / "grading.parquet").is_file():
-        raise SegmentError(f"{q / 'grading.parquet'} not found; run `make report QUARTER={q.name}` first")
+    if not QuarterFiles(q).grading.is_file():
+        raise SegmentError(f"{QuarterFiles(q).grading} not found; run `make report QUARTER={q.name}` first")
     return q
 
 
@@ -216,25 +217,24 @@ def _review(args) -> int:
 
     if args.review_command == "export":
         q = _quarter_dir(args.reports_dir, args.quarter)
-        manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
-        prev_q = str(pd.Period(q.name, freq="Q") - 1)
-        previous = next((f for f in (args.reports_dir / prev_q / "grading.approved.parquet",
-                                     args.reports_dir / prev_q / "grading.parquet") if f.is_file()), None)
+        manifest = json.loads(QuarterFiles(q).manifest.read_text(encoding="utf-8"))
+        prev = QuarterFiles(args.reports_dir / str(pd.Period(q.name, freq="Q") - 1))
+        previous = next((f for f in (prev.approved, prev.grading) if f.is_file()), None)
         customers = None
         if manifest.get("data"):  # contacts for the sheet: the customers table alone, not the whole data again
             from segment.data.validate import load_table
 
             customers = load_table(manifest["data"], "customers")
-        paths = export_review(q / "grading.parquet", manifest["scheme_path"], q, load_review_params(args.params),
+        paths = export_review(QuarterFiles(q).grading, manifest["scheme_path"], q, load_review_params(args.params),
                               previous, customers, overwrite=args.force)
         print("wrote the review sheet:\n" + "\n".join(f"  {p}" for p in paths))
         return 0
     sheet = args.sheet
     q = _quarter_dir(args.reports_dir, args.quarter or (sheet.parent.name if sheet.parent.name[:4].isdigit() else None))
-    manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
-    approved = q / "grading.approved.parquet"
-    source = approved if approved.is_file() else q / "grading.parquet"
-    result = apply_review(sheet, source, manifest["scheme_path"], approved, args.reports_dir / "audit_log.csv")
+    files = QuarterFiles(q)
+    manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
+    result = apply_review(sheet, files.latest_grading(), manifest["scheme_path"], files.approved,
+                          args.reports_dir / AUDIT_LOG)
     print(result.summary())
     return 0
 

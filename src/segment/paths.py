@@ -1,7 +1,7 @@
 """Where the project's files are: the project root, found once per call, and the folders under it.
 
 Public: :func:`root`, :func:`params_file`, :func:`schemes_dir`, :func:`notebooks_dir`,
-:func:`reports_dir`, :func:`demo_data`, :func:`project_path`. Reads: ``SEGMENT_ROOT``, the current
+:func:`reports_dir`, :func:`demo_data`, :func:`project_path`, :class:`QuarterFiles` (a quarter's file names), ``AUDIT_LOG``. Reads: ``SEGMENT_ROOT``, the current
 folder and its parents. Writes: nothing.
 
 The **project root** is, in order: the folder named by ``SEGMENT_ROOT``; the nearest folder at or
@@ -73,3 +73,45 @@ def project_path(path: str | Path) -> Path:
     if p.is_absolute() or p.exists():
         return p
     return root() / p
+
+
+#: the audit log of reviewers' decisions, one per reports folder (kept across quarters)
+AUDIT_LOG = "audit_log.csv"
+
+
+class QuarterFiles:
+    """The files of one quarter's reports, named once: ``reports/<quarter>/`` holds the computed
+    grading, the approved grading (after the review), the manifest, each report's notebook and HTML,
+    and the calibration's folder. The build, the command line and the reports all use this catalog."""
+
+    GRADING = "grading.parquet"
+    APPROVED = "grading.approved.parquet"
+    MANIFEST = "manifest.json"
+    CALIBRATION = "calibration"
+    METRICS = "metrics.json"
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @property
+    def grading(self) -> Path:
+        return self.folder / self.GRADING
+
+    @property
+    def approved(self) -> Path:
+        return self.folder / self.APPROVED
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / self.MANIFEST
+
+    @property
+    def calibration(self) -> Path:
+        return self.folder / self.CALIBRATION
+
+    def html(self, notebook: str) -> Path:
+        return self.folder / f"{notebook}.html"
+
+    def latest_grading(self) -> Path:
+        """The approved grading when the review was applied, else the computed one."""
+        return self.approved if self.approved.is_file() else self.grading

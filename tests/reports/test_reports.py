@@ -433,7 +433,7 @@ def _refuse_to_load(monkeypatch):
     def load_data(*args, **kwargs):
         raise _Loaded(args)
 
-    monkeypatch.setattr("segment.data.validate.load_data", load_data)
+    monkeypatch.setattr("segment.reports.build.load_data", load_data)  # where the build looks it up
 
 
 def _stop_at_grading(monkeypatch) -> list:
@@ -444,7 +444,7 @@ def _stop_at_grading(monkeypatch) -> list:
         quarters.append(quarter)
         raise _Rebuilt(quarter)
 
-    monkeypatch.setattr("segment.reports.grading_data.prepare_grading_report", prepare)
+    monkeypatch.setattr("segment.reports.build.prepare_grading_report", prepare)  # where the build looks it up
     return quarters
 
 
@@ -566,7 +566,7 @@ def test_the_default_quarter_follows_the_data_when_it_grows_by_a_quarter(built_o
         loads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(validate, "load_data", counting)
+    monkeypatch.setattr("segment.reports.build.load_data", counting)  # where the build looks it up
     quarters = _stop_at_grading(monkeypatch)
     with pytest.raises(_Rebuilt):
         reports.build_reports(data=cfg, scheme=str(scheme), reports_dir=out)

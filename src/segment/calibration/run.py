@@ -75,7 +75,7 @@ from segment.data.validate import load_data
 from segment.errors import SegmentError
 from segment.grading.engine import PTS
 from segment.grading.scheme import Scheme, load_scheme, resolve
-from segment.paths import params_file
+from segment.paths import QuarterFiles, params_file
 from segment.pipeline import data_end as _data_end
 from segment.plumbing.atomic import sha256_file, signals_deferred, write_text
 from segment.plumbing.yamlfile import read_yaml
@@ -384,7 +384,7 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
     raw = read_yaml(scheme_path)
     out_dir = Path(out_dir)
     target = out_dir / f"{scheme_obj.id}.calibrated.yaml"
-    metrics_path = out_dir / "metrics.json"
+    metrics_path = out_dir / QuarterFiles.METRICS
     if target.resolve() == scheme_path.resolve() or metrics_path.resolve() == scheme_path.resolve():
         raise SegmentError(f"--out {out_dir} would overwrite the scheme {scheme_path}; the analysts' scheme is "
                            "never replaced — write the calibration to another folder")

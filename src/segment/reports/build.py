@@ -33,6 +33,7 @@ from segment.data.validate import load_data
 from segment.demo.write import write_demo
 from segment.errors import ReportError, SegmentError
 from segment.grading.scheme import load_scheme, resolve
+from segment.paths import AUDIT_LOG, QuarterFiles
 from segment.plumbing.atomic import (
     remove_orphans,
     sha256_file,
@@ -179,10 +180,10 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
         with _quarter_lock(reports_dir, quarter):
             out_dir = reports_dir / quarter
-            audit = reports_dir / "audit_log.csv"
+            audit = reports_dir / AUDIT_LOG
             if audit.is_file():
                 fingerprints[str(audit.resolve())] = sha256_file(audit)
-            manifest_path = out_dir / "manifest.json"
+            manifest_path = QuarterFiles(out_dir).manifest
             old = {}
             if manifest_path.is_file():
                 try:
@@ -221,18 +222,18 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                     "libraries": library_versions(),
                 }
                 t1 = time.perf_counter()
-                calib_dir = staging / "calibration"
+                calib_dir = QuarterFiles(staging).calibration
                 manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
                 timings["calibrate"] = round(time.perf_counter() - t1, 2)
                 generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
                 # the review notebook reads the grading and, for its sample's seed, the manifest beside it
-                write_frame(report.grading, staging / "grading.parquet")
-                write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                write_frame(report.grading, QuarterFiles(staging).grading)
+                write_text(QuarterFiles(staging).manifest, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
                 bundle = (staging / "bundle").resolve()
                 common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
                 params = {
                     "grading": {**common, "data": str(data.resolve()), "bundle": str(bundle)},
-                    "review": {**common, "grading": str((staging / "grading.parquet").resolve()),
+                    "review": {**common, "grading": str(QuarterFiles(staging).grading.resolve()),
                                "previous": str(bundle / "previous.parquet") if report.previous is not None else ""},
                     "calibration": {"quarter": quarter, "calibration": str(calib_dir.resolve())},
                 }
@@ -260,9 +261,9 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                         for nb, size in manifest["html_bytes"].items() if size > HTML_BUDGET_BYTES]
                 out_dir.mkdir(parents=True, exist_ok=True)
                 files = []
-                names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + ["grading.parquet"]
-                names += [f"calibration/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
-                (out_dir / "calibration").mkdir(exist_ok=True)
+                names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + [QuarterFiles.GRADING]
+                names += [f"{QuarterFiles.CALIBRATION}/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
+                QuarterFiles(out_dir).calibration.mkdir(exist_ok=True)
                 with signals_deferred():  # Ctrl-C / SIGTERM during the renames: all new files, or all old ones
                     for name in names:
                         os.replace(staging / name, out_dir / name)
@@ -324,9 +325,9 @@ def write_index(reports_dir: Path) -> Path:
     rows = []
     for q in quarters:
         links = " · ".join(f'<a href="{html.escape(q.name)}/{nb}.html">{nb}</a>' for nb in NOTEBOOKS
-                           if (q / f"{nb}.html").is_file())
+                           if QuarterFiles(q).html(nb).is_file())
         try:
-            m = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
+            m = json.loads(QuarterFiles(q).manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             m = {}
         head = m.get("headline") or {}

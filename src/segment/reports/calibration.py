@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from segment.errors import SegmentError
-from segment.paths import project_path, reports_dir
+from segment.paths import QuarterFiles, project_path, reports_dir
 from segment.reports import charts
 from segment.reports.html import Section, html_table, p
 
@@ -54,7 +54,7 @@ class CalibrationReport:
         skipped = folder / "skipped.json"
         if skipped.is_file():
             return cls(None, quarter, json.loads(skipped.read_text(encoding="utf-8"))["reason"])
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        metrics = json.loads((folder / QuarterFiles.METRICS).read_text(encoding="utf-8"))
         return cls(metrics, quarter, calibrated_path=str(folder / f"{metrics['scheme']['id']}.calibrated.yaml"))
 
     #: fewer distinct scores than this on the test date: deciles and lift would only repeat the tiers
@@ -211,10 +211,10 @@ def calibration_report(quarter: str, folder: str = "") -> CalibrationReport:
     """What the calibration notebook shows. ``folder``: a calibration's output (metrics.json and the
     proposed scheme, or skipped.json); empty: the quarter's own (``reports/<quarter>/calibration``, what
     `make report` writes), else ``reports/calibration`` (what `make calibrate` writes)."""
-    candidates = [project_path(folder)] if folder else [reports_dir() / quarter / "calibration",
+    candidates = [project_path(folder)] if folder else [QuarterFiles(reports_dir() / quarter).calibration,
                                                         reports_dir() / "calibration"]
     for c in candidates:
-        if (c / "metrics.json").is_file() or (c / "skipped.json").is_file():
+        if (c / QuarterFiles.METRICS).is_file() or (c / "skipped.json").is_file():
             return CalibrationReport.load(quarter, str(c))
     raise SegmentError(f"no calibration in {' or '.join(map(str, candidates))} (neither metrics.json nor "
                        f"skipped.json); run `make report QUARTER={quarter}` or `make calibrate` first")

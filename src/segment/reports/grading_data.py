@@ -16,7 +16,7 @@ from segment.calibration.params import load_calibration_params
 from segment.data.validate import load_data
 from segment.grading import history
 from segment.grading.scheme import Scheme, load_scheme, resolve
-from segment.paths import project_path
+from segment.paths import AUDIT_LOG, QuarterFiles, project_path
 from segment.paths import reports_dir as project_reports
 from segment.pipeline import check_period, data_end, grade_snapshot, quarter_end
 from segment.plumbing.atomic import sha256_file
@@ -42,7 +42,8 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
 
     prev_q = str(pd.Period(quarter, freq="Q") - 1)
     previous, reviewed, decisions = None, False, None
-    approved = reports_dir / prev_q / "grading.approved.parquet"
+    prev_files = QuarterFiles(reports_dir / prev_q)
+    approved = prev_files.approved
     if quarter_end(prev_q) >= first:
         # revenue and breakdowns come from the snapshot, whatever the scheme reads (like this quarter's)
         prev_grading, prev_snap, _ = grade_snapshot(tables, scheme, quarter_end(prev_q), str(scheme_path))
@@ -81,11 +82,11 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
                       "of a customer on its own (a customer has several tiers): realised churn by tier is not shown.")
 
     changes = None
-    log = reports_dir / "audit_log.csv"
+    log = reports_dir / AUDIT_LOG
     if log.is_file():
 
         # decisions applied to the previous quarter's grading (its file or its approved version)
-        shas = {sha256_file(f) for f in (reports_dir / prev_q / "grading.parquet", approved) if f.is_file()}
+        shas = {sha256_file(f) for f in (prev_files.grading, approved) if f.is_file()}
         ch = reviewer_changes(log)
         ch = ch[ch["grading_sha256"].isin(shas)] if len(ch) else ch
         changes = ch.drop(columns=["grading_sha256"]).reset_index(drop=True) if len(ch) else None

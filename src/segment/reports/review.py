@@ -14,7 +14,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from segment.paths import project_path, reports_dir
+from segment.paths import QuarterFiles, project_path, reports_dir
 from segment.reports.html import Section, html_table, money_unit, p
 from segment.review.params import load_review_params
 from segment.review.select import ReviewSelection, select_from_files
@@ -45,7 +45,7 @@ class ReviewReport:
         have = pq.read_schema(path).names if path.suffix == ".parquet" else []
         context = pd.read_parquet(path, columns=keys + [c for c in CONTEXT if c in have]) if have else None
         try:
-            currency = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))["headline"]["currency"]
+            currency = json.loads((path.parent / QuarterFiles.MANIFEST).read_text(encoding="utf-8"))["headline"]["currency"]
         except (OSError, ValueError, KeyError, TypeError):
             currency = "CNY"
         return cls(sel, quarter, f"reports/{quarter}/review_sheet.xlsx", context, str(currency))
@@ -142,5 +142,5 @@ def review_report(quarter: str, grading: str, scheme: str, previous: str = "") -
     """What the review notebook shows; ``grading`` is the quarter's grading.parquet."""
     if not grading:
 
-        grading = str(reports_dir() / quarter / "grading.parquet")
+        grading = str(QuarterFiles(reports_dir() / quarter).grading)
     return ReviewReport.load(quarter, grading, scheme, previous)

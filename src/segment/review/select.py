@@ -18,6 +18,7 @@ import pandas as pd
 from segment.errors import ConditionError, SegmentError
 from segment.grading.conditions import parse
 from segment.grading.scheme import Scheme, load_scheme
+from segment.paths import QuarterFiles
 from segment.plumbing.atomic import (
     restore,
 )
@@ -297,7 +298,7 @@ def read_grading(path: Path) -> pd.DataFrame:
 def _salt(grading_path: Path) -> str:
     """The quarter (or as-of date) from the manifest beside the grading; '' when there is none."""
     try:
-        m = json.loads((Path(grading_path).parent / "manifest.json").read_text(encoding="utf-8"))
+        m = json.loads((Path(grading_path).parent / QuarterFiles.MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
     return str(m.get("quarter") or m.get("as_of") or "") if isinstance(m, dict) else ""
