@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"graded {len(graded.frame):,} {what} at {graded.as_of.date()} with {graded.scheme.id}: {out}")
         notes = []
         if graded.lost_before:
-            notes.append(f"{graded.lost_before:,} customers marked lost before the as-of date were not graded")
+            notes.append(graded.lost_note())
         if len(graded.grading.ineligible):
             notes.append(f"{len(graded.grading.ineligible):,} did not meet the scheme's `eligible` condition")
         for note in notes:

@@ -104,9 +104,13 @@ class Graded(Result):
     def table(self) -> pd.DataFrame:
         return self.grading.table()
 
+    def lost_note(self) -> str:
+        """What the grading left out because the CRM marks them lost ("" when none): the CLI's note."""
+        return (f"{self.lost_before:,} customers marked lost before the as-of date were not graded"
+                if self.lost_before else "")
+
     def summary(self) -> str:
-        return self.grading.summary() + (f"; {self.lost_before:,} customers marked lost before the as-of date "
-                                         "were not graded" if self.lost_before else "")
+        return self.grading.summary() + (f"; {self.lost_note()}" if self.lost_before else "")
 
 
 def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:

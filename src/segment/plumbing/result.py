@@ -7,20 +7,24 @@ Reads: nothing. Writes: nothing.
 from __future__ import annotations
 
 import html
+from abc import ABC, abstractmethod
 
 import pandas as pd
 
 
-class Result:
+class Result(ABC):
     """Base of segment's result objects (a grading, a panel, a calibration, a review selection, an
-    applied review, a build, loaded tables). Subclasses give ``table`` and ``summary``; the HTML view
-    is the summary over the table unless a class shows more."""
+    applied review, a build, loaded tables). Subclasses give ``table`` and ``summary`` (abstract: a
+    class without them cannot be made); the HTML view is the summary over the table unless a class
+    shows more."""
 
-    def table(self) -> pd.DataFrame:  # pragma: no cover - every subclass gives its own
-        raise NotImplementedError
+    @abstractmethod
+    def table(self) -> pd.DataFrame:
+        """The frame behind the result."""
 
-    def summary(self) -> str:  # pragma: no cover - every subclass gives its own
-        raise NotImplementedError
+    @abstractmethod
+    def summary(self) -> str:
+        """A few lines of text saying what the result holds."""
 
     def _repr_html_(self) -> str:
         text = "<br>".join(html.escape(line) for line in self.summary().splitlines())
