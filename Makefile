@@ -42,7 +42,7 @@ venv: $(STAMP)  ## create .venv and install segment with its dev extras (automat
 DEMO_DATA := data/demo/data.yaml
 NEEDS_DEMO := $(if $(filter $(DEMO_DATA),$(DATA)),$(DEMO_DATA))
 
-$(DEMO_DATA): | $(STAMP)
+$(DEMO_DATA): $(wildcard src/segment/demo/*.py) | $(STAMP)  # remade when the generator changes
 	$(BIN)/segment demo --out data/demo
 
 demo: $(STAMP)  ## (re)write the demo company into data/demo/
@@ -78,7 +78,7 @@ test-spark: $(STAMP)  ## Spark (local[2]) gives the same validation and snapshot
 	  || echo "warning: no working java and none could be installed: the Spark tests are skipped (Spark needs Java 17)"
 	$(BIN)/python -m pytest -q -m spark || [ $$? -eq 5 ]  # 5: the module skipped itself (no java), said above
 
-test-postgres: $(STAMP)  ## SQL sources on a throwaway PostgreSQL server: time zones, read-only (installs psycopg and PostgreSQL if missing)
+test-postgres: $(STAMP)  ## SQL sources on a throwaway PostgreSQL server: the demo read from it validates, grades and reports as its files; time zones; read-only (installs the postgres extra and PostgreSQL if missing)
 	@$(BIN)/python -c "import psycopg" 2>/dev/null || $(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,postgres]'
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \

@@ -59,6 +59,7 @@ def synthetic_snapshot(n: int, seed: int = 1) -> pd.DataFrame:
         "buys_core_product": rng.random(n) < 0.5, "praise_12m": rng.poisson(0.2, n).astype(float),
         "nps_latest": rng.choice([-100.0, 0.0, 100.0], n),
         "industry": pd.array(rng.choice(np.array(["Machinery", "Public Sector", "Logistics"], dtype=object), n), dtype="string"),
+        "orders_90d": rng.poisson(2, n).astype(float),  # drawn last: the columns above keep their values
     })
 
 

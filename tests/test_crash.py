@@ -461,7 +461,7 @@ def test_a_report_over_a_database_is_stale_when_a_row_changes(demo, tmp_path, mo
         con.register("tx", tx)
         con.execute("create table orders as select * from tx")
     for f in demo.parent.iterdir():
-        if f.suffix in (".csv", ".parquet") and f.name != "transactions.parquet":
+        if f.suffix in (".csv", ".parquet", ".yaml") and f.name not in ("transactions.parquet", "data.yaml"):
             shutil.copy(f, tmp_path / f.name)
     cfg = demo.read_text(encoding="utf-8").replace(
         "transactions: {path: transactions.parquet}",

@@ -13,7 +13,8 @@ from segment.demo.world import CHURN_COEFFICIENTS, END_DATE, START_DATE, STAGES_
 from segment.demo.write import generate, simulate, write_demo
 from segment.data.tables import Tables
 
-FILES = ("customers.csv", "transactions.parquet", "interactions.parquet", "opportunities.csv", "data.yaml")
+FILES = ("customers.csv", "transactions.parquet", "interactions.parquet", "opportunities.csv", "measures.parquet",
+         "indicators.yaml", "data.yaml")
 N_WRITE = 400
 N_STATS = 2000
 
@@ -49,7 +50,12 @@ def _read(folder):
         "transactions": pd.read_parquet(folder / "transactions.parquet"),
         "interactions": pd.read_parquet(folder / "interactions.parquet"),
         "opportunities": pd.read_csv(folder / "opportunities.csv", dtype=str, keep_default_na=False),
+        "measures": pd.read_parquet(folder / "measures.parquet"),
     }
+
+
+#: the demo's declared customer fields, after the contract's columns
+DECLARED = {"customers": ["agent", "strong_brand"]}
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -79,12 +85,20 @@ def test_data_yaml_text_and_paths(written):
         "name: demo\n"
         "as_of: 2026-09-30\n"
         "tables:\n"
-        "  customers: {path: customers.csv}\n"
+        "  customers:\n"
+        "    path: customers.csv\n"
+        "    fields:\n"
+        '      agent: {type: bool, meaning: "the customer is an agent reselling to others (S8 leaves agents out)"}\n'
+        '      strong_brand: {type: bool, meaning: "a strong brand in its market (S4 industry influence)"}\n'
         "  transactions: {path: transactions.parquet}\n"
         "  interactions: {path: interactions.parquet}\n"
         "  opportunities: {path: opportunities.csv}\n"
+        "  measures: {path: measures.parquet}\n"
+        "# the facts' indicators (docs/demo.md, Facts); `segment indicators --data data.yaml` lists them\n"
+        "indicators: indicators.yaml\n"
     )
     cfg = yaml.safe_load(text)
+    assert (a / cfg["indicators"]).is_file()
     assert str(cfg["as_of"]) == "2026-09-30"
     for name, src in cfg["tables"].items():
         assert (a / src["path"]).is_file(), name
@@ -100,7 +114,7 @@ def test_written_files_follow_the_contract(written):
     a, _, _ = written
     frames = _read(a)
     for name, df in frames.items():
-        assert list(df.columns) == [col.name for col in contract.TABLES[name].columns], name
+        assert list(df.columns) == [col.name for col in contract.TABLES[name].columns] + DECLARED.get(name, []), name
     # CSV dates are ISO YYYY-MM-DD (or empty)
     iso = re.compile(r"^(\d{4}-\d{2}-\d{2})?$")
     for col in ("created_date", "status_date"):
@@ -171,10 +185,10 @@ _PANDAS_DTYPE = {
 
 def test_generated_tables_have_contract_columns_and_dtypes(t):
     assert isinstance(t, Tables)
-    assert t.present() == ["customers", "transactions", "interactions", "opportunities"]
+    assert t.present() == ["customers", "transactions", "interactions", "opportunities", "measures"]
     for name, table in contract.TABLES.items():
         df = t.get(name)
-        assert list(df.columns) == [c.name for c in table.columns], name
+        assert list(df.columns) == [c.name for c in table.columns if c.name in df] + DECLARED.get(name, []), name
         for col in table.columns:
             assert _PANDAS_DTYPE[col.dtype](df[col.name]), (name, col.name, df[col.name].dtype)
         for col in table.required:

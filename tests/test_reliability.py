@@ -140,7 +140,7 @@ def test_credentials_from_the_environment_never_reach_an_output(demo, tmp_path, 
     assert "path: transactions.parquet" in cfg
     cfg = cfg.replace("path: transactions.parquet", "sql: {url: 'sqlite:///${SEGMENT_CRM_DB}', query: 'select * from orders'}")
     for f in demo.parent.iterdir():
-        if f.suffix in (".csv", ".parquet") and f.name != "transactions.parquet":
+        if f.suffix in (".csv", ".parquet", ".yaml") and f.name not in ("transactions.parquet", "data.yaml"):
             (tmp_path / f.name).write_bytes(f.read_bytes())
     data = write(tmp_path / "data.yaml", cfg)
     monkeypatch.setenv("SEGMENT_CRM_DB", str(db))

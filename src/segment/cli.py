@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from segment import __version__
-from segment.errors import SegmentError, format_report
+from segment.errors import MissingOptional, SegmentError, format_report
 from segment.paths import AUDIT_LOG, QuarterFiles
 
 
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     ra.add_argument("--quarter", help="default: the quarter folder the sheet is in")
     ra.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
 
-    sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
+    ind = sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
+    ind.add_argument("--data", type=Path, help="a data config: its declared fields and indicators are listed too")
 
     c = sub.add_parser("contract", help="print the data contract")
     c.add_argument("--markdown", action="store_true", help="as markdown (the text of docs/data_contract.md)")
@@ -172,8 +174,14 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "indicators":
         from segment.features.registry import INDICATORS
 
-        for ind in INDICATORS.values():
-            print(f"{ind.name:28s} {ind.unit:18s} {ind.window:16s} {ind.source:13s} {ind.meaning}")
+        rows = [(i.name, i.unit, i.window, i.source, i.meaning) for i in INDICATORS.values()]
+        if args.data is not None:
+            from segment.data.config import read_data_config
+
+            declared = read_data_config(args.data).declared(args.data).listing()
+            rows += [(n, u, w, s, m + " (declared in the data config)") for n, u, w, s, m in declared]
+        for name, unit, window, source, meaning in rows:
+            print(f"{name:28s} {unit:18s} {window:16s} {source:13s} {meaning}")
         return 0
     if args.command == "contract":
         from segment.data.contract import TABLES, markdown
@@ -271,6 +279,14 @@ def _save_traceback() -> Path:
     return path
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """segment's own warnings as `warning:` lines (no source location); others as Python shows them."""
+    if issubclass(category, MissingOptional):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
@@ -287,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                 previous[sig] = signal.signal(sig, _on_signal)
         stop_watch = watch(previous)  # a running DuckDB query is interrupted at once
     try:
-        return run(args)
+        with warnings.catch_warnings():  # a scheme's absent optional inputs: one `warning:` line each
+            warnings.simplefilter("once", MissingOptional)
+            warnings.showwarning = _show_warning
+            return run(args)
     except BrokenPipeError:  # `segment indicators | head`
         sys.stderr.close()
         return 0

@@ -2,7 +2,8 @@
 exceptions.py).
 
 Public: :class:`SegmentError` and its kinds (:class:`ConfigError`, :class:`DataError`,
-:class:`MissingInputs`, :class:`ConditionError`, :class:`ReportError`), :func:`format_report`.
+:class:`MissingInputs`, :class:`ConditionError`, :class:`ReportError`), :class:`MissingOptional` (a warning),
+:func:`format_report`.
 Reads: nothing. Writes: nothing.
 
 Every ``SegmentError`` is a problem with the *input* (data, params, a review sheet). Its message says
@@ -46,6 +47,10 @@ class DataError(SegmentError):
 
 class MissingInputs(SegmentError):
     """The scheme reads indicators the data does not provide."""
+
+
+class MissingOptional(UserWarning):
+    """A scheme's optional inputs are absent from the data: graded as missing."""
 
 
 class ReportError(SegmentError):

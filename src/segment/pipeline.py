@@ -116,13 +116,15 @@ class Graded(Result):
 def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
     """One snapshot per group (S8: per product line), stacked with a ``group`` column.
 
-    Each group's snapshot sees only that group's transactions and opportunities; its population is
+    Each group's snapshot sees only that group's transactions and opportunities (and the facts of the
+    measures table whose ``group`` is that group, or empty: a fact for every group); its population is
     the customers with a transaction or an opportunity in the group. Each is the same SQL over the
     tables filtered to the group (nothing fetched but the per-customer results)."""
     if group_by not in tables.columns("transactions"):
         raise SegmentError(f"the scheme grades per {group_by}, but the transactions table has no "
                            f"`{group_by}` column; map one in the data config or remove `group_by`")
     with_opp = "opportunities" in tables.present() and group_by in tables.columns("opportunities")
+    with_facts = "measures" in tables.present() and "group" in tables.columns("measures")
     d = tables.d  # the engine's SQL (DuckDB or Spark)
     col = d.q(group_by)
     union = f"SELECT {col} AS g, customer_id FROM tx" + (f" UNION ALL SELECT {col}, customer_id FROM op" if with_opp else "")
@@ -135,6 +137,8 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
         filters = {"transactions": f"{col} = {lit}"}
         if with_opp:
             filters["opportunities"] = f"{col} = {lit}"
+        if with_facts:  # a fact of the group, or one that holds for every group (no group)
+            filters["measures"] = f"({d.q('group')} = {lit} OR {d.q('group')} IS NULL)"
         snap = tables.where(**filters).snapshot(as_of, customers=sorted(ids))
         snap.insert(1, "group", pd.array([g] * len(snap), dtype="string"))
         parts.append(snap)

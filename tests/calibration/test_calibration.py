@@ -188,14 +188,15 @@ def test_panel_population_by_hand():
     panel = build_panel(tiny_tables(), TINY_SCHEME, ["2024-06-30"], 30, ChurnDefinition(), "2024-12-31")
     rows = panel.rows.set_index("customer_id")
     assert "E" not in rows.index  # CRM-lost on 2024-05-01: not graded, counted
-    assert rows["excluded"].to_dict() == {"A": "", "B": "", "C": "", "D": "", "F": "", "G": "", "H": "",
-                                          "P": "never_bought", "Y": "too_young", "Z": "inactive"}
+    # A and G registered 2023-05-01 but first bought 2024-05-10: 51 days of cooperation, too young
+    assert rows["excluded"].to_dict() == {"A": "too_young", "B": "", "C": "", "D": "", "F": "", "G": "too_young",
+                                          "H": "", "P": "never_bought", "Y": "too_young", "Z": "inactive"}
     assert rows.loc[["P", "Y", "Z"], "churn"].isna().all()  # not at risk: no label
     c = panel.table().iloc[0]
-    assert (c.graded, c.lost_before, c.excluded_never_bought, c.excluded_too_young, c.excluded_inactive) == (10, 1, 1, 1, 1)
-    assert (c.at_risk, c.labelled, c.churned) == (7, 7, 4)  # B, D, F, H
+    assert (c.graded, c.lost_before, c.excluded_never_bought, c.excluded_too_young, c.excluded_inactive) == (10, 1, 1, 3, 1)
+    assert (c.at_risk, c.labelled, c.churned) == (5, 5, 4)  # B, D, F, H
     lab = panel.labelled()
-    assert set(lab["customer_id"]) == set("ABCDFGH")
+    assert set(lab["customer_id"]) == set("BCDFH")
     # points and score come from the grading at the as-of date
     assert rows.loc["C", PTS + "annual_amount"] == 100 and rows.loc["A", PTS + "recency_days"] == 0
 
@@ -243,7 +244,8 @@ def test_future_data_never_changes_a_training_row(loaded):
     it = tables.interactions
     it2 = pd.concat([it, it.sample(300, random_state=2).assign(date=cutoff + pd.Timedelta(days=1), kind="complaint")],
                     ignore_index=True)
-    moved = Tables(transactions=tx2, customers=tables.customers, interactions=it2, opportunities=tables.opportunities)
+    moved = Tables(transactions=tx2, customers=tables.customers, interactions=it2, opportunities=tables.opportunities,
+                   measures=tables.measures, declared=tables.declared)
     again = build_panel(moved, S1_SCHEME(), TRAIN, HORIZON, ChurnDefinition(), END_DATE).rows
     pd.testing.assert_frame_equal(base, again)
 
@@ -252,7 +254,8 @@ def test_future_data_never_changes_a_training_row(loaded):
     inside = (tables.transactions["date"] > first + pd.Timedelta(days=1)) & \
              (tables.transactions["date"] < first + pd.Timedelta(days=HORIZON))
     cut = Tables(transactions=tables.transactions[~inside], customers=tables.customers,
-                 interactions=tables.interactions, opportunities=tables.opportunities)
+                 interactions=tables.interactions, opportunities=tables.opportunities, measures=tables.measures,
+                 declared=tables.declared)
     p1 = base[base["as_of"] == first].reset_index(drop=True)
     p2 = build_panel(cut, S1_SCHEME(), [TRAIN[0]], HORIZON, ChurnDefinition(), END_DATE).rows
     features = [c for c in p1.columns if c.startswith(PTS) or c in ("customer_id", "score", "tier", "excluded")]

@@ -12,7 +12,7 @@ def test_docs_match_the_contract():
 
 
 def test_contract_shape():
-    assert list(TABLES) == ["customers", "transactions", "interactions", "opportunities"]
+    assert list(TABLES) == ["customers", "transactions", "interactions", "opportunities", "measures"]
     assert [t.name for t in TABLES.values() if t.mandatory] == ["transactions"]
     for t in TABLES.values():
         assert all(c.dtype in DTYPES for c in t.columns)

@@ -272,7 +272,8 @@ def test_excel_sources_load_into_either_storage(tmp_path, demo):
     pd.read_csv(folder / "customers.csv", dtype=str).to_excel(folder / "customers.xlsx", index=False)
     csv = load_data(folder / "memory.yaml").tables.get("customers")
     for storage in ("disk", "memory", "auto"):
-        (folder / "excel.yaml").write_text(f"storage: {storage}\ntables:\n  customers: {{path: customers.xlsx}}\n"
+        (folder / "excel.yaml").write_text(f"storage: {storage}\ntables:\n  customers: {{path: customers.xlsx, fields: "
+                                           "{agent: {type: bool}, strong_brand: {type: bool}}}\n"
                                            "  transactions: {path: transactions.parquet}\n", encoding="utf-8")
         loaded = load_data(folder / "excel.yaml")
         assert loaded.tables.storage == ("disk" if storage == "disk" else "memory")

@@ -142,6 +142,8 @@ EXPECTED = {
                    3,   # two lines without order id + O20
                    0,
                    1],  # O42
+    "orders_90d": [1,   # O6 on the as_of day (90d starts 2024-04-02)
+                   0, 0, 0],
     "orders_per_quarter": [0.75, 0.75, 0.0, 0.25],              # orders_12m / 4
     "orders_per_month": [3 / 12, 3 / 12, 0.0, 1 / 12],          # orders_12m / 12
     "avg_order_value": [770000 / 3, 130000 / 3, NAN, 1100000.0],  # annual / orders
@@ -151,10 +153,10 @@ EXPECTED = {
                      315.0],  # 2023-08-20 → 2024-06-30
     "first_purchase": [pd.Timestamp("2022-08-10"), pd.Timestamp("2023-10-01"), NAT, pd.Timestamp("2022-09-01")],
     "last_purchase": [pd.Timestamp("2024-06-30"), pd.Timestamp("2024-03-15"), NAT, pd.Timestamp("2023-08-20")],
-    "tenure_years": [1582 / 365.25,   # created 2020-03-01 (before first purchase) → 1582 days
-                     289 / 365.25,    # created 2023-09-15 (before first purchase 10-01) → 289 days
-                     121 / 365.25,    # created 2024-03-01, never bought → 121 days
-                     668 / 365.25],   # no customers row: first purchase 2022-09-01 → 668 days
+    "tenure_years": [690 / 365.25,    # first purchase 2022-08-10 (created 2020-03-01 does not count)
+                     273 / 365.25,    # first purchase 2023-10-01 (created 2023-09-15)
+                     NAN,             # never bought: no years of cooperation
+                     668 / 365.25],   # first purchase 2022-09-01 → 668 days
     "profit_12m": [137000.0,   # 80000 + 5000 + 40000 − 8000 + 20000
                    NAN,        # lines without margin
                    0.0,        # no lines at all
@@ -180,7 +182,7 @@ EXPECTED = {
                        0.0,
                        1100000.0],  # 2023-08-20
     "months_since_last_order": [0.0, 107 / 30.44, NAN, 315 / 30.44],
-    "tag_tenure": ["old", "new", "new", "old"],
+    "tag_tenure": ["old", "new", NA, "old"],
     "tag_frequency": ["low", "low", "low", "low"],   # all < 1 order a month
     "tag_value": ["mid",    # 770000 in [50万, 100万)
                   "low", "low",
@@ -234,6 +236,10 @@ EXPECTED = {
                "lost",     # lost 2024-05-20 ≤ as_of
                "active",   # closed only on 2024-08-15
                "active"],  # no customers row
+    "registered_years": [1582 / 365.25,   # created 2020-03-01 → 1582 days
+                         289 / 365.25,    # created 2023-09-15
+                         121 / 365.25,    # created 2024-03-01 (never bought)
+                         NAN],            # no customers row
     # --- opportunities
     "open_opportunities": [3,   # P1 open, P3 won after as_of, P4 lost but closing date 09-30
                            0,   # Q1, Q2 closed before as_of
@@ -362,7 +368,7 @@ def test_transactions_only(snap):
     tx_names = [n for n, i in INDICATORS.items() if i.source == "transactions"]
     assert list(only.columns) == ["customer_id", "as_of", *tx_names]
     assert list(only["customer_id"]) == ["C1", "C2", "C4"]  # no customers table: C3 unknown
-    # tenure falls back to the first purchase: C1 2022-08-10 → 690 days, C2 2023-10-01 → 273 days
+    # tenure is from the first purchase with or without customers: C1 2022-08-10 → 690 days, C2 2023-10-01 → 273 days
     assert only["tenure_years"].tolist() == pytest.approx([690 / 365.25, 273 / 365.25, 668 / 365.25])
     assert only["tag_tenure"].tolist() == ["old", "new", "old"]
     same = [c for c in tx_names if c not in ("tenure_years", "tag_tenure")]
@@ -468,7 +474,8 @@ def test_empty_transactions_table_keeps_customers():
     assert list(snap["customer_id"]) == ["C1", "C2", "C3"]
     assert (snap["annual_amount"] == 0).all() and snap["last_purchase"].isna().all()
     assert (snap["tag_state"] == "prospect").all()
-    assert snap["tenure_years"].tolist() == pytest.approx([1582 / 365.25, 289 / 365.25, 121 / 365.25])
+    assert snap["tenure_years"].isna().all()  # nobody bought: no years of cooperation
+    assert snap["registered_years"].tolist() == pytest.approx([1582 / 365.25, 289 / 365.25, 121 / 365.25])
 
 
 def test_missing_required_column_is_an_input_error():

@@ -71,7 +71,7 @@ def s1_frame(**over) -> pd.DataFrame:
     """One customer who meets every S1 top band and gate; keyword overrides change indicators."""
     base = dict(customer_id="C1", annual_amount=600_000.0, profit_12m=150_000.0, tenure_years=3.0,
                 industry_growth=0.2, budget_growth=0.25, satisfaction_latest=9.0, complaint_resolution_hours=10.0,
-                referrals_12m=2.0, complaints_12m=0.0, major_complaints_12m=0.0)
+                referrals_12m=2.0, complaints_12m=0.0, major_complaints_12m=0.0, consultations_6m=0.0, recency_days=10.0)
     base.update(over)
     return pd.DataFrame([base])
 
@@ -106,7 +106,7 @@ def test_s1_cutoffs_90_70_50(score_target, tier):
     frame = s1_frame(annual_amount=0.0)
     for ind, w in scheme.weights().items():
         if ind != "annual_amount":
-            scheme.indicators[ind].bands = None
+            scheme.indicators[ind].bands = scheme.indicators[ind].rubric = None
             scheme.indicators[ind].map = {"never": 0}
             scheme.indicators[ind].missing_points = score_target
     assert grade(frame, scheme).frame["tier"].iloc[0] == tier
@@ -114,16 +114,16 @@ def test_s1_cutoffs_90_70_50(score_target, tier):
 
 def test_s1_hand_computed_score_and_explanation():
     # value: 0.5·80 + 0.3·60 + 0.2·80 = 74; potential: 0.5·60 + 0.5·40 = 50;
-    # relationship: 0.4·60 + 0.3·80 + 0.3·40 = 60 → score 0.5·74 + 0.3·50 + 0.2·60 = 64 → ordinary
+    # relationship: 0.4·60 + 0.3·100 (no complaint) + 0.3·40 = 66 → score 0.5·74 + 0.3·50 + 0.2·66 = 65.2 → ordinary
     f = s1_frame(annual_amount=200_000.0, profit_12m=5_000.0, tenure_years=1.5, industry_growth=0.07,
                  budget_growth=np.nan, satisfaction_latest=7.5, complaint_resolution_hours=np.nan, referrals_12m=0.0)
     g = grade(f, S1).frame.iloc[0]
-    assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 60))
-    assert g["score"] == pytest.approx(64) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
+    assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 66))
+    assert g["score"] == pytest.approx(65.2) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
     # top contributions: amount 0.25·80 = 20, profit 0.15·60 = 9, industry 0.15·60 = 9 (stable order)
     assert (g["top1"], g["top2"], g["top3"]) == ("annual_amount", "profit_12m", "industry_growth")
-    assert g["points_to_next_tier"] == pytest.approx(6)
-    assert g["explanation"] == "annual_amount +20.0, profit_12m +9.0, industry_growth +9.0; 6.0 points short of important"
+    assert g["points_to_next_tier"] == pytest.approx(4.8)
+    assert g["explanation"] == "annual_amount +20.0, profit_12m +9.0, industry_growth +9.0; 4.8 points short of important"
     assert g["follow_up_days"] == 180 and "标准化服务" in g["strategy"]
 
 
@@ -276,6 +276,8 @@ def s1_random_frame(n: int, seed: int = 3) -> pd.DataFrame:
         "referrals_12m": pick(np.nan, 0, 1, 2, 5),
         "complaints_12m": pick(0, 1, 3, 5),
         "major_complaints_12m": pick(0, 0, 1),
+        "consultations_6m": pick(0, 0, 1, 2),
+        "recency_days": pick(np.nan, 10, 181, 182, 400),
     })
 
 

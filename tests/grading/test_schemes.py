@@ -1,4 +1,4 @@
-"""The ten seed systems as schemes, checked against each seed's own numbers (SEEDS.md S2–S10),
+"""The seed systems as schemes, checked against each seed's own numbers (SEEDS.md S2–S10, S12, S13),
 plus the properties every scheme must have. S1 is in test_grading.py."""
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def frame(rows: list[dict], **common) -> pd.DataFrame:
 
 def test_ten_seed_schemes_ship_with_a_header_citing_seeds():
     seeds = [s for s in SCHEME_IDS if s.startswith("s")]
-    assert sorted(s.split("_")[0] for s in seeds) == sorted(f"s{i}" for i in range(1, 11))
+    # S1–S10, S12, S13 (S11 lists known problems, not a system)
+    assert sorted(s.split("_")[0] for s in seeds) == sorted([f"s{i}" for i in range(1, 11)] + ["s12", "s13"])
     for sid in SCHEME_IDS:
         text = (ROOT / SCHEMES_DIR / f"{sid}.yaml").read_text(encoding="utf-8")
         assert text.startswith("# ") and "SEEDS.md §" in text.splitlines()[0] or "SEEDS.md" in text[:600]
@@ -41,19 +42,19 @@ def test_ten_seed_schemes_ship_with_a_header_citing_seeds():
 S2 = load_scheme("s2_rfm_lifecycle")
 
 
-@pytest.mark.parametrize("recency, per_quarter, amount, total, tier", [
-    (10, 5, 600_000, 15, "core"),        # 5 + 5 + 5
-    (10, 5, 200_000, 13, "core"),        # 5 + 5 + 3
-    (10, 5, 50_000, 11, "potential"),    # 5 + 5 + 1
-    (60, 2, 200_000, 9, "potential"),    # 3 + 3 + 3
-    (60, 2, 50_000, 7, "general"),       # 3 + 3 + 1
-    (200, 0.5, 200_000, 5, "general"),   # 1 + 1 + 3
-    (200, 0.5, 0, 3, "churn_risk"),      # 1 + 1 + 1
-    (None, 0, 0, 3, "churn_risk"),       # never bought
+@pytest.mark.parametrize("recency, per_quarter, amount, total, tier, growth", [
+    (10, 5, 600_000, 15, "core", 0.0),        # 5 + 5 + 5, mature
+    (10, 5, 200_000, 13, "core", 0.0),        # 5 + 5 + 3, mature
+    (10, 5, 50_000, 11, "potential", 0.25),   # 5 + 5 + 1, growing
+    (60, 2, 200_000, 9, "potential", 0.25),   # 3 + 3 + 3, growing
+    (60, 2, 50_000, 7, "general", 0.0),       # 3 + 3 + 1, mature
+    (150, 0, 200_000, 5, "general", 0.0),     # 1 + 1 + 3, mature (bought 150 days ago: not lost)
+    (200, 0, 0, 3, "churn_risk", 0.0),        # 1 + 1 + 1
+    (None, 0, 0, 3, "churn_risk", 0.0),       # never bought
 ])
-def test_s2_rfm_totals_3_to_15_and_four_tiers(recency, per_quarter, amount, total, tier):
-    f = frame([dict(recency_days=recency, orders_per_quarter=per_quarter, annual_amount=amount,
-                    tenure_years=3.0, amount_growth=0.0)])
+def test_s2_rfm_totals_3_to_15_and_four_tiers(recency, per_quarter, amount, total, tier, growth):
+    f = frame([dict(recency_days=recency, orders_90d=per_quarter, annual_amount=amount,
+                    tenure_years=3.0, amount_growth=growth)])
     g = grade(f, S2).frame.iloc[0]
     assert g["score"] == pytest.approx(total) and g["tier"] == tier
 
@@ -63,7 +64,7 @@ def test_s2_lifecycle_axis():
                dict(recency_days=10, tenure_years=0.5, amount_growth=np.nan),
                dict(recency_days=10, tenure_years=3, amount_growth=-0.4),
                dict(recency_days=10, tenure_years=3, amount_growth=0.25),
-               dict(recency_days=10, tenure_years=3, amount_growth=0.05)], orders_per_quarter=1, annual_amount=1)
+               dict(recency_days=10, tenure_years=3, amount_growth=0.05)], orders_90d=1, annual_amount=1)
     assert grade(f, S2).frame["lifecycle"].tolist() == ["lost", "new", "declining", "growing", "mature"]
 
 
@@ -130,9 +131,12 @@ def test_s4_purchase_bands(amount, tier):
 
 
 def test_s4_market_share_lifts_to_gold_but_not_beyond():
+    """"可被特别认定为金钻级" (may be designated gold): a proposal below gold, never a move (test_seed_readings)."""
     f = frame([dict(annual_amount=500_000, tenure_years=1, market_share=0.2),
                dict(annual_amount=20_000_000, tenure_years=9, market_share=0.2)], amount_growth=0.0, referrals_12m=0)
-    assert grade(f, S4).frame["tier"].tolist() == ["gold", "diamond"]
+    g = grade(f, S4).frame
+    assert g["tier"].tolist() == ["copper", "diamond"]
+    assert g["proposal"].tolist()[0].startswith("proposed for designation as gold") and g["proposal"].iloc[1] == ""
 
 
 # ---------------------------------------------------------------- S5, S6, S7
@@ -192,7 +196,7 @@ S7_BASE = dict(latest_stage=None, open_complaints=0, won_12m=0, open_opportuniti
     (dict(annual_revenue=1e6), "A21"),                                # below the size floor
 ])
 def test_s7_first_matching_stage(changes, tier):
-    g = grade(frame([{**S7_BASE, **changes}]), S7).frame.iloc[0]
+    g = grade(frame([{**S7_BASE, "orders_12m": 0, **changes}]), S7).frame.iloc[0]
     assert g["tier"] == tier
     expected = "no rule above A21 matched" if tier == "A21" else f"matched the rule of {tier}"
     assert g["explanation"].startswith(expected)
@@ -206,12 +210,13 @@ S8_ROW = dict(industry="Public Sector", annual_amount=1_500_000, pipeline_amount
 
 
 def test_s8_worked_example_84():
-    """History 150万 → 90, forecast 400万 → 70, bonus 1.05 → (90×50% + 70×50%) × 1.05 = 84."""
-    g = grade(frame([S8_ROW]), S8).frame.iloc[0]
+    """History 150万 → 90, forecast 400万 → 70, margin 10 points or more below the requirement, bonus 1.05 →
+    (90×50% + 70×50%) × 1.05 = 84; the same customer meeting the margin gets the whole bonus (×1.10)."""
+    g = grade(frame([{**S8_ROW, "margin_rate_12m": 0.1}]), S8).frame.iloc[0]
     assert (g["pts__history"], g["pts__forecast"]) == (90, 70)
-    assert g["score"] == pytest.approx(84.0) and g["tier"] == "B" and g["adjustments"] == "two_year_bonus ×1.05"
-    low_margin = grade(frame([{**S8_ROW, "margin_rate_12m": 0.1}]), S8).frame.iloc[0]
-    assert low_margin["score"] == pytest.approx(84.0 * 0.9)
+    assert g["score"] == pytest.approx(84.0) and g["tier"] == "B" and g["adjustments"] == "two_year_bonus_low_margin ×1.05"
+    good_margin = grade(frame([S8_ROW]), S8).frame.iloc[0]
+    assert good_margin["score"] == pytest.approx(88.0)
     no_bonus = grade(frame([{**S8_ROW, "prev_annual_amount": 0}]), S8).frame.iloc[0]
     assert no_bonus["score"] == pytest.approx(80.0)
 
@@ -223,7 +228,7 @@ def test_s8_grades_each_product_line_separately_and_only_government():
         "date": [d("2026-03-01"), d("2026-05-01"), d("2025-06-01"), d("2026-04-01")],
         "amount": [1_500_000.0, 300_000.0, 1_000_000.0, 5_000_000.0],
         "product_line": ["hardware", "software", "hardware", "hardware"],
-        "margin": [450_000.0, 90_000.0, 300_000.0, 1_000_000.0],
+        "margin": [150_000.0, 90_000.0, 300_000.0, 1_000_000.0],  # hardware 10%: the seed's low margin
     })
     customers = pd.DataFrame({"customer_id": ["G1", "M1"], "industry": ["Public Sector", "Machinery"]})
     opp = pd.DataFrame({"opportunity_id": ["O1"], "customer_id": ["G1"], "created_date": [d("2026-08-01")],
@@ -237,7 +242,7 @@ def test_s8_grades_each_product_line_separately_and_only_government():
                                 pd.Timestamp("2026-09-30"))
     f = g.frame.set_index("group")
     assert list(g.frame["customer_id"]) == ["G1", "G1"] and set(g.ineligible["customer_id"]) == {"M1"}
-    # hardware: 150万 history, 400万 pipeline, 250万 over two years (≥ 200万: bonus) → 84;
+    # hardware: 150万 history, 400万 pipeline, 250万 over two years (≥ 200万: bonus), margin 10% (low) → ×1.05 → 84;
     # software: 30万 → 60, no pipeline → 40, 30万 over two years (no bonus) → 50
     assert f.loc["hardware", "score"] == pytest.approx(84.0)
     assert f.loc["software", "score"] == pytest.approx(50.0)
@@ -351,7 +356,7 @@ def test_without_gates_and_overrides_tier_order_follows_score_order(rows):
         t.gate = None
     s1.overrides = []
     f = frame([dict(annual_amount=a, profit_12m=a * 0.2, tenure_years=y, industry_growth=gr, budget_growth=gr,
-                    satisfaction_latest=sat, complaint_resolution_hours=24.0, referrals_12m=r)
+                    satisfaction_latest=sat, complaint_resolution_hours=24.0, complaints_12m=1, referrals_12m=r)
                for a, y, gr, sat, r in rows])
     g = grade(f, s1).frame.sort_values("score")
     assert (np.diff(g["tier_rank"].to_numpy()) <= 0).all()  # higher score → same or better (lower) rank
@@ -447,3 +452,99 @@ def test_indicators_are_written_by_the_schemes_names_for_them():
     gate = s.in_words("annual_amount >= 50万 and major_complaints_12m == 0")
     assert gate == "年交易额 annual amount (12 months) >= 50万 and major complaints 12m == 0"  # no label: spaces
     assert s.in_words("annual_amount_x +1; x.annual_amount") == "annual_amount_x +1; x.annual_amount"  # whole names only
+
+
+# ---------------------------------------------------------------- S12
+
+S12 = load_scheme("s12_customer_type_levels")
+# a small firm (S12's 中小型企业), five years with us, 20万 in 12 months, not a strategic partner
+S12_BASE = dict(size_employees=80, annual_revenue=30_000_000.0, annual_amount=200_000.0, tenure_years=5.0,
+                strategic=False)
+
+
+def test_s12_important_ranks_above_core():
+    """Seed 001: "1. 重要客户 … 2. 核心客户 … 3. 普通客户" — 重要 (important) is the top level, above 核心 (core)."""
+    assert [(t.id, t.label) for t in S12.tiers] == [("important", "重要客户"), ("core", "核心客户"),
+                                                    ("ordinary", "普通客户")]
+    # a long-term small firm that is also a strategic partner meets both rules: it is 重要, not 核心
+    g = grade(frame([{**S12_BASE, "strategic": True}, S12_BASE]), S12).frame
+    assert g["tier"].tolist() == ["important", "core"]
+    assert g["tier_rank"].iloc[0] < g["tier_rank"].iloc[1]
+
+
+@pytest.mark.parametrize("changes, customer_type, tier", [
+    # 重要客户: "包括大型企业、战略合作伙伴等,对企业的战略地位和营收贡献度较高的客户"
+    (dict(size_employees=3000, annual_revenue=2e9, annual_amount=800_000), "large", "important"),
+    (dict(strategic=True, annual_amount=50_000, tenure_years=0.5), "sme", "important"),   # 战略合作伙伴, even new
+    (dict(annual_amount=1_500_000, tenure_years=2), "sme", "important"),                  # 营收贡献度较高
+    (dict(size_employees=1, annual_revenue=np.nan, annual_amount=1_000_000), "individual", "important"),
+    # 核心客户: "包括中小型企业、长期合作客户等"
+    (dict(size_employees=3000, annual_revenue=2e9, annual_amount=100_000), "large", "core"),  # large, small contribution
+    (dict(tenure_years=2), "sme", "core"),                                                # 中小型企业
+    (dict(size_employees=12, annual_revenue=2_000_000, tenure_years=1), "sme", "core"),    # a micro firm is an SME
+    (dict(size_employees=1, annual_revenue=np.nan, annual_amount=50_000, tenure_years=4), "individual", "core"),  # 长期合作
+    # 普通客户: "包括个人客户、新客户等,对企业的影响度相对较低的客户"
+    (dict(size_employees=1, annual_revenue=np.nan, annual_amount=50_000, tenure_years=2), "individual", "ordinary"),
+    (dict(annual_amount=300_000, tenure_years=0.5), "sme", "ordinary"),                    # 新客户
+    (dict(size_employees=3000, annual_revenue=2e9, annual_amount=300_000, tenure_years=0.5), "large", "ordinary"),
+    (dict(annual_amount=0, tenure_years=6), "sme", "ordinary"),                            # no purchase in 12 months
+    (dict(size_employees=np.nan, annual_revenue=np.nan, tenure_years=2), "unknown", "ordinary"),
+])
+def test_s12_three_levels_by_customer_type(changes, customer_type, tier):
+    g = grade(frame([{**S12_BASE, **changes}]), S12).frame.iloc[0]
+    assert (g["customer_type"], g["tier"]) == (customer_type, tier)
+
+
+def test_s12_strategies_are_the_seeds():
+    """Seed 001 四、管理策略: 重要 — 专属服务团队, 个性化定制, 高管关怀 (regular executive visits); 核心 —
+    专属客户经理, 定期回访, 定期培训; 普通 — 统一服务热线."""
+    actions = {t.id: " ".join(t.strategy.actions) for t in S12.tiers}
+    assert all(w in actions["important"] for w in ("专属服务团队", "个性化定制", "高管"))
+    assert all(w in actions["core"] for w in ("专属客户经理", "回访", "培训"))
+    assert "统一服务热线" in actions["ordinary"]
+
+
+# ---------------------------------------------------------------- S13
+
+S13 = load_scheme("s13_key_account_classification")
+# a mid-sized firm, two years with us, no market share known, flat purchases, no budget growth, no pipeline
+S13_BASE = dict(size_employees=200, annual_revenue=80_000_000.0, annual_amount=0.0, tenure_years=2.0,
+                market_share=np.nan, strategic=False, amount_growth=0.0, budget_growth=0.0, pipeline_amount=0.0)
+
+
+@pytest.mark.parametrize("changes, tier", [
+    # "依据客户的行业地位、市场影响力、采购规模、合作潜力等因素,将客户分为关键客户、重要客户、普通客户"
+    (dict(annual_amount=6_000_000), "key"),                                          # purchase scale (S4 gold+)
+    (dict(annual_amount=3_000_000, market_share=0.20), "key"),                       # scale + market influence
+    (dict(annual_amount=3_000_000, size_employees=2000, annual_revenue=5e8), "key"),  # scale + industry position
+    (dict(annual_amount=3_000_000, amount_growth=0.30), "key"),                      # scale + cooperation potential
+    (dict(annual_amount=3_000_000), "important"),                                    # scale alone (S4 silver)
+    (dict(annual_amount=600_000, strategic=True), "important"),
+    (dict(annual_amount=600_000, budget_growth=0.25), "important"),
+    (dict(annual_amount=600_000, pipeline_amount=3_000_000), "important"),
+    (dict(annual_amount=100_000, market_share=0.20), "important"),                   # a market leader that buys
+    (dict(annual_amount=600_000), "ordinary"),
+    (dict(annual_amount=100_000, amount_growth=0.50), "ordinary"),                   # potential alone, small scale
+    (dict(annual_amount=0, market_share=0.30), "ordinary"),                          # a leader that bought nothing
+])
+def test_s13_key_important_ordinary_by_the_four_factors(changes, tier):
+    assert grade(frame([{**S13_BASE, **changes}]), S13).frame["tier"].iloc[0] == tier
+
+
+def test_s13_sits_beside_s4s_levels():
+    """Seed 004: "分级依据则包括客户年度采购额、合作年限、业务增长贡献度" — the levels (S4) rest on purchases,
+    years and growth; the classification does not. S13's s4_level axis is S4's level before S4's promotions."""
+    rows = [dict(annual_amount=12_000_000, tenure_years=5), dict(annual_amount=12_000_000, tenure_years=2),
+            dict(annual_amount=6_000_000, tenure_years=3), dict(annual_amount=3_000_000, tenure_years=1),
+            dict(annual_amount=6_000_000, tenure_years=0.5), dict(annual_amount=1_000_000, tenure_years=9)]
+    s13 = grade(frame([{**S13_BASE, **r} for r in rows]), S13).frame
+    s4 = grade(frame([{**S4_BASE, **r} for r in rows]), S4).frame
+    assert s13["s4_level"].tolist() == s4["tier"].tolist() == ["diamond", "silver", "gold", "silver", "copper",
+                                                              "copper"]
+    # a 6-month customer buying 600万 is copper by the levels (years) but key by the classification (scale)
+    assert s13["tier"].tolist() == ["key", "key", "key", "important", "key", "ordinary"]
+    # S4's example: 4 years, +30% growth — S4 promotes silver → gold; S13's axis keeps the basis (silver)
+    row = dict(annual_amount=3_000_000, tenure_years=4, amount_growth=0.30)
+    assert grade(frame([{**S4_BASE, **row}]), S4).frame["tier"].iloc[0] == "gold"
+    g = grade(frame([{**S13_BASE, **row}]), S13).frame.iloc[0]
+    assert (g["s4_level"], g["potential"], g["tier"]) == ("silver", "high", "key")

@@ -59,6 +59,22 @@ def make_population() -> pd.DataFrame:
     f["industry"] = f["industry"].where(rng.random(n) < 0.5, "Public Sector")
     f.insert(1, "group", pd.array(rng.choice(np.array(["hardware", "software", "service"], dtype=object), n),
                                   dtype="string"))
+    # the demo's declared indicators the built-in schemes read (optional there), some missing
+    facts = np.random.default_rng(15)
+
+    def some(values, missing=0.3):
+        out = facts.choice(np.asarray(values, dtype=float), n)
+        out[facts.random(n) < missing] = np.nan
+        return out
+
+    for name, values in {"customer_assets": [0, 2e4, 6e4, 3e5, 8e5], "four_elements": [0, 2, 3, 4, 4],
+                         "dm_response": [-1, 0, 1], "price_known": [1], "price_agreed": [1], "verbal_commitment": [1],
+                         "registered": [1], "deposit_paid": [0, 0, 5e3], "visit_minutes_90d": [0, 10, 30, 90],
+                         "payments_90d": [0, 0, 2e4], "referrals_closed_12m": [0, 0, 1, 2],
+                         "renewal_rate": [0, 0.5, 1]}.items():
+        f[name] = some(values)
+    for name in ("agent", "strong_brand"):
+        f[name] = pd.array(np.where(facts.random(n) < 0.1, True, False), dtype="boolean")
     return f
 
 
@@ -114,7 +130,7 @@ S1 = load_scheme("s1_four_tier")
 def s1_frame(**over) -> pd.DataFrame:
     base = dict(customer_id="C1", annual_amount=600_000.0, profit_12m=150_000.0, tenure_years=3.0,
                 industry_growth=0.2, budget_growth=0.25, satisfaction_latest=9.0, complaint_resolution_hours=10.0,
-                referrals_12m=2.0, complaints_12m=0.0, major_complaints_12m=0.0)
+                referrals_12m=2.0, complaints_12m=0.0, major_complaints_12m=0.0, consultations_6m=0.0, recency_days=10.0)
     base.update(over)
     return pd.DataFrame([base])
 
@@ -133,12 +149,12 @@ def frame(rows: list[dict], **common) -> pd.DataFrame:
 def test_s1_hand_computed_score_and_explanation():
     f = s1_frame(annual_amount=200_000.0, profit_12m=5_000.0, tenure_years=1.5, industry_growth=0.07,
                  budget_growth=np.nan, satisfaction_latest=7.5, complaint_resolution_hours=np.nan, referrals_12m=0.0)
-    g = graded(f, S1).iloc[0]
-    assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 60))
-    assert g["score"] == pytest.approx(64) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
+    g = graded(f, S1).iloc[0]  # no complaint in 12 months: resolution 100 (relationship 66)
+    assert (g["dim__value"], g["dim__potential"], g["dim__relationship"]) == pytest.approx((74, 50, 66))
+    assert g["score"] == pytest.approx(65.2) and g["raw_tier"] == "ordinary" and g["tier"] == "ordinary"
     assert (g["top1"], g["top2"], g["top3"]) == ("annual_amount", "profit_12m", "industry_growth")
-    assert g["points_to_next_tier"] == pytest.approx(6)
-    assert g["explanation"] == "annual_amount +20.0, profit_12m +9.0, industry_growth +9.0; 6.0 points short of important"
+    assert g["points_to_next_tier"] == pytest.approx(4.8)
+    assert g["explanation"] == "annual_amount +20.0, profit_12m +9.0, industry_growth +9.0; 4.8 points short of important"
     assert g["follow_up_days"] == 180 and "标准化服务" in g["strategy"]
 
 
@@ -167,7 +183,7 @@ def test_s1_cutoffs_with_maps(score_target, tier):
     f = s1_frame(annual_amount=0.0)
     for ind in scheme.weights():
         if ind != "annual_amount":
-            scheme.indicators[ind].bands = None
+            scheme.indicators[ind].bands = scheme.indicators[ind].rubric = None
             scheme.indicators[ind].map = {"never": 0}
             scheme.indicators[ind].missing_points = score_target
     got = graded(f, scheme)
@@ -186,18 +202,20 @@ def test_s4_gates_and_promotions():
     assert g["raw_tier"] == "diamond" and g["gates_failed"] == "diamond;gold" and g["tier"] == "silver"
     f = frame([dict(annual_amount=500_000, tenure_years=1, market_share=0.2),
                dict(annual_amount=20_000_000, tenure_years=9, market_share=0.2)], amount_growth=0.0, referrals_12m=0)
-    assert graded(f, S4)["tier"].tolist() == ["gold", "diamond"]
+    g = graded(f, S4)  # market share > 15%: proposed for designation as gold, the tier stays
+    assert g["tier"].tolist() == ["copper", "diamond"]
+    assert g["proposal"].iloc[0].startswith("proposed for designation as gold (industry_influence") and g["proposal"].iloc[1] == ""
 
 
 def test_s8_worked_example_84():
     s8 = load_scheme("s8_government_product_line")
     row = dict(industry="Public Sector", annual_amount=1_500_000, pipeline_amount=4_000_000,
                prev_annual_amount=1_000_000, margin_rate_12m=0.3, open_opportunities=1)
-    g = graded(frame([row, {**row, "margin_rate_12m": 0.1}, {**row, "prev_annual_amount": 0},
-                         {**row, "industry": "Logistics"}]), s8)
+    g = graded(frame([{**row, "margin_rate_12m": 0.1}, row, {**row, "prev_annual_amount": 0},
+                      {**row, "industry": "Logistics"}]), s8)  # the seed's example has the low margin (first row)
     assert (g["pts__history"].iloc[0], g["pts__forecast"].iloc[0]) == (90, 70)
-    assert g["score"].tolist() == pytest.approx([84.0, 84.0 * 0.9, 80.0])
-    assert g["adjustments"].tolist() == ["two_year_bonus ×1.05", "two_year_bonus ×1.05; low_margin ×0.9", ""]
+    assert g["score"].tolist() == pytest.approx([84.0, 88.0, 80.0])
+    assert g["adjustments"].tolist() == ["two_year_bonus_low_margin ×1.05", "two_year_bonus ×1.1", ""]
     assert g["tier"].iloc[0] == "B" and g.attrs["ineligible"]["customer_id"].tolist() == ["C3"]
 
 
@@ -223,9 +241,9 @@ def test_s3_rubrics():
 
 
 @pytest.mark.parametrize("sid, rows, common, tiers", [
-    ("s2_rfm_lifecycle", [dict(recency_days=10, orders_per_quarter=5, annual_amount=600_000),
-                          dict(recency_days=60, orders_per_quarter=2, annual_amount=50_000),
-                          dict(recency_days=None, orders_per_quarter=0, annual_amount=0)],
+    ("s2_rfm_lifecycle", [dict(recency_days=10, orders_90d=5, annual_amount=600_000),
+                          dict(recency_days=60, orders_90d=2, annual_amount=50_000),
+                          dict(recency_days=None, orders_90d=0, annual_amount=0)],
      dict(tenure_years=3.0, amount_growth=0.0), ["core", "general", "churn_risk"]),
     ("s5_order_count_grades", [dict(orders_total=6, volume_total=150_000), dict(orders_total=5, volume_total=150_000),
                                dict(orders_total=3, volume_total=50_000)],
@@ -236,7 +254,7 @@ def test_s3_rubrics():
      dict(consultations_6m=0), ["A", "B", "D", "E"]),
     ("s7_sales_stages", [dict(latest_stage="A01"), dict(latest_stage="A01", open_complaints=1),
                          dict(latest_stage="A31", consultations_6m=1), dict(), dict(industry="Public Sector")],
-     dict(latest_stage=None, open_complaints=0, won_12m=0, open_opportunities=0, days_to_close=np.nan,
+     dict(latest_stage=None, open_complaints=0, won_12m=0, orders_12m=0, open_opportunities=0, days_to_close=np.nan,
           consultations_6m=0, industry="Machinery", size_employees=50, annual_revenue=1e7),
      ["A01", "A02", "A06", "A08", "A21"]),
 ])

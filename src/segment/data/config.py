@@ -1,7 +1,8 @@
 """The data config (DATA.yaml): per table a source (a CSV / Parquet / Excel file, or a SQL query against a DuckDB file or any SQLAlchemy URL), how its columns map onto the contract, its date format, time zone and amount unit; the engine and storage.
 
-Public: DataConfig, TableSource, SqlSource, SparkOptions, read_data_config, read_only_query, DROPPABLE, ROW.
-Reads: the data config. Writes: nothing.
+Public: DataConfig, TableSource, SqlSource, SparkOptions, IndicatorFile, read_data_config, read_only_query,
+DROPPABLE, ROW.
+Reads: the data config (and the indicators file it names). Writes: nothing.
 
 Every source becomes a DuckDB relation (:mod:`segment.data.rules` casts and checks it there, once, in SQL);
 :mod:`segment.data.sources` reads what DuckDB cannot scan itself.
@@ -19,10 +20,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
 
+from segment.data.contract import TABLE_NAMES, TABLES, with_fields
+from segment.errors import ConfigError
+from segment.features.declared import Declared, DeclaredIndicator, FieldSpec
+from segment.features.registry import INDICATORS
 from segment.plumbing.yamlfile import StrictLoader, load_params, no_duplicate_keys
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
@@ -96,6 +102,12 @@ class TableSource(BaseModel):
                                  "`timezone:`, else the zone the source records (Parquet, Excel) or shows "
                                  "(PostgreSQL's session TimeZone)")
     drop: list[Literal[DROPPABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
+    fields: dict[str, FieldSpec] = Field(default_factory=dict, description="extra columns: name → {type, unit, "
+                                         "meaning}, validated like the contract's (see segment.features.declared)")
+
+    def contract(self, table: str):
+        """The contract's table with this source's declared ``fields:`` after its columns."""
+        return with_fields(TABLES[table], tuple(spec.column(n) for n, spec in self.fields.items()))
 
     @field_validator("encoding")
     @classmethod
@@ -150,7 +162,10 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = ""
     as_of: date | None = Field(None, description="the data's end: default as-of date for commands")
-    tables: dict[Literal["customers", "transactions", "interactions", "opportunities"], TableSource]
+    tables: dict[Literal[TABLE_NAMES], TableSource]  # type: ignore[valid-type]
+    indicators: dict[str, DeclaredIndicator] | str = Field(
+        default_factory=dict, description="declared indicators (segment.features.declared), or the path of a YAML "
+        "file holding them under `indicators:`, relative to the data config")
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
                                                "(segment.data.spark): DuckDB on this machine, or Spark")
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
@@ -174,8 +189,74 @@ class DataConfig(BaseModel):
         return self
 
 
+    #: the file the declared indicators were read from (``indicators: <path>``), for the reports' fingerprint
+    _indicators_file: Path | None = PrivateAttr(None)
+
+    @property
+    def indicators_file(self) -> Path | None:
+        return self._indicators_file
+
+    def declared(self, path: str | Path = "the data config") -> Declared:
+        """The declared fields and indicators, their names checked (ConfigError naming the key)."""
+        name_ok = re.compile(r"^[a-z_][a-z0-9_]*$")
+        fields = {}
+        for table, src in self.tables.items():
+            for name, spec in src.fields.items():
+                key = f"tables.{table}.fields.{name}"
+                if not name_ok.match(name):
+                    raise ConfigError(path, key, f"{name!r} is not a usable name", "write lower-case letters, digits "
+                                      "and _ (a source column of another name is mapped with `columns:`)")
+                if name in TABLES[table].by_name:
+                    raise ConfigError(path, key, f"{name} is already a contract column of {table}",
+                                      "leave it out of `fields:`: the contract declares it (docs/data_contract.md)")
+                if table == "customers" and name in INDICATORS:
+                    raise ConfigError(path, key, f"{name} is the name of a built-in indicator",
+                                      "choose another name (`segment indicators` lists the built-ins)")
+            fields[table] = tuple(spec.column(n) for n, spec in src.fields.items())
+        customer_fields = set(self.tables["customers"].fields) if "customers" in self.tables else set()
+        indicators = self.indicators if isinstance(self.indicators, dict) else {}
+        for name, ind in indicators.items():
+            key = f"indicators.{name}"
+            if not name_ok.match(name):
+                raise ConfigError(path, key, f"{name!r} is not a usable name", "write lower-case letters, digits and _")
+            if name in INDICATORS or name in customer_fields:
+                raise ConfigError(path, key, f"{name} is already " + ("a built-in indicator" if name in INDICATORS
+                                  else "a declared customers field"), "choose another name")
+            table = "measures" if ind.measure is not None else ind.table
+            if table is not None and table not in self.tables:
+                raise ConfigError(path, key, f"reads the {table} table, which `tables:` does not load",
+                                  f"add `tables.{table}` (docs/data_contract.md) or remove the indicator")
+            if ind.column is not None and ind.table not in (None, "measures") and \
+                    ind.column not in TABLES[ind.table].by_name and ind.column not in self.tables[ind.table].fields:
+                raise ConfigError(path, key, f"the {ind.table} table has no column {ind.column!r}",
+                                  f"name a contract column or one declared under tables.{ind.table}.fields")
+            unknown = sorted(ind.reads() - set(INDICATORS) - set(indicators) - customer_fields)
+            if unknown:
+                raise ConfigError(path, f"{key}.expr", f"reads {', '.join(unknown)}, which is neither a built-in "
+                                  "indicator nor a declared one", "`segment indicators --data DATA.yaml` lists the names")
+        return Declared(fields={t: c for t, c in fields.items() if c}, indicators=dict(indicators))
+
+
+class IndicatorFile(BaseModel):
+    """A YAML file of declared indicators, named by a data config's ``indicators:``."""
+
+    model_config = ConfigDict(extra="forbid")
+    indicators: dict[str, DeclaredIndicator]
+
+
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicate_keys)
 
 
 def read_data_config(path: str | Path) -> DataConfig:
-    return load_params(path, DataConfig, "expected a mapping with a `tables:` key", "see the README's data config example")
+    config = load_params(path, DataConfig, "expected a mapping with a `tables:` key",
+                         "see the README's data config example")
+    if isinstance(config.indicators, str):
+        file = (Path(path).parent / config.indicators)
+        if not file.is_file():
+            raise ConfigError(path, "indicators", f"the indicators file {file} does not exist",
+                              "give the path of a YAML file with an `indicators:` mapping, relative to the data config")
+        config._indicators_file = file
+        config.indicators = load_params(file, IndicatorFile, "expected a mapping with an `indicators:` key",
+                                        "see segment.features.declared's docstring").indicators
+    config.declared(path)
+    return config

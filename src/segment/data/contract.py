@@ -1,6 +1,6 @@
 """The data contract: the four tables segment reads, declared once, column by column.
 
-Public: Column, Table, markdown.
+Public: Column, Table, TABLES, TABLE_NAMES, ALIAS, FIELD_TYPES, field_column, with_fields, markdown.
 Reads: nothing. Writes: nothing (docs/data_contract.md is generated from it by a test).
 
 Every loader maps its source onto these names and types; validation checks them at the
@@ -123,6 +123,23 @@ INTERACTIONS = Table(
     ),
 )
 
+MEASURES = Table(
+    name="measures",
+    meaning="Point-in-time facts in long form: one row per customer, date and measure (balances, market share, "
+            "budget growth, the four project elements, intent signals, decision-maker facts, payments …). "
+            "Indicators over it are declared in the data config's `indicators:` (latest value as of the date, "
+            "a sum / mean / min / max / count over a window, the change over a window); a measure named like a "
+            "customers column (market_share, budget_growth …) is that attribute's history.",
+    date_column="date",
+    columns=(
+        Column("customer_id", "string", True, "Customer identifier", key=True),
+        Column("date", "datetime", True, "When the fact was recorded (it holds from then on)", key=True),
+        Column("measure", "string", True, "What is measured (deposits, four_elements, intent_score …)", key=True),
+        Column("value", "float", True, "The value: a number, a balance in currency, or 1 / 0 for a flag"),
+        Column("group", "string", False, "An optional breakdown (product line, account …), for filters"),
+    ),
+)
+
 OPPORTUNITIES = Table(
     name="opportunities",
     meaning="Sales pipeline: one row per opportunity (S6 time to close, S7 stages, S9 buyer grades).",
@@ -141,7 +158,34 @@ OPPORTUNITIES = Table(
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (CUSTOMERS, TRANSACTIONS, INTERACTIONS, OPPORTUNITIES)}
+TABLES: dict[str, Table] = {t.name: t for t in (CUSTOMERS, TRANSACTIONS, INTERACTIONS, OPPORTUNITIES, MEASURES)}
+#: the tables in the order every listing shows them
+TABLE_NAMES = ("customers", "transactions", "interactions", "opportunities", "measures")
+#: the relation name each validated table is read under by the snapshot's SQL (segment.features.snapshot)
+ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op", "measures": "ms"}
+
+#: the types a data config may declare for an extra column (`fields:`): contract dtype and unit
+FIELD_TYPES: dict[str, tuple[str, str]] = {
+    "number": ("float", ""), "money": ("float", "currency"), "share": ("float", "fraction"),
+    "bool": ("bool", ""), "category": ("string", ""), "date": ("date", ""), "text": ("string", ""),
+}
+
+
+def field_column(name: str, type_: str, meaning: str = "", unit: str = "", values: tuple[str, ...] = ()) -> Column:
+    """A declared extra column as a contract column: validated like one (the same casts, checks and
+    plausibility rules: a ``money`` field is scaled by ``amount_unit`` and checked for huge values, a
+    ``share`` must lie in 0–1)."""
+    dtype, fixed_unit = FIELD_TYPES[type_]
+    return Column(name, dtype, False, meaning or f"declared {type_} field", fixed_unit or unit,
+                  values=tuple(str(v).lower() for v in values))
+
+
+def with_fields(table: Table, extra: tuple[Column, ...]) -> Table:
+    """``table`` with the data config's declared columns after the contract's."""
+    if not extra:
+        return table
+    return Table(table.name, table.meaning, table.columns + tuple(extra), table.mandatory, table.unique,
+                 table.date_column)
 
 #: completeness below this share of rows in a key field is an error (SEEDS step 3)
 COMPLETENESS_THRESHOLD = 0.95
@@ -154,8 +198,10 @@ def markdown() -> str:
         "",
         "Generated from `src/segment/data/contract.py` by `segment contract --markdown`; do not edit by hand.",
         "",
-        "segment reads up to four tables. Only **transactions** is mandatory; a scheme that needs another",
-        "table or column says which before grading. Sources are mapped onto these names by the data config",
+        "segment reads up to five tables. Only **transactions** is mandatory; a scheme that needs another",
+        "table or column says which before grading. A data config may declare extra columns per table",
+        "(`fields:`, with a type: " + ", ".join(FIELD_TYPES) + "), validated like these; customer fields are",
+        "indicators under their names. Sources are mapped onto these names by the data config",
         "(`DATA.yaml`, see the README). Amounts are in currency units after the config's `amount_unit`",
         "multiplier (a source kept in 万元 declares `amount_unit: 10000`). *Key* columns must be at least",
         f"{COMPLETENESS_THRESHOLD:.0%} complete (SEEDS step 3). *PII* columns never appear in leadership reports.",

@@ -83,7 +83,7 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
 
     Long because it is the one place every column's cast and per-value check is written (in the order the
     report lists them); split, the order and the shared staged relation would live in several places."""
-    table = TABLES[name]
+    table = src.contract(name)
     d = db.d
     _q, _lit = d.q, d.text  # noqa: N806 - the engine's quoting
     raw, described, label, zones = db.raw(config_path, name, src)
@@ -297,7 +297,7 @@ def _plausible(name: str, present: list[str], config: DataConfig) -> list[tuple[
     ``share`` (a fraction 0–1), ``growth`` (a rate per year: above 100% on most rows means percents),
     ``scale`` (a 0–10 score) or ``small`` (currency amounts mostly below 10 without `amount_unit:`)."""
     out = []
-    for col in TABLES[name].columns:
+    for col in config.tables[name].contract(name).columns:
         if col.name not in present or col.dtype not in ("float", "int"):
             continue
         if col.unit == "fraction":
@@ -331,7 +331,7 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
         db.delete(f"t_{name}", cond)
 
     # rows without a customer id cannot be attributed to anyone (only when declared: else completeness says it)
-    for name in ("transactions", "interactions", "opportunities"):
+    for name in ("transactions", "interactions", "opportunities", "measures"):
         if name in columns and "customer_id" in columns[name] and "missing_customer_id" in drops.get(name, set()):
             cnt = db.fetch(f"SELECT count(*) FROM t_{name} WHERE customer_id IS NULL")[0][0]
             if cnt:
@@ -420,7 +420,7 @@ def _check(db, columns: dict[str, list[str]], config: DataConfig, as_of: pd.Time
         report("transactions", "returns", "warning", "amount", Texts.RETURNS, "amount", check="negative_amounts")
         report("transactions", "zeros", "warning", "amount", Texts.ZEROS, "amount", check="zero_amounts")
     if "customers" in columns:
-        for name in ("transactions", "interactions", "opportunities"):
+        for name in ("transactions", "interactions", "opportunities", "measures"):
             if name in columns:
                 report(name, "unknown", "error", "customer_id", Texts.UNKNOWN_CUSTOMERS, "customer_id",
                        "unknown_customers", check="unknown_customer")

@@ -94,44 +94,113 @@ def _in_zone(frame: pd.DataFrame, zone: str | None) -> pd.DataFrame:
     return frame
 
 
+#: the package to install for a database driver SQLAlchemy could not import (module name → pip name)
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
+                    "pymysql": "PyMySQL", "MySQLdb": "mysqlclient", "mariadb": "mariadb", "pyodbc": "pyodbc",
+                    "pymssql": "pymssql", "oracledb": "oracledb", "cx_Oracle": "cx-Oracle"}
+
+
+def _driver_missing(config_path: Path, key: str, module: str, scheme: str) -> ConfigError:
+    """The message for a database driver that is not installed: which package, and how to install it."""
+    package = _DRIVER_PACKAGES.get(module, module)
+    if module == "psycopg":
+        fix = "pip install -e '.[postgres]' in the segment checkout (or pip install \"psycopg[binary]\")"
+    else:
+        fix = f"pip install \"{package}\" into segment's environment"
+    return ConfigError(config_path, key, f"the database driver for {scheme}:// URLs is not installed (Python "
+                                         f"module `{module}`, package {package})", fix)
+
+
+def _sql_url(config_path: Path, key: str, url: str):
+    """``url`` as the SQLAlchemy URL segment connects with: ``postgresql://`` and ``postgres://`` without a
+    driver read with psycopg 3 (the ``postgres`` extra; psycopg2 when only that is installed); a SQLite
+    file relative to the data config, opened read-only (``mode=ro``, whatever the URL says)."""
+    from urllib.parse import quote
+
+    import sqlalchemy
+
+    try:
+        u = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(config_path, key, "not a database URL", "write duckdb:///file.duckdb, sqlite:///file.db "
+                          "(relative to the data config) or an SQLAlchemy URL such as "
+                          "postgresql://${USER}:${PASSWORD}@host:5432/database") from None
+    backend, _, driver = u.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if not driver:
+            for driver in ("psycopg", "psycopg2"):
+                try:
+                    __import__(driver)
+                    break
+                except ImportError:
+                    continue
+            else:
+                raise _driver_missing(config_path, key, "psycopg", backend)
+        u = u.set(drivername=f"postgresql+{driver}")
+    elif backend == "sqlite" and u.database not in (None, "", ":memory:"):
+        written = u.database[len("file:"):] if u.database.startswith("file:") else u.database
+        db = (config_path.parent / written).resolve()
+        if not db.is_file():
+            raise ConfigError(config_path, key, f"SQLite file {db} not found", "check the path (relative to the data "
+                              "config; sqlite:////absolute/path for an absolute one)")
+        u = u.set(database="file:" + quote(db.as_posix()), query={**u.query, "mode": "ro", "uri": "true"})
+    return u
+
+
+def _read_sql(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str]:
+    """A SQL source's query result and its label. DuckDB files (relative to the data config) are opened
+    read-only by DuckDB itself; any other URL through SQLAlchemy — SQLite read-only, PostgreSQL in a
+    read-only transaction, every connection rolled back."""
+    key = f"tables.{name}"
+    url = _expand_env(config_path, f"{key}.sql.url", src.sql.url)
+    label = f"{name} (SQL query)"
+    try:
+        if url.startswith("duckdb:///"):
+            import duckdb
+
+            db = (config_path.parent / url[len("duckdb:///"):]).resolve()
+            if not db.is_file():
+                raise ConfigError(config_path, f"{key}.sql.url", f"DuckDB file {db} not found",
+                                  "check the path (relative to the data config; duckdb:////absolute/path for an "
+                                  "absolute one)")
+            with duckdb.connect(str(db), read_only=True) as con:
+                return con.execute(src.sql.query).df(), label
+        import sqlalchemy
+
+        u = _sql_url(config_path, f"{key}.sql.url", url)
+        try:
+            engine = sqlalchemy.create_engine(u)
+        except ImportError as e:  # the URL's driver (psycopg2, pymysql …) is not installed
+            raise _driver_missing(config_path, f"{key}.sql.url", e.name or str(e), u.drivername) from None
+        except sqlalchemy.exc.NoSuchModuleError:
+            raise ConfigError(config_path, f"{key}.sql.url", f"SQLAlchemy knows no database {u.drivername!r}",
+                              "check the URL's scheme (postgresql://, mysql+pymysql://, sqlite:///, duckdb:///) or "
+                              "install the package providing that SQLAlchemy dialect") from None
+        try:
+            with engine.connect() as con:
+                shown = None  # the zone the database shows its timestamps in
+                if con.dialect.name == "postgresql":
+                    con.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    shown = str(con.exec_driver_sql("SHOW TimeZone").scalar())
+                try:
+                    frame = pd.read_sql(sqlalchemy.text(src.sql.query), con)
+                finally:
+                    con.rollback()  # whatever the query did, nothing is committed
+            return _in_zone(frame, shown), label
+        finally:
+            engine.dispose()
+    except SegmentError:
+        raise
+    except Exception as e:  # driver errors: bad query, unreachable server, missing table
+        raise ConfigError(config_path, f"{key}.sql", f"the query failed: {type(e).__name__}: {str(e).splitlines()[0]}",
+                          "check the URL, credentials and query") from None
+
+
 def _read_source(config_path: Path, name: str, src: TableSource) -> tuple[pd.DataFrame, str]:
     """The raw source as a DataFrame (text columns as str where the format allows) and a label."""
     key = f"tables.{name}"
     if src.sql is not None:
-        url = _expand_env(config_path, f"{key}.sql.url", src.sql.url)
-        label = f"{name} (SQL query)"
-        try:
-            if url.startswith("duckdb:///"):
-                import duckdb
-
-                db = (config_path.parent / url[len("duckdb:///"):]).resolve()
-                if not db.is_file():
-                    raise ConfigError(config_path, f"{key}.sql.url", f"DuckDB file {db} not found", "check the path")
-                with duckdb.connect(str(db), read_only=True) as con:
-                    return con.execute(src.sql.query).df(), label
-            import sqlalchemy
-
-            if url.startswith("sqlite:///") and "mode=" not in url:  # the file opened read-only
-                url = "sqlite:///file:" + url[len("sqlite:///"):] + ("&" if "?" in url else "?") + "mode=ro&uri=true"
-            engine = sqlalchemy.create_engine(url)
-            try:
-                with engine.connect() as con:
-                    shown = None  # the zone the database shows its timestamps in
-                    if con.dialect.name == "postgresql":
-                        con.exec_driver_sql("SET TRANSACTION READ ONLY")
-                        shown = str(con.exec_driver_sql("SHOW TimeZone").scalar())
-                    try:
-                        frame = pd.read_sql(sqlalchemy.text(src.sql.query), con)
-                    finally:
-                        con.rollback()  # whatever the query did, nothing is committed
-                return _in_zone(frame, shown), label
-            finally:
-                engine.dispose()
-        except SegmentError:
-            raise
-        except Exception as e:  # driver errors: bad query, unreachable server, missing table
-            raise ConfigError(config_path, f"{key}.sql", f"the query failed: {type(e).__name__}: {str(e).splitlines()[0]}",
-                              "check the URL, credentials and query") from None
+        return _read_sql(config_path, name, src)
     path = (config_path.parent / src.path).resolve()
     label = str(path)
     if not path.is_file():

@@ -41,7 +41,8 @@ from segment.data.problems import Problem
 from segment.data.raw import check_file, explain_csv, source_frame, unreserved
 from segment.data.rules import validate
 from segment.data.sources import format_of
-from segment.data.tables import ALIAS, Tables, TableSet, wanted_frame
+from segment.data.contract import ALIAS
+from segment.data.tables import Tables, TableSet, wanted_frame
 from segment.data.validate import load_data, raise_errors, report_frame
 from segment.errors import ConfigError, SegmentError
 from segment.features.snapshot import SnapshotPlan, plan, snapshot, snapshot_frame_of
@@ -137,7 +138,7 @@ def run_spark(spark, p: SnapshotPlan, views: dict[str, object]) -> pd.DataFrame:
     finally:
         for agg in cached:
             agg.unpersist()
-    return snapshot_frame_of(raw, p.day, p.keep)
+    return snapshot_frame_of(raw, p)
 
 
 #: Spark types as the store's casts name them (DuckDB's names: segment.data.rules._read_table branches on them)
@@ -384,7 +385,9 @@ class SparkTables(TableSet):
         merged = dict(self.filters)
         for name, cond in filters.items():
             merged[name] = f"({merged[name]}) AND ({cond})" if name in merged else cond
-        return SparkTables(self.db, self._columns, merged, owner=self._owner or self)
+        view = SparkTables(self.db, self._columns, merged, owner=self._owner or self)
+        view.declared = self.declared
+        return view
 
     def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
         """``query`` (Spark SQL) over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``), its
@@ -426,7 +429,7 @@ class SparkTables(TableSet):
         return out
 
     def snapshot(self, as_of, customers: Iterable[str] | None = None) -> pd.DataFrame:
-        p = plan(self._columns, as_of, restricted=customers is not None, dialect=SPARK)
+        p = plan(self._columns, as_of, restricted=customers is not None, dialect=SPARK, declared=self.declared)
         views = self.views()
         if customers is not None:
             views["wanted"] = self._wanted(customers)
@@ -436,7 +439,7 @@ class SparkTables(TableSet):
         """The snapshot at ``as_of`` as a Spark DataFrame, left on the cluster (nothing is collected):
         what :func:`segment.grading.engine.grade_spark` grades. Its aggregates stay persisted until
         :meth:`close`."""
-        p = plan(self._columns, as_of, dialect=SPARK)
+        p = plan(self._columns, as_of, dialect=SPARK, declared=self.declared)
         for alias, df in self.views().items():
             df.createOrReplaceTempView(alias)
         for name, sql in p.aggregates:
@@ -451,9 +454,9 @@ class SparkTables(TableSet):
         ``keep_snapshot`` (a report shows its revenue and breakdowns; ``segment grade`` does not need
         it: then None). Returns the grading, the snapshot and how many CRM-lost customers were left out."""
 
-        p = plan(self._columns, as_of, dialect=SPARK)
+        p = plan(self._columns, as_of, dialect=SPARK, declared=self.declared)
         snap_df = self.snapshot_frame(as_of)
-        snap = snapshot_frame_of(snap_df.toPandas(), p.day, p.keep) if keep_snapshot else None
+        snap = snapshot_frame_of(snap_df.toPandas(), p) if keep_snapshot else None
         n_lost = 0
         if "status" in snap_df.columns:  # CRM-lost customers are not graded (as pipeline.grade_current)
             if snap is not None:
@@ -493,7 +496,9 @@ def load_spark(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None
     if columns is None:
         db.close()
         return None
-    return SparkTables(db, columns)
+    tables = SparkTables(db, columns)
+    tables.declared = config.declared(config_path)
+    return tables
 
 def spark_snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None, spark=None,
                    master: str = "local[*]") -> pd.DataFrame:
@@ -502,7 +507,7 @@ def spark_snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = N
     directly."""
     spark = spark or spark_session(master)
     present = {n: list(tables.get(n).columns) for n in tables.present()}
-    p = plan(present, as_of, restricted=customers is not None, dialect="spark")
+    p = plan(present, as_of, restricted=customers is not None, dialect="spark", declared=tables.declared)
     tmp = Path(tempfile.mkdtemp(prefix="segment-spark-"))
     try:
         return run_spark(spark, p, _frames_to_spark(spark, tables, p, customers, tmp))

@@ -78,7 +78,7 @@ def load(config_path: Path, config: DataConfig, as_of: pd.Timestamp | None, prob
             return None
         if on_disk:
             con.execute("CHECKPOINT")
-        kept = Tables._kept(con, folder, columns)
+        kept = Tables._kept(con, folder, columns, declared=config.declared(config_path))
         guard.detach()
         return kept
     except (duckdb.IOException, duckdb.OutOfMemoryException) as e:

@@ -1,6 +1,6 @@
 """The validated tables (`Tables` in DuckDB; `TableSet`, what every engine's tables offer): their views, SQL over them, snapshots kept per date.
 
-Public: Tables, TableSet, ALIAS, wanted_frame.
+Public: Tables, TableSet, wanted_frame.
 Reads: nothing outside the database. Writes: tables in the database (snapshots kept per date).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from segment.data.contract import TABLES, Table
+from segment.data.contract import ALIAS, TABLE_NAMES, TABLES, Table, with_fields
 from segment.data.database import (
     close_database,
     connect,
@@ -22,9 +22,8 @@ from segment.data.database import (
     sql_text,
 )
 from segment.errors import SegmentError
+from segment.features.declared import NO_DECLARATIONS, Declared
 
-#: relation names the snapshot SQL reads (segment.features.snapshot.plan)
-ALIAS = {"transactions": "tx", "customers": "cu", "interactions": "it", "opportunities": "op"}
 
 #: contract dtype → DuckDB type, for tables built from frames
 _SQL_TYPE = {"string": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN",
@@ -36,12 +35,18 @@ class TableSet:
     :class:`segment.data.spark.SparkTables` on Spark): the tables present and their columns."""
 
     _columns: dict[str, list[str]]
+    #: the data config's declared fields and indicators (segment.features.declared)
+    declared: Declared = NO_DECLARATIONS
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{n}: {len(self._columns[n])} columns' for n in self.present())})"
 
     def present(self) -> list[str]:
-        return [n for n in ("customers", "transactions", "interactions", "opportunities") if n in self._columns]
+        return [n for n in TABLE_NAMES if n in self._columns]
+
+    def contract(self, name: str) -> Table:
+        """Table ``name``'s contract with the declared fields."""
+        return with_fields(TABLES[name], self.declared.columns(name))
 
     def columns(self, name: str) -> list[str]:
         return list(self._columns[name])
@@ -84,16 +89,18 @@ class Tables(TableSet):
     (the demo, notebooks, tests); :func:`load` builds one from a data config, validating every row."""
 
     def __init__(self, transactions: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
-                 interactions: pd.DataFrame | None = None, opportunities: pd.DataFrame | None = None):
+                 interactions: pd.DataFrame | None = None, opportunities: pd.DataFrame | None = None,
+                 measures: pd.DataFrame | None = None, *, declared: Declared | None = None):
         frames = {"customers": customers, "transactions": transactions, "interactions": interactions,
-                  "opportunities": opportunities}
+                  "opportunities": opportunities, "measures": measures}
+        self.declared = declared or NO_DECLARATIONS
         if transactions is None:
             raise SegmentError("the transactions table is mandatory")
         folder = new_folder()
         con = None
         try:
             con = connect(folder, on_disk=False)
-            columns = {name: _frame_table(con, name, df) for name, df in frames.items() if df is not None}
+            columns = {name: _frame_table(con, self.contract(name), df) for name, df in frames.items() if df is not None}
         except BaseException:
             close_database(con, folder)
             raise
@@ -101,8 +108,9 @@ class Tables(TableSet):
 
     @classmethod
     def _kept(cls, con, folder: Path, columns: dict[str, list[str]], filters: dict[str, str] | None = None,
-              owner: "Tables | None" = None) -> "Tables":
+              owner: "Tables | None" = None, declared: Declared | None = None) -> "Tables":
         self = cls.__new__(cls)
+        self.declared = owner.declared if owner is not None else declared or NO_DECLARATIONS
         self._attach(con, folder, columns, filters, owner)
         return self
 
@@ -183,7 +191,7 @@ class Tables(TableSet):
         if name not in self._columns:
             return None
         self.fetched.append(name)
-        return _pandas_types(self.sql(self._select(name) + " ORDER BY _row_"), TABLES[name])
+        return _pandas_types(self.sql(self._select(name) + " ORDER BY _row_"), self.contract(name))
 
     def replace(self, name: str, df: pd.DataFrame | None) -> None:
         """Put ``df`` (on the contract) in place of table ``name``; None removes an optional table."""
@@ -195,7 +203,7 @@ class Tables(TableSet):
             self.con.execute(f"DROP TABLE IF EXISTS t_{name}")
             self._columns.pop(name, None)
         else:
-            self._columns[name] = _frame_table(self.con, name, df)
+            self._columns[name] = _frame_table(self.con, self.contract(name), df)
         self._dates = None
         for kept in self._snapshots.values():  # computed from the table as it was
             self.con.execute(f"DROP TABLE IF EXISTS {kept}")
@@ -209,6 +217,7 @@ class Tables(TableSet):
     customers = property(lambda self: self.get("customers"), lambda self, df: self.replace("customers", df))
     interactions = property(lambda self: self.get("interactions"), lambda self, df: self.replace("interactions", df))
     opportunities = property(lambda self: self.get("opportunities"), lambda self, df: self.replace("opportunities", df))
+    measures = property(lambda self: self.get("measures"), lambda self, df: self.replace("measures", df))
 
     def where(self, **filters: str) -> "Tables":
         """The same tables with extra SQL filters per table (``transactions="product_line = 'x'"``)."""
@@ -225,7 +234,7 @@ class Tables(TableSet):
         from segment.features.snapshot import plan, run_duckdb, snapshot_frame_of
 
         restricted = customers is not None
-        p = plan(self._columns, as_of, restricted=restricted)
+        p = plan(self._columns, as_of, restricted=restricted, declared=self.declared)
         kept = None if restricted else self._snapshots.get(p.day)
         cur = self.cursor()
         try:
@@ -240,7 +249,7 @@ class Tables(TableSet):
                 self._snapshots[p.day] = into
         finally:
             cur.close()
-        return snapshot_frame_of(result, p.day, p.keep)
+        return snapshot_frame_of(result, p)
 
 
 def wanted_frame(ids: Iterable[str]) -> pd.DataFrame:
@@ -266,10 +275,10 @@ def _pandas_types(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     return df
 
 
-def _frame_table(con, name: str, df: pd.DataFrame) -> list[str]:
+def _frame_table(con, table: Table, df: pd.DataFrame) -> list[str]:
     """``t_<name>`` from a frame already on the contract: contract columns cast to their SQL type,
     other columns kept as they are; ``_row_`` is the frame's row order. Returns the columns."""
-    table = TABLES[name]
+    name = table.name
     frame = df.reset_index(drop=True)
     if "_row_" in frame.columns:
         frame = frame.drop(columns="_row_")

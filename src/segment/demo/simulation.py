@@ -52,6 +52,7 @@ def simulate_history(c: dict, rng: np.random.Generator, progress: bool) -> dict:
     refs = np.zeros((n, 12), dtype=np.int16)
     spend = np.zeros((n, 12), dtype=np.float32)
     last_score = np.full(n, np.nan)
+    eng_month = np.full((n, N_MONTHS), np.nan, dtype=np.float16)  # engagement per recorded month
 
     tx: dict[str, list] = {k: [] for k in ("cust", "day", "order", "line", "qty", "price", "amount", "margin")}
     it: dict[str, list] = {k: [] for k in ("cust", "day", "kind", "severity", "score")}
@@ -103,6 +104,8 @@ def simulate_history(c: dict, rng: np.random.Generator, progress: bool) -> dict:
         mu = c["eng_mean"][act]
         e[act] = mu + phi * (e[act] - mu) + sigma * rng.standard_normal(len(act))
         ea, sa = e[act], sz[act]
+        if record:  # kept for the facts (segment.demo.facts); no draw
+            eng_month[act, m] = ea
 
         # 3. orders and lines (buyers only)
         lam = np.where(buyer, rate[act] * np.exp(0.6 * ea) * frac, 0.0)
@@ -221,4 +224,4 @@ def simulate_history(c: dict, rng: np.random.Generator, progress: bool) -> dict:
         return out
 
     return {"churn_day": churn_day, "tx": cat(tx), "it": cat(it), "op": cat(op),
-            "hazard_log": hazard_log, "start_month": start_month}
+            "hazard_log": hazard_log, "start_month": start_month, "eng_month": eng_month}

@@ -1,11 +1,13 @@
-"""The deterministic demo company: four contract tables simulated month by month from a seed.
+"""The deterministic demo company: the contract tables simulated month by month from a seed, with its point-in-time facts.
 
-Public: simulate, generate, data_yaml, write_demo.
+Public: simulate, generate, declared, data_yaml, write_demo.
 Reads: nothing. Writes: the demo company's files (segment demo --out).
 
 ``generate(customers, seed)`` returns :class:`segment.data.tables.Tables`; ``write_demo(out, ...)`` writes
-``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv`` and a
-``data.yaml`` pointing at them (every file atomically; same seed and size → byte-identical files).
+``customers.csv``, ``transactions.parquet``, ``interactions.parquet``, ``opportunities.csv``,
+``measures.parquet`` (the facts: :mod:`segment.demo.facts`), ``indicators.yaml`` (the indicators declared
+over them) and a ``data.yaml`` pointing at them (every file atomically; same seed and size →
+byte-identical files).
 
 The mechanism (full description, every coefficient and the measured proportions in ``docs/demo.md``):
 
@@ -39,8 +41,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 
 from segment.data.tables import Tables
+from segment.demo.facts import (
+    CUSTOMER_FIELDS,
+    DECLARED_INDICATORS,
+    FACTS_SEED,
+    customer_fields,
+    indicators_yaml,
+    measures_frame,
+)
 from segment.demo.simulation import SIM_KIND_INDEX, SIM_KINDS, simulate_history
 from segment.demo.world import (
     CHANNELS,
@@ -206,6 +217,10 @@ def _frames(customers: int = 5000, seed: int = 20260930, progress: bool = False)
         interactions=_interactions(rng, sim["it"], width, c["n"]),
         opportunities=_opportunities(rng, sim["op"], c, sim["churn_day"], width),
     )
+    facts_rng = np.random.default_rng([seed, FACTS_SEED])  # its own stream: the tables above stay as they were
+    for name, values in customer_fields(facts_rng, c).items():
+        cust_df[name] = pd.array(values, dtype="boolean")
+    frames["measures"] = measures_frame(facts_rng, c, sim, frames, width)
     truth = pd.DataFrame({
         "customer_id": cust_df["customer_id"],
         "prospect": c["prospect"],
@@ -216,9 +231,17 @@ def _frames(customers: int = 5000, seed: int = 20260930, progress: bool = False)
 
 
 def simulate(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> tuple[Tables, pd.DataFrame]:
-    """The demo company's tables and, per customer, its truth (see :func:`_frames`)."""
+    """The demo company's tables (with its declared fields and indicators) and, per customer, its truth
+    (see :func:`_frames`)."""
     frames, truth = _frames(customers, seed, progress)
-    return Tables(**frames), truth
+    return Tables(**frames, declared=declared()), truth
+
+
+def declared():
+    """The demo's declared fields and indicators, as its data.yaml declares them."""
+    from segment.data.config import DataConfig
+
+    return DataConfig.model_validate(yaml.safe_load(data_yaml(0, 0)) | {"indicators": DECLARED_INDICATORS}).declared()
 
 
 def generate(customers: int = 5000, seed: int = 20260930, progress: bool = False) -> Tables:
@@ -243,10 +266,16 @@ def data_yaml(customers: int, seed: int) -> str:
         "name: demo\n"
         f"as_of: {END_DATE.date().isoformat()}\n"
         "tables:\n"
-        "  customers: {path: customers.csv}\n"
-        "  transactions: {path: transactions.parquet}\n"
+        "  customers:\n"
+        "    path: customers.csv\n"
+        "    fields:\n"
+        + "".join(f"      {k}: {{type: {v['type']}, meaning: \"{v['meaning']}\"}}\n" for k, v in CUSTOMER_FIELDS.items())
+        + "  transactions: {path: transactions.parquet}\n"
         "  interactions: {path: interactions.parquet}\n"
         "  opportunities: {path: opportunities.csv}\n"
+        "  measures: {path: measures.parquet}\n"
+        "# the facts' indicators (docs/demo.md, Facts); `segment indicators --data data.yaml` lists them\n"
+        "indicators: indicators.yaml\n"
     )
 
 
@@ -262,4 +291,6 @@ def write_demo(out: str | Path, customers: int = 5000, seed: int = 20260930, pro
     _write_parquet(t["transactions"], out / "transactions.parquet")
     _write_parquet(t["interactions"], out / "interactions.parquet")
     _write_csv(t["opportunities"], out / "opportunities.csv")
+    _write_parquet(t["measures"], out / "measures.parquet")
+    write_text(out / "indicators.yaml", indicators_yaml())
     return write_text(out / "data.yaml", data_yaml(customers, seed))

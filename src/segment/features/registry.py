@@ -67,15 +67,18 @@ _reg("amount_growth", "fraction", "12m vs prev 12m", T, F,
      "annual_amount / prev_annual_amount − 1 (0.2 = +20%); NaN when prev_annual_amount ≤ 0")
 _reg("orders_12m", "count", "12m", T, I,
      "Orders in the last 12 months: distinct order_id of purchase lines (amount > 0); a line without order_id is one order")
-_reg("orders_per_quarter", "orders / quarter", "12m", T, F, "orders_12m / 4")
+_reg("orders_90d", "count", "90d", T, I,
+     "Orders in the last 90 days (S2's purchases a quarter), counted as orders_12m: distinct order_id of purchase "
+     "lines (amount > 0); a line without order_id is one order")
+_reg("orders_per_quarter", "orders / quarter", "12m", T, F, "orders_12m / 4 (a 12-month average; the last quarter is orders_90d)")
 _reg("orders_per_month", "orders / month", "12m", T, F, "orders_12m / 12")
 _reg("avg_order_value", "currency / order", "12m", T, F, "annual_amount / orders_12m; NaN without orders")
 _reg("recency_days", "days", "latest", T, F, "Days from the last purchase day to as_of (0 = bought on as_of); NaN if never bought")
 _reg("first_purchase", "date", "all history", T, D, "Day of the first purchase (line with amount > 0); NaT if never bought")
 _reg("last_purchase", "date", "latest", T, D, "Day of the last purchase on or before as_of; NaT if never bought")
 _reg("tenure_years", "years", "all history", T, F,
-     "Years (days / 365.25) from the earlier of customers.created_date (when loaded and ≤ as_of) and "
-     "first_purchase to as_of; NaN when neither is known")
+     "Years of cooperation: years (days / 365.25) from first_purchase to as_of; NaN if never bought "
+     "(the CRM registration date is registered_years)")
 _reg("profit_12m", "currency", "12m", T, F,
      "Net margin (profit contribution) in the last 12 months; NaN when the customer's lines have no margin",
      ("transactions.margin",))
@@ -94,8 +97,9 @@ _reg("prev_amount_6m", "currency", "prev 6m", T, F, "Net transaction amount in t
 _reg("months_since_last_order", "months", "latest", T, F, "recency_days / 30.44; NaN if never bought")
 
 
-# SEEDS step 3 tags (transactions, with customers.created_date for tenure when loaded)
-_reg("tag_tenure", "category", "all history", T, S, "'new' if tenure_years < 1, else 'old'; NA when tenure is unknown")
+# SEEDS step 3 tags (transactions)
+_reg("tag_tenure", "category", "all history", T, S,
+     "'new' if tenure_years < 1, else 'old' (SEEDS 合作时长: years of cooperation); NA if never bought")
 _reg("tag_frequency", "category", "12m", T, S,
      "'high' if orders_per_month ≥ 3, 'low' if < 1, else 'mid'")
 _reg("tag_value", "category", "12m", T, S,
@@ -152,6 +156,9 @@ _reg("product_lines", "category", "static", C, S, "Product lines the customer is
 _reg("status", "category", "at as_of", C, S,
      "'lost' if the status is lost or closed and status_date ≤ as_of, else 'active' (also for customers "
      "missing from the customers table)", ("customers.status", "customers.status_date"))
+_reg("registered_years", "years", "at as_of", C, F,
+     "Years (days / 365.25) from customers.created_date (the CRM registration) to as_of; NaN without a "
+     "created_date on or before as_of. Not years of cooperation (tenure_years)", ("customers.created_date",))
 
 
 # --- opportunities --------------------------------------------------------------------------------

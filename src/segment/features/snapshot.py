@@ -73,8 +73,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from segment.data.contract import TABLES
+from segment.data.contract import ALIAS, TABLES
 from segment.errors import SegmentError
+from segment.features.declared import NO_DECLARATIONS, Declared, declared_sql
 from segment.features.registry import (
     CHURN_RISK_RATIO,
     CONTACT_KINDS,
@@ -158,6 +159,9 @@ def _transactions_sql(present, w: dict[str, str], restricted: bool, d: Dialect =
     p12, p6 = f"date >= {w['s12']}", f"date >= {w['s6']}"
     prev12 = f"date >= {w['s24']} AND date < {w['s12']}"
     prev6 = f"date >= {w['s6p']} AND date < {w['s6']}"
+    # the 90d window starts 90 days before the cut-off (plan's literal ``c``)
+    s90 = w["s90"]
+    p90 = f"date >= {s90}"
     buy = "amount > 0"
     return f"""
     WITH t AS (
@@ -179,14 +183,17 @@ def _transactions_sql(present, w: dict[str, str], restricted: bool, d: Dialect =
     orders AS (
       SELECT customer_id,
         CAST(SUM(CASE WHEN order_id IS NULL THEN n12 ELSE LEAST(n12, 1) END) AS BIGINT) AS orders_12m,
+        CAST(SUM(CASE WHEN order_id IS NULL THEN n90 ELSE LEAST(n90, 1) END) AS BIGINT) AS orders_90d,
         CAST(SUM(CASE WHEN order_id IS NULL THEN n ELSE 1 END) AS BIGINT) AS orders_total
-      FROM (SELECT customer_id, order_id, COUNT(*) AS n, COUNT(*) FILTER (WHERE {p12}) AS n12
+      FROM (SELECT customer_id, order_id, COUNT(*) AS n, COUNT(*) FILTER (WHERE {p12}) AS n12,
+                   COUNT(*) FILTER (WHERE {p90}) AS n90
             FROM t WHERE {buy} GROUP BY customer_id, order_id) AS per_order
       GROUP BY customer_id),
     lines AS (
       SELECT customer_id, COUNT(DISTINCT product_line) AS product_lines_12m
       FROM t WHERE {buy} AND {p12} GROUP BY customer_id)
-    SELECT sums.*, COALESCE(orders_12m, 0) AS orders_12m, COALESCE(orders_total, 0) AS orders_total,
+    SELECT sums.*, COALESCE(orders_12m, 0) AS orders_12m, COALESCE(orders_90d, 0) AS orders_90d,
+      COALESCE(orders_total, 0) AS orders_total,
       COALESCE(product_lines_12m, 0) AS product_lines_12m
     FROM sums LEFT JOIN orders USING (customer_id) LEFT JOIN lines USING (customer_id)"""
 
@@ -274,8 +281,10 @@ def _derived_sql(day: pd.Timestamp, with_customers: bool, dialect: Dialect = DUC
     zero = lambda c: f"COALESCE({c}, 0)"  # noqa: E731
     orders, annual, prev = zero("orders_12m"), zero("annual_amount"), zero("prev_annual_amount")
     recency = f"CAST({dialect.days_between('last_purchase', d)} AS DOUBLE)"
-    start = "LEAST(first_purchase, created_day)" if with_customers else "first_purchase"
-    tenure = f"{dialect.days_between(start, d)} / {num(DAYS_PER_YEAR)}"
+    # years of cooperation count from the first purchase (the seeds' 合作年限 / 合作时长); the CRM's
+    # registration date is registered_years (with_customers: the customers table is loaded)
+    tenure = f"{dialect.days_between('first_purchase', d)} / {num(DAYS_PER_YEAR)}"
+    registered = f"{dialect.days_between('created_day', d)} / {num(DAYS_PER_YEAR)}" if with_customers else "NULL"
     contacts = zero("contacts_12m")
     sql = {n: zero(n) for n in ZERO_WHEN_ABSENT}
     sql.update({
@@ -287,6 +296,7 @@ def _derived_sql(day: pd.Timestamp, with_customers: bool, dialect: Dialect = DUC
         "first_purchase": "CAST(first_purchase AS TIMESTAMP)",
         "last_purchase": "CAST(last_purchase AS TIMESTAMP)",
         "tenure_years": tenure,
+        "registered_years": f"CAST({registered} AS DOUBLE)",
         # no transactions at all: 0; lines without any margin: NULL
         "profit_12m": "CASE WHEN annual_amount IS NULL THEN 0 ELSE profit_12m END",
         "margin_rate_12m": f"CASE WHEN {annual} > 0 THEN profit_12m / {annual} END",
@@ -329,8 +339,10 @@ class SnapshotPlan:
     sources: dict[str, str]
     aggregates: list[tuple[str, str]]  # (name, sql)
     final: str
-_BUILDERS = {"transactions": ("tx", _transactions_sql), "customers": ("cu", _customers_sql),
-             "interactions": ("it", _interactions_sql), "opportunities": ("op", _opportunities_sql)}
+    #: the pandas dtype of every indicator column (built-in and declared)
+    dtypes: dict[str, str]
+_BUILDERS = {"transactions": _transactions_sql, "customers": _customers_sql, "interactions": _interactions_sql,
+             "opportunities": _opportunities_sql}
 
 
 def _missing(present: dict[str, Iterable[str]]) -> dict[str, str]:
@@ -348,7 +360,7 @@ def _missing(present: dict[str, Iterable[str]]) -> dict[str, str]:
 
 
 def plan(present: dict[str, Iterable[str]], as_of, *, restricted: bool = False,
-         dialect: Dialect | str = DUCKDB) -> SnapshotPlan:
+         dialect: Dialect | str = DUCKDB, declared: Declared = NO_DECLARATIONS) -> SnapshotPlan:
     """The snapshot's SQL for tables with these contract columns (table → column names).
 
     This is the single definition every engine runs: :func:`snapshot` (DuckDB over pandas frames),
@@ -366,24 +378,40 @@ def plan(present: dict[str, Iterable[str]], as_of, *, restricted: bool = False,
     cut = day + pd.Timedelta(days=1)
     w = {"c": _lit(cut),
          "s12": _lit(cut - pd.Timedelta(days=DAYS_12M)), "s24": _lit(cut - pd.Timedelta(days=2 * DAYS_12M)),
-         "s6": _lit(cut - pd.Timedelta(days=DAYS_6M)), "s6p": _lit(cut - pd.Timedelta(days=2 * DAYS_6M))}
+         "s6": _lit(cut - pd.Timedelta(days=DAYS_6M)), "s6p": _lit(cut - pd.Timedelta(days=2 * DAYS_6M)),
+         "s90": _lit(cut - pd.Timedelta(days=DAYS_ACTIVE))}
     missing = _missing(present)
     keep = [n for n in INDICATORS if n not in missing]
     derived = _derived_sql(day, "customers" in present, d)
     aggregates, joins, sources = [], [], {}
-    for name, (alias, build) in _BUILDERS.items():
+    for name, build in _BUILDERS.items():
         if name not in present:
             continue
-        sources[name] = alias
+        alias = sources[name] = ALIAS[name]
         aggregates.append((f"a_{alias}", build(present[name], w, restricted, d, alias)))
         joins.append(f"LEFT JOIN a_{alias} USING (customer_id)")
     if restricted:
         sources["wanted"] = "wanted"
+    dtypes = {n: INDICATORS[n].dtype for n in keep}
+    if declared.fields or declared.indicators or "measures" in present:
+        extra = declared_sql(declared, present, {n: derived[n] for n in keep}, w, cut, restricted, d, _lit)
+        for name, alias, sql in extra.aggregates:
+            sources.setdefault(next(t for t, a in ALIAS.items() if a == alias), alias)
+            aggregates.append((name, sql))
+            joins.append(f"LEFT JOIN {name} USING (customer_id)")
+        for attr, sql in extra.history.items():  # a customers attribute's history wins over its last record
+            if attr in derived:
+                derived[attr] = f"COALESCE({sql}, {derived[attr]})"
+            elif attr in extra.select:
+                extra.select[attr] = f"COALESCE({sql}, {extra.select[attr]})"
+        derived.update(extra.select)
+        keep += list(extra.select)
+        dtypes.update(extra.dtypes)
     pop = "SELECT customer_id FROM a_tx" + (
         " UNION SELECT customer_id FROM a_cu WHERE created_by_as_of" if "customers" in present else "")
-    select = ", ".join(f"{derived[n]} AS {n}" for n in keep)
+    select = ", ".join(f"{derived[n]} AS {d.q(n)}" for n in keep)
     final = f"SELECT customer_id, {select} FROM ({pop}) AS pop {' '.join(joins)} ORDER BY customer_id"
-    return SnapshotPlan(day, keep, sources, aggregates, final)
+    return SnapshotPlan(day, keep, sources, aggregates, final, dtypes)
 
 
 def snapshot(tables: Tables, as_of, *, customers: Iterable[str] | None = None) -> pd.DataFrame:
@@ -411,8 +439,9 @@ def run_duckdb(con: "duckdb.DuckDBPyConnection", p: SnapshotPlan, into: str | No
     return con.sql(f"SELECT * FROM {into} ORDER BY customer_id").to_arrow_table()
 
 
-def snapshot_frame_of(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFrame:
-    """The fetched arrow table as a DataFrame with the registry's dtypes, ``as_of`` second."""
+def snapshot_frame_of(result, p: SnapshotPlan) -> pd.DataFrame:
+    """The fetched arrow table as a DataFrame with the plan's dtypes, ``as_of`` second."""
+    day, keep = p.day, p.keep
     mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(),
               pa.string_view(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}.get
     if isinstance(result, pd.DataFrame):  # Spark's toPandas
@@ -422,5 +451,5 @@ def snapshot_frame_of(result, day: pd.Timestamp, keep: list[str]) -> pd.DataFram
     cols = {"customer_id": raw["customer_id"].astype("string"),
             "as_of": pd.Series(np.full(len(raw), day.to_datetime64(), dtype="datetime64[ns]"), index=raw.index)}
     for name in keep:
-        cols[name] = raw[name].astype(INDICATORS[name].dtype)
+        cols[name] = raw[name].astype(p.dtypes[name])
     return pd.DataFrame(cols)

@@ -288,12 +288,20 @@ def tier_layers(ctx: _Ctx, q: _Query) -> None:
 
 def override_layers(ctx: _Ctx, q: _Query) -> str:
     """Overrides in order, each a pair of layers: the bounded new rank, then the rank ``_r{k}``
-    (changed only where the rule holds)."""
+    (changed only where the rule holds). A ``propose`` rule keeps the rank; ``_prop`` (bit j: the
+    j-th propose rule) marks where it holds and its ``to`` tier is above the final tier."""
     tiers = ctx.scheme.tiers
     t = len(tiers)
     pos = {x.id: i for i, x in enumerate(tiers)}
     rank = "_r0"
+    proposals = []
     for k, rule in enumerate(ctx.scheme.overrides, start=1):
+        if rule.action == "propose":
+            q.extend(f"override_{k}a", [(f"_h{k}", ctx.cond(rule.when))])
+            q.extend(f"override_{k}b", [(f"_r{k}", rank)])
+            rank = f"_r{k}"
+            proposals.append((k, pos[rule.to]))
+            continue
         step = rule.by if rule.action == "demote" else -rule.by
         new = f"GREATEST(LEAST({rank} + ({step}), {t - 1}), 0)"
         if rule.not_below is not None and step > 0:
@@ -303,6 +311,8 @@ def override_layers(ctx: _Ctx, q: _Query) -> str:
         q.extend(f"override_{k}a", [(f"_n{k}", new), (f"_h{k}", ctx.cond(rule.when))])
         q.extend(f"override_{k}b", [(f"_r{k}", f"(CASE WHEN _h{k} THEN _n{k} ELSE {rank} END)")])
         rank = f"_r{k}"
+    if proposals:
+        q.extend("proposals", [("_prop", _bits([f"(_h{k} AND {rank} > {to})" for k, to in proposals]))])
     return rank
 
 
@@ -350,6 +360,8 @@ def code_columns(scheme: Scheme) -> list[str]:
     if scheme.scored:
         out += [DIM + dn for dn in scheme.dimensions]
     out += ["_score", "_adj", "_raw", "_r0", "_gf"] + [f"_r{k}" for k in range(1, len(scheme.overrides) + 1)]
+    if any(o.action == "propose" for o in scheme.overrides):
+        out.append("_prop")
     if any(x.subgrades for x in scheme.tiers):
         out.append("_sg")
     return out

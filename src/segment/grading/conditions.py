@@ -1,6 +1,6 @@
 """Conditions in schemes (gates, overrides, stage rules), parsed by the project — never eval'ed.
 
-Public: Tok, tokenize, number, Condition, parse, sql_number, evaluate_sql.
+Public: Tok, tokenize, number, Condition, parse, parse_expression, expression_sql, sql_number, evaluate_sql.
 Reads: nothing. Writes: nothing.
 
 Grammar (case-insensitive keywords)::
@@ -114,8 +114,8 @@ class _Parser:
         self.i += 1
         return t
 
-    def parse(self):
-        node = self.or_()
+    def parse(self, arithmetic: bool = False):
+        node = self.arith() if arithmetic else self.or_()
         if self.peek() is not None:
             t = self.peek()
             raise ConditionError(f"unexpected {t.value!r} at position {t.pos} (join conditions with and / or)")
@@ -312,6 +312,26 @@ def parse(text: str) -> Condition:
         raise ConditionError(f"the condition nests more than {MAX_DEPTH} levels deep ({len(text):,} characters); "
                              "split it into several rules")
     return Condition(text, tree)
+
+
+def parse_expression(text: str) -> tuple:
+    """An arithmetic expression (``arith`` of the grammar: ``deposits + loans``, ``amount_6m / 2``) as a
+    tree, for declared indicators (``segment.features.declared``)."""
+    try:
+        tree = _Parser(text).parse(arithmetic=True)
+    except RecursionError:
+        tree = None
+    if tree is None or _depth(tree) > MAX_DEPTH:
+        raise ConditionError(f"the expression nests more than {MAX_DEPTH} levels deep; split it")
+    if tree[0] == "lit" and not isinstance(tree[1], (int, float)):
+        raise ConditionError(f"{text!r} is a text, not arithmetic over indicators")
+    return tree
+
+
+def expression_sql(tree: tuple, d: "Dialect", column: Callable[[str], str]) -> str:
+    """An expression tree as a DOUBLE SQL expression (missing where a division is by zero); names
+    reach the SQL only through ``column``."""
+    return _SqlEmitter(d, column, lambda name: "number").numeric(tree)
 
 
 def _depth(tree) -> int:

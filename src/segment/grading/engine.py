@@ -1,6 +1,6 @@
 """The grading engine: snapshot × scheme → points, scores, tiers, gates, overrides, explanations.
 
-Public: row_key, indicator_points, Grading, check_inputs, duckdb_column, grade, grade_spark, decode,
+Public: row_key, indicator_points, Grading, absent_optional, check_inputs, duckdb_column, grade, grade_spark, decode,
 read_designations, apply_designations.
 Reads: a designations file (apply_designations). Writes: nothing.
 
@@ -13,8 +13,9 @@ runs in DuckDB over a pandas frame (:func:`grade`) or on Spark over a Spark Data
 3. points per indicator (bands, quantiles of this population or of each group, category map, rubric);
 4. score = score_factor × Σ dimension weight × Σ indicator weight × points, × adjustments;
 5. tier = the first tier whose cut-off, gate and stage rule hold (the last tier is the floor);
-6. overrides in order (promote / demote, bounded); 7. sub-grade of the final tier;
-8. explanation; manual designations come last (``apply_designations``).
+6. overrides in order (promote / demote, bounded; propose lists the customer in ``proposal`` for a
+   designation and moves nothing); 7. sub-grade of the final tier;
+8. explanation (with any proposal); manual designations come last (``apply_designations``).
 
 The query returns small integer codes (band index per indicator, ranks, failed-gate and adjustment
 bits, sub-grade); :func:`decode` turns them into the grading's columns. Text is never built per
@@ -22,10 +23,12 @@ customer: every text column is a categorical whose texts are written once per di
 the explanation once per distinct combination of bands, adjustments and tier."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from segment.errors import MissingInputs
+from segment.errors import MissingInputs, MissingOptional
 from segment.grading.scheme import Indicator, Scheme
 from segment.plumbing.result import Result
 
@@ -36,7 +39,7 @@ DIM = "dim__"   # column prefix: a dimension's score (on the indicators' point s
 
 
 TEXT_COLUMNS = ("raw_tier", "gates_failed", "adjustments", "overrides", "tier", "tier_label", "subgrade",
-                "subgrade_label", "strategy", "owner", "explanation", "top1", "top2", "top3", "designation")
+                "subgrade_label", "strategy", "owner", "explanation", "top1", "top2", "top3", "designation", "proposal")
 
 
 def row_key(*frames: pd.DataFrame) -> list[str]:
@@ -211,9 +214,23 @@ class Grading(Result):
         return f"{len(self._frame):,} rows graded with {self.scheme.id} at {self.as_of:%Y-%m-%d}: {counts}"
 
 
+def absent_optional(columns, scheme: Scheme, source: str = "the scheme") -> list[str]:
+    """The scheme's ``optional`` inputs the snapshot lacks, with one warning naming them and what it
+    changes (they are graded as missing: their indicators score ``missing_points``, conditions on them
+    are false)."""
+    absent = [n for n in scheme.optional if n not in set(columns)]
+    if absent:
+        warnings.warn(f"{source} ({scheme.id}): the data does not provide {', '.join(absent)} (optional in the "
+                      "scheme): graded as missing — their indicators score their missing_points, comparisons with "
+                      "them are false and `is missing` holds (the scheme's header says what stands in for them); "
+                      "declare them in the data config to grade on them", MissingOptional, stacklevel=3)
+    return absent
+
+
 def check_inputs(snapshot: pd.DataFrame, scheme: Scheme, source: str = "the scheme") -> None:
-    """Name every indicator the scheme reads that the snapshot lacks, and the table it comes from."""
-    missing = sorted(scheme.inputs() - set(snapshot.columns))
+    """Name every indicator the scheme reads that the snapshot lacks (its ``optional`` ones aside), and
+    the table it comes from."""
+    missing = sorted(scheme.inputs() - set(snapshot.columns) - set(scheme.optional))
     if not missing:
         return
     from segment.features.registry import INDICATORS
@@ -301,6 +318,9 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
     )
 
     check_inputs(snapshot, scheme, source or "the scheme")
+    absent = absent_optional(snapshot.columns, scheme, source or "the scheme")
+    if absent:
+        snapshot = snapshot.assign(**{n: pd.Series(np.nan, index=snapshot.index, dtype="float64") for n in absent})
     as_of = pd.Timestamp(as_of) if as_of is not None else (
         pd.Timestamp(snapshot["as_of"].iloc[0]) if "as_of" in snapshot and len(snapshot) else pd.NaT)
     group = "group" if scheme.group_by and "group" in snapshot else None
@@ -337,8 +357,12 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     )
     from segment.plumbing.sql import SPARK
 
+    check_inputs(pd.DataFrame(columns=list(snapshot.columns)), scheme, source or "the scheme")
+    for name in absent_optional(snapshot.columns, scheme, source or "the scheme"):
+        from pyspark.sql import functions
+
+        snapshot = snapshot.withColumn(name, functions.lit(None).cast("double"))
     columns = list(snapshot.columns)
-    check_inputs(pd.DataFrame(columns=columns), scheme, source or "the scheme")
     kinds = {c: "bool" if t == "boolean" else "text" if t == "string" else "number" for c, t in snapshot.dtypes}
     group = "group" if scheme.group_by and "group" in columns else None
     spark = snapshot.sparkSession
@@ -431,6 +455,9 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
         out["overrides"] = _text_categorical(notes, path, np.ones(k_path, dtype=bool))
     else:
         out["overrides"] = _text_categorical([""], np.zeros(n, dtype=np.intp))
+    proposal = _proposals(codes, scheme, n)
+    if proposal is not None:
+        out["proposal"] = proposal
     out["tier"] = pd.Categorical.from_codes(rank, list(ids), validate=False)
     out["tier_rank"] = rank
     present = np.bincount(rank, minlength=t) > 0
@@ -449,14 +476,47 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
     explain = None
     if scheme.scored:  # built from the codes when the frame is first read (Grading.frame)
         def explain():
-            return _explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n)
+            cols = _explain_scored(scheme, weights, pts_s, state, k_state, score_s, gated_rank, cutoffs, ids, n)
+            if proposal is not None:
+                cols["explanation"] = _with_proposals(cols["explanation"], proposal)
+            return cols
     else:
         labels = [f"matched the rule of {x.id}" + (f" ({x.label})" if x.label else "")
                   if x.has_rule else f"no rule above {x.id} matched" for x in tiers]
         out["explanation"] = _text_categorical(labels, gated_rank, np.bincount(gated_rank, minlength=t) > 0)
+        if proposal is not None:
+            out["explanation"] = _with_proposals(out["explanation"], proposal)
     # (very wide frames are consolidated, as pandas would, so adding columns later stays fast)
     return Grading(pd.DataFrame(out, copy=len(out) > 90), scheme, as_of, ineligible, band_counts=band_counts,
                    explain=explain)
+
+
+def _proposals(codes: dict[str, np.ndarray], scheme: Scheme, n: int) -> pd.Categorical | None:
+    """The ``proposal`` column of a scheme with ``propose`` overrides (None without): per row, every
+    proposal that applies ("proposed for designation as gold (rule: reason)"), "" for none."""
+    rules = [o for o in scheme.overrides if o.action == "propose"]
+    if not rules:
+        return None
+    bits = codes["_prop"].astype(np.int64)
+    code, k, applies = _codes([(((bits >> j) & 1).astype(np.intp), 2) for j in range(len(rules))], n)
+    texts = ["; ".join(f"proposed for designation as {o.to} ({o.id}: {o.reason})"
+                       for o, hit in zip(rules, applies) if hit[c]) for c in range(k)]
+    return _text_categorical(texts, code, np.ones(k, dtype=bool))
+
+
+def _with_proposals(explanation: pd.Categorical, proposal: pd.Categorical) -> pd.Categorical:
+    """The explanation with the row's proposal appended ("…; proposed for designation as gold (…)"),
+    the text built once per distinct (explanation, proposal) pair."""
+    e_cats, p_cats = list(explanation.categories), list(proposal.categories)
+    if not any(p_cats):
+        return explanation
+    code, k, (e_k, p_k) = _codes([(np.asarray(explanation.codes, dtype=np.intp), max(len(e_cats), 1)),
+                                  (np.asarray(proposal.codes, dtype=np.intp), max(len(p_cats), 1))], len(explanation))
+    texts = []
+    for e, p in zip(e_k.tolist(), p_k.tolist()):
+        a, b = e_cats[e] if e_cats else "", p_cats[p] if p_cats else ""
+        texts.append(f"{a}; {b}" if a and b else a or b)
+    return _text_categorical(texts, code, np.ones(k, dtype=bool))
 
 
 def _explain_scored(scheme: Scheme, weights: dict, pts_s: dict, state: np.ndarray, k_state: int,

@@ -25,6 +25,10 @@ optional unless marked)::
       a customer gets the first tier whose cut-off, gate and stage rule it meets; the last tier is the
       floor. Stage schemes (S6, S7, S9) have rules and no dimensions.
     overrides: ordered [{id, when, action: promote|demote, by, reason, not_above, not_below}]
+      or {id, when, action: propose, to, reason}: the tier stays; a customer whose final tier is below
+      ``to`` is listed as proposed for designation as ``to`` (column ``proposal``; S4's "may be designated")
+    optional: [names]                      inputs the scheme can do without: absent from the data, they
+      are missing (missing_points, conditions on them false) with one warning, instead of stopping
 
 See ``params/schemes/s1_four_tier.yaml`` for a complete, commented example.
 """
@@ -241,11 +245,24 @@ class Override(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     when: Cond
-    action: Literal["promote", "demote"]
+    action: Literal["promote", "demote", "propose"]
     by: int = Field(1, ge=1)
     reason: str = Field(min_length=1)
     not_above: str | None = Field(None, description="a promotion never lifts above this tier")
     not_below: str | None = Field(None, description="a demotion never drops below this tier")
+    to: str | None = Field(None, description="propose: the tier proposed for designation (the tier itself stays)")
+
+    @model_validator(mode="after")
+    def _propose(self) -> "Override":
+        if self.action == "propose":
+            if self.to is None:
+                raise ValueError("action: propose needs `to:` (the tier proposed for designation)")
+            if self.not_above is not None or self.not_below is not None or "by" in self.model_fields_set:
+                raise ValueError("action: propose moves no tier: remove `by`, `not_above` and `not_below` "
+                                 "(`to:` names the proposed tier)")
+        elif self.to is not None:
+            raise ValueError(f"`to:` is only for action: propose; a {self.action} moves `by` tiers")
+        return self
 
 
 class Adjustment(BaseModel):
@@ -272,9 +289,15 @@ class Scheme(BaseModel):
     tiers: list[Tier]
     overrides: list[Override] = Field(default_factory=list)
     provenance: dict | None = Field(None, description="where a generated scheme came from (calibration)")
+    optional: list[str] = Field(default_factory=list, description="snapshot columns the scheme can do without: "
+                                "absent from the data, they are missing (their missing_points) with one warning")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scheme":
+        stray = [n for n in self.optional if n not in self.inputs()]
+        if stray:
+            raise ValueError(f"optional: {', '.join(stray)} not read by the scheme (it reads "
+                             f"{', '.join(sorted(self.inputs()))}); list only names the scheme reads")
         if self.dimensions:
             bad = [d for d, x in self.dimensions.items() if not math.isfinite(x.weight) or x.weight < 0]
             if bad:
@@ -325,7 +348,7 @@ class Scheme(BaseModel):
                 raise ValueError(f"tiers.{i}.min_score: {first:g} is above the highest possible score {top:g}; "
                                  f"no customer could reach tier {ids[i]!r}; lower it to at most {top:g}")
         for i, o in enumerate(self.overrides):
-            for key in ("not_above", "not_below"):
+            for key in ("not_above", "not_below", "to"):
                 v = getattr(o, key)
                 if v is not None and v not in ids:
                     raise ValueError(f"overrides.{i}.{key}: unknown tier {v!r}; write one of {', '.join(ids)}")

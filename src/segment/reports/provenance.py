@@ -69,6 +69,8 @@ def inputs_fingerprint(data: Path, scheme_path: Path, loaded=None, *, config=Non
     sources = source_paths(data, config)
     extra = [p for p in [paths.notebooks_dir() / f"{nb}.ipynb" for nb in NOTEBOOKS] +
              [paths.params_file("reports.yaml"), paths.params_file("calibration.yaml")] if p.is_file()]
+    if config.indicators_file is not None:  # the declared indicators' own file
+        extra.append(config.indicators_file)
     hashed = [data, scheme_path, *sources.values(), *extra]
     digest = {str(p): sha256_file(p) for p in dict.fromkeys(hashed)}
     files = {str(data): digest[str(data)], str(scheme_path): digest[str(scheme_path)]}

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from segment.pipeline import grade_current  # noqa: E402
 from segment.grading.scheme import SCHEMES_DIR, load_scheme  # noqa: E402
-from tests.test_sqlgrade import make_population  # noqa: E402
+from tests.grading.test_sqlgrade import make_population  # noqa: E402
 
 
 def main() -> None:
