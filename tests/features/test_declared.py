@@ -235,7 +235,7 @@ def test_an_indicators_file_beside_the_config_and_the_cli_listing(tmp_path, caps
     rows = {line.split()[0]: line for line in out}
     assert "annual_amount" in rows  # the built-ins stay listed
     assert "deposit balance" in rows["deposits"] and "measures" in rows["deposits"] and "latest" in rows["deposits"]
-    assert "derived" in rows["big"]
+    assert "expression" in rows["big"] and "as its inputs" in rows["big"]
     s = load_data(path).tables.snapshot("2026-03-31").set_index("customer_id")
     assert s.loc["a", "deposits"] == 100.0 and s.loc["a", "big"] == 0.01
 
@@ -259,7 +259,8 @@ def test_an_optional_input_missing_from_the_data_is_graded_as_missing_with_one_w
         warnings.simplefilter("always")
         g = grade(snap, _scheme(["customer_assets"]))
     texts = [str(w.message) for w in caught if issubclass(w.category, MissingOptional)]
-    assert len(texts) == 1 and "customer_assets" in texts[0] and "missing_points" in texts[0]
+    assert len(texts) == 1 and "customer_assets" in texts[0] and "it is graded as missing" in texts[0]
+    assert "segment indicators --data" in texts[0]
     assert (g.frame["score"] == 1.5).all()  # 0.5 × 0 (missing) + 0.5 × 3
     with pytest.raises(ValueError, match="not read by the scheme"):
         _scheme(["nope"])
@@ -283,3 +284,26 @@ def test_the_cli_prints_one_warning_line_for_absent_optional_inputs(tmp_path, ca
     err = [line for line in capsys.readouterr().err.splitlines() if "customer_assets" in line]
     assert len(err) == 1 and err[0].startswith("warning: ") and "optional" in err[0]
     assert (tmp_path / "g.csv").is_file()
+
+
+def test_declarations_are_checked_against_the_loaded_data(tmp_path):
+    """A misspelt measure, a `where` or column the table does not have: an error naming the key, at load."""
+    cases = [
+        ("indicators: {dep: {measure: deposit}}", "indicators.dep.measure", "holds: deposits"),
+        ("indicators: {x: {table: transactions, column: amount, agg: sum, where: \"prod_line == 'A'\"}}",
+         "indicators.x.where", "prod_line"),
+        ("indicators: {x: {table: transactions, column: margin, agg: sum}}", "indicators.x.column", "margin"),
+    ]
+    for extra, key, words in cases:
+        path = _config(tmp_path, "tables: {transactions: {path: tx.csv}, measures: {path: ms.csv}}\n" + extra + "\n")
+        with pytest.raises(ConfigError) as e:
+            load_data(path)
+        assert key in str(e.value) and words in str(e.value), (extra, str(e.value))
+
+
+def test_a_mistake_inside_the_inline_indicators_names_a_readable_key(tmp_path):
+    path = _config(tmp_path, "tables: {transactions: {path: tx.csv}, measures: {path: ms.csv}}\n"
+                             "indicators: {dep: {measure: deposits, window: 1y}}\n")
+    with pytest.raises(ConfigError) as e:
+        read_data_config(path)
+    assert "key `indicators.dep.window`" in str(e.value) and "more problem" not in str(e.value)

@@ -9,6 +9,7 @@ Every source becomes a DuckDB relation (:mod:`segment.data.rules` casts and chec
 """
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -29,7 +31,7 @@ from segment.data.contract import TABLE_NAMES, TABLES, with_fields
 from segment.errors import ConfigError
 from segment.features.declared import Declared, DeclaredIndicator, FieldSpec
 from segment.features.registry import INDICATORS
-from segment.plumbing.yamlfile import StrictLoader, load_params, no_duplicate_keys
+from segment.plumbing.yamlfile import StrictLoader, load_params, no_duplicate_keys, pydantic_error, read_yaml
 
 ROW = "_row"  # 1-based data-row number in the source (header excluded), kept for error messages
 
@@ -163,9 +165,9 @@ class DataConfig(BaseModel):
     name: str = ""
     as_of: date | None = Field(None, description="the data's end: default as-of date for commands")
     tables: dict[Literal[TABLE_NAMES], TableSource]  # type: ignore[valid-type]
-    indicators: dict[str, DeclaredIndicator] | str = Field(
-        default_factory=dict, description="declared indicators (segment.features.declared), or the path of a YAML "
-        "file holding them under `indicators:`, relative to the data config")
+    indicators: dict[str, DeclaredIndicator] = Field(
+        default_factory=dict, description="declared indicators (segment.features.declared); in the file, also the "
+        "path of a YAML file holding them under `indicators:`, relative to the data config (read_data_config)")
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="where the point-in-time features run "
                                                "(segment.data.spark): DuckDB on this machine, or Spark")
     spark: SparkOptions | None = Field(None, description="engine: spark — master URL and settings")
@@ -197,7 +199,8 @@ class DataConfig(BaseModel):
         return self._indicators_file
 
     def declared(self, path: str | Path = "the data config") -> Declared:
-        """The declared fields and indicators, their names checked (ConfigError naming the key)."""
+        """The declared fields and indicators, their names checked (ConfigError naming the key: in the
+        indicators file when they come from one)."""
         name_ok = re.compile(r"^[a-z_][a-z0-9_]*$")
         fields = {}
         for table, src in self.tables.items():
@@ -214,25 +217,26 @@ class DataConfig(BaseModel):
                                       "choose another name (`segment indicators` lists the built-ins)")
             fields[table] = tuple(spec.column(n) for n, spec in src.fields.items())
         customer_fields = set(self.tables["customers"].fields) if "customers" in self.tables else set()
-        indicators = self.indicators if isinstance(self.indicators, dict) else {}
+        indicators = self.indicators
+        where = self._indicators_file or path  # the file the indicators were written in
         for name, ind in indicators.items():
             key = f"indicators.{name}"
             if not name_ok.match(name):
-                raise ConfigError(path, key, f"{name!r} is not a usable name", "write lower-case letters, digits and _")
+                raise ConfigError(where, key, f"{name!r} is not a usable name", "write lower-case letters, digits and _")
             if name in INDICATORS or name in customer_fields:
-                raise ConfigError(path, key, f"{name} is already " + ("a built-in indicator" if name in INDICATORS
+                raise ConfigError(where, key, f"{name} is already " + ("a built-in indicator" if name in INDICATORS
                                   else "a declared customers field"), "choose another name")
             table = "measures" if ind.measure is not None else ind.table
             if table is not None and table not in self.tables:
-                raise ConfigError(path, key, f"reads the {table} table, which `tables:` does not load",
+                raise ConfigError(where, key, f"reads the {table} table, which `tables:` does not load",
                                   f"add `tables.{table}` (docs/data_contract.md) or remove the indicator")
             if ind.column is not None and ind.table not in (None, "measures") and \
                     ind.column not in TABLES[ind.table].by_name and ind.column not in self.tables[ind.table].fields:
-                raise ConfigError(path, key, f"the {ind.table} table has no column {ind.column!r}",
+                raise ConfigError(where, key, f"the {ind.table} table has no column {ind.column!r}",
                                   f"name a contract column or one declared under tables.{ind.table}.fields")
             unknown = sorted(ind.reads() - set(INDICATORS) - set(indicators) - customer_fields)
             if unknown:
-                raise ConfigError(path, f"{key}.expr", f"reads {', '.join(unknown)}, which is neither a built-in "
+                raise ConfigError(where, f"{key}.expr", f"reads {', '.join(unknown)}, which is neither a built-in "
                                   "indicator nor a declared one", "`segment indicators --data DATA.yaml` lists the names")
         return Declared(fields={t: c for t, c in fields.items() if c}, indicators=dict(indicators))
 
@@ -248,13 +252,23 @@ StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_
 
 
 def read_data_config(path: str | Path) -> DataConfig:
-    config = load_params(path, DataConfig, "expected a mapping with a `tables:` key",
-                         "see the README's data config example")
-    if isinstance(config.indicators, str):
-        file = (Path(path).parent / config.indicators)
+    """The data config at ``path``, validated; ``indicators: <path>`` read from that file (relative to the
+    config), its errors named by that file."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "expected a mapping with a `tables:` key", "see the README's data config example")
+    file = None
+    if isinstance(raw.get("indicators"), str):
+        file = Path(os.path.normpath(Path(path).parent / raw["indicators"]))
         if not file.is_file():
             raise ConfigError(path, "indicators", f"the indicators file {file} does not exist",
                               "give the path of a YAML file with an `indicators:` mapping, relative to the data config")
+        raw = {**raw, "indicators": {}}
+    try:
+        config = DataConfig.model_validate(raw)
+    except ValidationError as e:
+        raise pydantic_error(path, e) from None
+    if file is not None:
         config._indicators_file = file
         config.indicators = load_params(file, IndicatorFile, "expected a mapping with an `indicators:` key",
                                         "see segment.features.declared's docstring").indicators

@@ -223,7 +223,9 @@ def _read_table(db, config_path: Path, name: str, src: TableSource, problems: li
             if cnt:
                 hits.add(k.flag)
                 rows, example = _sample(db, f"s_{name}", k.flag, k.example)
-                problems.append(Problem("error", name, k.column, k.problem, rows, int(cnt), example, k.check))
+                text = k.problem + (f" (a declared field: if the values are right, change its type under "
+                                    f"tables.{name}.fields.{k.column}.type)" if k.column in src.fields else "")
+                problems.append(Problem("error", name, k.column, text, rows, int(cnt), example, k.check))
 
     # the typed values: a bad value is missing; currency scaled; ints whole
     final = ["_row_"]

@@ -165,7 +165,7 @@ class Tables(TableSet):
         return DUCKDB
 
     def sql(self, query: str, params: list | None = None, *, wanted: Iterable[str] | None = None) -> pd.DataFrame:
-        """``query`` over the views ``tx``, ``cu``, ``it``, ``op`` (and ``wanted``: one column
+        """``query`` over the views ``tx``, ``cu``, ``it``, ``op``, ``ms`` (and ``wanted``: one column
         ``customer_id`` holding ``wanted``, when given), in pandas. The same method on Spark
         (:class:`segment.data.spark.SparkTables`) runs the same query there."""
         cur = self.cursor()

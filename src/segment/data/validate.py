@@ -1,6 +1,6 @@
 """Validation at the boundary: every problem in every table, listed at once (pandera's lazy mode).
 
-Public: Loaded, report_frame, parse_as_of, raise_errors, load_data, load_table.
+Public: Loaded, report_frame, parse_as_of, raise_errors, load_data, check_declared, load_table.
 Reads: the data config and its sources. Writes: nothing.
 
 ``load_data`` is what every command that reads data calls: it loads each table through the data
@@ -21,7 +21,7 @@ import pandas as pd
 from segment.data.config import DataConfig, read_data_config
 from segment.data.problems import Problem
 from segment.data.tables import Tables
-from segment.errors import DataError, SegmentError
+from segment.errors import ConfigError, DataError, SegmentError
 from segment.plumbing.result import Result
 
 REPORT_COLUMNS = ["severity", "table", "column", "problem", "count", "rows", "example", "check"]
@@ -117,6 +117,7 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
         report = report_frame(problems)
         try:
             raise_errors(report, config, path, strict)
+            check_declared(kept, config, path)
         except BaseException:
             if kept is not None:
                 kept.close()
@@ -127,7 +128,24 @@ def load_data(path: str | Path, as_of: str | date | pd.Timestamp | None = None, 
     kept = store.load(path, config, as_of_ts, problems)
     report = report_frame(problems)
     raise_errors(report, config, path, strict)
+    check_declared(kept, config, path)
     return Loaded(kept, report, config, path)
+
+
+def check_declared(tables, config: DataConfig, path: Path) -> None:
+    """The declared indicators against the loaded data (segment.features.declared.Declared.problems_with):
+    ConfigError naming the first key (in the indicators file when they come from one)."""
+    if tables is None or not tables.declared.indicators:
+        return
+    columns = {n: tables.columns(n) for n in tables.present()}
+    measures = None
+    if "measures" in columns and any(i.measure is not None for i in tables.declared.indicators.values()):
+        measures = set(tables.sql("SELECT DISTINCT measure FROM ms WHERE measure IS NOT NULL")["measure"].astype(str))
+    found = tables.declared.problems_with(columns, measures)
+    if found:
+        key, problem, fix = found[0]
+        more = f" (and {len(found) - 1} more problem(s) with the declared indicators)" if len(found) > 1 else ""
+        raise ConfigError(config.indicators_file or path, key, problem + more, fix)
 
 
 def load_table(path: str | Path, name: str) -> pd.DataFrame | None:

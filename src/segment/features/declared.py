@@ -162,14 +162,14 @@ class DeclaredIndicator(BaseModel):
     # -- how it is listed
     @property
     def source(self) -> str:
-        return "derived" if self.expr is not None else "measures" if self.measure is not None else str(self.table)
+        return "expression" if self.expr is not None else "measures" if self.measure is not None else str(self.table)
 
     @property
     def window_label(self) -> str:
         if self.expr is not None:
-            return "derived"
+            return "as its inputs"
         days = window_days(self.window)
-        span = "all history" if days is None else f"{days}d"
+        span = "all history" if days is None else str(self.window).strip()
         return "latest" if self.agg == "latest" and days is None else f"{self.agg} {'in' if self.agg == 'latest' else 'over'} {span}"
 
     @property
@@ -197,6 +197,32 @@ class Declared:
 
     def customer_fields(self) -> tuple[Column, ...]:
         return self.columns("customers")
+
+    def problems_with(self, columns: dict[str, list[str]], measures: set[str] | None) -> list[tuple[str, str, str]]:
+        """What the loaded data says against the declarations, as (key, problem, fix): a measure the
+        measures table never records (a misspelt name would leave the indicator missing for everyone),
+        a column the table does not have, a `where` reading an unknown column."""
+        out = []
+        for name, ind in self.indicators.items():
+            table = "measures" if ind.measure is not None else ind.table
+            if table is None or table not in columns:
+                continue
+            have = columns[table]
+            if ind.measure is not None and measures is not None and ind.measure not in measures:
+                shown = ", ".join(sorted(measures)[:20]) + (" …" if len(measures) > 20 else "")
+                out.append((f"indicators.{name}.measure", f"no row of the measures table records measure "
+                            f"{ind.measure!r}, so {name} would be missing for every customer",
+                            f"check the spelling; the measures table holds: {shown or 'no rows'}"))
+            if ind.column is not None and ind.measure is None and ind.column not in have:
+                out.append((f"indicators.{name}.column", f"the {table} source has no column {ind.column!r}",
+                            f"map a source column onto it under tables.{table}.columns, or name one of: "
+                            f"{', '.join(have)}"))
+            if ind.where is not None:
+                unknown = sorted(parse(ind.where).names - set(have))
+                if unknown:
+                    out.append((f"indicators.{name}.where", f"`where` reads {', '.join(unknown)}, not a column "
+                                f"of the {table} table", f"name one of its columns: {', '.join(have)}"))
+        return out
 
     def listing(self) -> list[tuple[str, str, str, str, str]]:
         """(name, unit, window, source, meaning) of every declared field and indicator."""

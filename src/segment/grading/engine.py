@@ -220,10 +220,13 @@ def absent_optional(columns, scheme: Scheme, source: str = "the scheme") -> list
     are false)."""
     absent = [n for n in scheme.optional if n not in set(columns)]
     if absent:
-        warnings.warn(f"{source} ({scheme.id}): the data does not provide {', '.join(absent)} (optional in the "
-                      "scheme): graded as missing — their indicators score their missing_points, comparisons with "
-                      "them are false and `is missing` holds (the scheme's header says what stands in for them); "
-                      "declare them in the data config to grade on them", MissingOptional, stacklevel=3)
+        one = len(absent) == 1
+        it, them = ("it", "it is") if one else ("them", "they are")
+        warnings.warn(f"{source} ({scheme.id}): the data does not provide {', '.join(absent)} (optional in this "
+                      f"scheme), so {them} graded as missing: the points the scheme gives a missing value, and rules "
+                      f"that test {it} do not hold (the scheme's header says what stands in). To grade on {it}, "
+                      f"declare {it} in the data config; `segment indicators --data DATA.yaml` lists what the data "
+                      "provides", MissingOptional, stacklevel=3)
     return absent
 
 
