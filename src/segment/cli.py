@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
             declared = read_data_config(args.data).declared(args.data).listing()
             rows += [(n, u, w, s, m + " (declared in the data config)") for n, u, w, s, m in declared]
-        for name, unit, window, source, meaning in rows:
+        for name, unit, window, source, meaning in [("indicator", "unit", "window", "source", "meaning"), *rows]:
             print(f"{name:28s} {unit:18s} {window:16s} {source:13s} {meaning}")
         return 0
     if args.command == "contract":

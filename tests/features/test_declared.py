@@ -307,3 +307,29 @@ def test_a_mistake_inside_the_inline_indicators_names_a_readable_key(tmp_path):
     with pytest.raises(ConfigError) as e:
         read_data_config(path)
     assert "key `indicators.dep.window`" in str(e.value) and "more problem" not in str(e.value)
+
+
+def test_categories_have_history_too_industry_and_the_opportunities_stage():
+    """A measure with a `text`: `column: text` reads it; a measure named like a customers category column
+    (industry) is its history; the measure `stage` is the history of latest_stage."""
+    tx = pd.DataFrame({"customer_id": ["a", "b"], "date": pd.to_datetime(["2026-01-05", "2026-02-01"]),
+                       "amount": [10.0, 20.0]})
+    cu = pd.DataFrame({"customer_id": ["a", "b"], "industry": ["Retail", "Energy"]})
+    op = pd.DataFrame({"opportunity_id": ["o1", "o2"], "customer_id": ["a", "b"],
+                       "created_date": pd.to_datetime(["2025-10-01", "2025-11-01"]), "stage": ["A02", "A05"]})
+    ms = pd.DataFrame({"customer_id": ["a", "a", "a", "a", "b"],
+                       "date": pd.to_datetime(["2025-10-01", "2026-03-01", "2026-06-01", "2025-01-01", "2025-12-01"]),
+                       "measure": ["stage", "stage", "stage", "industry", "tier_hint"],
+                       "value": [None, None, None, None, 3.0],
+                       "text": ["A21", "A05", "A02", "Wholesale", "gold"]})
+    declared = Declared(indicators={"hint": DeclaredIndicator(measure="tier_hint", column="text"),
+                                    "hint_value": DeclaredIndicator(measure="tier_hint")})
+    t = Tables(transactions=tx, customers=cu, opportunities=op, measures=ms, declared=declared)
+    now = t.snapshot("2026-09-30").set_index("customer_id")
+    past = t.snapshot("2026-03-31").set_index("customer_id")
+    assert now.loc["a", "latest_stage"] == "A02" and past.loc["a", "latest_stage"] == "A05"  # was A02 (last record)
+    assert now.loc["b", "latest_stage"] == "A05"  # no stage history: the opportunities table's stage
+    assert now.loc["a", "industry"] == "Wholesale" and now.loc["b", "industry"] == "Energy"
+    assert now.loc["b", "hint"] == "gold" and now["hint"].dtype == "string" and now.loc["b", "hint_value"] == 3.0
+    with pytest.raises(ValueError, match="latest or count"):
+        DeclaredIndicator(measure="tier_hint", column="text", agg="mean")

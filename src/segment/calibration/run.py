@@ -225,7 +225,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     for d, dim in raw["dimensions"].items():
         dim["weight"] = dims_r[d]
         dim["indicators"] = {i: within_r[d][i] for i in dim["indicators"]}
-    probe = Scheme.model_validate({**raw, "tiers": [raw["tiers"][-1]], "overrides": []})
+    probe = Scheme.model_validate({**raw, "tiers": [raw["tiers"][-1]], "overrides": [], "optional": []})
     latest = train.rows[train.rows["as_of"] == train_dates[-1]]
     ref_cal = linear_score(latest[pcols].to_numpy(dtype="float64"), e_vec, scheme, latest["adj_mult"].to_numpy())
     ref_exp = latest["score"].to_numpy(dtype="float64")

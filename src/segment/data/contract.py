@@ -135,7 +135,9 @@ MEASURES = Table(
         Column("customer_id", "string", True, "Customer identifier", key=True),
         Column("date", "datetime", True, "When the fact was recorded (it holds from then on)", key=True),
         Column("measure", "string", True, "What is measured (deposits, four_elements, intent_score …)", key=True),
-        Column("value", "float", True, "The value: a number, a balance in currency, or 1 / 0 for a flag"),
+        Column("value", "float", False, "The value: a number, a balance in currency, or 1 / 0 for a flag"),
+        Column("text", "string", False, "A text value, for facts that are categories (an industry, an opportunity "
+               "stage …); a row holds a value, a text, or both"),
         Column("group", "string", False, "An optional breakdown (product line, account …), for filters"),
     ),
 )

@@ -135,6 +135,8 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
     if table.name == "transactions" and "amount" not in df.columns and {"quantity", "unit_price"} <= set(df.columns):
         df = df.assign(amount=None)  # derived after coercion
     missing = [c for c in table.required if c not in df.columns]
+    if table.name == "measures" and not {"value", "text"} & set(df.columns):  # a fact needs one or the other
+        missing.append("value")
     cols = [str(x) for x in df.columns if x != ROW]
     hint = ""
     if len(cols) == 1 and any(d in cols[0] for d in (";", "\t", "|")):
@@ -147,6 +149,8 @@ def map_columns(df: pd.DataFrame, table: Table, src: TableSource, config_path: P
         close = _close_match(c, [x for x in df.columns if x not in table.by_name])
         problems.append(Problem("error", table.name, c,
                                 f"required column missing from {label}" + hint
+                                + (" (or `text`, for facts that are categories)" if (table.name, c) == ("measures", "value")
+                                   else "")
                                 + (f"; map it with `columns: {{{close!r}: {c}}}`" if close else
                                    f"; add it or map a source column onto it under tables.{table.name}.columns"),
                                 [], 0, "", "required_column_missing"))

@@ -18,6 +18,8 @@ docs/demo.md ("Facts"); in short, with ``e`` the customer's engagement in the mo
   ``dm_response`` (−1 refused, 0 neutral, 1 positive), ``price_known``, ``price_agreed``,
   ``verbal_commitment``, ``registered``, ``deposit_paid`` (an amount), ``visit_minutes``; ``payment``
   (an amount) after a won opportunity closes;
+* **stage history** — ``stage`` (its code in ``text``) for each stage an opportunity passed on the way
+  to its last one, dated along its path (the history ``latest_stage`` reads at a past date);
 * **referrals that closed** (S3) — ``referral_closed`` (1) for 35% of referrals, 10–90 days later;
 * **renewals** (S3) — ``renewal`` at each anniversary of a buyer's first year: 1 if it bought in the
   past 12 months, else 0;
@@ -67,6 +69,7 @@ MEASURES = {
     "payment": "a payment received, in currency (S7 A02 / A01)",
     "referral_closed": "1: a referral the customer made closed (S3 referral 5)",
     "renewal": "1 renewed / 0 not, at each anniversary of a buyer's first year (S3 renewal rate)",
+    "stage": "an opportunity's stage code in `text`, when it was reached (history of latest_stage)",
     "market_share": "the customer's market share at a quarter end (history of the customers column)",
     "budget_growth": "the expected budget growth set each 1 January (history of the customers column)",
 }
@@ -112,6 +115,9 @@ DECLARED_INDICATORS: dict[str, dict] = {
 }
 
 _QUARTER_ENDS = pd.date_range("2022-12-31", "2026-09-30", freq="QE")
+#: the stages an opportunity passes, in order (S7's codes; A31 is a refusal after A08)
+STAGE_PATH = ("A21", "A08", "A07", "A06", "A05", "A04", "A03", "A02", "A01", "A31")
+STAGE_TEXTS = STAGE_PATH
 
 
 def _day_of(ts) -> np.ndarray:
@@ -145,13 +151,14 @@ def measures_frame(rng: np.random.Generator, c: dict, sim: dict, frames: dict[st
     churn = np.where(sim["churn_day"] >= 0, sim["churn_day"], np.iinfo(np.int64).max)
     end = np.minimum(churn, EPOCH_END)  # the last day a fact can be recorded, per customer
     created = c["created"].astype(np.int64)
-    parts: list[tuple] = []  # (cust, day, measure, value, group: product-line index or -1)
+    parts: list[tuple] = []  # (cust, day, measure, value, group: product-line index or -1, text: stage index or -1)
 
-    def add(cust, day, measure, value, group=None):
+    def add(cust, day, measure, value, group=None, text=None):
         keep = (day <= end[cust]) & (day >= EPOCH_START - 365)
         if keep.any():
             g = np.full(len(cust), -1, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
-            parts.append((cust[keep], day[keep], measure, np.asarray(value, dtype=np.float64)[keep], g[keep]))
+            t = np.full(len(cust), -1, dtype=np.int64) if text is None else np.asarray(text, dtype=np.int64)
+            parts.append((cust[keep], day[keep], measure, np.asarray(value, dtype=np.float64)[keep], g[keep], t[keep]))
 
     # balances: a bank-like segment of buyers, every quarter end while a customer
     bank = np.flatnonzero(~c["prospect"] & (rng.random(n) < 0.20))
@@ -207,6 +214,15 @@ def measures_frame(rng: np.random.Generator, c: dict, sim: dict, frames: dict[st
         np.round(np.exp(np.log(25.0) + 0.5 * e_op + rng.normal(0, 0.6, len(o_cust)))), o_line)
     won = rank >= 7
     add(o_cust[won], o_close[won] + rng.integers(0, 46, won.sum()), "payment", np.round(amount[won], -2), o_line[won])
+    # the stage history: each stage on the way to the last one, dated along the path (a refusal: A21, A08, A31)
+    for step, code in enumerate(STAGE_PATH):
+        on_path = (rank >= step) if code != "A31" else (rank == -1)
+        if code in ("A21", "A08"):
+            on_path = (rank >= step) | (rank == -1)
+        lo, hi = (step / len(STAGE_PATH), (step + 1) / len(STAGE_PATH)) if code != "A31" else (0.3, 0.5)
+        when = o_day if code == "A21" else along(lo, hi)
+        add(o_cust[on_path], when[on_path], "stage", np.full(len(o_cust), np.nan)[on_path], o_line[on_path],
+            np.full(on_path.sum(), STAGE_TEXTS.index(code)))
 
     # referrals that closed
     it = frames["interactions"]
@@ -259,6 +275,7 @@ def measures_frame(rng: np.random.Generator, c: dict, sim: dict, frames: dict[st
     name = np.concatenate([np.full(len(p[0]), i, dtype=np.int16) for i, p in enumerate(parts)])
     value = np.concatenate([p[3] for p in parts])
     group = np.concatenate([p[4] for p in parts])
+    text = np.concatenate([p[5] for p in parts])
     names = [p[2] for p in parts]
     measure_rank = {m: i for i, m in enumerate(MEASURES)}
     m_idx = np.array([measure_rank[names[i]] for i in range(len(parts))])[name]
@@ -269,6 +286,7 @@ def measures_frame(rng: np.random.Generator, c: dict, sim: dict, frames: dict[st
         "date": as_dates(day[idx]),
         "measure": pd.Series(np.asarray(list(MEASURES), dtype=object)[m_idx[idx]], dtype="string"),
         "value": value[idx],
+        "text": string_series(strings_at(STAGE_TEXTS, text[idx], text[idx] >= 0)),
         "group": string_series(strings_at(PRODUCT_LINES, group[idx], group[idx] >= 0)),
     }, copy=False)
 

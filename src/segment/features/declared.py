@@ -1,6 +1,6 @@
 """Indicators a company declares for its own data: customer fields, measures over the point-in-time facts table, windowed aggregates over any table with a filter, and expressions over other indicators — compiled into the snapshot's SQL (DuckDB and Spark).
 
-Public: FieldSpec, DeclaredIndicator, Declared, NO_DECLARATIONS, AGGREGATES, window_days, declared_sql.
+Public: FieldSpec, DeclaredIndicator, Declared, NO_DECLARATIONS, AGGREGATES, HISTORY_COLUMNS, window_days, declared_sql.
 Reads: nothing (the data config carries the declarations). Writes: nothing.
 
 A data config declares them (``segment indicators --data DATA.yaml`` lists them with the built-ins)::
@@ -30,9 +30,13 @@ Semantics, with ``c`` the snapshot's cut-off (the end of the as-of day) — noth
   e.g. ``"product_line == 'A' and amount > 0"``; for measures, ``measure == <name>`` is implied.
 * **expr**: arithmetic of the condition language (``+ - * /``, numbers such as 50万) over other
   indicators, built-in or declared; a division by zero is missing.
-* A measure named like a numeric or flag column of the customers table (``market_share``,
-  ``budget_growth``, a declared field …) is that attribute's history: the snapshot reads its latest
-  value before ``c``, and the customers table's value only for a customer with no history by then.
+* ``{measure: x, column: text}`` reads the measure's ``text`` (a category) instead of its ``value``
+  (latest or count only).
+* A measure named like a column of the customers table (``market_share``, ``budget_growth``,
+  ``industry``, ``region``, a declared field … — :data:`HISTORY_COLUMNS`) is that attribute's history:
+  the snapshot reads its latest value (``text`` for categories) before ``c``, and the customers table's
+  value only for a customer with no history by then. Likewise the measure ``stage`` (its ``text``) is
+  the history of the opportunities' stages: ``latest_stage`` is the latest stage recorded before ``c``.
 
 Windows are written ``<n>d`` (days), ``<n>m`` (months of 365/12 days, rounded: ``12m`` = 365 days,
 ``3m`` = 91) or ``all``.
@@ -55,6 +59,10 @@ AGGREGATES = ("latest", "sum", "mean", "min", "max", "count", "change")
 _DATE = {"transactions": "date", "interactions": "date", "opportunities": "created_date", "measures": "date"}
 _SUM_DECIMALS, _AVG_DECIMALS = 6, 9  # as the built-ins (segment.features.snapshot)
 _WINDOW = re.compile(r"^\s*(\d+)\s*([dm])\s*$")
+#: customers columns whose history the measures table may hold (a measure of the same name); declared
+#: customer fields too. Static identity (name, contacts) and the status (it has its own date) have none.
+HISTORY_COLUMNS = {"industry", "industry_growth", "size_employees", "annual_revenue", "region", "account_manager",
+                   "budget_growth", "market_share", "strategic", "product_lines"}
 
 
 def window_days(text: str | None) -> int | None:
@@ -135,8 +143,10 @@ class DeclaredIndicator(BaseModel):
             return self
         if self.measure is not None:
             self.agg = self.agg or "latest"
-            if self.column not in (None, "value"):
-                raise ValueError("a measure's column is its `value`; leave `column` out")
+            if self.column not in (None, "value", "text"):
+                raise ValueError("a measure is read from its `value` (the default) or its `text` (`column: text`)")
+            if self.column == "text" and self.agg not in ("latest", "count"):
+                raise ValueError(f"a measure's text can be read as latest or count, not {self.agg}")
         else:
             if self.agg is None:
                 raise ValueError(f"`agg` is missing: one of {', '.join(AGGREGATES)}")
@@ -174,7 +184,9 @@ class DeclaredIndicator(BaseModel):
 
     @property
     def dtype(self) -> str:
-        return "int64" if self.agg == "count" else "float64"
+        if self.agg == "count":
+            return "int64"
+        return "string" if self.measure is not None and self.column == "text" else "float64"
 
     def describe(self) -> str:
         if self.meaning:
@@ -285,7 +297,7 @@ def declared_sql(declared: Declared, present: dict[str, set[str]], builtin: dict
             raise SegmentError(f"indicator {name}: reads the {table} table, which the data config does not load; "
                               f"add `tables.{table}` or remove the indicator")
         cols = TABLES[table].by_name | {c.name: c for c in declared.columns(table)}
-        column = "value" if ind.measure is not None else ind.column
+        column = (ind.column or "value") if ind.measure is not None else ind.column
         if column is not None and (column not in cols or column not in present[table]):
             raise SegmentError(f"indicator {name}: the {table} table has no column {column!r}; it has "
                               f"{', '.join(sorted(present[table]))}")
@@ -305,7 +317,8 @@ def declared_sql(declared: Declared, present: dict[str, set[str]], builtin: dict
         date = _DATE[table]
         days = window_days(ind.window)
         in_window = f"{d.q(date)} >= {ts(cut - timedelta(days=days))}" if days is not None else None
-        val = f"CAST({d.q(column)} AS DOUBLE)" if column is not None else None
+        text = ind.measure is not None and column == "text"
+        val = (d.q(column) if text else f"CAST({d.q(column)} AS DOUBLE)") if column is not None else None
         has = [*conds] + ([f"{d.q(column)} IS NOT NULL"] if column is not None else [])
 
         def flt(extra: list[str]) -> str:
@@ -332,18 +345,31 @@ def declared_sql(declared: Declared, present: dict[str, set[str]], builtin: dict
         select[name] = f"COALESCE({d.q(col)}, 0)" if zero else d.q(col)
         dtypes[name] = ind.dtype
 
-    # attribute history: a measure named like a numeric or flag customers column
-    if "measures" in present and "customers" in present:
-        attrs = [c for c in (*TABLES["customers"].columns, *declared.customer_fields())
-                 if c.name in present["customers"] and c.dtype in ("float", "int", "bool") and c.name != "customer_id"]
+    # attribute history: a measure named like a customers column (numbers and flags from `value`,
+    # categories from `text`); the measure `stage` (text) for the opportunities' latest_stage
+    if "measures" in present:
         hist = []
+        attrs = [c for c in (*TABLES["customers"].columns, *declared.customer_fields())
+                 if "customers" in present and c.name in present["customers"] and c.name in HISTORY_COLUMNS | {
+                     f.name for f in declared.customer_fields()}]
+        has_text = "text" in present["measures"]
         for c in attrs:
-            hist.append((f"h_{c.name}", f"{d.arg_max('CAST(value AS DOUBLE)', 'date', 'value')} "
-                                        f"FILTER (WHERE measure = {d.text(c.name)} AND value IS NOT NULL)"))
-            typ = {"bool": "BOOLEAN", "int": "BIGINT"}.get(c.dtype, "DOUBLE")
-            as_of = f"CAST({d.q('h_' + c.name)} AS {typ})" if c.dtype != "bool" else f"({d.q('h_' + c.name)} <> 0)"
-            history[c.name] = as_of
-        per_table.setdefault("measures", []).extend(hist)
+            col = "text" if c.dtype == "string" else "value"
+            if col == "text" and not has_text:
+                continue
+            value = d.q("text") if col == "text" else "CAST(value AS DOUBLE)"
+            hist.append((f"h_{c.name}", f"{d.arg_max(value, 'date', value)} "
+                                        f"FILTER (WHERE measure = {d.text(c.name)} AND {d.q(col)} IS NOT NULL)"))
+            typ = {"bool": "BOOLEAN", "int": "BIGINT", "string": "STRING"}.get(c.dtype, "DOUBLE")
+            history[c.name] = (f"({d.q('h_' + c.name)} <> 0)" if c.dtype == "bool"
+                               else f"CAST({d.q('h_' + c.name)} AS {typ})")
+        if has_text and "opportunities" in present:
+            stage = d.q("text")
+            hist.append(("h_latest_stage", f"{d.arg_max(stage, 'date', stage)} "
+                                           f"FILTER (WHERE measure = 'stage' AND {stage} IS NOT NULL)"))
+            history["latest_stage"] = d.q("h_latest_stage")
+        if hist:
+            per_table.setdefault("measures", []).extend(hist)
 
     for table, columns in per_table.items():
         alias = ALIAS[table]

@@ -24,9 +24,11 @@ Point in time
   as_of``; otherwise ``'active'`` (a lost/closed status without a ``status_date`` cannot be placed in
   time and reads ``'active'``).
 
-Two things the contract keeps no history for are used as last recorded: the customers' static
+Two things the contract tables keep no history for are used as last recorded: the customers' static
 attributes (industry, region, size, growth rates, …) and an opportunity's ``stage`` /
-``expected_close_date``.
+``expected_close_date`` — unless the measures table holds their history (a measure named like the
+attribute; the measure ``stage`` for ``latest_stage``): then the latest value before the cut-off wins
+(segment.features.declared).
 
 Windows
 -------
