@@ -109,24 +109,15 @@ class DeclaredIndicator(BaseModel):
         window_days(v)
         return v
 
-    @field_validator("where")
+    @field_validator("where", "expr")
     @classmethod
-    def _where(cls, v):
+    def _parses(cls, v, info):
+        """`where` is a condition, `expr` arithmetic: both in the scheme language, checked on load."""
         if v is not None:
             try:
-                parse(v)
+                (parse if info.field_name == "where" else parse_expression)(v)
             except ConditionError as e:
-                raise ValueError(f"where {v!r} does not parse: {e}") from None
-        return v
-
-    @field_validator("expr")
-    @classmethod
-    def _expr(cls, v):
-        if v is not None:
-            try:
-                parse_expression(v)
-            except ConditionError as e:
-                raise ValueError(f"expr {v!r} does not parse: {e}") from None
+                raise ValueError(f"{info.field_name} {v!r} does not parse: {e}") from None
         return v
 
     @model_validator(mode="after")
