@@ -651,3 +651,15 @@ def test_online_retail_out_of_time_on_transactions_alone(tmp_path):
     assert set(m["data"]["tables"]) == {"transactions"}
     cal = load_scheme(tmp_path / "rfm_quantiles.calibrated.yaml")
     assert cal.indicators == load_scheme(RFM).indicators and cal.weights() == pytest.approx(m["calibrated"]["weights"])
+
+
+def test_churn_rate_cutoffs_never_let_in_labelled_rows_between_population_scores():
+    """The population (latest date) scores 10 or 0; earlier dates' labelled rows also score 6, and all of
+    those churned. A cut-off anywhere in (0, 10] keeps the population split, but only one above 6 keeps
+    the top tier's training churn rate at its 1% target."""
+    scores = np.r_[np.full(40, 10.0), np.zeros(40)]
+    ls = np.r_[np.full(40, 10.0), np.full(40, 6.0), np.zeros(40)]
+    ly = np.r_[np.zeros(40), np.ones(40), np.zeros(40)]
+    cut = choose_cutoffs(scores, ["a"], method="churn_rates", churn_rates=[0.01], labelled_scores=ls,
+                         labelled_y=ly, max_score=10)["a"]
+    assert 6 < cut <= 10 and ly[ls >= cut].mean() <= 0.01

@@ -97,6 +97,9 @@ def choose_cutoffs(scores: np.ndarray, tiers: list[str], *, method: str = "share
         rates = _targets(churn_rates, tiers, "churn_rates")
         ls = np.asarray(labelled_scores, dtype="float64")
         ly = np.asarray(labelled_y, dtype="float64")
+        # thresholds between distinct scores of both: a cut-off placed between two population scores
+        # must not let in labelled rows (other dates) the rate was not computed on
+        u = np.unique(np.r_[s, ls[~np.isnan(ls)]])[::-1]
         order = np.argsort(-ls, kind="stable")
         ls_desc, cum_y = ls[order], np.r_[0.0, np.cumsum(ly[order])]
         n_ge = np.searchsorted(-ls_desc, -u, side="right")  # labelled rows with score ≥ u[i]
