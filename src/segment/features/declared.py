@@ -243,7 +243,7 @@ NO_DECLARATIONS = Declared()
 class DeclaredSql:
     """The declared part of a snapshot plan: per-table aggregates, and each indicator's final SQL."""
 
-    aggregates: list[tuple[str, str, str]]  # (name, source alias, sql)
+    aggregates: list[tuple[str, str, str]]  # (name, the contract table it reads, sql)
     select: dict[str, str]  # indicator → SQL over the joined aggregates (and the built-ins' SQL)
     dtypes: dict[str, str]
     history: dict[str, str]  # customers attribute → SQL of its value as of the date (history, else the column)
@@ -272,7 +272,7 @@ def declared_sql(declared: Declared, present: dict[str, set[str]], builtin: dict
     fields = [c for c in declared.customer_fields() if c.name in present.get("customers", ())]
     if fields:
         cols = ", ".join(f"{d.q(c.name)} AS {d.q('f_' + c.name)}" for c in fields)
-        aggs.append(("a_cf", "cu", f"SELECT customer_id, {cols} FROM cu WHERE customer_id IS NOT NULL{ids}"))
+        aggs.append(("a_cf", "customers", f"SELECT customer_id, {cols} FROM cu WHERE customer_id IS NOT NULL{ids}"))
         for c in fields:
             select[c.name] = d.q("f_" + c.name)
             dtypes[c.name] = {"string": "string", "bool": "boolean", "date": "datetime64[ns]",
@@ -366,7 +366,7 @@ def declared_sql(declared: Declared, present: dict[str, set[str]], builtin: dict
         alias = ALIAS[table]
         date = d.q(_DATE[table])
         body = ",\n      ".join(f"{sql} AS {d.q(col)}" for col, sql in columns)
-        aggs.append((f"a_d{alias}", alias, f"""
+        aggs.append((f"a_d{alias}", table, f"""
     SELECT customer_id,
       {body}
     FROM {alias}

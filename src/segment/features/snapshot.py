@@ -397,8 +397,8 @@ def plan(present: dict[str, Iterable[str]], as_of, *, restricted: bool = False,
     dtypes = {n: INDICATORS[n].dtype for n in keep}
     if declared.fields or declared.indicators or "measures" in present:
         extra = declared_sql(declared, present, {n: derived[n] for n in keep}, w, cut, restricted, d, _lit)
-        for name, alias, sql in extra.aggregates:
-            sources.setdefault(next(t for t, a in ALIAS.items() if a == alias), alias)
+        for name, table, sql in extra.aggregates:
+            sources.setdefault(table, ALIAS[table])
             aggregates.append((name, sql))
             joins.append(f"LEFT JOIN {name} USING (customer_id)")
         for attr, sql in extra.history.items():  # a customers attribute's history wins over its last record
