@@ -15,15 +15,16 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.segment-installed
 LOCK    := requirements.lock
 QUARTER ?=
+PERIOD  ?= $(QUARTER)
 DATA    ?= data/demo/data.yaml
 SCHEME  ?= s1_four_tier
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock demo validate grade calibrate review-export report test fuzz test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
+.PHONY: help venv lock demo validate grade calibrate review-export report story test fuzz test-slow test-all test-browser test-spark test-postgres bench bench-quick bench-big lab docs realdata clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: QUARTER=2026Q3 (report), DATA=path/to/data.yaml, SCHEME=id-or-path, REPORTS=folder, REPLACE=1"
+	@echo "  variables: PERIOD=2026Q3 | 2026-09 | 2026H2 | 2026 (QUARTER= works too), DATA=path/to/data.yaml, SCHEME=id-or-path, REPORTS=folder, REPLACE=1"
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,11 +59,15 @@ calibrate: $(STAMP) $(NEEDS_DEMO)  ## calibrate SCHEME on the demo's history →
 	$(BIN)/segment calibrate --data $(DATA) --scheme $(SCHEME) --train-as-of 2025-03-31,2025-06-30,2025-09-30 \
 	  --test-as-of 2026-03-31 --horizon-days 180 --out reports/calibration
 
-review-export: $(STAMP)  ## write the review sheet of QUARTER (default: the latest reported) into reports/<QUARTER>/
-	$(BIN)/segment review export $(if $(QUARTER),--quarter $(QUARTER))
+review-export: $(STAMP)  ## write the review sheet of PERIOD (default: the latest reported) into reports/<PERIOD>/
+	$(BIN)/segment review export $(if $(PERIOD),--period $(PERIOD))
 
-report: $(STAMP) $(NEEDS_DEMO)  ## the quarterly reports into reports/<QUARTER>/ (default: latest complete quarter of the demo)
-	$(BIN)/segment report $(if $(QUARTER),--quarter $(QUARTER)) --data $(DATA) --scheme $(SCHEME) $(if $(REPORTS),--reports-dir $(REPORTS)) $(if $(REPLACE),--replace)
+report: $(STAMP) $(NEEDS_DEMO)  ## a period's reports into reports/<PERIOD>/ (default: the latest complete period of the scheme's cadence)
+	$(BIN)/segment report $(if $(PERIOD),--period $(PERIOD)) --data $(DATA) --scheme $(SCHEME) $(if $(REPORTS),--reports-dir $(REPORTS)) $(if $(REPLACE),--replace)
+
+story: $(STAMP) $(DEMO_DATA)  ## the two-year story on the demo: 8 quarters, reviews, sign-offs, an approval refused then given → reports/story/
+	rm -rf reports/story
+	$(BIN)/python -m tests.story --out reports/story --data $(DEMO_DATA)
 
 test: $(STAMP)  ## the test suite (without the slow, browser, spark and postgres markers), one pytest-xdist worker per core
 	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not browser and not spark and not postgres"

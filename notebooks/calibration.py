@@ -13,7 +13,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects the real values; these defaults work after `make report` in JupyterLab)
-quarter: str = "2026Q3"  # the quarter reported
+quarter: str = "2026Q3"  # the period reported (2026Q3, 2026-09, 2026H2 or 2026)
 calibration: str = ""  # folder with metrics.json; empty: reports/QUARTER/calibration, else reports/calibration
 
 # %%

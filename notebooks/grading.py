@@ -13,7 +13,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects the real values; these defaults run the demo by hand in JupyterLab)
-quarter: str = "2026Q3"  # the quarter reported, e.g. 2026Q3; grading is at its last day
+quarter: str = "2026Q3"  # the period reported: 2026Q3, 2026-09, 2026H2 or 2026; graded at its last day
 data: str = "data/demo/data.yaml"  # data config (DATA.yaml); relative: from the project root
 scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a scheme file
 bundle: str = ""  # folder prepared by segment report; empty: compute everything here
@@ -43,10 +43,16 @@ report.over_time()
 report.tiers()
 
 # %% [markdown]
-# ## Who moved since last quarter, and why
+# ## Who moved since the previous period, and why
 
 # %%
 report.migration()
+
+# %% [markdown]
+# ## Scores falling over the last periods
+
+# %%
+report.score_trend()
 
 # %% [markdown]
 # ## Realised churn by tier
@@ -97,7 +103,7 @@ report.strategies()
 report.follow_ups()
 
 # %% [markdown]
-# ## Reviewer changes last quarter
+# ## Reviewer decisions
 
 # %%
 report.reviewer_changes()

@@ -13,10 +13,10 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects the real values; these defaults work after `make report` in JupyterLab)
-quarter: str = "2026Q3"  # the quarter whose grading is reviewed
+quarter: str = "2026Q3"  # the period whose grading is reviewed (2026Q3, 2026-09, 2026H2 or 2026)
 scheme: str = "s1_four_tier"  # scheme id under params/schemes/ or a path to a scheme file
-grading: str = ""  # the quarter's grading (parquet); empty: reports/QUARTER/grading.parquet
-previous: str = ""  # the previous quarter's grading, for big movers; empty: none
+grading: str = ""  # the period's grading (parquet); empty: reports/PERIOD/grading.parquet
+previous: str = ""  # the previous period's grading, for big movers; empty: none
 
 # %%
 from segment.reports.review import review_report

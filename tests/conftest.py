@@ -110,3 +110,16 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def tiny_s1_grading(path: Path) -> Path:
+    """A four-customer grading of s1_four_tier (one per tier), written to ``path``: enough for apply_review."""
+    import pandas as pd
+
+    pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C4"],
+                  "tier": pd.Categorical(["core", "important", "ordinary", "potential"],
+                                         ["core", "important", "ordinary", "potential"]),
+                  "tier_rank": [0, 1, 2, 3], "tier_label": ["核心客户", "重要客户", "普通客户", "潜在客户"],
+                  "score": [95.0, 80.0, 60.0, 20.0], "overrides": [""] * 4, "explanation": [""] * 4}
+                 ).to_parquet(path, index=False)
+    return path

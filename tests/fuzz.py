@@ -3,7 +3,7 @@
 From a valid small demo (its data files, DATA.yaml, a scheme, a filled review sheet of its graded
 2026Q2 and a designations file) :func:`mutate` derives one broken input per case number —
 deterministic for a seed — and :func:`check` runs `segment validate`, `segment grade` (with and
-without the designations) and `segment review apply` on it in-process. Every case must end in exit 0 (an output written), or exit 2 with
+without the designations), `segment review apply` and `segment review spot-check apply` on it in-process. Every case must end in exit 0 (an output written), or exit 2 with
 `error:` and nothing written; no source file may change. A crash is a bug: the case number and the
 mutation reproduce it (``python -m tests.fuzz CASE``).
 
@@ -170,12 +170,12 @@ def mutate(base: Path, work: Path, number: int, seed: int = SEED) -> Case:
     shutil.copytree(base, work)
     config = yaml.safe_load((work / "data.yaml").read_text(encoding="utf-8"))
     files = sorted(p.name for p in work.iterdir() if p.suffix in (".csv", ".parquet") and p.name not in SIDE)
-    target = rng.choice(["frame"] * 5 + ["bytes"] * 2 + ["data.yaml"] * 2 + ["scheme.yaml"] + ["format"]
-                        + ["sheet.csv", "designations.csv"] * 2)
+    target = rng.choice(["frame"] * 5 + ["bytes"] * 2 + ["data.yaml"] * 2 + ["scheme.yaml"] * 2 + ["format"]
+                        + ["sheet.csv", "designations.csv", "spot_check.csv"] * 2)
     if target in SIDE:  # the review sheet or the designations: their rows, columns or bytes
         if rng.random() < 0.7:
             df, what = _frame_mutation(rng, _read_frame(work / target))
-            df.to_csv(work / target, index=False, encoding="utf-8-sig" if target == "sheet.csv" else "utf-8")
+            df.to_csv(work / target, index=False, encoding="utf-8-sig" if target in ("sheet.csv", "spot_check.csv") else "utf-8")
         else:
             data, what = _bytes_mutation(rng, (work / target).read_bytes())
             (work / target).write_bytes(data)
@@ -245,7 +245,9 @@ def check(case: Case) -> list[str]:
     runs = [(["validate", "--data", str(f / "data.yaml")], None),
             (grade + ["--out", str(f / "out" / "g.csv")], f / "out" / "g.csv"),
             (grade + ["--designations", str(f / "designations.csv"), "--out", str(f / "out" / "d.csv")], f / "out" / "d.csv"),
-            (["review", "apply", str(f / "sheet.csv"), "--reports-dir", str(reports), "--quarter", "2026Q2"], approved)]
+            (["review", "apply", str(f / "sheet.csv"), "--reports-dir", str(reports), "--quarter", "2026Q2"], approved),
+            (["review", "spot-check", "apply", str(f / "spot_check.csv"), "--reports-dir", str(reports), "--period",
+              "2026Q2"], log)]
     for args, out in runs:
         log_before = log.read_bytes() if log.exists() else None
         approved_before = approved.read_bytes() if approved.exists() else None
@@ -265,7 +267,9 @@ def check(case: Case) -> list[str]:
             broken.append(f"{args[0]} exit 2 without `error:`: {text[:300]!r}")
         elif code == 2 and "Traceback" in text:
             broken.append(f"{args[0]} printed a traceback")
-        if out is not None and out != approved:
+        if out == log and code == 2 and (log.read_bytes() if log.exists() else None) != log_before:
+            broken.append("spot-check apply exit 2 but the audit log changed")
+        if out is not None and out not in (approved, log):
             if code == 2 and out.exists():
                 broken.append(f"{args[0]} exit 2 but wrote {out.name}")
             if code == 0 and not out.is_file():
@@ -282,8 +286,9 @@ def check(case: Case) -> list[str]:
     return broken
 
 
-#: the inputs beside the data: a filled review sheet of 2026Q2 and a designations file
-SIDE = ("sheet.csv", "designations.csv")
+#: the inputs beside the data: a filled review sheet of 2026Q2 (one decision with an expiry), a designations
+#: file and a filled spot-check sheet
+SIDE = ("sheet.csv", "designations.csv", "spot_check.csv")
 
 
 def base_demo(folder: Path) -> Path:
@@ -309,10 +314,14 @@ def base_demo(folder: Path) -> Path:
     sheet = pd.read_csv(q / "review_sheet.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     sheet.loc[sheet.index[:3], ["confirm", "reviewer"]] = ["yes", "张伟"]
     other = next(t for t in ("ordinary", "important") if t != sheet.loc[sheet.index[3], "tier"])
-    sheet.loc[sheet.index[3], ["confirm", "new_tier", "reason", "reviewer"]] = ["no", other, "checked on a visit", "李娜"]
+    sheet.loc[sheet.index[3], ["confirm", "new_tier", "reason", "reviewer", "expires"]] = [
+        "no", other, "checked on a visit", "李娜", "2027Q1"]
     sheet.to_csv(folder / "sheet.csv", index=False, encoding="utf-8-sig")
     for p in q.glob("review_sheet.*"):
         p.unlink()
+    pd.DataFrame({"customer_id": graded["customer_id"].iloc[:3].astype(str), "result": ["ok", "wrong", ""],
+                  "note": ["", "closed its account", ""], "checker": ["孙宇", "孙宇", ""]}).to_csv(
+        folder / "spot_check.csv", index=False, encoding="utf-8-sig")
     pd.DataFrame({"customer_id": [graded["customer_id"].iloc[0]], "tier": ["important"], "reason": ["strategic"],
                   "approver": ["王总"], "expires": ["2027-01-01"]}).to_csv(folder / "designations.csv", index=False)
     return config.parent

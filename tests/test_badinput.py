@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from segment.cli import main
-from segment.review.audit import AUDIT_HEADER
+from segment.review.audit import append_events
 
 HERE = Path(__file__).resolve().parent / "badinput"
 CASES = yaml.safe_load((HERE / "cases.yaml").read_text(encoding="utf-8"))
@@ -53,12 +53,15 @@ def _prepare(case: dict, tmp_path: Path, base_grading) -> Path:
         (work / name).unlink()
     if case["kind"] == "review":
         q = work / "reports" / "2026Q2"
-        q.mkdir(parents=True)
+        q.mkdir(parents=True, exist_ok=True)
         base_grading.to_parquet(q / "grading.parquet", index=False)
         (q / "manifest.json").write_text(json.dumps({"quarter": "2026Q2", "as_of": "2026-06-30", "scheme": "tiny",
                                                      "scheme_path": str(work / "scheme.yaml")}), encoding="utf-8")
-        (work / "reports" / "audit_log.csv").write_text(
-            ",".join(AUDIT_HEADER) + "\n2026-07-01T00:00:00Z,张伟,C1,,core,core,,first.csv,0\n", encoding="utf-8-sig")
+        if not (work / "reports" / "audit_log.csv").is_file():   # a case may bring its own (a tampered one)
+            append_events(work / "reports" / "audit_log.csv", [{
+                "timestamp": "2026-07-01T00:00:00Z", "period": "2026Q2", "scheme": "tiny", "action": "decision",
+                "actor": "张伟", "customer_id": "C1", "from_tier": "core", "to_tier": "core", "sheet": "first.csv",
+                "grading_sha256": "0" * 64}])
     return work
 
 

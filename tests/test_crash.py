@@ -5,7 +5,8 @@
    build works; two processes building the same quarter at once: one builds, the other is refused.
 2. The audit log survives a crash in the middle of an append (torn bytes, and a writer killed with SIGKILL):
    every complete record is still read, the torn line is skipped with a warning naming it, and the next
-   append starts on a fresh line — never merged, never rewritten.
+   append starts on a fresh line — never merged, never rewritten. The hash chain runs through the torn line:
+   verify_audit reports it as torn (a crash, not tampering) and the chain holds after the next append.
 3. SQL sources are fingerprinted in the report manifest (URL as written, query, the rows returned), so a
    changed database makes the quarter stale — and no credential from the environment reaches the manifest.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -31,16 +33,23 @@ import pytest
 
 from segment.reports import build as reports
 from segment.reports import provenance
-from segment.review.audit import AUDIT_HEADER, AuditLogWarning, append_audit, reviewer_changes
+from segment.review.audit import (
+    AUDIT_HEADER,
+    AuditLogWarning,
+    append_audit,
+    append_events,
+    reviewer_changes,
+    verify_audit,
+)
 from segment.review.apply import apply_review
 
-from .conftest import ROOT, write
+from .conftest import ROOT, tiny_s1_grading, write
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs POSIX signals and /proc (Linux)")
 
 Q = "2026Q3"
 REPORT_FILES = {"grading.html", "grading.ipynb", "review.html", "review.ipynb", "calibration.html", "calibration.ipynb",
-                "grading.parquet", "manifest.json", "calibration/metrics.json",
+                "grading.parquet", "manifest.json", "follow_ups.xlsx", "calibration/metrics.json",
                 "calibration/s1_four_tier.calibrated.yaml"}
 
 
@@ -195,21 +204,49 @@ def test_two_processes_building_the_same_quarter_one_builds_the_other_is_refused
 # ------------------------------------------------------------------------------------------------
 
 SHA = "ab" * 32
-HEADER = ("\ufeff" + ",".join(AUDIT_HEADER) + "\n").encode("utf-8")
+HEADER_LINE = (",".join(AUDIT_HEADER) + "\n").encode("utf-8")   # the header line the first record links to
+HEADER = b"\xef\xbb\xbf" + HEADER_LINE                           # as a new log starts (with a BOM, for Excel)
 
 
-def _line(*fields: str) -> bytes:
+def _decision(when: str, actor: str, customer: str, frm: str, to: str, reason: str, sheet: str, sha: str) -> dict:
+    return {"timestamp": when, "period": Q, "scheme": "s1_four_tier", "action": "decision", "role": "", "actor": actor,
+            "customer_id": customer, "group": "", "from_tier": frm, "to_tier": to, "reason": reason, "sheet": sheet,
+            "grading_sha256": sha}
+
+
+FIRST = _decision("2026-10-01T09:00:00+00:00", "张伟", "C1", "core", "ordinary", "连续两季度无采购", "a.csv", SHA)
+CONFIRM = _decision("2026-10-01T09:00:00+00:00", "张伟", "C2", "important", "important", "", "a.csv", SHA)
+# quoting (a comma and quotes in the reason) and multi-byte text: a cut can land inside either
+TORN = _decision("2026-10-02T10:00:00+00:00", "李娜", "C3", "ordinary", "potential", '高消费, "frequent" complaints',
+                 "b.csv", "cd" * 32)
+NEXT = _decision("2026-10-03T11:00:00+00:00", "王芳", "C4", "potential", "ordinary", "new contract", "c.csv", "ef" * 32)
+
+
+def _values(event: dict, **changed: str) -> tuple:
+    """The event's 13 values in the header's order without the link: a row of ``append_audit``."""
+    event = {**event, **changed}
+    return tuple(event[k] for k in AUDIT_HEADER[:-1])
+
+
+def _link(prev: bytes) -> str:
+    return hashlib.sha256(prev).hexdigest()
+
+
+def _record(prev: bytes, event: dict, **changed: str) -> bytes:
+    """The physical line of ``event`` (with ``changed`` fields) chained to the line ``prev`` (its exact bytes,
+    line end included) — by hand, for the lines segment refuses to write and to check the bytes it wrote."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(fields)
+    csv.writer(buf, lineterminator="\n").writerow([*_values(event, **changed), _link(prev)])
     return buf.getvalue().encode("utf-8")
 
 
-FIRST = ("2026-10-01T09:00:00+00:00", "张伟", "C1", "", "core", "ordinary", "连续两季度无采购", "a.csv", SHA)
-CONFIRM = ("2026-10-01T09:00:00+00:00", "张伟", "C2", "", "important", "important", "", "a.csv", SHA)
-# quoting (a comma and quotes in the reason) and multi-byte text: a cut can land inside either
-TORN = ("2026-10-02T10:00:00+00:00", "李娜", "C3", "", "ordinary", "potential", '高消费, "frequent" complaints',
-        "b.csv", "cd" * 32)
-NEXT = ("2026-10-03T11:00:00+00:00", "王芳", "C4", "", "potential", "ordinary", "new contract", "c.csv", "ef" * 32)
+def _log_and_next(path: Path, events: list[dict], following: dict) -> tuple[bytes, bytes]:
+    """A log of ``events`` written by ``append_events``, and the exact bytes the append of ``following``
+    writes after it (to cut short anywhere)."""
+    append_events(path, events)
+    good = path.read_bytes()
+    append_events(path, [following])
+    return good, path.read_bytes()[len(good):]
 
 
 def _rows(df: pd.DataFrame) -> list[tuple]:
@@ -218,76 +255,111 @@ def _rows(df: pd.DataFrame) -> list[tuple]:
 
 def test_every_torn_tail_is_skipped_with_a_warning_and_the_next_append_starts_a_fresh_line(tmp_path):
     """A crash can cut an append after any byte: for every cut point, the complete records are read,
-    the fragment is reported (its line number) and never read as a decision, and the next append leaves
-    the fragment a line of its own — the file only grows."""
-    good = HEADER + _line(*FIRST) + _line(*CONFIRM)
-    torn = _line(*TORN)
+    the fragment is reported (its line number) and never read as a decision, verify_audit calls it torn
+    (not a change), and the next append leaves the fragment a line of its own, links to it as it stands
+    and the chain holds — the file only grows."""
+    good, torn = _log_and_next(tmp_path / "base.csv", [FIRST, CONFIRM], TORN)
+    second = _record(HEADER_LINE, FIRST)
+    assert good == HEADER + second + _record(second, CONFIRM)   # the chain as documented
+    assert torn == _record(_record(second, CONFIRM), TORN)
     first = [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
-    for cut in range(1, len(torn) - 1):   # everything short of the record's last sha digit
+    for cut in range(1, len(torn) - 1):   # everything short of the link's last hex digit
         log = tmp_path / f"log{cut}.csv"
         log.write_bytes(good + torn[:cut])
         with pytest.warns(AuditLogWarning, match=r"line 4: .*no line end") as caught:
             df = reviewer_changes(log)
         assert _rows(df) == first and df.attrs["skipped_lines"] == [4], cut
         assert len(caught) == 1
+        check = verify_audit(log)
+        assert (check.ok, check.records, check.first_bad_line, check.torn) == (True, 2, None, (4,)), (cut, check)
+        assert "line 4 is incomplete: the last append was cut short (a crash, not a change)" in check.why, cut
+        assert "does not follow" not in check.why, cut
 
         with pytest.warns(AuditLogWarning, match="line 4 is an incomplete record"):
-            append_audit(log, [NEXT])
-        assert log.read_bytes() == good + torn[:cut] + b"\n" + _line(*NEXT), cut   # appended, never rewritten
+            append_audit(log, [_values(NEXT)])
+        fragment = torn[:cut] + b"\n"
+        # appended, never rewritten; the new line links to the fragment as it stands
+        assert log.read_bytes() == good + fragment + _record(fragment, NEXT), cut
         with pytest.warns(AuditLogWarning, match=r"skipped 1 line\(s\).*\(line 4: ") as caught:
             df = reviewer_changes(log)
         assert _rows(df) == first + [("C4", "potential", "ordinary", "new contract", "王芳")], cut
         assert df.attrs["skipped_lines"] == [4] and len(caught) == 1
         assert "Traceback" not in str(caught[0].message)
+        check = verify_audit(log)
+        assert (check.ok, check.records, check.first_bad_line, check.torn) == (True, 3, None, (4,)), (cut, check)
+        assert "line 4 is an incomplete record left by a crash" in check.why, cut
+        assert check.tip == _link(_record(fragment, NEXT)), cut
 
 
 def test_a_record_missing_only_its_line_end_counts_before_and_after_the_next_append(tmp_path):
+    good, line = _log_and_next(tmp_path / "base.csv", [FIRST], TORN)
     log = tmp_path / "log.csv"
-    log.write_bytes(HEADER + _line(*FIRST) + _line(*TORN)[:-1])
+    log.write_bytes(good + line[:-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r[0] for r in _rows(reviewer_changes(log))] == ["C1", "C3"]
+    check = verify_audit(log)
+    assert (check.ok, check.records, check.torn) == (True, 2, ()) and "line 3 has no line end" in check.why
+
     with pytest.warns(AuditLogWarning):   # the next append adds the missing line end (and says so)
-        append_audit(log, [NEXT])
+        append_audit(log, [_values(NEXT)])
+    assert log.read_bytes() == good + line + _record(line, NEXT)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r[0] for r in _rows(reviewer_changes(log))] == ["C1", "C3", "C4"]
+    check = verify_audit(log)
+    assert (check.ok, check.records, check.torn) == (True, 3, ()) and check.why == "3 records, the chain holds"
 
 
 @pytest.mark.parametrize("cut", [1, 3, 4, 20, len(HEADER) - 1])
 def test_a_header_cut_short_is_completed_by_the_next_append(tmp_path, cut):
     """A crash during the very first append (header and lines are one write): a log holding only part of
-    the header is still ours — no rows, a warning — and the next append completes the header."""
+    the header is still ours — no rows, a warning — and the next append completes the header, its first
+    record linked to the header line."""
     log = tmp_path / "log.csv"
     log.write_bytes(HEADER[:cut])
     with pytest.warns(AuditLogWarning, match="line 1: the header is incomplete"):
         assert reviewer_changes(log).empty
-    append_audit(log, [FIRST])
-    assert log.read_bytes() == HEADER + _line(*FIRST)
-    assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+    check = verify_audit(log)
+    assert (check.ok, check.records, check.torn) == (True, 0, (1,)) and "header is incomplete" in check.why
+
+    append_audit(log, [_values(FIRST)])
+    assert log.read_bytes() == HEADER + _record(HEADER_LINE, FIRST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+    check = verify_audit(log)
+    assert (check.ok, check.records, check.torn) == (True, 1, ()) and check.tip == _link(_record(HEADER_LINE, FIRST))
 
 
 def test_broken_lines_in_the_middle_are_skipped_each_named(tmp_path):
+    """Lines that are not complete records between good ones (each linked to the line before it, so the
+    readers' reasons are what is tested): skipped, each named by its number and why."""
+    lines = [_record(HEADER_LINE, FIRST), b"2026-10-0\n"]               # lines 2 and 3
+    lines.append(_record(lines[-1], TORN, to_tier=""))                 # 4
+    lines.append(_record(lines[-1], TORN, timestamp="yesterday"))      # 5
+    lines.append(_record(lines[-1], TORN, grading_sha256="cd" * 31))   # 6
+    lines.append(b"\xe6\x9d\n")                                        # 7
+    lines.append(_record(lines[-1], NEXT))                             # 8
     log = tmp_path / "log.csv"
-    log.write_bytes(HEADER + _line(*FIRST) + b"2026-10-0\n" + _line(*TORN[:5], "", *TORN[6:])
-                    + _line("yesterday", *TORN[1:]) + _line(*TORN[:8], "cd" * 31) + b"\xe6\x9d\n" + _line(*NEXT))
+    log.write_bytes(HEADER + b"".join(lines))
     with pytest.warns(AuditLogWarning) as caught:
         df = reviewer_changes(log)
+    assert len(caught) == 1
     msg = str(caught[0].message)
     assert _rows(df) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟"),
                          ("C4", "potential", "ordinary", "new contract", "王芳")]
     assert df.attrs["skipped_lines"] == [3, 4, 5, 6, 7]
-    for part in ("line 3: 1 of 9 fields", "line 4: customer_id, from_tier or to_tier is empty",
+    for part in ("line 3: 1 of 14 fields", "line 4: customer_id, from_tier or to_tier is empty",
                  "line 5: timestamp 'yesterday'", "line 6: grading_sha256", "line 7: not UTF-8"):
         assert part in msg, part
+    # verify_audit: line 3 is a crash's fragment (torn), line 4 the first line that is no valid record
+    check = verify_audit(log)
+    assert (check.ok, check.first_bad_line, check.torn) == (False, 4, (3,)), check
+    assert check.why.startswith("line 4 is not a valid record (customer_id, from_tier or to_tier is empty)")
 
 
-# a tiny grading of s1_four_tier and a sheet: enough for apply_review
-def _grading(path: Path) -> Path:
-    pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C4"],
-                  "tier": pd.Categorical(["core", "important", "ordinary", "potential"],
-                                         ["core", "important", "ordinary", "potential"]),
-                  "tier_rank": [0, 1, 2, 3], "tier_label": ["核心客户", "重要客户", "普通客户", "潜在客户"],
-                  "score": [95.0, 80.0, 60.0, 20.0], "overrides": [""] * 4, "explanation": [""] * 4}
-                 ).to_parquet(path, index=False)
-    return path
+# a sheet for the tiny grading of s1_four_tier (conftest.tiny_s1_grading): enough for apply_review
 
 
 def _sheet(path: Path, rows: list[dict]) -> Path:
@@ -324,7 +396,7 @@ def test_a_writer_killed_mid_append_loses_only_its_own_line(tmp_path):
     approved grading never appears, the earlier records are read, the torn line is skipped with a
     warning, and the next apply starts on a fresh line."""
     scheme = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
-    grading = _grading(tmp_path / "grading.parquet")
+    grading = tiny_s1_grading(tmp_path / "grading.parquet")
     log = tmp_path / "audit_log.csv"
     apply_review(_sheet(tmp_path / "a.csv", [{"customer_id": "C1", "confirm": "no", "new_tier": "ordinary",
                                               "reason": "连续两季度无采购", "reviewer": "张伟"},
@@ -358,6 +430,9 @@ def test_a_writer_killed_mid_append_loses_only_its_own_line(tmp_path):
 
     with pytest.warns(AuditLogWarning, match="line 4: .*no line end"):
         assert _rows(reviewer_changes(log)) == [("C1", "core", "ordinary", "连续两季度无采购", "张伟")]
+    check = verify_audit(log)   # a crash, not tampering
+    assert (check.ok, check.records, check.first_bad_line, check.torn) == (True, 2, None, (4,)), check
+    assert "line 4 is incomplete: the last append was cut short (a crash, not a change)" in check.why
 
     # the next apply (reviewers redo the lost sheet): its line starts on a fresh line
     with pytest.warns(AuditLogWarning, match="line 4 is an incomplete record"):
@@ -366,6 +441,9 @@ def test_a_writer_killed_mid_append_loses_only_its_own_line(tmp_path):
     final = log.read_bytes()
     assert final.startswith(after_kill) and final[len(after_kill):len(after_kill) + 1] == b"\n"
     assert final.count(b"\n") == 5
+    check = verify_audit(log)   # the chain runs through the fragment and holds
+    assert (check.ok, check.records, check.first_bad_line, check.torn) == (True, 3, None, (4,)), check
+    assert check.tip == _link(final.splitlines(keepends=True)[-1])
     with pytest.warns(AuditLogWarning, match=r"skipped 1 line\(s\).*\(line 4: ") as caught:
         df = reviewer_changes(log)
     assert df.attrs["skipped_lines"] == [4] and len(caught) == 1
@@ -500,7 +578,7 @@ def test_an_apply_stopped_between_the_audit_and_the_rename_is_applied_again_and_
     from segment.plumbing import atomic
 
     scheme = ROOT / "params" / "schemes" / "s1_four_tier.yaml"
-    grading = _grading(tmp_path / "grading.parquet")
+    grading = tiny_s1_grading(tmp_path / "grading.parquet")
     log = tmp_path / "audit_log.csv"
     approved = tmp_path / "approved.parquet"
     sheet = _sheet(tmp_path / "a.csv", [{"customer_id": "C3", "confirm": "no", "new_tier": "potential",

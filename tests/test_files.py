@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 
-import pytest
-
 from segment.cli import main
 
 HEADER = "customer_id,date,amount\n"

@@ -34,7 +34,8 @@ def test_mutated_inputs_end_in_a_result_or_a_clear_error(base, start, tmp_path):
 
 def test_the_unchanged_base_passes_every_command(base, tmp_path):
     """Else the fuzzer would measure nothing: validate, grade (with and without designations) and
-    review apply all succeed on the base, and write what they should."""
+    review apply and spot-check apply all succeed on the base, and write what they should: the decision
+    with an expiry and the two spot checks logged."""
     import shutil
 
     from .fuzz import Case
@@ -44,11 +45,13 @@ def test_the_unchanged_base_passes_every_command(base, tmp_path):
     assert check(Case(-1, "unchanged", work)) == []
     assert {p.name for p in (work / "out").iterdir()} == {"g.csv", "d.csv"}
     assert (work / "reports" / "2026Q2" / "grading.approved.parquet").is_file()
-    assert (work / "reports" / "audit_log.csv").read_text(encoding="utf-8-sig").count("\n") == 5  # header + 4 decisions
+    log = (work / "reports" / "audit_log.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(log) == 7 and [line.split(",")[3] for line in log[1:]] == ["decision"] * 4 + ["spot_check"] * 2
 
 
 def test_the_mutations_are_reproducible_and_varied(base, tmp_path):
     whats = [mutate(base, tmp_path / "a", n).what for n in range(40)]
     assert whats == [mutate(base, tmp_path / "b", n).what for n in range(40)]  # same seed, same cases
     kinds = {w.split(":")[0] for w in whats} | {w.split(": ")[1].split(" ")[0] for w in whats if ": " in w}
-    assert {"data.yaml", "scheme.yaml", "sheet.csv", "designations.csv"} <= kinds and len(set(whats)) >= 30
+    assert {"data.yaml", "scheme.yaml", "sheet.csv", "designations.csv", "spot_check.csv"} <= kinds
+    assert len(set(whats)) >= 30

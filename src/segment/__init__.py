@@ -1,14 +1,15 @@
 """segment: grade customers into tiers and prove the grading against churn history.
 
 Public: load_data, snapshot, load_scheme, grade, calibrate, select_for_review, apply_review, build_reports,
-the exceptions.
+score_history, the exceptions.
 Reads: nothing. Writes: nothing.
 
 Public (what a notebook needs; ``segment.<name>``, loaded on first use so the command line starts
 fast): :func:`load_data` (validate a data config into tables), :func:`snapshot` (indicators per
 customer at a date), :func:`load_scheme`, :func:`grade` (a snapshot × a scheme → a Grading; customers
 the CRM marks lost are left out), :func:`calibrate` (weights and cut-offs against churn),
-:func:`select_for_review`, :func:`apply_review`, :func:`build_reports`, and the exceptions
+:func:`select_for_review`, :func:`apply_review`, :func:`build_reports`, :func:`score_history` (each
+customer's published tiers and scores, period by period), and the exceptions
 :class:`SegmentError`, :class:`ConfigError`, :class:`DataError`.
 
     import segment
@@ -31,6 +32,7 @@ _PUBLIC = {
     "select_for_review": ("review.select", "select_for_review"),
     "apply_review": ("review.apply", "apply_review"),
     "build_reports": ("reports.build", "build_reports"),
+    "score_history": ("grading.published", "score_history"),
     "SegmentError": ("errors", "SegmentError"),
     "ConfigError": ("errors", "ConfigError"),
     "DataError": ("errors", "DataError"),

@@ -19,6 +19,9 @@ from segment.paths import AUDIT_LOG, QuarterFiles
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Every command and option of `segment`.
+
+    Long because it is the command line's grammar in one place: one block per command (argparse)."""
     p = argparse.ArgumentParser(prog="segment", description="Grade customers into tiers and prove it against churn.")
     p.add_argument("--version", action="version", version=f"segment {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,25 +52,46 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, type=Path, help="folder for metrics.json and <scheme>.calibrated.yaml")
     k.add_argument("--params", type=Path, default=None, help="default: params/calibration.yaml of the project")
 
-    r = sub.add_parser("report", help="execute the report notebooks for a quarter into reports/<QUARTER>/")
-    r.add_argument("--quarter", help="e.g. 2026Q3 (default: the latest complete quarter in the data)")
+    r = sub.add_parser("report", help="execute the report notebooks for a period into reports/<PERIOD>/")
+    r.add_argument("--period", "--quarter", dest="quarter", metavar="PERIOD",
+                   help="2026-09 (month), 2026Q3 (quarter), 2026H2 (half-year) or 2026 (year); default: the "
+                        "latest complete period of the scheme's cadence in the data")
     r.add_argument("--data", type=Path, default=None, help="data config (default: the demo, made if missing)")
     r.add_argument("--scheme", default="s1_four_tier")
     r.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
     r.add_argument("--replace", action="store_true",
-                   help="replace a quarter's reports built with another scheme or data config")
+                   help="replace a period's reports built with another scheme or data config")
 
     rv = sub.add_parser("review", help="the review loop: export the sheet, apply reviewers' decisions")
     rsub = rv.add_subparsers(dest="review_command", required=True, metavar="ACTION")
-    re_ = rsub.add_parser("export", help="write reports/<QUARTER>/review_sheet.xlsx and .csv")
-    re_.add_argument("--quarter", help="default: the latest quarter in --reports-dir")
-    re_.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
-    re_.add_argument("--params", type=Path, default=None, help="default: params/reports.yaml of the project")
+    re_ = rsub.add_parser("export", help="write reports/<PERIOD>/review_sheet.xlsx and .csv")
+    _period_options(re_, "default: the latest graded period in --reports-dir")
     re_.add_argument("--force", action="store_true", help="overwrite a sheet that already holds decisions")
     ra = rsub.add_parser("apply", help="validate a filled sheet, write the approved grading, append the audit log")
     ra.add_argument("sheet", type=Path, help="the filled review sheet (.xlsx or .csv)")
-    ra.add_argument("--quarter", help="default: the quarter folder the sheet is in")
-    ra.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
+    _period_options(ra, "default: the period folder the sheet is in", params=False)
+    so = rsub.add_parser("signoff", help="a reviewer role (sales_head, service_head) signs off the period's review")
+    so.add_argument("--role", required=True, help="one of params/reports.yaml review.signoff_roles")
+    so.add_argument("--name", required=True, help="the name of the person signing off")
+    sc = rsub.add_parser("spot-check", help="the monthly spot check of the published list: export a sample, "
+                                            "or apply the filled sample to the audit log")
+    sc.add_argument("action", choices=["export", "apply"])
+    sc.add_argument("sheet", type=Path, nargs="?", help="apply: the filled spot_check.csv")
+    sc.add_argument("--size", type=int, default=None, help="export: customers drawn (default review.spot_check_size)")
+    for x in (so, sc):
+        _period_options(x, "default: the latest graded period (apply: the folder the sheet is in)")
+
+    ap = sub.add_parser("approve", help="leadership approves (or --reject) a period's grading; its reports are "
+                                        "rebuilt without (or with) the DRAFT banner")
+    ap.add_argument("--name", required=True, help="the name of the person approving")
+    ap.add_argument("--role", default=None, help="default: params/reports.yaml review.approver_role (leadership)")
+    ap.add_argument("--reject", action="store_true", help="reject the grading (with --reason)")
+    ap.add_argument("--reason", default="", help="why (required with --reject)")
+    _period_options(ap, "default: the latest graded period in --reports-dir")
+    ap.add_argument("--no-rebuild", action="store_true", help="record only; rebuild later with `make report`")
+
+    au = sub.add_parser("audit", help="verify the audit log's hash chain: names the first line that was changed")
+    au.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
 
     ind = sub.add_parser("indicators", help="list every indicator a scheme can read, with unit, window and source")
     ind.add_argument("--data", type=Path, help="a data config: its declared fields and indicators are listed too")
@@ -75,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("contract", help="print the data contract")
     c.add_argument("--markdown", action="store_true", help="as markdown (the text of docs/data_contract.md)")
     return p
+
+
+def _period_options(parser: argparse.ArgumentParser, period_help: str, params: bool = True) -> None:
+    """--period (alias --quarter), --reports-dir and --params: what every command on a reported period takes."""
+    parser.add_argument("--period", "--quarter", dest="quarter", metavar="PERIOD", help=period_help)
+    parser.add_argument("--reports-dir", type=Path, default=None, help="default: reports/ of the project")
+    if params:
+        parser.add_argument("--params", type=Path, default=None, help="default: params/reports.yaml of the project")
 
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
@@ -171,17 +203,30 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "review":
         return _review(args)
+    if args.command == "approve":
+        return _approve(args)
+    if args.command == "audit":
+        from segment.review.audit import verify_audit
+
+        check = verify_audit(args.reports_dir / AUDIT_LOG)
+        if not check.ok:
+            raise SegmentError(f"{check.summary()}. The log is never rewritten by segment: compare it with a backup "
+                               "to see what changed, and keep it as it is (move it aside to start a new chain)")
+        print(check.summary())
+        return 0
     if args.command == "indicators":
         from segment.features.registry import INDICATORS
 
-        rows = [(i.name, i.unit, i.window, i.source, i.meaning) for i in INDICATORS.values()]
+        from segment.grading.published import history_listing
+
+        rows = [(i.name, i.unit, i.window, i.source, i.meaning) for i in INDICATORS.values()] + history_listing()
         if args.data is not None:
             from segment.data.config import read_data_config
 
             declared = read_data_config(args.data).declared(args.data).listing()
             rows += [(n, u, w, s, m + " (declared in the data config)") for n, u, w, s, m in declared]
         for name, unit, window, source, meaning in [("indicator", "unit", "window", "source", "meaning"), *rows]:
-            print(f"{name:28s} {unit:18s} {window:16s} {source:13s} {meaning}")
+            print(f"{name:28s} {unit:18s} {window:18s} {source:18s} {meaning}")
         return 0
     if args.command == "contract":
         from segment.data.contract import TABLES, markdown
@@ -196,29 +241,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
-    import re
+    """The folder of a period's reports: the one named, else the graded period that ends last."""
+    from segment.periods import is_period, parse_period
 
     if quarter:
-        from segment.pipeline import quarter_end
-
-        quarter_end(quarter)  # the one accepted spelling, or an error that shows it
-        q = reports_dir / quarter
+        q = reports_dir / str(parse_period(quarter))  # the one accepted spelling, or an error that shows it
     else:
-        found = sorted(p for p in reports_dir.glob("*") if re.fullmatch(r"\d{4}Q[1-4]", p.name)
-                       and QuarterFiles(p).grading.is_file()) if reports_dir.is_dir() else []
+        found = sorted((p for p in reports_dir.glob("*") if is_period(p.name) and QuarterFiles(p).grading.is_file()),
+                       key=lambda p: (parse_period(p.name).end, -parse_period(p.name).months)) \
+            if reports_dir.is_dir() else []
         if not found:
-            raise SegmentError(f"no graded quarter in {reports_dir}; run `make report` first")
+            raise SegmentError(f"no graded period in {reports_dir}; run `make report` first")
         q = found[-1]
     if not QuarterFiles(q).grading.is_file():
-        raise SegmentError(f"{QuarterFiles(q).grading} not found; run `make report QUARTER={q.name}` first")
+        raise SegmentError(f"{QuarterFiles(q).grading} not found; run `make report PERIOD={q.name}` first")
     return q
 
 
 def _review(args) -> int:
     import json
 
-    import pandas as pd
-
+    from segment.periods import is_period, parse_period
     from segment.review.apply import apply_review
     from segment.review.params import load_review_params
     from segment.review.sheet import export_review
@@ -226,7 +269,7 @@ def _review(args) -> int:
     if args.review_command == "export":
         q = _quarter_dir(args.reports_dir, args.quarter)
         manifest = json.loads(QuarterFiles(q).manifest.read_text(encoding="utf-8"))
-        prev = QuarterFiles(args.reports_dir / str(pd.Period(q.name, freq="Q") - 1))
+        prev = QuarterFiles(args.reports_dir / str(parse_period(q.name).previous()))
         previous = next((f for f in (prev.approved, prev.grading) if f.is_file()), None)
         customers = None
         if manifest.get("data"):  # contacts for the sheet: the customers table alone, not the whole data again
@@ -237,12 +280,76 @@ def _review(args) -> int:
                               previous, customers, overwrite=args.force)
         print("wrote the review sheet:\n" + "\n".join(f"  {p}" for p in paths))
         return 0
+    if args.review_command == "signoff":
+        from segment.review.approval import sign_off
+
+        state = sign_off(_quarter_dir(args.reports_dir, args.quarter), args.role, args.name,
+                         load_review_params(args.params))
+        print(f"{args.name} ({args.role}) signed off the {state.period} review.\n{state.text()}")
+        _refresh_index(args.reports_dir)
+        return 0
+    if args.review_command == "spot-check":
+        return _spot_check(args)
     sheet = args.sheet
-    q = _quarter_dir(args.reports_dir, args.quarter or (sheet.parent.name if sheet.parent.name[:4].isdigit() else None))
+    q = _quarter_dir(args.reports_dir, args.quarter or (sheet.parent.name if is_period(sheet.parent.name) else None))
     files = QuarterFiles(q)
     manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
     result = apply_review(sheet, files.latest_grading(), manifest["scheme_path"], files.approved,
-                          args.reports_dir / AUDIT_LOG)
+                          args.reports_dir / AUDIT_LOG, period=q.name)
+    print(result.summary())
+    return 0
+
+
+def _spot_check(args) -> int:
+    from segment.periods import is_period
+    from segment.review.approval import apply_spot_check, spot_check_sample
+    from segment.review.params import load_review_params
+
+    if args.action == "export":
+        path = spot_check_sample(_quarter_dir(args.reports_dir, args.quarter), load_review_params(args.params),
+                                 args.size)
+        print(f"wrote the spot-check sheet: {path}\n  fill result (ok / wrong), note (what is wrong) and checker, "
+              f"then: segment review spot-check apply {path}")
+        return 0
+    if args.sheet is None:
+        raise SegmentError("spot-check apply needs the filled sheet: segment review spot-check apply "
+                           "reports/PERIOD/spot_check.csv")
+    folder = args.sheet.parent.name if is_period(args.sheet.parent.name) else None
+    n = apply_spot_check(args.sheet, _quarter_dir(args.reports_dir, args.quarter or folder))
+    print(f"spot check logged: {n['checked']} checked, {n['ok']} ok, {n['wrong']} wrong "
+          f"({args.reports_dir / AUDIT_LOG})")
+    _refresh_index(args.reports_dir)
+    return 0
+
+
+def _refresh_index(reports_dir: Path) -> None:
+    """reports/index.html shows each period's state as the audit log has it now."""
+    from segment.reports.build import write_index
+
+    write_index(reports_dir)
+
+
+def _approve(args) -> int:
+    """Record leadership's decision on a period's grading, then rebuild its reports so that the banner
+    says it (unless --no-rebuild)."""
+    import json
+
+    from segment.review.approval import decide
+    from segment.review.params import load_review_params
+
+    folder = _quarter_dir(args.reports_dir, args.quarter)
+    state = decide(folder, args.name, load_review_params(args.params), reject=args.reject, reason=args.reason,
+                   role=args.role)
+    print(state.text())
+    if args.no_rebuild:
+        print(f"the {folder.name} reports still show the previous state; rebuild them with "
+              f"`segment report --period {folder.name}`")
+        _refresh_index(args.reports_dir)
+        return 0
+    from segment.reports.build import build_reports
+
+    m = json.loads(QuarterFiles(folder).manifest.read_text(encoding="utf-8"))
+    result = build_reports(quarter=folder.name, data=m["data"], scheme=m["scheme_path"], reports_dir=args.reports_dir)
     print(result.summary())
     return 0
 

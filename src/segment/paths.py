@@ -89,6 +89,7 @@ class QuarterFiles:
     MANIFEST = "manifest.json"
     CALIBRATION = "calibration"
     METRICS = "metrics.json"
+    FOLLOW_UPS = "follow_ups.xlsx"
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -108,6 +109,10 @@ class QuarterFiles:
     @property
     def calibration(self) -> Path:
         return self.folder / self.CALIBRATION
+
+    @property
+    def follow_ups(self) -> Path:
+        return self.folder / self.FOLLOW_UPS
 
     def html(self, notebook: str) -> Path:
         return self.folder / f"{notebook}.html"

@@ -1,12 +1,11 @@
 """The steps that commands share: load + validate → snapshot → grade.
 
-Public: quarter_end, check_as_of, check_period, quarter_of, latest_complete_quarter, data_end, Graded,
+Public: period_end, check_as_of, check_period, data_end, Graded,
 group_snapshots, grade_snapshot, grade_customers, grade_current, grade_data.
 Reads: the data config, the scheme. Writes: nothing (the CLI writes the grading).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,19 +16,17 @@ from segment.data.validate import Loaded, load_data
 from segment.errors import SegmentError
 from segment.grading.designations import apply_designations, read_designations
 from segment.grading.engine import Grading, grade
+from segment.grading.published import Published, reads_history, with_history
 from segment.grading.scheme import Scheme, load_scheme, resolve
+from segment.periods import latest_complete, parse_period
+from segment.paths import reports_dir
 from segment.plumbing.result import Result
 
-_QUARTER = re.compile(r"(\d{4})Q([1-4])")
-
-
-def quarter_end(quarter: str) -> pd.Timestamp:
-    """'2026Q3' → 2026-09-30. Only the canonical spelling is accepted (it names the report folder)."""
-    m = _QUARTER.fullmatch(quarter) if isinstance(quarter, str) else None
-    if m is None:
-        raise SegmentError(f"--quarter {quarter!r} is not a quarter in the accepted form; write it as "
-                           "YYYYQn, e.g. 2026Q3")
-    return pd.Period(quarter, freq="Q").end_time.normalize()
+def period_end(period) -> pd.Timestamp:
+    """'2026Q3' → 2026-09-30, '2026-09' → 2026-09-30, '2026H2' → 2026-12-31, '2026' → 2026-12-31: the
+    period's last day, when it is graded. Only the canonical spellings are accepted (they name the
+    report folder); anything else is an error that shows them."""
+    return parse_period(period).end
 
 
 def check_as_of(day, first, end, said: str, latest: str, grace_days: int = 0) -> None:
@@ -51,24 +48,11 @@ def check_as_of(day, first, end, said: str, latest: str, grace_days: int = 0) ->
 AS_OF_GRACE_DAYS = 365
 
 
-def check_period(quarter: str, first, end) -> None:
-    """:func:`check_as_of` for a quarter: graded at its last day."""
-    last_day = quarter_end(quarter)
-    check_as_of(last_day, first, end, f"{quarter} ends on {last_day.date()},",
-                f"{latest_complete_quarter(end)} (the latest complete quarter)")
-
-
-def quarter_of(ts) -> str:
-    return str(pd.Period(pd.Timestamp(ts), freq="Q"))
-
-
-def latest_complete_quarter(last_date) -> str:
-    """The latest quarter whose last day is on or before ``last_date``."""
-    last = pd.Timestamp(last_date).normalize()
-    p = pd.Period(last, freq="Q")
-    if p.end_time.normalize() > last:
-        p -= 1
-    return str(p)
+def check_period(period, first, end) -> None:
+    """:func:`check_as_of` for a period (any kind): graded at its last day."""
+    p = parse_period(period)
+    check_as_of(p.end, first, end, f"{p} ends on {p.end.date()},",
+                f"{latest_complete(end, p.kind)} (the latest complete {p.noun})")
 
 
 def data_end(loaded: Loaded) -> pd.Timestamp:
@@ -148,15 +132,20 @@ def group_snapshots(tables, as_of, group_by: str) -> pd.DataFrame:
 
 
 def grade_snapshot(tables, scheme: Scheme, as_of, source: str = "the scheme", *,
-                   keep_snapshot: bool = True) -> tuple[Grading, pd.DataFrame | None, int]:
+                   keep_snapshot: bool = True, published: Published | None = None) -> tuple[Grading, pd.DataFrame | None, int]:
     """Snapshot (per group when the scheme says so) → drop CRM-lost customers → grade.
 
-    Returns the grading, the full snapshot (lost customers included; None when not ``keep_snapshot``
-    and the engine need not fetch it — Spark) and the number not graded because the CRM marks them
-    lost/closed on or before ``as_of``."""
-    if not scheme.group_by:  # where the tables are (DuckDB, or Spark: snapshot and grading on the cluster)
+    A scheme that reads the history indicators (``previous_tier`` …) gets them from ``published``, the
+    gradings published before ``as_of`` (None: missing, with a warning). Returns the grading, the full
+    snapshot (lost customers included; None when not ``keep_snapshot`` and the engine need not fetch it —
+    Spark) and the number not graded because the CRM marks them lost/closed on or before ``as_of``."""
+    history = reads_history(scheme)
+    if not scheme.group_by and not history:  # where the tables are (DuckDB, or Spark: on the cluster)
         return tables.graded(scheme, as_of, source, keep_snapshot=keep_snapshot)
-    snap = group_snapshots(tables, as_of, scheme.group_by)  # one snapshot per group (on Spark: run there), stacked
+    # one snapshot per group (on Spark: run there), stacked; history is joined on the driver
+    snap = group_snapshots(tables, as_of, scheme.group_by) if scheme.group_by else tables.snapshot(as_of)
+    if history:
+        snap = with_history(snap, scheme, as_of, published, source)
     grading, n_lost = grade_current(snap, scheme, as_of, source)
     return grading, snap, n_lost
 
@@ -204,7 +193,8 @@ def grade_data(data: str | Path, scheme: str | Path, as_of=None, designations: s
             check_as_of(when, loaded.tables.date_range()[0], end, f"--as-of {when.date()} is",
                         str((end + pd.Timedelta(days=AS_OF_GRACE_DAYS)).date()), AS_OF_GRACE_DAYS)
         # on Spark the snapshot is not fetched: only the graded rows
-        grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source, keep_snapshot=False)
+        grading, snap, n_lost = grade_snapshot(loaded.tables, scheme_obj, when, source, keep_snapshot=False,
+                                               published=Published(reports_dir(), Path(data)))
     finally:
         loaded.tables.release()  # Spark: what the tables persisted on the executors
     if designated is not None:

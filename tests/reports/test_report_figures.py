@@ -2,6 +2,8 @@
 from the snapshot (never from the indicators a scheme happens to read), Wilson bounds inside [0, 1]."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,15 +11,17 @@ from statsmodels.stats.proportion import proportion_confint
 
 from segment.calibration.metrics import wilson
 from segment.errors import SegmentError
-from segment.pipeline import check_period, quarter_end
+from segment.pipeline import check_period, period_end
 from segment.grading import history
 
 
-@pytest.mark.parametrize("bad", ["2026q3", "2026-Q3", "2026Q5", "Q3 2026", "2026Q3 ", "26Q3", ""])
-def test_only_the_canonical_quarter_is_accepted(bad):
-    with pytest.raises(SegmentError, match=r"not a quarter in the accepted form; write it as YYYYQn, e\.g\. 2026Q3"):
-        quarter_end(bad)
-    assert quarter_end("2026Q3") == pd.Timestamp("2026-09-30")
+@pytest.mark.parametrize("bad", ["2026q3", "2026-Q3", "2026Q5", "Q3 2026", "26Q3", "", "2026-9", "2026-13", "2026H3",
+                                 "2026h2", "2026 H2", "20261", "2026-09-30"])
+def test_only_the_canonical_periods_are_accepted(bad):
+    with pytest.raises(SegmentError, match=r"is not a period in an accepted form; write 2026-09 \(a month\), 2026Q3 "
+                                           r"\(a quarter\), 2026H2 \(a half-year\) or 2026 \(a year\)"):
+        period_end(bad)
+    assert period_end("2026Q3") == pd.Timestamp("2026-09-30")
 
 
 def test_periods_outside_the_data_are_refused_naming_its_range():
@@ -31,6 +35,13 @@ def test_periods_outside_the_data_are_refused_naming_its_range():
         check_period("2019Q1", first, end)
     with pytest.raises(SegmentError, match=r"latest is 2026Q2 \(the latest complete quarter\)"):
         check_period("2026Q3", first, "2026-09-29")
+    with pytest.raises(SegmentError, match=r"2026-10 ends on 2026-10-31, after the data's end: .* the latest is "
+                                           r"2026-09 \(the latest complete month\)"):
+        check_period("2026-10", first, end)
+    with pytest.raises(SegmentError, match=r"latest is 2026H1 \(the latest complete half-year\)"):
+        check_period("2026H2", first, end)
+    with pytest.raises(SegmentError, match=r"latest is 2025 \(the latest complete year\)"):
+        check_period("2026", first, end)
 
 
 def test_wilson_bounds_are_clipped_and_hold_the_rate():
@@ -250,6 +261,17 @@ def test_html_title_is_the_reports_own(tmp_path):
     assert "<title>Customer grading — 2026Q3</title>" in page and "<title>Notebook</title>" not in page
 
 
+def _publish(folder, computed, approved, loaded, scheme="s1_four_tier"):
+    """A period's folder as `segment report` and `segment review apply` leave it."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    computed.to_parquet(folder / "grading.parquet")
+    if approved is not None:
+        approved.to_parquet(folder / "grading.approved.parquet")
+    (folder / "manifest.json").write_text(json.dumps({"scheme": scheme, "data": str(Path(loaded.path).resolve())}))
+
+
 def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_up(loaded, tmp_path):
     """2026Q2's reviewers moved customer A up one tier (the data keeps it where it was) and customer C up
     to the tier the data gives it in 2026Q3: A keeps the reviewer's tier in 2026Q3 (held, not shown as a
@@ -273,8 +295,7 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
     for cid, tier, why in ((a["customer_id"], up, "strategic partner"), (c["customer_id"], c["tier_3"], "growing")):
         i = approved.index[approved["customer_id"] == cid][0]
         approved.loc[i, ["tier", "review_decision", "reviewed_by", "review_reason"]] = [str(tier), "changed", "张伟", why]
-    (tmp_path / "2026Q2").mkdir()
-    approved.to_parquet(tmp_path / "2026Q2" / "grading.approved.parquet")
+    _publish(tmp_path / "2026Q2", q2, approved, loaded)
 
     r = prepare_grading_report(loaded, resolve("s1_four_tier"), "2026Q3", reports_dir=tmp_path)
     g = r.grading.set_index("customer_id")
@@ -289,22 +310,25 @@ def test_reviewer_decisions_hold_until_the_next_review_unless_the_data_catches_u
 
 def test_follow_ups_overdue_by_the_tiers_cadence_hand_computed():
     """Overdue = days since the last contact − the tier's follow-up days; never contacted: the whole
-    cadence; a tier without a cadence is not scheduled; exactly at the cadence is not overdue."""
+    cadence; a tier without a cadence is not scheduled; exactly at the cadence is due, not overdue."""
     from segment.reports.grading import GradingReport
     from segment.grading.scheme import load_scheme
 
     g = pd.DataFrame({"customer_id": ["A", "B", "C", "D", "E"],
                       "tier": ["core", "important", "potential", "ordinary", "core"],
+                      "tier_label": ["核心", "重要", "潜在", "普通", "核心"],
                       "follow_up_days": [14, 90, None, 180, 14],
                       "days_since_contact": [20.0, 10.0, 400.0, np.nan, 14.0],
                       "account_manager": ["Li", "Wang", "Li", "Li", "Wang"]})
     r = GradingReport(quarter="2026Q3", scheme=load_scheme("s1_four_tier"), scheme_path="", grading=g,
                       meta={"as_of": "2026-09-30"})
     t = r.follow_up_table()
-    assert list(t["customer_id"]) == ["D", "A", "E", "B"] and list(t["overdue_days"]) == [180.0, 6.0, 0.0, -80.0]
+    assert list(t["customer_id"]) == ["D", "A", "E", "B"] and list(t["days_overdue"]) == [180, 6, 0, 0]
+    assert list(t["status"]) == ["overdue", "overdue", "due in 7 days", "on schedule"]
+    assert t.set_index("customer_id").loc["B", "next_contact"] == pd.Timestamp("2026-12-19")  # 09-20 + 90 days
     sec = r.follow_ups()
     per, due = sec.frames
     assert list(due["customer_id"]) == ["D", "A"]
-    assert per.to_dict("records") == [{"account manager": "Li", "overdue": 2, "never contacted": 1,
-                                       "most overdue (days)": 180.0}]
+    assert per[["account manager", "customers", "overdue", "most overdue (days)"]].to_dict("records") == [
+        {"account manager": "Li", "customers": 2, "overdue": 2, "most overdue (days)": 180}]
     assert "2 of 4 customers with a follow-up cadence are past it at 2026-09-30" in sec._repr_html_()

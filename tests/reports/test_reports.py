@@ -13,7 +13,8 @@ import pytest
 
 from segment.reports import build as reports
 from segment.errors import ReportError
-from segment.pipeline import latest_complete_quarter, quarter_end
+from segment.periods import latest_complete
+from segment.pipeline import period_end
 
 from ..conftest import exclusive, once
 
@@ -39,10 +40,10 @@ def rebuilt(demo, tmp_path_factory):
 
 
 def test_quarters():
-    assert quarter_end("2026Q3") == pd.Timestamp("2026-09-30")
-    assert latest_complete_quarter("2026-09-30") == "2026Q3"
-    assert latest_complete_quarter("2026-09-29") == "2026Q2"
-    assert latest_complete_quarter("2026-12-31 23:00") == "2026Q4"
+    assert period_end("2026Q3") == pd.Timestamp("2026-09-30")
+    assert str(latest_complete("2026-09-30")) == "2026Q3"
+    assert str(latest_complete("2026-09-29")) == "2026Q2"
+    assert str(latest_complete("2026-12-31 23:00")) == "2026Q4"
 
 
 def test_report_files_and_manifest(built, demo):
@@ -51,7 +52,7 @@ def test_report_files_and_manifest(built, demo):
     q = out / "2026Q3"
     assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "review.html", "review.ipynb",
                                              "calibration.html", "calibration.ipynb", "calibration",
-                                             "grading.parquet", "manifest.json"}
+                                             "grading.parquet", "manifest.json", "follow_ups.xlsx"}
     assert {p.name for p in (q / "calibration").iterdir()} == {"metrics.json", "s1_four_tier.calibrated.yaml"}
     manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
@@ -61,6 +62,16 @@ def test_report_files_and_manifest(built, demo):
     assert manifest["html_bytes"] == {nb: (q / f"{nb}.html").stat().st_size for nb in reports.NOTEBOOKS}
     assert all(0 < v < reports.HTML_BUDGET_BYTES for v in manifest["html_bytes"].values())
     assert result.warnings == [] and "warning" not in result.summary()
+    # nobody signed off or approved: every report says DRAFT at the top, and so does the index
+    assert manifest["approval"]["state"] == "draft"
+    for nb in reports.NOTEBOOKS:
+        page = (q / f"{nb}.html").read_text(encoding="utf-8")
+        assert '<div class="approval approval-draft" role="status">DRAFT — not approved: no sign-off yet' in page
+    assert "DRAFT — not approved" in (out / "index.html").read_text(encoding="utf-8")
+    import openpyxl
+
+    book = openpyxl.load_workbook(q / "follow_ups.xlsx", read_only=True)
+    assert book.sheetnames[0] == "summary" and len(book.sheetnames) > 2   # one sheet per account manager
     import duckdb
 
     libs = manifest["libraries"]  # what shaped the report: every declared library, installed version
@@ -156,10 +167,10 @@ def test_cli_grade_writes_csv_and_parquet(demo, tmp_path, capsys):
 
 
 SECTIONS = {
-    "grading": ["Summary", "Tiers over time", "Customers and revenue by tier", "Who moved since last quarter, and why",
+    "grading": ["Summary", "Tiers over time", "Customers and revenue by tier", "Who moved since the previous period, and why", "Scores falling over the last periods",
                 "Realised churn by tier", "Stability of the grading", "By product line", "By industry", "By region",
                 "By account manager", "What each tier gets, and the resources it takes", "Follow-ups overdue, by account manager",
-                "Reviewer changes last quarter", "Data quality"],
+                "Reviewer decisions", "Data quality"],
     "review": ["How to review", "Who is reviewed, and why", "The customers to re-check, by account manager"],
     "calibration": ["Recommendation", "Expert and calibrated weights", "How well each weighting predicts churn out of time",
                     "Calibration: predicted against observed churn", "Churn by tier", "Who was counted"],
@@ -232,12 +243,13 @@ def test_review_loop_shows_in_next_quarters_report_escaped(demo, tmp_path):
     f.to_csv(sheet, index=False, encoding="utf-8-sig")
     assert main(["review", "apply", str(sheet), "--reports-dir", str(out)]) == 0
     log = (out / "audit_log.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert len(log) == 2 and log[1].split(",")[2] == f.loc[row, "customer_id"]
+    assert len(log) == 2 and log[1].split(",")[6] == f.loc[row, "customer_id"]
+    assert log[1].split(",")[1:4] == ["2026Q2", "s1_four_tier", "decision"]
     assert (out / "2026Q2" / "grading.approved.parquet").is_file()
 
     reports.build_reports(quarter="2026Q3", data=demo, reports_dir=out)
     page = (out / "2026Q3" / "grading.html").read_text(encoding="utf-8")
-    section = page.split('id="Reviewer-changes-last-quarter"')[1][:4000]
+    section = page.split('id="Reviewer-decisions"')[1][:4000]
     assert f.loc[row, "customer_id"] in section and "Li Na" in section
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script>alert(1)" not in page
     assert "(after review)" in page  # the previous quarter is the approved grading
@@ -304,7 +316,7 @@ def test_a_section_that_does_not_apply_is_said_once_not_under_every_heading(tmp_
     path = tmp_path / "calibration.ipynb"
     nbformat.write(nb, path)
     page = reports.to_html(path)
-    assert page.count("not enough history") == 1 and "No calibration this quarter" in page
+    assert page.count("not enough history") == 1 and "No calibration this period" in page
     assert "Recommendation" not in page and "Weights" not in page
     assert 'id="Kept"' in page and '<a href="#Kept">Kept</a>' in page
 

@@ -66,6 +66,14 @@ def quarter(graded, previous, tmp_path):
     return q
 
 
+def chained(first: str, stems: list[str]) -> str:
+    """``first`` and the ``stems`` as the audit log chains them: each line ends with the sha256 of the line before."""
+    text = first
+    for stem in stems:
+        text += f"{stem},{hashlib.sha256(text.splitlines(keepends=True)[-1].encode('utf-8')).hexdigest()}\n"
+    return text
+
+
 def sample_rows(sel) -> pd.DataFrame:
     t = sel.table()
     return t[t["why"].str.split("; ").map(lambda parts: "sample" in parts)]
@@ -124,10 +132,10 @@ def test_sample_is_stratified_by_tier_and_seeded(graded, scheme):
     # columns and order: tier rank, then customer_id; decisions empty
     t = sel.table()
     assert list(t.columns) == ["customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
-                               "overrides", "confirm", "new_tier", "reason", "reviewer"]
+                               "overrides", "confirm", "new_tier", "reason", "reviewer", "expires"]
     rank = t["tier"].map({x.id: i for i, x in enumerate(scheme.tiers)})
     assert list(zip(rank, t["customer_id"])) == sorted(zip(rank, t["customer_id"]))
-    assert (t[["confirm", "new_tier", "reason", "reviewer"]] == "").all().all()
+    assert (t[["confirm", "new_tier", "reason", "reviewer", "expires"]] == "").all().all()
     # the notebook view: counts by reason × tier, no customer data
     counts = sel.counts()
     assert counts.loc["graded", "total"] == len(graded.frame) and counts.loc["sample", "core"] == 1
@@ -268,7 +276,7 @@ def test_export_edit_apply_writes_the_approved_grading_and_the_audit_log(quarter
     assert '"yes,no,是,否"' in formulas and any("instructions" in f for f in formulas)
     tier_cells = [r[0] for r in wb["instructions"].iter_rows(values_only=True)]
     assert all(t.id in tier_cells for t in scheme.tiers)
-    assert head[-4:] == ["confirm", "new_tier", "reason", "reviewer"]
+    assert head[-5:] == ["confirm", "new_tier", "reason", "reviewer", "expires"]
 
     sheet = read_sheet(files[0])
     assert sheet["customer_id"].tolist() == read_sheet(files[1])["customer_id"].tolist()
@@ -304,19 +312,20 @@ def test_export_edit_apply_writes_the_approved_grading_and_the_audit_log(quarter
 
     digest = sha(quarter / "grading.parquet")
     rows = sorted([imp, ordi, pot])
-    expected = {imp: f"2026-10-08T09:30:00+00:00,张伟,{a},,important,ordinary,高消费但频繁投诉 frequent complaints,"
+    stem = "2026-10-08T09:30:00+00:00,,s1_four_tier,decision,"
+    expected = {imp: f"{stem},张伟,{a},,important,ordinary,高消费但频繁投诉 frequent complaints,"
                      f"review_sheet.xlsx,{digest}",
-                ordi: f"2026-10-08T09:30:00+00:00,李娜,{o},,ordinary,ordinary,,review_sheet.xlsx,{digest}",
-                pot: f"2026-10-08T09:30:00+00:00,李娜,{p},,potential,ordinary,new framework contract,"
+                ordi: f"{stem},李娜,{o},,ordinary,ordinary,,review_sheet.xlsx,{digest}",
+                pot: f"{stem},李娜,{p},,potential,ordinary,new framework contract,"
                      f"review_sheet.xlsx,{digest}"}
     text = log.read_bytes().decode("utf-8")
-    assert text == "\ufeff" + ",".join(AUDIT_HEADER) + "\n" + "".join(expected[i] + "\n" for i in rows)
+    assert text == "\ufeff" + chained(",".join(AUDIT_HEADER) + "\n", [expected[i] for i in rows])
 
     changes = reviewer_changes(log)
     assert changes["customer_id"].tolist() == sorted([a, p], key=lambda c: sheet.index[sheet.customer_id == c][0])
     assert changes.set_index("customer_id").loc[a, "reason"] == "高消费但频繁投诉 frequent complaints"
     assert list(changes.columns) == ["when", "reviewer", "customer_id", "group", "from_tier", "to_tier", "reason",
-                                     "sheet", "grading_sha256"]
+                                     "sheet", "grading_sha256", "period", "scheme"]
     assert str(changes["when"].iloc[0]) == "2026-10-08 09:30:00+00:00"
     assert reviewer_changes(log, since="2026-10-09").empty and len(reviewer_changes(log, until="2026-10-09")) == 2
 
@@ -331,9 +340,10 @@ def test_export_edit_apply_writes_the_approved_grading_and_the_audit_log(quarter
     assert (r2.confirmed, r2.changed) == (0, 1)
     after = log.read_bytes()
     assert after.startswith(before) and after.count(b"timestamp,") == 1
-    assert after[len(before):].decode("utf-8") == (
-        f"2026-10-10T08:00:00+00:00,王芳,{sheet.loc[other, 'customer_id']},,ordinary,potential,连续两季度无采购,"
-        f"review_sheet.service.csv,{digest2}\n")
+    last = before.decode("utf-8").splitlines(keepends=True)[-1]   # the new line links to it
+    assert last + after[len(before):].decode("utf-8") == chained(last, [
+        f"2026-10-10T08:00:00+00:00,,s1_four_tier,decision,,王芳,{sheet.loc[other, 'customer_id']},,ordinary,potential,"
+        f"连续两季度无采购,review_sheet.service.csv,{digest2}"])
     final = pd.read_parquet(out).set_index("customer_id")
     assert final.loc[sheet.loc[other, "customer_id"], "tier"] == "potential"
     assert final.loc[a, "review_decision"] == "changed" and final.loc[a, "tier"] == "ordinary"   # kept

@@ -42,6 +42,7 @@ from segment.data.tables import Tables
 from segment.errors import SegmentError
 from segment.features.snapshot import SUM_DECIMALS, snapshot
 from segment.grading.conditions import parse
+from segment.grading.published import history_columns, reads_history
 from segment.grading.engine import DIM, PTS, grade
 from segment.grading.scheme import Scheme
 from segment.plumbing.progress import progress
@@ -282,6 +283,8 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
     parts, counts = [], []
     for day in progress(dates, desc="panel snapshots", unit="date"):
         snap = snapshot(tables, day)
+        if reads_history(scheme):   # overrides on past gradings are not part of the fit: their inputs missing
+            snap = pd.concat([snap, history_columns(snap, scheme, day, None)[0]], axis=1)
         lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)
         current = snap[~lost].reset_index(drop=True)
         g = grade(current, scheme, as_of=day)

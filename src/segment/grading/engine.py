@@ -30,6 +30,7 @@ import pandas as pd
 
 from segment.errors import MissingInputs, MissingOptional
 from segment.grading.scheme import Indicator, Scheme
+from segment.grading.published import HISTORY_INDICATORS, with_history
 from segment.plumbing.result import Result
 
 PTS = "pts__"   # column prefix: an indicator's points
@@ -303,7 +304,8 @@ def _fetch(con, sql: str, names: list[str], group: str | None) -> dict[str, np.n
 
 def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | None = None) -> Grading:
     """Grade every row of ``snapshot`` (one row per customer; per customer and group when the scheme
-    has ``group_by`` and the snapshot a ``group`` column) with ``scheme``.
+    has ``group_by`` and the snapshot a ``group`` column) with ``scheme``. History indicators the
+    snapshot does not carry (``segment.grading.published``) are missing, with a warning.
 
     The scheme's SQL (:func:`segment.grading.compiler.compile_scheme`) runs in DuckDB over the frame; the
     codes it returns become the grading's text columns in :func:`decode`. Rows keep the snapshot's
@@ -320,6 +322,8 @@ def grade(snapshot: pd.DataFrame, scheme: Scheme, *, as_of=None, source: str | N
         read_columns,
     )
 
+    if (scheme.inputs() & set(HISTORY_INDICATORS)) - set(snapshot.columns):   # a snapshot without its history
+        snapshot = with_history(snapshot, scheme, as_of, None, source or "the scheme")
     check_inputs(snapshot, scheme, source or "the scheme")
     absent = absent_optional(snapshot.columns, scheme, source or "the scheme")
     if absent:

@@ -291,6 +291,9 @@ class Scheme(BaseModel):
     provenance: dict | None = Field(None, description="where a generated scheme came from (calibration)")
     optional: list[str] = Field(default_factory=list, description="snapshot columns the scheme can do without: "
                                 "absent from the data, they are missing (their missing_points) with one warning")
+    cadence: Literal["month", "quarter", "half", "year"] = Field(
+        "quarter", description="how often the scheme re-grades (SEEDS: S3 monthly, S1 quarterly, S8 yearly): the "
+                               "default period of `segment report`, and what its comparisons step back by")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scheme":

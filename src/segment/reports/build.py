@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -32,8 +31,10 @@ from segment.data.config import read_data_config
 from segment.data.validate import load_data
 from segment.demo.write import write_demo
 from segment.errors import ReportError, SegmentError
+from segment.grading.followup import write_follow_up_sheets
 from segment.grading.scheme import load_scheme, resolve
 from segment.paths import AUDIT_LOG, QuarterFiles
+from segment.periods import is_period, latest_complete, parse_period
 from segment.plumbing.atomic import (
     remove_orphans,
     sha256_file,
@@ -57,6 +58,8 @@ from segment.reports.provenance import (
     source_paths,
 )
 from segment.reports.render import execute, provenance_footer, to_html
+from segment.review.audit import period_state
+from segment.review.params import load_review_params
 
 
 @dataclass
@@ -143,12 +146,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
     Long because it is the build's transaction: inputs fingerprinted, the up-to-date check, the staging
     folder, each notebook, the manifest and the swap into place, in that order."""
-    from segment.pipeline import (
-        check_period,
-        data_end,
-        latest_complete_quarter,
-        quarter_end,
-    )
+    from segment.pipeline import check_period, data_end
 
     t0 = time.perf_counter()
     reports_dir = Path(reports_dir) if reports_dir is not None else paths.reports_dir()
@@ -175,8 +173,9 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
             if end is None:   # the last transaction date of data no build has seen yet
                 loaded = load_data(data)
                 end = data_end(loaded)
-            quarter = latest_complete_quarter(end)
-        as_of = quarter_end(quarter)
+            quarter = str(latest_complete(end, load_scheme(scheme_path).cadence))
+        quarter = str(parse_period(quarter, "--period"))
+        as_of = parse_period(quarter).end
 
         with _quarter_lock(reports_dir, quarter):
             out_dir = reports_dir / quarter
@@ -228,6 +227,12 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
                 # the review notebook reads the grading and, for its sample's seed, the manifest beside it
                 write_frame(report.grading, QuarterFiles(staging).grading)
+                # until leadership approves this period's published grading, every report says DRAFT
+                approval = _approval(out_dir, QuarterFiles(staging).grading, audit, quarter, report.scheme.id)
+                manifest["approval"] = approval
+                follow = report.follow_up_table()
+                if len(follow):  # one sheet per account manager: their overdue and due-soon customers
+                    write_follow_up_sheets(follow, QuarterFiles(staging).follow_ups)
                 write_text(QuarterFiles(staging).manifest, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
                 bundle = (staging / "bundle").resolve()
                 common = {"quarter": quarter, "scheme": str(scheme_path.resolve())}
@@ -252,7 +257,8 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                                           f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}\n"
                                           f"  the executed notebook with the traceback is {kept}; "
                                           f"the previous reports in {out_dir} are untouched") from None
-                    (staging / f"{nb}.html").write_text(to_html(executed, provenance_footer(manifest, generated)), encoding="utf-8")
+                    (staging / f"{nb}.html").write_text(to_html(executed, provenance_footer(manifest, generated),
+                                                                     banner=(approval["state"], approval["text"])), encoding="utf-8")
                     timings[nb] = round(time.perf_counter() - t1, 2)
                 manifest["timings_seconds"] = timings
                 manifest["html_bytes"] = {nb: (staging / f"{nb}.html").stat().st_size for nb in NOTEBOOKS}
@@ -262,6 +268,7 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 out_dir.mkdir(parents=True, exist_ok=True)
                 files = []
                 names = [f"{nb}{suffix}" for nb in NOTEBOOKS for suffix in (".ipynb", ".html")] + [QuarterFiles.GRADING]
+                names += [QuarterFiles.FOLLOW_UPS] if QuarterFiles(staging).follow_ups.is_file() else []
                 names += [f"{QuarterFiles.CALIBRATION}/{f.name}" for f in sorted(calib_dir.glob("*")) if f.is_file()]
                 QuarterFiles(out_dir).calibration.mkdir(exist_ok=True)
                 with signals_deferred():  # Ctrl-C / SIGTERM during the renames: all new files, or all old ones
@@ -310,6 +317,16 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
     return {"skipped": reason}
 
 
+def _approval(out_dir: Path, computed: Path, audit: Path, period: str, scheme_id: str) -> dict:
+    """The state of the period's published grading (the approved one when the review was applied, else
+    the one just computed) in the audit log: {state, text} for the banner, the manifest and the index."""
+    published = QuarterFiles(out_dir).approved if QuarterFiles(out_dir).approved.is_file() else computed
+    params = load_review_params()
+    state = period_state(audit, period, scheme_id, sha256_file(published), roles=params.signoff_roles,
+                         approver_role=params.approver_role)
+    return {"state": state.state, "text": state.text()}
+
+
 def _headline(report) -> dict:
     """What the index shows of a quarter: customers graded, 12-month revenue, customers per tier."""
     t = report.tier_table()
@@ -317,11 +334,26 @@ def _headline(report) -> dict:
             "tiers": [{"tier": str(r.tier), "label": str(r.label), "customers": int(r.customers)} for r in t.itertuples()]}
 
 
+def _index_state(folder: Path, manifest: dict) -> str:
+    """A period's approval state as the audit log has it now (an approval recorded after the build
+    shows at once), else as its build recorded it."""
+    from segment.review.approval import period_status, spot_checks
+
+    try:
+        text = period_status(folder, load_review_params()).text()
+        checks = spot_checks(folder.parent / AUDIT_LOG, folder.name)
+    except (SegmentError, OSError, ValueError):
+        return str((manifest.get("approval") or {}).get("text", ""))
+    if checks["checked"]:
+        text += f"; spot-checked {checks['last']}: {checks['ok']} of {checks['checked']} right"
+    return text
+
+
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
 
-    quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}Q[1-4]", p.name)),
-                      key=lambda p: p.name, reverse=True)
+    quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and is_period(p.name)),
+                      key=lambda p: (parse_period(p.name).end, -parse_period(p.name).months), reverse=True)
     rows = []
     for q in quarters:
         links = " · ".join(f'<a href="{html.escape(q.name)}/{nb}.html">{nb}</a>' for nb in NOTEBOOKS
@@ -331,14 +363,15 @@ def write_index(reports_dir: Path) -> Path:
         except (OSError, ValueError):
             m = {}
         head = m.get("headline") or {}
+        state = _index_state(q, m)
         data = Path(m["data"]).parent.name if m.get("data") else ""
         mix = ", ".join(f"{t['label']} {t['customers']:,}" for t in head.get("tiers", []))
         cells = [q.name, m.get("scheme", ""), data, m.get("as_of", ""),
                  f"{m['customers']:,}" if "customers" in m else "",
-                 money(head["revenue_12m"], head.get("currency", "CNY")) if "revenue_12m" in head else "", mix]
+                 money(head["revenue_12m"], head.get("currency", "CNY")) if "revenue_12m" in head else "", mix, state]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + f"<td>{links}</td></tr>")
-    head_row = "".join(f"<th>{h}</th>" for h in ("quarter", "scheme", "data", "as of", "customers graded",
-                                                 "revenue (12 months)", "tiers", "reports"))
+    head_row = "".join(f"<th>{h}</th>" for h in ("period", "scheme", "data", "as of", "customers graded",
+                                                 "revenue (12 months)", "tiers", "state", "reports"))
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>segment reports</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "th,td{padding:.35em .9em;border-bottom:1px solid #ddd;text-align:left}"

@@ -63,7 +63,7 @@ class CalibrationReport:
     def title(self) -> Section:
         head = f"<h1>Calibration against churn — {html.escape(self.quarter)}</h1>"
         if self.m is None:
-            return Section([head, p(f"No calibration this quarter: {self.reason}")])
+            return Section([head, p(f"No calibration this period: {self.reason}")])
         m = self.m
         return Section([head, p(f"Scheme {m['scheme']['id']}: trained on {m['n_train']:,} customer-dates "
                                 f"({', '.join(m['train_as_of'])}), tested out of time on {m['n_test']:,} customers "
@@ -217,4 +217,4 @@ def calibration_report(quarter: str, folder: str = "") -> CalibrationReport:
         if (c / QuarterFiles.METRICS).is_file() or (c / "skipped.json").is_file():
             return CalibrationReport.load(quarter, str(c))
     raise SegmentError(f"no calibration in {' or '.join(map(str, candidates))} (neither metrics.json nor "
-                       f"skipped.json); run `make report QUARTER={quarter}` or `make calibrate` first")
+                       f"skipped.json); run `make report PERIOD={quarter}` or `make calibrate` first")

@@ -20,7 +20,9 @@ import pandas as pd
 from segment.calibration.metrics import churn_order_verdict
 from segment.grading import history
 from segment.grading.engine import row_key
+from segment.grading import followup
 from segment.grading.scheme import Scheme, load_scheme
+from segment.paths import QuarterFiles
 from segment.plumbing.atomic import write_frame, write_text
 from segment.reports import charts
 from segment.reports.html import (
@@ -62,9 +64,10 @@ class GradingReport:
     lost_before: int = 0
     meta: dict = field(default_factory=dict)
     trend: pd.DataFrame | None = None  # customers per tier and revenue per reported period, oldest first
+    falls: pd.DataFrame | None = None  # the largest score falls over the last published periods (S3's trend)
 
     # -- persistence between `segment report` and the notebook ---------------------------------
-    _FRAMES = ("grading", "previous", "churn", "data_report", "changes", "decisions", "trend")
+    _FRAMES = ("grading", "previous", "churn", "data_report", "changes", "decisions", "trend", "falls")
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -91,7 +94,7 @@ class GradingReport:
                    churn_quarter=meta["churn_quarter"], churn_text=meta["churn_text"],
                    data_report=frames["data_report"] if frames["data_report"] is not None else pd.DataFrame(),
                    changes=frames["changes"], decisions=frames["decisions"], lost_before=meta["lost_before"],
-                   meta=meta["meta"], trend=frames["trend"])
+                   meta=meta["meta"], trend=frames["trend"], falls=frames["falls"])
 
     # -- helpers ----------------------------------------------------------------------------
     @property
@@ -249,7 +252,7 @@ class GradingReport:
 
     def migration(self, top: int = 15) -> Section:
         if self.previous is None:
-            return Section([p("No earlier grading in the data: migration starts next quarter.")])
+            return Section([p("No earlier grading in the data: migration starts next period.")])
         counts, revenue = history.migration(self.previous, self.grading, self.tier_ids)
         moves = self._movers()
         div, unit = money_unit(self.currency)
@@ -342,70 +345,84 @@ class GradingReport:
         return Section([html_table(df, {"customers": ","}), p(text)], [df])
 
     def follow_up_table(self) -> pd.DataFrame:
-        """Each graded row whose tier sets a follow-up cadence: days since the last consultation, visit
-        or call (``days_since_contact``; empty when never), the cadence, and ``overdue_days`` — how far
-        past its cadence the next contact is (never contacted: the whole cadence is overdue)."""
+        """Each graded row whose tier sets a follow-up cadence, with its last and next contact and days
+        overdue (``segment.grading.followup.follow_ups``), the most overdue first; empty when the scheme
+        sets no cadence or the grading carries no contact data."""
         g = self.grading
-        if "follow_up_days" not in g or "days_since_contact" not in g:
+        if "follow_up_days" not in g or "days_since_contact" not in g or not self.meta.get("as_of"):
             return pd.DataFrame()
-        cadence = pd.to_numeric(g["follow_up_days"], errors="coerce")
-        since = pd.to_numeric(g["days_since_contact"], errors="coerce")
-        keep = cadence.notna() & (cadence > 0)
-        out = pd.DataFrame({"customer_id": g["customer_id"].astype(str), "tier": g["tier"].astype(str),
-                            "account_manager": g["account_manager"].astype("string").fillna("(no account manager)")
-                            if "account_manager" in g else "(no account manager)",
-                            "days_since_contact": since, "follow_up_days": cadence,
-                            "overdue_days": (since - cadence).where(since.notna(), cadence)})
-        if "name" in g:
-            out.insert(1, "name", g["name"].astype("string"))
-        out = out[keep.to_numpy()]
-        return out.sort_values(["overdue_days", "customer_id"], ascending=[False, True], kind="stable")
+        fu = followup.follow_ups(g, self.meta["as_of"])
+        fu = fu[fu["status"] != followup.NO_CADENCE]
+        return fu.sort_values(["days_overdue", "next_contact", "customer_id"], ascending=[False, True, True],
+                              kind="stable")
 
     def follow_ups(self, top: int = 15) -> Section:
-        """Who is overdue for the follow-up their tier asks for, per account manager, and the most overdue."""
+        """Who is overdue for the follow-up their tier asks for, per account manager, and the most overdue
+        (every manager's list is the period's follow_ups.xlsx)."""
         f = self.follow_up_table()
         if not len(f):
             return Section([p("No tier of this scheme sets a follow-up cadence, or the data has no contacts "
                               "(interactions): nothing to schedule.")])
-        due = f[f["overdue_days"] > 0]
+        due = f[f["status"] == followup.OVERDUE]
         if not len(due):
             return Section([p(f"All {len(f):,} customers with a follow-up cadence were contacted within it.")])
-        labels = self.labels
-        per = due.groupby("account_manager").agg(overdue=("customer_id", "size"),
-                                                 never_contacted=("days_since_contact", lambda s: int(s.isna().sum())),
-                                                 most_overdue_days=("overdue_days", "max"))
-        per = per.sort_values(["overdue", "most_overdue_days"], ascending=False).reset_index()
-        per.columns = ["account manager", "overdue", "never contacted", "most overdue (days)"]
-        shown = due.head(top).assign(tier=lambda d: d["tier"].map(lambda t: labels.get(t, t)))
-        shown = shown.rename(columns={"days_since_contact": "days since contact", "follow_up_days": "cadence (days)",
-                                      "overdue_days": "overdue (days)", "account_manager": "account manager"})
+        per = followup.overdue_by_manager(f)
+        per = per[per["overdue"] > 0].rename(columns={"account_manager": "account manager", "share_overdue": "share overdue",
+                                                      "most_overdue_days": "most overdue (days)"})
+        shown = due.head(top).drop(columns=["tier", "status"]).rename(columns={
+            "tier_label": "tier", "account_manager": "account manager", "follow_up_days": "cadence (days)",
+            "last_contact": "last contact", "next_contact": "next contact", "days_overdue": "overdue (days)"})
         return Section([p(f"{len(due):,} of {len(f):,} customers with a follow-up cadence are past it at "
-                          f"{self.meta.get('as_of', '')} (days since the last consultation, visit or call against "
-                          "their tier's follow-up days; never contacted counts as a whole cadence overdue)."),
-                        html_table(per, {"most overdue (days)": ",.0f"}),
+                          f"{self.meta.get('as_of', '')} (the last consultation, visit or call plus their tier's "
+                          "follow-up days; never contacted counts as a whole cadence overdue). Each account "
+                          f"manager's list is a sheet of {QuarterFiles.FOLLOW_UPS} beside this report."),
+                        html_table(per, {"share overdue": ".0%", "most overdue (days)": ",.0f"}),
                         p(f"The {min(top, len(due))} most overdue:"),
-                        html_table(shown, {"days since contact": ",.0f", "cadence (days)": ",.0f",
-                                           "overdue (days)": ",.0f"})], [per, due])
+                        html_table(shown, {"cadence (days)": ",.0f", "overdue (days)": ",.0f"})], [per, due])
+
+    def score_trend(self) -> Section:
+        """The customers whose score fell most over the last published periods (S3: "history of scores
+        kept to show the trend"); each customer's full history is ``segment.score_history``."""
+        f = self.falls
+        if not self.scheme.scored:
+            return Section([p(f"{self.scheme.name or self.scheme.id} grades by rules, not by a score: no score trend.")])
+        if f is None or not len(f):
+            return Section([p("No published grading of this scheme before this period, or no score fell: the trend "
+                              "starts once earlier periods are published (make report PERIOD=…, oldest first).")])
+        periods = [c for c in f.columns if c not in ("customer_id", "group", "score now", "change")]
+        shown = f.rename(columns={"customer_id": "customer", "change": f"change since {periods[0]}"})
+        fmt = {c: ",.1f" for c in [*periods, "score now", f"change since {periods[0]}"]}
+        return Section([p(f"The {len(f)} largest score falls since {periods[0]} (published scores, then this period's); "
+                          "each customer's full history: segment.score_history(scheme, [customer_id])."),
+                        html_table(shown, fmt)], [f])
 
     def reviewer_changes(self) -> Section:
+        """Reviewers' decisions: those in force in this grading (held), those that expired and those the
+        data released, each with why; then the tier changes the previous period's review logged."""
         d = self.decisions
         parts, frames = [], []
         if d is not None and len(d):
-            held, released = d[d["status"] == "held"], d[d["status"] == "released"]
-            parts.append(p(f"Of the {len(d):,} tier changes the reviewers of {self.previous_quarter} made, {len(held):,} "
-                           f"hold in this grading until the next review and {len(released):,} were released."))
-            shown = ["customer_id"] + (["group"] if "group" in d else []) + ["computed_before", "reviewer_tier",
-                                                                            "computed_now", "reviewer", "reason", "why"]
-            names = {"computed_before": "computed then", "reviewer_tier": "reviewer's tier", "computed_now": "computed now"}
-            for title, part in (("Decisions in force", held), ("Decisions released", released)):
+            by = {s: d[d["status"] == s] for s in ("held", "expired", "released")}
+            parts.append(p(f"{len(d):,} reviewer decisions reached this grading: {len(by['held']):,} in force "
+                           f"(the customer keeps the reviewer's tier), {len(by['expired']):,} expired and "
+                           f"{len(by['released']):,} released (the data now agrees, or the customer is no longer "
+                           "graded). Customers whose decision holds are not counted as movers."))
+            shown = ["customer_id"] + (["group"] if "group" in d else []) + [
+                "decided_in", "reviewer", "reason", "computed_before", "reviewer_tier", "computed_now", "expires", "why"]
+            names = {"decided_in": "decided in", "computed_before": "computed then", "reviewer_tier": "reviewer's tier",
+                     "computed_now": "computed now"}
+            for title, key in (("Decisions in force", "held"), ("Decisions expired", "expired"),
+                               ("Decisions released", "released")):
+                part = by[key]
                 if len(part):
-                    parts += [f"<h3>{title}</h3>", html_table(part[shown].rename(columns=names).head(50))]
+                    more = f" (the first 50 of {len(part):,})" if len(part) > 50 else ""
+                    parts += [f"<h3>{title}{more}</h3>", html_table(part[shown].rename(columns=names).head(50))]
             frames.append(d)
         if self.changes is not None and len(self.changes):
-            parts += [p(f"{len(self.changes):,} decisions by the reviewers of the previous quarter changed a tier "
-                        "(audit log):"), html_table(self.changes)]
+            parts += [p(f"{len(self.changes):,} decisions by the reviewers of {html.escape(str(self.previous_quarter))} "
+                        "changed a tier (audit log):"), html_table(self.changes)]
             frames.append(self.changes)
-        return Section(parts or [p("No reviewer changed a tier last quarter.")], frames)
+        return Section(parts or [p("No reviewer decision reaches this grading.")], frames)
 
     def data_quality(self) -> Section:
         dq = self.data_report

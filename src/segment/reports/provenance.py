@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from segment import __version__, paths
+from segment.periods import is_period
 from segment.plumbing.atomic import (
     sha256_file,
 )
@@ -107,7 +108,7 @@ def cached_data_end(reports_dir: Path, key: str | None) -> pd.Timestamp | None:
     if key is None or not reports_dir.is_dir():
         return None
     for manifest in sorted(reports_dir.glob("*/manifest.json"), reverse=True):
-        if not re.fullmatch(r"\d{4}Q[1-4]", manifest.parent.name):
+        if not is_period(manifest.parent.name):
             continue
         try:
             end = json.loads(manifest.read_text(encoding="utf-8")).get("data_end") or {}

@@ -67,10 +67,11 @@ def _page_parts(nb) -> dict:
     return {"title": title, "toc": toc}
 
 
-def to_html(notebook: Path, footer: str = "") -> str:
+def to_html(notebook: Path, footer: str = "", banner: tuple[str, str] | None = None) -> str:
     """Render an executed notebook for readers through segment's own nbconvert template
     (``templates/report``): no code, no prompts, no parameters, nothing fetched from the network; the
-    report's title, a table of contents after it, print styles and the provenance ``footer`` (HTML)."""
+    report's title, a table of contents after it, print styles and the provenance ``footer`` (HTML);
+    ``banner``: (state, text) of the period's approval, shown at the top (DRAFT until approved)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -86,6 +87,7 @@ def to_html(notebook: Path, footer: str = "") -> str:
     parts = _page_parts(nb)
     parts["title"] = parts["title"] or notebook.stem
     parts["footer"] = footer
+    parts["banner_state"], parts["banner"] = banner if banner else ("", "")
     body, _ = exporter.from_notebook_node(nb, resources={"segment": parts})
     return body
 
@@ -95,7 +97,7 @@ def provenance_footer(manifest: dict, generated: str) -> str:
     short = ", ".join(f"{html.escape(Path(k).name)} {v[:12]}" for k, v in inputs.items())
     return (f"Generated {html.escape(generated)} by segment {html.escape(manifest['package_version'])}"
             f"{' (commit ' + html.escape(manifest['git_commit'][:12]) + ')' if manifest.get('git_commit') else ''}; "
-            f"quarter {html.escape(manifest['quarter'])}, as of {html.escape(manifest['as_of'])}, scheme "
+            f"period {html.escape(manifest['quarter'])}, as of {html.escape(manifest['as_of'])}, scheme "
             f"{html.escape(manifest['scheme'])}. Inputs (sha256): {short}.")
 
 

@@ -86,15 +86,22 @@ class ReviewReport:
         return shown
 
     def how_to(self) -> Section:
-        hint = html.escape(self.sheet_hint)
-        return Section([f"<ol><li>Export the sheet: <code>segment review export --quarter {html.escape(self.quarter)}</code> "
+        hint, q = html.escape(self.sheet_hint), html.escape(self.quarter)
+        return Section([f"<ol><li>Export the sheet: <code>segment review export --period {q}</code> "
                         f"(or <code>make review-export</code>) → <code>{hint}</code> and a .csv copy.</li>"
                         "<li>For each row fill <b>confirm</b> (yes / no), and when the tier should change "
-                        "<b>new_tier</b> and a <b>reason</b>; every decided row needs a <b>reviewer</b>.</li>"
+                        "<b>new_tier</b> and a <b>reason</b>; every decided row needs a <b>reviewer</b>. A changed "
+                        "tier holds in later gradings until the next regular review, or until the date or period "
+                        "written in <b>expires</b>; confirming a tier a reviewer set earlier renews it.</li>"
                         f"<li>Apply it: <code>segment review apply {hint}</code>. Bad rows are listed with their row "
                         "numbers and nothing is changed; a good sheet writes the approved grading and appends "
                         "each decision to <code>reports/audit_log.csv</code>, which is never rewritten.</li>"
-                        "<li>Next quarter's grading report shows the changes.</li></ol>"])
+                        "<li>The sales head and the service head each sign off: <code>segment review signoff "
+                        f"--period {q} --role sales_head --name …</code> (and <code>--role service_head</code>).</li>"
+                        f"<li>Leadership approves: <code>segment approve --period {q} --name …</code> (or "
+                        "<code>--reject --reason …</code>); the reports lose their DRAFT banner.</li>"
+                        "<li>The next period's grading report shows the decisions in force and those that "
+                        "expired.</li></ol>"])
 
     def customers(self, limit: int = MAX_ROWS) -> Section:
         """The selected customers grouped by account manager (most customers first), at most ``limit``

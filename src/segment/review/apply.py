@@ -1,6 +1,6 @@
-"""Reviewers' decisions applied: the filled sheet checked (every problem at once, nothing written on error), the approved grading written and the audit log appended; decisions held in later gradings until the next review.
+"""Reviewers' decisions applied: the filled sheet checked (every problem at once, nothing written on error), the approved grading written (with each decision's expiry) and the audit log appended; segment.review.decisions carries them into later gradings.
 
-Public: apply_review, ApplyResult, hold_decisions, HOLD_NOTE.
+Public: apply_review, ApplyResult.
 Reads: the review sheet, the grading, the audit log. Writes: the approved grading, the audit log.
 
 The loop (SEEDS step 5, S4's process): ``segment.review.select`` picks the customers to re-check,
@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 
 from segment.errors import SegmentError
-from segment.grading.engine import row_key
-from segment.grading.scheme import Scheme
 from segment.plumbing.atomic import (
     atomic_path,
     sha256_file,
@@ -25,12 +23,14 @@ from segment.plumbing.atomic import (
 )
 from segment.plumbing.result import Result
 from segment.review.audit import (
-    append_audit,
+    append_events,
     audit_timestamp,
     check_audit_log,
     one_line,
 )
-from segment.review.params import DECISION_COLUMNS
+from segment.review.decisions import set_tiers
+from segment.periods import is_period, parse_period
+from segment.review.params import REQUIRED_DECISION_COLUMNS
 from segment.review.select import as_scheme, read_grading, row_keys, texts_of, tier_info
 from segment.review.sheet import read_filled_sheet
 
@@ -75,7 +75,7 @@ def _examples(values, k: int = 3) -> str:
 
 
 def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: str | Path,
-                 audit_log: str | Path, when=None) -> ApplyResult:
+                 audit_log: str | Path, when=None, *, period: str = "") -> ApplyResult:
     """Check a filled-in review sheet, write the approved grading and append to the audit log.
 
     Every row is checked first; any problem raises SegmentError listing them all (spreadsheet row
@@ -83,7 +83,9 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     confirm=yes (new_tier empty or the same tier) confirms; new_tier with another tier (confirm no
     or empty) changes the tier and needs a reason. Decided rows need a reviewer. Blank rows are
     "not reviewed" and not logged. ``grading_path`` may be an approved grading (a second sheet on
-    top of the first): earlier decisions on rows this sheet leaves blank are kept.
+    top of the first): earlier decisions on rows this sheet leaves blank are kept. Each decision is
+    logged as a ``decision`` event of ``period`` (e.g. 2026Q3; may be empty) and the scheme, by the
+    reviewer (in the role of the sheet's ``role`` column, when it has one).
 
     Long because every check of the sheet runs before anything is written (all problems at once), then the
     writes happen in one guarded block."""
@@ -94,7 +96,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     df = read_filled_sheet(sheet)
     grading = read_grading(grading_path)
     keys = row_keys(grading)
-    need = keys + list(DECISION_COLUMNS)
+    need = keys + list(REQUIRED_DECISION_COLUMNS)
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise SegmentError(f"{sheet}: missing column(s) {', '.join(missing)}; the sheet needs "
@@ -120,6 +122,8 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     new = np.array([v if v in info else by_label.get(v, v) for v in new_raw], dtype=object)   # ids or labels
     reason = df["reason"].to_numpy(dtype=object)
     reviewer = df["reviewer"].to_numpy(dtype=object)
+    expires_raw = df["expires"].to_numpy(dtype=object) if "expires" in df.columns else np.full(len(df), "", dtype=object)
+    expires = _expiry_dates(expires_raw)   # "" where empty, None where not a date or a period
     cid = df["customer_id"].to_numpy(dtype=object)
     known = pos >= 0
     cur = np.where(known, gtier[np.maximum(pos, 0)] if len(gtier) else "", "")
@@ -165,6 +169,22 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
           "tier, or clear new_tier to confirm it")
     check(changes & (reason == ""), "the tier changes but reason is empty; write why in reason")
     check(decided & (reviewer == ""), "reviewer is empty on a decided row; write your name in reviewer")
+    has_exp = expires_raw != ""
+    bad_exp = np.array([e is None for e in expires], dtype=bool)
+    check(bad_exp, f"expires {_examples(expires_raw[bad_exp])} is not a date (2027-03-31) or a period (2027Q1, "
+          "2027-03, 2027H1, 2027); write one, or leave it empty (the decision holds until the next regular review)")
+    check(has_exp & ~decided, "expires is filled but confirm and new_tier are empty; expires goes with a decision")
+    held_now = texts_of(g["decision_tier"]).to_numpy(dtype=object) if "decision_tier" in g.columns else \
+        np.full(len(g), "", dtype=object)
+    is_held = np.where(known, held_now[np.maximum(pos, 0)] if len(held_now) else "", "") != ""
+    check(has_exp & ~bad_exp & decided & ~changes & ~is_held,
+          "expires is filled on a confirmed tier no reviewer set; expires goes with a changed tier (or with "
+          "confirming a tier a reviewer set earlier, to renew it)")
+    if period:
+        end = parse_period(period).end
+        early = np.array([isinstance(e, str) and e != "" and pd.Timestamp(e) <= end for e in expires], dtype=bool)
+        check(early, f"expires {_examples(expires_raw[early])} is not after the end of {period} ({end.date()}): a "
+              "decision holds in later gradings; write a later date, or leave it empty (until the next regular review)")
     check(~decided & (reason != ""), "reason is filled but confirm and new_tier are empty; write yes in confirm, "
           "or no and the new tier in new_tier")
     if problems:
@@ -180,7 +200,7 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     rows_blank = pos[~decided]
     new_ids = new[changes]
     if len(rows_changed):
-        _set_tiers(out, rows_changed, list(new_ids), info)
+        set_tiers(out, rows_changed, list(new_ids), info)
     dec = out["review_decision"].to_numpy(dtype=object)
     by = out["reviewed_by"].to_numpy(dtype=object)
     why = out["review_reason"].to_numpy(dtype=object)
@@ -188,6 +208,10 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     kept = decided & ~changes
     dec[rows_confirmed], by[rows_confirmed], why[rows_confirmed] = "confirmed", reviewer[kept], reason[kept]
     dec[rows_changed], by[rows_changed], why[rows_changed] = "changed", reviewer[changes], reason[changes]
+    exp = texts_of(out["review_expires"]).to_numpy(dtype=object) if "review_expires" in out.columns else \
+        np.full(len(out), "", dtype=object)
+    exp[pos[decided]] = np.array([e if isinstance(e, str) else "" for e in expires[decided]], dtype=object)
+    out["review_expires"] = pd.array(exp, dtype="string")
     out["review_decision"] = pd.array(dec, dtype="string")
     out["reviewed_by"] = pd.array(by, dtype="string")
     out["review_reason"] = pd.array(why, dtype="string")
@@ -196,18 +220,18 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
     stamp = audit_timestamp(when)
     sha = sha256_file(grading_path)
     group = df["group"].to_numpy(dtype=object) if "group" in keys else np.full(len(df), "", dtype=object)
-    lines = []
-    for i in np.flatnonzero(decided):
-        to = new[i] if changes[i] else cur[i]
-        lines.append((stamp, one_line(reviewer[i]), cid[i], group[i], cur[i], to, one_line(reason[i]), sheet.name,
-                      sha))
+    role = df["role"].to_numpy(dtype=object) if "role" in df.columns else np.full(len(df), "", dtype=object)
+    lines = [{"timestamp": stamp, "period": period, "scheme": scheme.id, "action": "decision",
+              "role": one_line(role[i]), "actor": one_line(reviewer[i]), "customer_id": cid[i], "group": group[i],
+              "from_tier": cur[i], "to_tier": new[i] if changes[i] else cur[i], "reason": one_line(reason[i]),
+              "sheet": sheet.name, "grading_sha256": sha} for i in np.flatnonzero(decided)]
     with atomic_path(out_path) as tmp:
         if out_path.suffix.lower() == ".csv":
             write_csv(out, tmp)
         else:
             out.to_parquet(tmp, index=False)
         if lines:
-            append_audit(audit_log, lines)   # only once the approved grading is fully written
+            append_events(audit_log, lines)   # only once the approved grading is fully written
     changes_df = pd.DataFrame({"customer_id": cid[changes], **({"group": group[changes]} if "group" in keys else {}),
                                "from_tier": cur[changes], "to_tier": new_ids, "reason": reason[changes],
                                "reviewer": reviewer[changes]})
@@ -215,96 +239,17 @@ def apply_review(sheet: str | Path, grading_path: str | Path, scheme, out_path: 
                        int((~decided).sum()), changes_df)
 
 
-def _set_tiers(frame: pd.DataFrame, rows: np.ndarray, new: list[str], info: dict) -> None:
-    """Set tier and everything that follows from it on ``rows`` (positions)."""
-    cols = {"tier": new, "tier_rank": [info[t][0] for t in new], "tier_label": [info[t][1] for t in new],
-            "strategy": [info[t][2] for t in new], "follow_up_days": [info[t][3] for t in new],
-            "owner": [info[t][4] for t in new]}
-    if "subgrade" in frame.columns:   # a sub-grade belongs to the old tier; the engine is not re-run
-        cols["subgrade"] = [""] * len(new)
-    if "subgrade_label" in frame.columns:
-        cols["subgrade_label"] = [""] * len(new)
-    idx = frame.index[rows]
-    for col, values in cols.items():
-        if col not in frame.columns:
+def _expiry_dates(raw: np.ndarray) -> np.ndarray:
+    """The sheet's ``expires`` cells as ISO dates: a date as written (YYYY-MM-DD, or a date Excel
+    stored), a period as its last day; "" where empty, None where it is neither."""
+    out = np.full(len(raw), "", dtype=object)
+    for i, v in enumerate(raw):
+        v = str(v).strip()
+        if not v:
             continue
-        s = frame[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            extra = [v for v in dict.fromkeys(values) if v not in s.cat.categories and v is not None]
-            if extra:
-                frame[col] = s.cat.add_categories(extra)
-        if col == "follow_up_days":
-            frame.loc[idx, col] = pd.array(values, dtype="Int64")
-        elif col == "tier_rank":
-            frame.loc[idx, col] = np.asarray(values, dtype=frame[col].dtype if frame[col].dtype.kind in "iu"
-                                             else "int64")
-        else:
-            frame.loc[idx, col] = values
-HOLD_NOTE = "held until the next review"
-
-
-def hold_decisions(current: pd.DataFrame, approved: pd.DataFrame, computed_before: pd.DataFrame,
-                   scheme: Scheme) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reviewers' tier changes of the previous period hold in this grading until the next review.
-
-    ``approved``: the previous period's approved grading (``review_decision`` changed, or confirmed
-    on a row whose tier was itself held); ``computed_before``: the previous period's grading as the
-    scheme computed it. A decision is **released** when the data now moves the customer as far as the
-    reviewer did, or further the same way, or the customer is no longer graded; otherwise the
-    customer keeps the reviewer's tier and ``held_decision`` says whose decision it is. Returns the
-    grading (a copy) and one row per decision: key, tier computed before, reviewer's tier, tier
-    computed now, tier now, status (held / released) and why."""
-
-    keys = row_key(current, approved)
-    cols = ["review_decision", "reviewed_by", "review_reason"]
-    if "review_decision" not in approved.columns or not set(keys) <= set(computed_before.columns):
-        return current, pd.DataFrame()
-    a = approved[keys + ["tier"] + [c for c in cols + ["held_decision"] if c in approved.columns]].copy()
-    for c in keys + ["tier"] + cols + (["held_decision"] if "held_decision" in a else []):
-        a[c] = texts_of(a[c])
-    renewed = (a["review_decision"] == "confirmed") & (a.get("held_decision", pd.Series("", index=a.index)) != "")
-    a = a[(a["review_decision"] == "changed") | renewed]
-    info = tier_info(scheme)
-    out = current.copy()
-    if "held_decision" not in out.columns:
-        out["held_decision"] = ""
-    out["held_decision"] = texts_of(out["held_decision"]).astype(object)
-    if a.empty:
-        return out, pd.DataFrame()
-    before = computed_before[keys + ["tier"]].copy()
-    for c in keys + ["tier"]:
-        before[c] = texts_of(before[c])
-    now = out[keys + ["tier"]].copy()
-    for c in keys + ["tier"]:
-        now[c] = texts_of(now[c])
-    m = a.merge(before.rename(columns={"tier": "computed_before"}), on=keys, how="left") \
-         .merge(now.rename(columns={"tier": "computed_now"}).assign(pos_=np.arange(len(now))), on=keys, how="left")
-    rank = {t: i for t, (i, *_rest) in info.items()}
-    rows, tiers, records = [], [], []
-    for r in m.itertuples(index=False):
-        decided, was, got = r.tier, r.computed_before, r.computed_now
-        record = {**{k: getattr(r, k) for k in keys}, "computed_before": was, "reviewer_tier": decided,
-                  "computed_now": got if isinstance(got, str) else "", "reviewer": r.reviewed_by,
-                  "reason": r.review_reason}
-        if not isinstance(got, str) or pd.isna(r.pos_):
-            records.append({**record, "tier_now": "", "status": "released", "why": "no longer graded"})
+        if is_period(v):
+            out[i] = str(parse_period(v).end.date())
             continue
-        step = rank.get(decided, 0) - rank.get(was, rank.get(decided, 0))  # < 0: the reviewer moved it up
-        reached = (step < 0 and rank[got] <= rank[decided]) or (step > 0 and rank[got] >= rank[decided]) or step == 0
-        if reached:
-            records.append({**record, "tier_now": got, "status": "released",
-                            "why": "the data now places the customer there or beyond"})
-            continue
-        rows.append(int(r.pos_))
-        tiers.append(decided)
-        records.append({**record, "tier_now": decided, "status": "held", "why": HOLD_NOTE})
-    if rows:
-        _set_tiers(out, np.asarray(rows), tiers, info)
-        held = out["held_decision"].to_numpy(dtype=object, copy=True)
-        by_pos = {int(r.pos_): r for r in m.itertuples(index=False) if not pd.isna(r.pos_)}
-        for pos in rows:
-            r = by_pos[pos]
-            held[pos] = f"{r.reviewed_by}: {r.computed_before} → {r.tier} ({r.review_reason}); {HOLD_NOTE}"
-        out["held_decision"] = held
-    out["held_decision"] = pd.array(out["held_decision"].astype(object), dtype="string")
-    return out, pd.DataFrame(records)
+        t = pd.to_datetime(v[:10], format="%Y-%m-%d", errors="coerce")
+        out[i] = None if pd.isna(t) else str(t.date())
+    return out

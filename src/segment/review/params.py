@@ -1,11 +1,12 @@
 """The review's parameters and names: params/reports.yaml's `review:` section, the sheet's columns, the reasons a customer is re-checked.
 
-Public: ReviewParams, load_review_params, SHEET_NAME, DECISION_COLUMNS, SELECTION_COLUMNS, CONTACT_COLUMNS, REASONS.
+Public: ReviewParams, load_review_params, SHEET_NAME, DECISION_COLUMNS, REQUIRED_DECISION_COLUMNS, SELECTION_COLUMNS, CONTACT_COLUMNS, REASONS.
 Reads: params/reports.yaml. Writes: nothing.
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -24,12 +26,23 @@ from segment.paths import params_file
 from segment.plumbing.yamlfile import pydantic_error, read_yaml
 
 SHEET_NAME = "review_sheet"          # review_sheet.xlsx / review_sheet.csv
-DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer")
+DECISION_COLUMNS = ("confirm", "new_tier", "reason", "reviewer", "expires")
+#: a sheet exported before ``expires`` existed is still applied: only these are required
+REQUIRED_DECISION_COLUMNS = DECISION_COLUMNS[:4]
 SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
                      "overrides") + DECISION_COLUMNS
 CONTACT_COLUMNS = ("name", "contact_name", "phone", "email")   # name: the company; the rest are PII
 REASONS = ("sample", "borderline", "override", "big mover", "anomaly")
 _SAMPLE_BOUNDS = (0.10, 0.20)   # SEEDS step 5
+_ROLE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _role_name(role: str) -> str:
+    """A role as the audit log records it: lower-case letters, digits and _ (sales_head)."""
+    if not _ROLE.fullmatch(role):
+        raise ValueError(f"{role!r} is not a role name; write lower-case letters, digits and _ "
+                         "(for example sales_head)")
+    return role
 
 
 class ReviewParams(BaseModel):
@@ -54,6 +67,32 @@ class ReviewParams(BaseModel):
     anomaly: Cond | None = Field("annual_amount >= 50万 and complaints_12m >= 3",
                                  description="review customers matching this condition (null: off)")
     include_pii_in_sheet: bool = Field(True, description="the sheet shows contact name, phone and e-mail")
+    signoff_roles: list[str] = Field(
+        default_factory=lambda: ["sales_head", "service_head"], min_length=1,
+        description="the roles that sign off the period's review before it goes for approval (SEEDS step 5: the "
+                    "review is done jointly by the sales head and the service head)")
+    approver_role: str = Field("leadership", description="the role that approves or rejects the period's grading "
+                                                         "(S4: leadership approves)")
+    spot_check_size: int = Field(20, ge=1, description="customers of the published list spot-checked each month "
+                                                       "(S4)")
+
+    @field_validator("signoff_roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        for role in v:
+            _role_name(role)
+        twice = sorted({r for r in v if v.count(r) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed twice; name each role once")
+        return v
+
+    @field_validator("approver_role")
+    @classmethod
+    def _approver(cls, v: str, info: ValidationInfo) -> str:
+        if v in (info.data.get("signoff_roles") or []):
+            raise ValueError(f"{v!r} is also a sign-off role; the approval is a second pair of eyes: name "
+                             "another role")
+        return _role_name(v)
 
     @field_validator("sample_share")
     @classmethod

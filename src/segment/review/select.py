@@ -89,7 +89,7 @@ class ReviewSelection(Result):
                 f"sample, {sh['sample']:.1%} — {self.params.sample_share:.0%} drawn at random per tier (seed "
                 f"{self.params.seed}) and the customers nearest a cut-off (within {points_text(self.margin)}), at most "
                 f"{self.params.max_share:.0%} together — and {sh['extras']:.1%} more for override rules, moves of "
-                f"{self.params.big_mover_tiers}+ tiers since last quarter"
+                f"{self.params.big_mover_tiers}+ tiers since the previous period"
                 + (f" and the anomaly rule `{self.params.anomaly}`" if self.params.anomaly else "")
                 + f" (at most {self.params.extras_max_share:.0%}).")
 
@@ -217,7 +217,7 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
             stray = sorted(set(previous_tier) - set(info) - {""})
             if stray:
                 notes.append(f"previous tier(s) {', '.join(stray)} are not tiers of {scheme.id}: those customers "
-                             "are not compared with last quarter")
+                             "are not compared with the previous period")
             moved = np.abs(rank - prev_rank)
             for i in np.flatnonzero(np.nan_to_num(moved, nan=0) >= params.big_mover_tiers):
                 steps = int(moved[i])

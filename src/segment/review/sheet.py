@@ -94,10 +94,10 @@ _COLUMN_HELP = {
     "tier": ("等级", "The tier the grading gave. Do not edit it: write a different tier in new_tier."),
     "tier_label": ("等级名称", "The tier's name."),
     "score": ("得分", "The total score (empty for schemes that grade by rules, not scores)."),
-    "previous_tier": ("上季度等级", "The tier last quarter (empty: not graded last quarter)."),
+    "previous_tier": ("上期等级", "The tier in the previous period (empty: not graded then)."),
     "why": ("入选原因", "Why this customer is on the sheet: sample = drawn at random; borderline = the score "
             "is close to a tier's cut-off; override = a rule moved the tier; big mover = moved two or more "
-            "tiers since last quarter; anomaly = matches the anomaly rule below."),
+            "tiers since the previous period; anomaly = matches the anomaly rule below."),
     "explanation": ("评分说明", "The largest contributions to the score and how far the next tier is."),
     "overrides": ("规则调整", "Which rule moved the tier, from what to what, and why."),
     "confirm": ("确认", "yes = the tier is right; no = it is wrong (then write new_tier and reason). "
@@ -105,6 +105,9 @@ _COLUMN_HELP = {
     "new_tier": ("新等级", "Only when the tier is wrong: the tier id it should have (the dropdown lists them)."),
     "reason": ("原因", "Required when the tier changes: why (e.g. high spend but frequent complaints)."),
     "reviewer": ("审核人", "Your name, on every row you decided."),
+    "expires": ("有效期至", "Optional, with a changed tier: until when your tier holds in later gradings — a date "
+                "(2027-03-31) or a period (2027Q1). Empty: until the next regular review. Confirming a tier a "
+                "reviewer set earlier renews it."),
 }
 
 
@@ -184,7 +187,7 @@ def _write_xlsx(sheet: pd.DataFrame, sel: ReviewSelection, path: Path, contact_c
               ("borderline", "临界", f"score within {points_text(sel.margin)} of a tier cut-off, nearest first; "
                                      f"sample and borderline together at most {p.max_share:.0%}"),
               ("override", "规则调整", "a scheme rule promoted or demoted the customer"),
-              ("big mover", "大幅变动", f"moved {p.big_mover_tiers} or more tiers since last quarter"),
+              ("big mover", "大幅变动", f"moved {p.big_mover_tiers} or more tiers since the previous period"),
               ("anomaly", "异常", p.anomaly or "(off)")]
     for note in sel.notes:
         lines.append(("note", "", note))
