@@ -332,3 +332,26 @@ def test_follow_ups_overdue_by_the_tiers_cadence_hand_computed():
     assert per[["account manager", "customers", "overdue", "most overdue (days)"]].to_dict("records") == [
         {"account manager": "Li", "customers": 2, "overdue": 2, "most overdue (days)": 180}]
     assert "2 of 4 customers with a follow-up cadence are past it at 2026-09-30" in sec._repr_html_()
+
+
+def test_a_changed_audit_log_turns_every_banner_red_and_names_the_line(tmp_path):
+    """The reports check the audit log's chain when they are built: a line changed after it was written
+    makes the banner say so, naming the first line that does not follow (segment audit says the same)."""
+    from segment.reports.build import _approval
+    from segment.review.audit import append_events
+
+    log = tmp_path / "audit_log.csv"
+    append_events(log, [{"period": "2026Q3", "scheme": "s1_four_tier", "action": "decision", "actor": "Li",
+                         "customer_id": f"C{i}", "from_tier": "core", "to_tier": "ordinary", "grading_sha256": "a" * 64}
+                        for i in (1, 2, 3)])
+    grading = tmp_path / "grading.parquet"
+    pd.DataFrame({"customer_id": ["C1"], "tier": ["core"]}).to_parquet(grading)
+    ok = _approval(tmp_path / "2026Q3", grading, log, "2026Q3", "s1_four_tier")
+    assert ok == {"state": "draft", "audit_ok": True,
+                  "text": "DRAFT — not approved: no sign-off yet (waits for sales_head and service_head)"}
+    lines = log.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b",Li,", b",Lu,")
+    log.write_bytes(b"\n".join(lines))
+    bad = _approval(tmp_path / "2026Q3", grading, log, "2026Q3", "s1_four_tier")
+    assert bad["state"] == "audit_broken" and not bad["audit_ok"]
+    assert f"AUDIT LOG CHANGED: {log}: line 4 does not follow line 3" in bad["text"]

@@ -198,3 +198,16 @@ def test_the_spot_check_draws_a_seeded_sample_and_logs_each_outcome(folder):
     assert (n["checked"], n["ok"], n["wrong"]) == (2, 1, 1)
     ev = audit_events(folder.parent / "audit_log.csv", actions=["spot_check"])
     assert ev["reason"].tolist() == ["ok", "wrong: closed its account"]
+
+
+def test_the_next_review_re_checks_every_held_decision(carried):
+    """A held tier is on the next regular review's sheet (reason "held decision (until …)"), whatever the
+    sample draws, so that the reviewers can renew it by confirming it."""
+    from segment.review.select import select_for_review
+
+    g = carried.frame.assign(score=50.0, tier_rank=carried.frame["tier"].map({t.id: i for i, t in enumerate(S1.tiers)}))
+    sel = select_for_review(g, S1, ReviewParams(), salt="2026Q3")
+    why = sel.frame.set_index("customer_id")["why"]
+    assert {c for c in why.index if "held decision" in why[c]} == {"A", "B", "E"}
+    assert "held decision (until 2026-12-31)" in why["B"] and "held decision (until 2026-09-30)" in why["A"]
+    assert sel.counts().loc["held decision", "total"] == 3

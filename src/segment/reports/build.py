@@ -58,7 +58,7 @@ from segment.reports.provenance import (
     source_paths,
 )
 from segment.reports.render import execute, provenance_footer, to_html
-from segment.review.audit import period_state
+from segment.review.audit import period_state, verify_audit
 from segment.review.params import load_review_params
 
 
@@ -324,7 +324,11 @@ def _approval(out_dir: Path, computed: Path, audit: Path, period: str, scheme_id
     params = load_review_params()
     state = period_state(audit, period, scheme_id, sha256_file(published), roles=params.signoff_roles,
                          approver_role=params.approver_role)
-    return {"state": state.state, "text": state.text()}
+    text = state.text()
+    check = verify_audit(audit)
+    if not check.ok:   # what the log says can no longer be trusted: every report says so, naming the line
+        text += f" — AUDIT LOG CHANGED: {check.summary()}"
+    return {"state": state.state if check.ok else "audit_broken", "text": text, "audit_ok": check.ok}
 
 
 def _headline(report) -> dict:
@@ -342,6 +346,9 @@ def _index_state(folder: Path, manifest: dict) -> str:
     try:
         text = period_status(folder, load_review_params()).text()
         checks = spot_checks(folder.parent / AUDIT_LOG, folder.name)
+        audit = verify_audit(folder.parent / AUDIT_LOG)
+        if not audit.ok:
+            text += f" — AUDIT LOG CHANGED: {audit.summary()}"
     except (SegmentError, OSError, ValueError):
         return str((manifest.get("approval") or {}).get("text", ""))
     if checks["checked"]:

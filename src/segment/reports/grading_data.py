@@ -74,6 +74,7 @@ def prepare_grading_report(loaded, scheme_path: str | Path, quarter: str, *, rep
     churn = None
     churn_q, churn_text = None, ""
     definition, horizon = _churn_settings(calibration_params)
+    horizon = max(horizon, period.days)   # a year's grading is judged on at least a year (a month's on the horizon)
     back = period  # the latest period of the same kind whose churn horizon has passed
     while back.end + pd.Timedelta(days=horizon) > as_of:
         back = back.previous()

@@ -32,7 +32,7 @@ REQUIRED_DECISION_COLUMNS = DECISION_COLUMNS[:4]
 SELECTION_COLUMNS = ("customer_id", "tier", "tier_label", "score", "previous_tier", "why", "explanation",
                      "overrides") + DECISION_COLUMNS
 CONTACT_COLUMNS = ("name", "contact_name", "phone", "email")   # name: the company; the rest are PII
-REASONS = ("sample", "borderline", "override", "big mover", "anomaly")
+REASONS = ("sample", "borderline", "override", "big mover", "anomaly", "held decision")
 _SAMPLE_BOUNDS = (0.10, 0.20)   # SEEDS step 5
 _ROLE = re.compile(r"[a-z][a-z0-9_]*")
 

@@ -1,4 +1,4 @@
-"""Who is re-checked: a seeded sample of 10–20% per tier, borderline customers, overrides, big movers and anomalies (SEEDS step 5).
+"""Who is re-checked: a seeded sample of 10–20% per tier, borderline customers, overrides, big movers, anomalies and the reviewers' decisions held in the grading (SEEDS step 5).
 
 Public: select_for_review, select_from_files, ReviewSelection, borderline_margin.
 Reads: a grading file (select_from_files). Writes: nothing.
@@ -259,6 +259,11 @@ def select_for_review(grading: pd.DataFrame, scheme: Scheme, params: ReviewParam
             why[i].extend(extra_why[i])
     for i in outside[:cap]:
         why[i].extend(extra_why[i])
+    # 6. a tier a reviewer set, held in this grading: the regular review re-checks it (confirming renews it)
+    if "decision_tier" in g.columns:
+        until = texts_of(g["decision_expires"]) if "decision_expires" in g.columns else pd.Series([""] * n)
+        for i in np.flatnonzero((texts_of(g["decision_tier"]) != "").to_numpy()):
+            why[i].append(f"held decision (until {until.iloc[i]})" if until.iloc[i] else "held decision")
     if len(outside) > cap:
         notes.append(f"{len(outside) - cap:,} more customers flagged by overrides, big moves or the anomaly rule were "
                      f"not added: extras are capped at {params.extras_max_share:.0%} of the graded "

@@ -97,7 +97,8 @@ _COLUMN_HELP = {
     "previous_tier": ("上期等级", "The tier in the previous period (empty: not graded then)."),
     "why": ("入选原因", "Why this customer is on the sheet: sample = drawn at random; borderline = the score "
             "is close to a tier's cut-off; override = a rule moved the tier; big mover = moved two or more "
-            "tiers since the previous period; anomaly = matches the anomaly rule below."),
+            "tiers since the previous period; anomaly = matches the anomaly rule below; held decision = the tier "
+            "a reviewer set earlier still holds (confirm renews it until the next regular review)."),
     "explanation": ("评分说明", "The largest contributions to the score and how far the next tier is."),
     "overrides": ("规则调整", "Which rule moved the tier, from what to what, and why."),
     "confirm": ("确认", "yes = the tier is right; no = it is wrong (then write new_tier and reason). "
