@@ -364,6 +364,16 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     )
     from segment.plumbing.sql import SPARK
 
+    history = sorted((scheme.inputs() & set(HISTORY_INDICATORS)) - set(snapshot.columns))
+    if history:   # a snapshot without its history: missing, with the warning grade() gives
+        from pyspark.sql import functions
+
+        with_history(pd.DataFrame({"customer_id": pd.Series([], dtype="string")}), scheme, as_of, None,
+                     source or "the scheme")
+        for name in history:
+            kind = HISTORY_INDICATORS[name].dtype
+            snapshot = snapshot.withColumn(name, functions.lit(0).cast("long") if kind == "int64" else
+                                           functions.lit(None).cast("string" if kind == "string" else "double"))
     check_inputs(pd.DataFrame(columns=list(snapshot.columns)), scheme, source or "the scheme")
     for name in absent_optional(snapshot.columns, scheme, source or "the scheme"):
         from pyspark.sql import functions

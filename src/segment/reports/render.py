@@ -129,6 +129,10 @@ def _ipc_kernel_manager():
 def execute(nb_in: Path, nb_out: Path, params: dict, cwd: Path) -> None:
     import papermill as pm
 
+    # jupyter_client interrupts the kernel before every shutdown; one caught mid-message logs
+    # "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." into the terminal of `make report`.
+    # The kernel's own log is of no use to a reader (a cell's error is in the notebook, a dead kernel
+    # fails the build): keep it to critical messages.
     pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, cwd=str(cwd), kernel_name="python3",
                         progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                        kernel_manager_class=_ipc_kernel_manager())
+                        kernel_manager_class=_ipc_kernel_manager(), extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
