@@ -248,7 +248,7 @@ def _quarter_dir(reports_dir: Path, quarter: str | None) -> Path:
         q = reports_dir / str(parse_period(quarter))  # the one accepted spelling, or an error that shows it
     else:
         found = sorted((p for p in reports_dir.glob("*") if is_period(p.name) and QuarterFiles(p).grading.is_file()),
-                       key=lambda p: (parse_period(p.name).end, -parse_period(p.name).months)) \
+                       key=lambda p: parse_period(p.name).chronological) \
             if reports_dir.is_dir() else []
         if not found:
             raise SegmentError(f"no graded period in {reports_dir}; run `make report` first")

@@ -55,6 +55,12 @@ class Period:
     def days(self) -> int:
         return int((self.end - self.start).days) + 1
 
+    @property
+    def chronological(self) -> tuple[pd.Timestamp, int]:
+        """Sort key of periods of any kind: by last day, the longer period first on the same day (2026Q3
+        before 2026-09): the latest is the last."""
+        return (self.end, -self.months)
+
     def shift(self, n: int) -> Period:
         """The period ``n`` periods of the same kind later (earlier when negative)."""
         per_year = 12 // self.months

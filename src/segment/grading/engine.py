@@ -30,7 +30,7 @@ import pandas as pd
 
 from segment.errors import MissingInputs, MissingOptional
 from segment.grading.scheme import Indicator, Scheme
-from segment.grading.published import HISTORY_INDICATORS, with_history
+from segment.grading.published import HISTORY_INDICATORS, warn_no_history, with_history
 from segment.plumbing.result import Result
 
 PTS = "pts__"   # column prefix: an indicator's points
@@ -368,8 +368,7 @@ def grade_spark(snapshot, scheme: Scheme, *, as_of=None, source: str | None = No
     if history:   # a snapshot without its history: missing, with the warning grade() gives
         from pyspark.sql import functions
 
-        with_history(pd.DataFrame({"customer_id": pd.Series([], dtype="string")}), scheme, as_of, None,
-                     source or "the scheme")
+        warn_no_history(scheme, as_of, None, source or "the scheme")
         for name in history:
             kind = HISTORY_INDICATORS[name].dtype
             snapshot = snapshot.withColumn(name, functions.lit(0).cast("long") if kind == "int64" else

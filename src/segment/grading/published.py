@@ -1,7 +1,7 @@
 """Published gradings as history: every period's grading a scheme published is kept in its reports folder, and conditions read a customer's past from it (previous tier and score, periods in that tier, score change, best tier ever held).
 
 Public: HISTORY_INDICATORS, Published, reads_history, history_columns, with_history, history_listing,
-score_history, score_falls.
+score_history, score_falls, warn_no_history.
 Reads: reports/<period>/ (manifest.json, grading.approved.parquet or grading.parquet). Writes: nothing.
 
 A period's **published** grading is the one its reports folder holds for this scheme on this data:
@@ -73,17 +73,21 @@ class Published:
     reports_dir: Path
     data: Path
 
-    def file(self, scheme: Scheme, period) -> Path | None:
-        """The grading ``scheme`` published for ``period`` on this data (approved, else as computed), or
-        None: no such folder, or it holds another scheme or another data config."""
-        files = QuarterFiles(Path(self.reports_dir) / str(period))
-        if not files.grading.is_file():
-            return None
+    def manifest(self, scheme: Scheme, period) -> dict | None:
+        """The manifest of ``period``'s reports when they are of ``scheme`` on this data; else None (no
+        such folder, an unreadable manifest, another scheme or another data config)."""
         try:
-            m = json.loads(files.manifest.read_text(encoding="utf-8"))
+            m = json.loads(QuarterFiles(Path(self.reports_dir) / str(period)).manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if m.get("scheme") != scheme.id or m.get("data") != str(Path(self.data).resolve()):
+        if not isinstance(m, dict) or m.get("scheme") != scheme.id or m.get("data") != str(Path(self.data).resolve()):
+            return None
+        return m
+
+    def file(self, scheme: Scheme, period) -> Path | None:
+        """The grading ``scheme`` published for ``period`` on this data (approved, else as computed), or None."""
+        files = QuarterFiles(Path(self.reports_dir) / str(period))
+        if not files.grading.is_file() or self.manifest(scheme, period) is None:
             return None
         return files.latest_grading()
 
@@ -181,16 +185,7 @@ def history_columns(snap: pd.DataFrame, scheme: Scheme, as_of, published: Publis
                         "best_tier": pd.array([pd.NA] * n, dtype="string")}, index=snap.index)
     found = published.periods(scheme, as_of) if published is not None else []
     if not found:
-        names = sorted(scheme.inputs() & set(HISTORY_INDICATORS))
-        them = "it is" if len(names) == 1 else "they are"
-        if published is None:
-            return out, (f"it reads {', '.join(names)} from the gradings it published, which a grading of a bare "
-                         f"snapshot does not see: {them} missing for every customer, so the rules that read them do "
-                         "not hold; `segment grade` and `segment report` read them from the reports folder")
-        return out, (f"it reads {', '.join(names)} from the gradings it published, and none was published in "
-                     f"{published.reports_dir} before {pd.Timestamp(as_of).date()}: {them} missing for every "
-                     "customer, so the rules that read them do not hold; publish the periods in order, oldest "
-                     f"first (make report PERIOD=… SCHEME={scheme.id})")
+        return out, _no_history(scheme, as_of, published)
     rank = {t.id: i for i, t in enumerate(scheme.tiers)}
     frames = [(p, _read(f, keys).set_index(keys)) for p, f in found]
     idx = pd.MultiIndex.from_frame(me) if len(keys) > 1 else pd.Index(me["customer_id"])
@@ -224,11 +219,30 @@ def history_columns(snap: pd.DataFrame, scheme: Scheme, as_of, published: Publis
     return out, ""
 
 
+def _no_history(scheme: Scheme, as_of, published: Published | None) -> str:
+    """Why the history indicators the scheme reads are missing for every customer, and what to do."""
+    names = sorted(scheme.inputs() & set(HISTORY_INDICATORS))
+    are, them = ("it is", "it") if len(names) == 1 else ("they are", "them")
+    if published is None:
+        return (f"it reads {', '.join(names)} from the gradings it published, which a grading of a bare "
+                f"snapshot does not see: {are} missing for every customer, so the rules that read {them} do "
+                f"not hold; `segment grade` and `segment report` read {them} from the reports folder")
+    return (f"it reads {', '.join(names)} from the gradings it published, and none was published in "
+            f"{published.reports_dir} before {pd.Timestamp(as_of).date()}: {are} missing for every "
+            f"customer, so the rules that read {them} do not hold; publish the periods in order, oldest "
+            f"first (make report PERIOD=… SCHEME={scheme.id})")
+
+
+def warn_no_history(scheme: Scheme, as_of, published: Published | None, source: str = "the scheme") -> None:
+    """The one ``warning:`` line for a grading whose history indicators are all missing."""
+    warnings.warn(f"{source} ({scheme.id}): {_no_history(scheme, as_of, published)}", MissingOptional, stacklevel=3)
+
+
 def with_history(snap: pd.DataFrame, scheme: Scheme, as_of, published: Published | None,
                  source: str = "the scheme") -> pd.DataFrame:
     """``snap`` with the history indicators the scheme reads (all of them), from ``published`` (None:
     missing, with a warning); one ``warning:`` line when nothing was published before ``as_of``."""
     cols, warn = history_columns(snap, scheme, as_of, published)
     if warn:
-        warnings.warn(f"{source} ({scheme.id}): {warn}", MissingOptional, stacklevel=3)
+        warn_no_history(scheme, as_of, published, source)
     return pd.concat([snap.drop(columns=[c for c in cols.columns if c in snap.columns]), cols], axis=1)

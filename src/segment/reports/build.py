@@ -58,7 +58,8 @@ from segment.reports.provenance import (
     source_paths,
 )
 from segment.reports.render import execute, provenance_footer, to_html
-from segment.review.audit import period_state, verify_audit
+from segment.review.approval import banner
+from segment.review.audit import verify_audit
 from segment.review.params import load_review_params
 
 
@@ -318,17 +319,10 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
 
 
 def _approval(out_dir: Path, computed: Path, audit: Path, period: str, scheme_id: str) -> dict:
-    """The state of the period's published grading (the approved one when the review was applied, else
-    the one just computed) in the audit log: {state, text} for the banner, the manifest and the index."""
+    """The banner of the period's published grading (the approved one when the review was applied, else
+    the one just computed): {state, text, audit_ok} for the reports and the manifest."""
     published = QuarterFiles(out_dir).approved if QuarterFiles(out_dir).approved.is_file() else computed
-    params = load_review_params()
-    state = period_state(audit, period, scheme_id, sha256_file(published), roles=params.signoff_roles,
-                         approver_role=params.approver_role)
-    text = state.text()
-    check = verify_audit(audit)
-    if not check.ok:   # what the log says can no longer be trusted: every report says so, naming the line
-        text += f" — AUDIT LOG CHANGED: {check.summary()}"
-    return {"state": state.state if check.ok else "audit_broken", "text": text, "audit_ok": check.ok}
+    return banner(audit, period, scheme_id, published, load_review_params())
 
 
 def _headline(report) -> dict:
@@ -338,17 +332,16 @@ def _headline(report) -> dict:
             "tiers": [{"tier": str(r.tier), "label": str(r.label), "customers": int(r.customers)} for r in t.itertuples()]}
 
 
-def _index_state(folder: Path, manifest: dict) -> str:
+def _index_state(folder: Path, manifest: dict, params, check) -> str:
     """A period's approval state as the audit log has it now (an approval recorded after the build
-    shows at once), else as its build recorded it."""
-    from segment.review.approval import period_status, spot_checks
+    shows at once), with its spot checks; else as its build recorded it. ``check``: the log's
+    verification, done once for the whole index."""
+    from segment.review.approval import spot_checks
 
     try:
-        text = period_status(folder, load_review_params()).text()
+        text = banner(folder.parent / AUDIT_LOG, folder.name, manifest.get("scheme", ""),
+                      QuarterFiles(folder).latest_grading(), params, check)["text"]
         checks = spot_checks(folder.parent / AUDIT_LOG, folder.name)
-        audit = verify_audit(folder.parent / AUDIT_LOG)
-        if not audit.ok:
-            text += f" — AUDIT LOG CHANGED: {audit.summary()}"
     except (SegmentError, OSError, ValueError):
         return str((manifest.get("approval") or {}).get("text", ""))
     if checks["checked"]:
@@ -360,8 +353,13 @@ def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every quarter's reports, newest first, with its scheme, data and headline."""
 
     quarters = sorted((p for p in reports_dir.iterdir() if p.is_dir() and is_period(p.name)),
-                      key=lambda p: (parse_period(p.name).end, -parse_period(p.name).months), reverse=True)
+                      key=lambda p: parse_period(p.name).chronological, reverse=True)
     rows = []
+    try:
+        params = load_review_params()
+    except SegmentError:
+        params = None   # a broken params file: the states as each build recorded them
+    check = verify_audit(reports_dir / AUDIT_LOG) if quarters else None
     for q in quarters:
         links = " · ".join(f'<a href="{html.escape(q.name)}/{nb}.html">{nb}</a>' for nb in NOTEBOOKS
                            if QuarterFiles(q).html(nb).is_file())
@@ -370,7 +368,8 @@ def write_index(reports_dir: Path) -> Path:
         except (OSError, ValueError):
             m = {}
         head = m.get("headline") or {}
-        state = _index_state(q, m)
+        state = _index_state(q, m, params, check) if params is not None else \
+            str((m.get("approval") or {}).get("text", ""))
         data = Path(m["data"]).parent.name if m.get("data") else ""
         mix = ", ".join(f"{t['label']} {t['customers']:,}" for t in head.get("tiers", []))
         cells = [q.name, m.get("scheme", ""), data, m.get("as_of", ""),

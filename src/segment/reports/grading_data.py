@@ -5,7 +5,6 @@ Reads: the data config, the scheme, earlier manifests under reports/. Writes: th
 """
 from __future__ import annotations
 
-import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,20 +145,19 @@ def _trend(reports_dir: Path, data: Path, scheme: Scheme, computed: list[tuple[s
         return pd.DataFrame(columns=["period", *ids, "graded", "revenue_12m"])
     first, kind = min(shown), shown[0].kind  # earlier periods of the same kind only
     rows = []
-    for manifest in sorted(reports_dir.glob("*/manifest.json")) if reports_dir.is_dir() else []:
-        period = manifest.parent.name
+    published = Published(reports_dir, Path(data))
+    for folder in sorted(reports_dir.glob("*/manifest.json")) if reports_dir.is_dir() else []:
+        period = folder.parent.name
         if not is_period(period) or parse_period(period).kind != kind or parse_period(period) >= first:
             continue
+        m = published.manifest(scheme, period)   # this scheme on this data, else not part of the trend
         try:
-            m = json.loads(manifest.read_text(encoding="utf-8"))
-            if m.get("scheme") != scheme.id or m.get("data") != str(Path(data).resolve()):
-                continue
             head = m["headline"]
             counts = {t["tier"]: int(t["customers"]) for t in head["tiers"]}
             rows.append({"period": period, **{t: counts.get(t, 0) for t in ids}, "graded": sum(counts.values()),
                          "revenue_12m": float(head["revenue_12m"])})
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a manifest of another format or a half-written folder: not part of the trend
+        except (KeyError, TypeError, ValueError):
+            continue  # another scheme or data, a manifest of another format or a half-written folder
     for period, frame in computed:
         if frame is None:
             continue

@@ -1,6 +1,6 @@
 """Sign-offs and approval of a period's grading: the reviewer roles sign off the review, leadership approves or rejects, the monthly spot check of the published list — each recorded in the audit log.
 
-Public: sign_off, decide, period_status, spot_check_sample, apply_spot_check, spot_checks, SPOT_CHECK_COLUMNS, SPOT_CHECK_FILE.
+Public: sign_off, decide, period_status, banner, spot_check_sample, apply_spot_check, spot_checks, SPOT_CHECK_COLUMNS, SPOT_CHECK_FILE.
 Reads: a period's reports folder (manifest, published grading), the audit log, params/reports.yaml's `review:`.
 Writes: appends to the audit log; the spot-check sheet (spot_check.csv).
 
@@ -24,7 +24,7 @@ from segment.errors import SegmentError
 from segment.paths import AUDIT_LOG, QuarterFiles
 from segment.periods import parse_period
 from segment.plumbing.atomic import sha256_file, write_csv
-from segment.review.audit import PeriodState, append_events, audit_events, period_state
+from segment.review.audit import AuditCheck, PeriodState, append_events, audit_events, period_state, verify_audit
 from segment.review.params import ReviewParams
 from segment.review.select import read_grading, texts_of
 
@@ -41,6 +41,20 @@ def _manifest(folder: Path) -> dict:
     except (OSError, ValueError) as e:
         raise SegmentError(f"{files.manifest}: cannot read it ({e}); rebuild the period with `make report "
                            f"PERIOD={folder.name}`") from None
+
+
+def banner(audit_log: Path, period: str, scheme_id: str, grading: Path, params: ReviewParams,
+           check: AuditCheck | None = None) -> dict:
+    """What every report of a period and the index say of it: {state, text, audit_ok}. The approval
+    state of ``grading`` (its sha256) in the audit log; when the log's chain breaks (``check``, else
+    verified here) the state is audit_broken and the text names the first line that does not follow."""
+    state = period_state(audit_log, period, scheme_id, sha256_file(grading), roles=params.signoff_roles,
+                         approver_role=params.approver_role)
+    check = check if check is not None else verify_audit(audit_log)
+    if not check.ok:   # what the log says can no longer be trusted: every report says so
+        return {"state": "audit_broken", "text": f"{state.text()} — AUDIT LOG CHANGED: {check.summary()}",
+                "audit_ok": False}
+    return {"state": state.state, "text": state.text(), "audit_ok": True}
 
 
 def period_status(folder: Path, params: ReviewParams, audit_log: Path | None = None,
