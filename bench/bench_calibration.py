@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from segment.calibration.run import WeightCalibrator  # noqa: E402
+from segment.calibration.weights import WeightCalibrator  # noqa: E402
 from segment.calibration.churn import ChurnDefinition, build_panel  # noqa: E402
 from segment.grading.engine import PTS  # noqa: E402
 from segment.grading.scheme import Scheme, load_scheme  # noqa: E402

@@ -68,12 +68,12 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--data", type=Path, default=Path(os.environ.get("SEGMENT_BENCH_DATA", "/tmp/segment-bench")))
     p.add_argument("--big", action="store_true", help="only the big-data CLI runs (1.1M-customer demo, ~50M lines)")
-    p.add_argument("--only", help="comma-separated groups: demo,features,store,speed,grading,calibration,reports")
+    p.add_argument("--only", help="comma-separated groups: demo,features,store,speed,grading,calibration,baselines,reports")
     a = p.parse_args()
     out = a.out or (BENCH / "results" / ("quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     s = sizes(a.quick)
-    groups = set((a.only or ("big" if a.big else "demo,features,store,speed,grading,calibration,reports")).split(","))
+    groups = set((a.only or ("big" if a.big else "demo,features,store,speed,grading,calibration,baselines,reports")).split(","))
     if a.big and not a.out:
         out = BENCH / "results" / "big"
         out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +157,30 @@ def main() -> None:
             rows.append({"benchmark": f"calibration fit + {c['bootstrap']} bootstrap ({c['panel']} panel)",
                          "size": f"{c['rows']:,} rows", "median_s": c["total_s"], "runs": len(c["times_s"]),
                          "peak_rss_mib": r["peak_rss_mib"], "process_s": r["process_s"], "note": note})
+
+    if "baselines" in groups:  # the same case in --quick: ~10 s, nothing to shrink
+        r = run_case("baselines", ["bench/bench_baselines.py", *(["--quick"] if a.quick else [])], out)
+        d = r["data"]
+        for c in d["cases"]:
+            models = [m for m in d["rows"] if m["dataset"] == c["dataset"] and m["scheme"] == c["scheme"]]
+            first = models[0]
+            note = "AUC / Brier (test): " + "; ".join(
+                f"{m['model']} {m['auc']:.3f} / {m['brier']:.4f}"
+                + ("" if m.get("goal_met") is None else f" (goal {'met' if m['goal_met'] else 'not met'})")
+                for m in models)
+            if not any(m["model"] == "proposal" for m in models):
+                note += "; proposal: not in this build"
+            rows.append({"benchmark": f"calibrate ({c['scheme']}) vs log-RFM / recency logistic",
+                         "size": f"{c['dataset']}: {first['n_train']:,} train / {first['n_test']:,} test rows",
+                         "median_s": round(c["calibrate_s"] + c["baselines_s"], 2), "runs": 1,
+                         "peak_rss_mib": r["peak_rss_mib"], "process_s": r["process_s"], "note": note})
+        for n in d.get("notes", []):
+            rows.append({"benchmark": "calibrate vs baselines", "size": "", "median_s": "", "runs": 0,
+                         "peak_rss_mib": r["peak_rss_mib"], "process_s": r["process_s"], "note": n})
+        (out / "baselines.md").write_text(
+            f"Calibrated grading vs plain baselines (test-date AUC and Brier; bootstrap 0), "
+            f"{time.strftime('%Y-%m-%d %H:%M')}; whole case {d['median_s']} s.\n\n" + d["markdown"]
+            + "".join(f"\n{n}\n" for n in d.get("notes", [])))
 
     if "reports" in groups:
         for n in s["reports"]:

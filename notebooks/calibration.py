@@ -41,7 +41,19 @@ report.weights()
 report.performance()
 
 # %% [markdown]
-# ## Calibration: predicted against observed churn
+# ## Bands fitted to churn
+
+# %%
+report.bands()
+
+# %% [markdown]
+# ## Probabilities that hold: predicted against observed churn
+
+# %%
+report.probabilities()
+
+# %% [markdown]
+# ## Deciles and lift of the calibrated weights
 
 # %%
 report.calibration_plot()
@@ -51,6 +63,18 @@ report.calibration_plot()
 
 # %%
 report.tiers()
+
+# %% [markdown]
+# ## Churn timing by tier
+
+# %%
+report.timing()
+
+# %% [markdown]
+# ## What the scheme misses
+
+# %%
+report.missing()
 
 # %% [markdown]
 # ## Who was counted

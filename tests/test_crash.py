@@ -50,7 +50,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 Q = "2026Q3"
 REPORT_FILES = {"grading.html", "grading.ipynb", "review.html", "review.ipynb", "calibration.html", "calibration.ipynb",
                 "grading.parquet", "manifest.json", "follow_ups.xlsx", "calibration/metrics.json",
-                "calibration/s1_four_tier.calibrated.yaml"}
+                "calibration/s1_four_tier.calibrated.yaml", "calibration/s1_four_tier.proposal.yaml"}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from segment.calibration import run as calibration
+from segment.calibration.weights import WeightCalibrator
 from segment.cli import main
 from segment.review.params import ReviewParams
 from segment.review.sheet import export_review
@@ -47,13 +48,13 @@ def test_a_signal_during_calibration_leaves_the_previous_outputs(demo, calibrate
     for name, data in snapshot(calibrated).items():
         (out / name).write_bytes(data + b"\n# previous\n")   # differs from what this run would write
     before = snapshot(out)
-    fit = calibration.WeightCalibrator.fit
+    fit = WeightCalibrator.fit
 
     def interrupted_fit(self, *a, **kw):   # the signal arrives in the middle of the statsmodels fit
         os.kill(os.getpid(), sig)
         return fit(self, *a, **kw)
 
-    monkeypatch.setattr(calibration.WeightCalibrator, "fit", interrupted_fit)
+    monkeypatch.setattr(WeightCalibrator, "fit", interrupted_fit)
     capsys.readouterr()
     assert main(["calibrate", "--data", str(demo), *CAL, "--out", str(out)]) == 130
     assert "interrupted" in capsys.readouterr().err
@@ -61,7 +62,7 @@ def test_a_signal_during_calibration_leaves_the_previous_outputs(demo, calibrate
 
 
 def test_a_signal_between_the_scheme_and_its_metrics_waits_for_both(demo, calibrated, tmp_path, monkeypatch):
-    """The scheme and metrics.json are renamed together: a signal after the first is held until both are in."""
+    """The schemes and metrics.json are renamed together: a signal after the first is held until all are in."""
     out = tmp_path / "calibration"
     out.mkdir()
     for name, data in snapshot(calibrated).items():
@@ -78,7 +79,7 @@ def test_a_signal_between_the_scheme_and_its_metrics_waits_for_both(demo, calibr
 
     monkeypatch.setattr(calibration, "write_text", signalling_write)
     assert main(["calibrate", "--data", str(demo), *CAL, "--out", str(out)]) == 130
-    assert len(calls) == 2 and snapshot(out) == snapshot(calibrated)   # all new, never one old and one new
+    assert len(calls) == 3 and snapshot(out) == snapshot(calibrated)   # all new, never one old and one new
 
 
 def test_sigterm_handler_is_restored_after_main(demo, tmp_path):
@@ -99,8 +100,8 @@ def test_same_inputs_give_byte_identical_gradings_and_calibrations(demo, calibra
         assert (tmp_path / f"g1.{suffix}").read_bytes() == (tmp_path / f"g2.{suffix}").read_bytes()
     again = tmp_path / "again"
     assert main(["calibrate", "--data", str(demo), *CAL, "--out", str(again)]) == 0
-    assert snapshot(again) == snapshot(calibrated) and set(snapshot(again)) == {"metrics.json",
-                                                                                "rfm_quantiles.calibrated.yaml"}
+    assert snapshot(again) == snapshot(calibrated) and set(snapshot(again)) == {
+        "metrics.json", "rfm_quantiles.calibrated.yaml", "rfm_quantiles.proposal.yaml"}
 
 
 def test_same_grading_gives_a_byte_identical_review_sample(demo, tmp_path):

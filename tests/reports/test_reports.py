@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,7 +24,7 @@ from ..conftest import exclusive, once
 # shared read-only with test_crash.py: a test that builds into a reports folder works on a copy.
 
 
-BUDGET = 60_000  # bytes: the test demo's grading page (~65 KB) is above it, its review and calibration pages (~50 KB) below
+BUDGET = 75_000  # bytes: the test demo's grading (~85 KB) and calibration (~107 KB) pages are above it, review (~62 KB) below
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +54,15 @@ def test_report_files_and_manifest(built, demo):
     assert {p.name for p in q.iterdir()} == {"grading.html", "grading.ipynb", "review.html", "review.ipynb",
                                              "calibration.html", "calibration.ipynb", "calibration",
                                              "grading.parquet", "manifest.json", "follow_ups.xlsx"}
-    assert {p.name for p in (q / "calibration").iterdir()} == {"metrics.json", "s1_four_tier.calibrated.yaml"}
+    assert {p.name for p in (q / "calibration").iterdir()} == {"metrics.json", "s1_four_tier.calibrated.yaml",
+                                                               "s1_four_tier.proposal.yaml"}
     manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
+    # the period's calibration gives every graded customer a churn probability, from the expert score's link
+    g = pd.read_parquet(q / "grading.parquet")
+    link = reports.expert_link(q / "calibration")
+    assert np.allclose(g["churn_probability"], link.predict(g["score"])) and g["churn_probability"].between(0, 1).all()
+    assert "predicted churn" in (q / "grading.html").read_text(encoding="utf-8")
     assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
     assert '<a href="2026Q3/grading.html">grading</a>' in (out / "index.html").read_text(encoding="utf-8")
     assert not list(out.glob(".staging-*"))
@@ -173,7 +180,9 @@ SECTIONS = {
                 "Reviewer decisions", "Data quality"],
     "review": ["How to review", "Who is reviewed, and why", "The customers to re-check, by account manager"],
     "calibration": ["Recommendation", "Expert and calibrated weights", "How well each weighting predicts churn out of time",
-                    "Calibration: predicted against observed churn", "Churn by tier", "Who was counted"],
+                    "Bands fitted to churn", "Probabilities that hold: predicted against observed churn",
+                    "Deciles and lift of the calibrated weights", "Churn by tier", "Churn timing by tier",
+                    "What the scheme misses", "Who was counted"],
 }
 
 

@@ -263,11 +263,13 @@ class Panel(Result):
 
 
 def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_days: int,
-                definition: ChurnDefinition, data_end) -> Panel:
+                definition: ChurnDefinition, data_end, snapshots: dict | None = None) -> Panel:
     """Grade the customers at each as-of date with ``scheme`` and label them (see the module docstring).
 
     Each date is graded as ``segment grade`` grades it: the snapshot at that date, CRM-lost customers
-    left out, quantile bands over that date's graded population."""
+    left out, quantile bands over that date's graded population. ``snapshots`` (as-of day → snapshot)
+    keeps each date's snapshot, so a second scheme graded on the same dates (fitted bands) and the
+    indicators the scheme does not read are taken from the same features without recomputing them."""
 
     if scheme.group_by:
         raise SegmentError(f"scheme {scheme.id} grades per {scheme.group_by}; calibration against churn "
@@ -282,7 +284,12 @@ def build_panel(tables: Tables, scheme: Scheme, as_of_dates: Iterable, horizon_d
     inds = list(scheme.weights())
     parts, counts = [], []
     for day in progress(dates, desc="panel snapshots", unit="date"):
-        snap = snapshot(tables, day)
+        if snapshots is not None and day in snapshots:
+            snap = snapshots[day]
+        else:
+            snap = snapshot(tables, day)
+            if snapshots is not None:
+                snapshots[day] = snap
         if reads_history(scheme):   # overrides on past gradings are not part of the fit: their inputs missing
             snap = pd.concat([snap, history_columns(snap, scheme, day, None)[0]], axis=1)
         lost = snap["status"].eq("lost").fillna(False).to_numpy(dtype=bool) if "status" in snap else np.zeros(len(snap), bool)

@@ -1,6 +1,6 @@
-"""The calibration's parameters (params/calibration.yaml): churn definition, fit, cut-offs.
+"""The calibration's parameters (params/calibration.yaml): churn definition, fit, cut-offs, fitted bands.
 
-Public: CalibrationParams, FitParams, CutoffParams, load_calibration_params.
+Public: CalibrationParams, FitParams, CutoffParams, BandParams, load_calibration_params.
 Reads: params/calibration.yaml. Writes: nothing.
 """
 from __future__ import annotations
@@ -53,6 +53,13 @@ class CutoffParams(BaseModel):
         return self
 
 
+class BandParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fit: bool = Field(True, description="propose bands fitted to churn (<scheme>.proposal.yaml) beside the weights")
+    max_bands: int = Field(6, ge=2, le=20, description="most bands a fitted indicator may have")
+    min_share: float = Field(0.05, gt=0, lt=0.5, description="fewest training rows a fitted band may hold (share)")
+
+
 class CalibrationParams(BaseModel):
     """``params/calibration.yaml``: the churn definition, the default horizon, the fit and the cut-offs."""
 
@@ -61,6 +68,7 @@ class CalibrationParams(BaseModel):
     churn: ChurnDefinition = Field(default_factory=ChurnDefinition)
     fit: FitParams = Field(default_factory=FitParams)
     cutoffs: CutoffParams = Field(default_factory=CutoffParams)
+    bands: BandParams = Field(default_factory=BandParams)
 
 
 def load_calibration_params(path: str | Path | None = None) -> CalibrationParams:

@@ -42,6 +42,7 @@ class CalibrationResult(Result):
     tiers_expert: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    proposal: dict | None = None   # the scheme with fitted bands and weights, as written (<id>.proposal.yaml)
 
     def table(self) -> pd.DataFrame:
         return self.model.table()

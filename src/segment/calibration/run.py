@@ -32,29 +32,21 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
-from scipy.special import expit
 
 from segment.calibration.churn import (
     as_day,
     build_panel,
-    linear_score,
 )
-from segment.calibration.cutoffs import calibrated_cutoffs
-from segment.calibration.fit import logit_fit
 from segment.calibration.metrics import (
-    decile_table,
-    discrimination,
-    lift_table,
     monotone,
     monotone_violations,
-    tier_table,
 )
 from segment.calibration.params import CalibrationParams, load_calibration_params
+from segment.calibration.proposal import band_gains, churn_timing, fit_band_proposal, indicator_ranking
+from segment.calibration.refit import fit_scheme, perf_json, probability_json, tiers_json
 from segment.calibration.result import (
     CalibrationResult,
     json_number,
@@ -64,16 +56,12 @@ from segment.calibration.result import (
     scheme_yaml,
 )
 from segment.calibration.weights import (
-    WeightCalibrator,
-    round_simplex,
     scheme_structure,
-    split_weights,
 )
 from segment.data.config import read_data_config
 from segment.data.tables import Tables
 from segment.data.validate import load_data
 from segment.errors import SegmentError
-from segment.grading.engine import PTS
 from segment.grading.scheme import Scheme, load_scheme, resolve
 from segment.paths import QuarterFiles, params_file
 from segment.pipeline import data_end as _data_end
@@ -130,53 +118,6 @@ def check_dates(train_as_of, test_as_of, horizon_days: int, data_end, data_start
     return train, test, warn
 
 
-def _out_of_time(tables: Tables, scheme: Scheme, calibrated: Scheme, test, tr, te, pcols: list[str],
-                 e_vec: np.ndarray, params: CalibrationParams, h: int, data_end, test_date) -> SimpleNamespace:
-    """Out-of-time validation: the expert and the calibrated scheme graded at the test date against the
-    churn that followed (each score's link to churn fitted on the training rows), churn per tier, and
-    what adopting the proposal would move (expert tier → calibrated tier). Results by name."""
-    conf = params.fit.confidence
-    # out-of-time validation: both schemes graded at the test date, the link fitted on training rows
-    test_cal_panel = build_panel(tables, calibrated, [test_date], h, params.churn, data_end)
-    test_cal_rows, test_cal = test_cal_panel.rows, test_cal_panel.labelled()
-    if not test_cal["customer_id"].equals(te["customer_id"]):  # pragma: no cover - same data, same population
-        raise AssertionError("calibrated and expert test panels differ")
-    y_tr, y_te = tr["churn"].to_numpy(), te["churn"].to_numpy()
-    s_tr_exp, s_te_exp = tr["score"].to_numpy(dtype="float64"), te["score"].to_numpy(dtype="float64")
-    s_tr_cal = linear_score(tr[pcols].to_numpy(dtype="float64"), e_vec, scheme, tr["adj_mult"].to_numpy())
-    s_te_cal = test_cal["score"].to_numpy(dtype="float64")
-    a_e, b_e = logit_fit(s_tr_exp[:, None], y_tr)
-    a_c, b_c = logit_fit(s_tr_cal[:, None], y_tr)
-    p = {"expert": (expit(a_e + b_e[0] * s_tr_exp), expit(a_e + b_e[0] * s_te_exp)),
-         "calibrated": (expit(a_c + b_c[0] * s_tr_cal), expit(a_c + b_c[0] * s_te_cal))}
-    scores = {"expert": (s_tr_exp, s_te_exp), "calibrated": (s_tr_cal, s_te_cal)}
-    perf = {who: {"train": discrimination(y_tr, -scores[who][0], p[who][0]),
-                  "test": discrimination(y_te, -scores[who][1], p[who][1])} for who in scores}
-    deciles = decile_table(y_te, p["calibrated"][1], conf)
-    lift = lift_table(y_te, p["calibrated"][1])
-    tier_ids = [t.id for t in scheme.tiers]
-    labels = {t.id: t.label or t.id for t in scheme.tiers}
-    tiers_cal = tier_table(test_cal["tier"], y_te, tier_ids, conf, labels)
-    tiers_exp = tier_table(te["tier"], y_te, tier_ids, conf, labels)
-    for t, rows in ((tiers_cal, test_cal_rows), (tiers_exp, test.rows)):
-        counts = rows["tier"].astype("string").value_counts()
-        t["graded"] = [int(counts.get(i, 0)) for i in tier_ids]
-        t["share_graded"] = t["graded"] / max(len(rows), 1)
-
-    # what adopting the proposal would do: the test date's graded customers, expert tier → calibrated tier
-    both = test.rows[["customer_id", "tier"]].merge(test_cal_rows[["customer_id", "tier"]], on="customer_id",
-                                                    suffixes=("_e", "_c"))
-    rank = {t: i for i, t in enumerate(tier_ids)}  # best tier first
-    r_e = both["tier_e"].astype(str).map(rank).to_numpy(dtype=np.intp)
-    r_c = both["tier_c"].astype(str).map(rank).to_numpy(dtype=np.intp)
-    adopted = np.zeros((len(tier_ids), len(tier_ids)), dtype=np.int64)
-    np.add.at(adopted, (r_e, r_c), 1)
-
-    return SimpleNamespace(y_tr=y_tr, y_te=y_te, s_te_cal=s_te_cal, perf=perf, deciles=deciles, lift=lift,
-                           tiers_cal=tiers_cal, tiers_exp=tiers_exp, tier_ids=tier_ids, adopted=adopted, both=both,
-                           r_e=r_e, r_c=r_c, a_e=a_e, b_e=b_e, a_c=a_c, b_c=b_c)
-
-
 def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_days: int,
               params: CalibrationParams | None = None, data_end=None, *, scheme_raw: dict | None = None,
               provenance: dict | None = None) -> CalibrationResult:
@@ -197,67 +138,28 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     h = int(horizon_days)
     conf = params.fit.confidence
 
-    train = build_panel(tables, scheme, train_dates, h, params.churn, data_end)
-    test = build_panel(tables, scheme, [test_date], h, params.churn, data_end)
+    snapshots: dict = {}   # each date's snapshot, shared by the fitted-bands scheme and the indicator ranking
+    train = build_panel(tables, scheme, train_dates, h, params.churn, data_end, snapshots)
+    test = build_panel(tables, scheme, [test_date], h, params.churn, data_end, snapshots)
     tr, te = train.labelled(), test.labelled()
     for panel, what in ((train, "training"), (test, "test")):
         empty = panel.counts[panel.counts["labelled"] == 0]
         if len(empty):
             raise SegmentError(f"no customer at risk at the {what} date(s) {', '.join(empty['as_of'])} "
                                f"({params.churn.describe()}); choose dates inside the data")
-    pcols = [PTS + i for i in inds]
-    model = WeightCalibrator(scheme, params.fit.prior_strength, params.fit.bootstrap, conf, params.fit.seed)
-    model.fit(tr[pcols].set_axis(inds, axis=1), tr["churn"].to_numpy(), tr["customer_id"].to_numpy())
+    fit = fit_scheme(tables, scheme, scheme_dict(scheme, scheme_raw), train, test, params, data_end, snapshots)
+    model, v, eff, dims_r, within_r = fit.model, fit.v, fit.eff, fit.dims, fit.within
+    cutoffs, cut_targets, raw, calibrated = fit.cutoffs, fit.cut_targets, fit.raw, fit.calibrated
     if model.fallback_:
         warn.append("no indicator's points fall with churn in the training panel: the expert weights are kept")
     if model.no_variation_:
         warn.append(f"no variation in the training panel (weight 0): {', '.join(model.no_variation_)}")
-
-    # weights as written (rounded, each level summing to 1) and the scores they give
-    dims, within = split_weights(model.weights_.to_dict(), scheme)
-    dims_r = round_simplex(dims, 4)
-    within_r = {d: round_simplex(w, 4) for d, w in within.items()}
-    eff = {i: dims_r[home[i]] * within_r[home[i]][i] for i in inds}
-    e_vec = np.array([eff[i] for i in inds])
-
-    # cut-offs, on the latest training date's graded population (customers at risk or not)
-    raw = scheme_dict(scheme, scheme_raw)
-    for d, dim in raw["dimensions"].items():
-        dim["weight"] = dims_r[d]
-        dim["indicators"] = {i: within_r[d][i] for i in dim["indicators"]}
-    probe = Scheme.model_validate({**raw, "tiers": [raw["tiers"][-1]], "overrides": [], "optional": []})
-    latest = train.rows[train.rows["as_of"] == train_dates[-1]]
-    ref_cal = linear_score(latest[pcols].to_numpy(dtype="float64"), e_vec, scheme, latest["adj_mult"].to_numpy())
-    ref_exp = latest["score"].to_numpy(dtype="float64")
-    cutoffs, cut_targets = calibrated_cutoffs(scheme, params.cutoffs, probe.max_score(), ref_exp, ref_cal,
-                                              tr_cal=lambda: linear_score(tr[pcols].to_numpy(dtype="float64"), e_vec, scheme,
-                                                                          tr["adj_mult"].to_numpy()),
-                                              y_tr=tr["churn"].to_numpy())
-    for t in raw["tiers"]:
-        if t.get("id") in cutoffs:
-            c = float(cutoffs[t["id"]])
-            t["min_score"] = int(c) if c.is_integer() else c
-    raw["id"] = f"{scheme.id}.calibrated"
-    raw["name"] = (raw.get("name") or scheme.id) + " — calibrated"
-    try:
-        calibrated = Scheme.model_validate({**raw, "provenance": None})
-    except ValidationError as e:  # pragma: no cover - the weights and cut-offs above are valid by construction
-        raise SegmentError(f"the calibrated scheme is invalid: {e.errors()[0]['msg']}") from None
-
-    v = _out_of_time(tables, scheme, calibrated, test, tr, te, pcols, e_vec, params, h, data_end, test_date)
     # metrics.json
     ci = model.weights_ci_
     dci = model.dimension_weights_ci_
     exp_dims = {d: dim.weight for d, dim in scheme.dimensions.items()}
 
-    def _perf(d):
-        return {k: json_number(v) for k, v in d.items()}
-
-    def _tiers(t):
-        return [{"tier": r.tier, "label": r.label, "n": int(r.n), "churned": int(r.churned),
-                 "churn_rate": json_number(r.churn_rate), "ci_low": json_number(r.ci_low), "ci_high": json_number(r.ci_high),
-                 "graded": int(r.graded), "share_graded": json_number(r.share_graded)}
-                for r in t.itertuples()]
+    _perf, _tiers = perf_json, tiers_json
 
     metrics = {
         "scheme": {"id": scheme.id, "calibrated_id": calibrated.id,
@@ -278,7 +180,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "dimension_weights": {d: json_number(w) for d, w in exp_dims.items()},
             "cutoffs": {t.id: t.min_score for t in scheme.tiers if t.min_score is not None},
             "train": _perf(v.perf["expert"]["train"]), "test": _perf(v.perf["expert"]["test"]),
-            "link": {"intercept": json_number(v.a_e), "slope": json_number(v.b_e[0])},
+            "link": {"intercept": json_number(v.logistic["expert"][0]), "slope": json_number(v.logistic["expert"][1])},
+            "probability": probability_json(v, "expert"),
         },
         "calibrated": {
             "weights": {i: json_number(eff[i], 10) for i in inds},
@@ -295,7 +198,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
                           "degenerate": int(model.boot_degenerate_)},
             "no_variation": model.no_variation_,
             "train": _perf(v.perf["calibrated"]["train"]), "test": _perf(v.perf["calibrated"]["test"]),
-            "link": {"intercept": json_number(v.a_c), "slope": json_number(v.b_c[0])},
+            "link": {"intercept": json_number(v.logistic["calibrated"][0]), "slope": json_number(v.logistic["calibrated"][1])},
+            "probability": probability_json(v, "calibrated"),
             "calibration_table": json_records(v.deciles),
             "lift": json_records(v.lift),
             "distinct_scores_test": int(np.unique(v.s_te_cal[np.isfinite(v.s_te_cal)]).size),
@@ -337,9 +241,67 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
         },
     }
     raw["provenance"] = json_ready(prov)
+    raw["churn_probability"] = _link_yaml(v.links["calibrated"], h, metrics["train_as_of"])
+    proposal = _beyond_weights(tables, scheme, scheme_raw, train, test, fit, params, data_end, snapshots, metrics,
+                               prov, warn)
     metrics = json_ready(metrics)
     return CalibrationResult(metrics, raw, Scheme.model_validate(raw), scheme, model, train, test, v.deciles, v.lift,
-                             v.tiers_cal, v.tiers_exp, warn)
+                             v.tiers_cal, v.tiers_exp, warn, proposal=proposal)
+
+
+def _link_yaml(link, horizon_days: int, train_as_of: list[str]) -> dict:
+    """A probability link as the scheme's ``churn_probability:`` block."""
+    d = link.to_dict()
+    return json_ready({"scores": d["scores"], "probabilities": d["probabilities"], "horizon_days": int(horizon_days),
+                       "method": d.get("method", "isotonic"), "fitted_on": ", ".join(train_as_of)})
+
+
+def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, test, fit, params: CalibrationParams,
+                    data_end, snapshots: dict, metrics: dict, prov: dict, warn: list[str]) -> dict | None:
+    """Fitted bands (the proposal), churn timing and the indicator ranking, added to ``metrics``; the
+    proposal's YAML dict (None when no band could be fitted or bands are off).
+
+    Long because the proposal is the same chain as the weights (panels, fit, metrics block, provenance)
+    on the scheme with fitted bands."""
+    h = train.horizon_days
+    proposal = None
+    if params.bands.fit:
+        banded_raw, fitted, kept = fit_band_proposal(scheme, scheme_dict(scheme, scheme_raw), train, params)
+        if fitted:
+            banded = Scheme.model_validate({**banded_raw, "provenance": None, "churn_probability": None})
+            train_b = build_panel(tables, banded, train.as_of, h, params.churn, data_end, snapshots)
+            test_b = build_panel(tables, banded, test.as_of, h, params.churn, data_end, snapshots)
+            fb = fit_scheme(tables, banded, banded_raw, train_b, test_b, params, data_end, snapshots)
+            vb = fb.v
+            metrics["bands"] = {"max_bands": params.bands.max_bands, "min_share": params.bands.min_share,
+                                "indicators": band_gains(scheme, banded, fitted, kept, test, test_b, train)}
+            metrics["proposal"] = {
+                "id": f"{scheme.id}.proposal", "what": "fitted bands + fitted weights + cut-offs + isotonic probabilities",
+                "weights": {i: json_number(w, 10) for i, w in fb.eff.items()},
+                "dimension_weights": {d: json_number(w) for d, w in fb.dims.items()},
+                "cutoffs": fb.cutoffs, "train": perf_json(vb.perf["calibrated"]["train"]),
+                "test": perf_json(vb.perf["calibrated"]["test"]), "tiers": tiers_json(vb.tiers_cal),
+                "monotone": monotone(vb.tiers_cal), "violations": monotone_violations(vb.tiers_cal),
+                "probability": probability_json(vb, "calibrated"),
+                "calibration_table": json_records(vb.deciles),
+                "distinct_scores_test": int(np.unique(vb.s_te_cal[np.isfinite(vb.s_te_cal)]).size),
+            }
+            proposal = dict(fb.raw)
+            proposal["id"] = f"{scheme.id}.proposal"
+            proposal["name"] = (scheme.name or scheme.id) + " — proposal: fitted bands and weights"
+            proposal["provenance"] = json_ready({**prov, "bands": "fitted to churn on the training panel (monotone, "
+                                                 f"≤ {params.bands.max_bands} bands, round thresholds)",
+                                                 "metrics": {"test_auc": metrics["proposal"]["test"]["auc"],
+                                                             "test_brier": metrics["proposal"]["test"]["brier"],
+                                                             "tiers_monotone": metrics["proposal"]["monotone"]}})
+            proposal["churn_probability"] = _link_yaml(vb.links["calibrated"], h, metrics["train_as_of"])
+    try:
+        metrics["timing"] = churn_timing(tables, scheme, train, params, data_end)
+    except (SegmentError, ValueError, np.linalg.LinAlgError) as e:
+        warn.append(f"churn timing could not be estimated: {e}")
+        metrics["timing"] = {"skipped": str(e)}
+    metrics["indicators"] = indicator_ranking(snapshots, train, test, scheme, fit.v.s_tr_cal, fit.v.s_te_cal)
+    return proposal
 
 
 def data_fingerprint(config_path: str | Path) -> dict:
@@ -416,8 +378,20 @@ def run_calibration(data, scheme, train_as_of: list, test_as_of, horizon_days: i
               f"horizon {h} days. See metrics.json beside this file and docs/calibration.md.\n")
     scheme_text = scheme_yaml(result.scheme, header)
     metrics_text = json.dumps(result.metrics, indent=2, ensure_ascii=False, default=str) + "\n"
-    with signals_deferred():  # the proposed scheme and its metrics are replaced together or not at all
+    proposal_path = out_dir / f"{scheme_obj.id}.proposal.yaml"
+    proposal_text = None
+    if result.proposal is not None:
+        result.proposal["provenance"]["data"] = result.metrics["data"]
+        proposal_text = scheme_yaml(result.proposal, header.replace(
+            "calibrated against churn", "with bands and weights fitted to churn", 1))
+    with signals_deferred():  # the proposed schemes and their metrics are replaced together or not at all
         write_text(target, scheme_text)
+        if proposal_text is not None:
+            write_text(proposal_path, proposal_text)
+        else:
+            proposal_path.unlink(missing_ok=True)   # an older run's proposal would not match these metrics
         write_text(metrics_path, metrics_text)
     result.paths = {"scheme": target, "metrics": metrics_path}
+    if proposal_text is not None:
+        result.paths["proposal"] = proposal_path
     return result

@@ -447,6 +447,8 @@ def decode(codes: dict[str, np.ndarray], values: dict[str, object], scheme: Sche
                      for c in range(k_adj)]
             out["adjustments"] = _text_categorical(texts, code, np.ones(k_adj, dtype=bool))
     out["score"] = score
+    if scheme.churn_probability is not None:  # fitted by `segment calibrate`: P(churn within its horizon)
+        out["churn_probability"] = scheme.churn_probability.predict(score)
 
     tiers = scheme.tiers
     t = len(tiers)

@@ -1,7 +1,7 @@
 """Grading schemes as data: one YAML file per grading system, validated on load.
 
 Public: param_number, Band, RubricRow, Indicator, check_bands, Dimension, Strategy, Choice, Tier, Override,
-Adjustment, Scheme, resolve, load_scheme.
+Adjustment, ChurnProbability, Scheme, resolve, load_scheme.
 Reads: params/schemes/*.yaml. Writes: nothing.
 
 The engine (``segment.grading.engine``) knows no scheme by name. A scheme declares (every key below is
@@ -29,6 +29,8 @@ optional unless marked)::
       ``to`` is listed as proposed for designation as ``to`` (column ``proposal``; S4's "may be designated")
     optional: [names]                      inputs the scheme can do without: absent from the data, they
       are missing (missing_points, conditions on them false) with one warning, instead of stopping
+    churn_probability: {scores, probabilities, horizon_days}   written by `segment calibrate` into its
+      proposal: each customer's churn probability within the horizon (column ``churn_probability``)
 
 See ``params/schemes/s1_four_tier.yaml`` for a complete, commented example.
 """
@@ -38,6 +40,8 @@ import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+
+import numpy as np
 
 from pydantic import (
     BaseModel,
@@ -273,6 +277,39 @@ class Adjustment(BaseModel):
     reason: str = ""
 
 
+class ChurnProbability(BaseModel):
+    """A score's churn probability over the next ``horizon_days``, fitted by ``segment calibrate`` on past
+    churn (``segment.calibration.probability.fit_isotonic``): knots of ascending score, each with the
+    probability of churn there; between knots the probability is linear, outside it is flat. A grading
+    by a scheme that carries it has a ``churn_probability`` column."""
+
+    model_config = ConfigDict(extra="forbid")
+    scores: list[float] = Field(min_length=1, description="knots, ascending")
+    probabilities: list[float] = Field(min_length=1, description="churn probability at each knot, never rising")
+    horizon_days: int = Field(180, ge=1, description="the churn horizon the probabilities are for")
+    method: str = "isotonic"
+    fitted_on: str = Field("", description="the training as-of dates")
+
+    @model_validator(mode="after")
+    def _knots(self) -> "ChurnProbability":
+        s, p = self.scores, self.probabilities
+        if len(s) != len(p):
+            raise ValueError(f"scores and probabilities differ in length ({len(s)} vs {len(p)})")
+        if any(b <= a for a, b in zip(s, s[1:])):
+            raise ValueError("scores: must ascend strictly")
+        if any(not 0 <= x <= 1 for x in p):
+            raise ValueError("probabilities: every probability must be in [0, 1]")
+        if any(b > a + 1e-12 for a, b in zip(p, p[1:])):
+            raise ValueError("probabilities: must not rise with the score (a higher score is a better customer)")
+        return self
+
+    def predict(self, score) -> np.ndarray:
+        """The churn probability of each score (NaN for a missing score)."""
+        x = np.asarray(score, dtype="float64")
+        out = np.interp(x, np.asarray(self.scores, dtype="float64"), np.asarray(self.probabilities, dtype="float64"))
+        return np.where(np.isnan(x), np.nan, out)
+
+
 class Scheme(BaseModel):
     model_config = ConfigDict(extra="forbid")
     _words: tuple[dict[str, str], re.Pattern | None] | None = PrivateAttr(default=None)  # in_words' cache
@@ -289,6 +326,8 @@ class Scheme(BaseModel):
     tiers: list[Tier]
     overrides: list[Override] = Field(default_factory=list)
     provenance: dict | None = Field(None, description="where a generated scheme came from (calibration)")
+    churn_probability: ChurnProbability | None = Field(
+        None, description="the score's churn probability, fitted by `segment calibrate`: gradings carry it")
     optional: list[str] = Field(default_factory=list, description="snapshot columns the scheme can do without: "
                                 "absent from the data, they are missing (their missing_points) with one warning")
     cadence: Literal["month", "quarter", "half", "year"] = Field(

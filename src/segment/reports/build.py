@@ -1,6 +1,6 @@
 """Quarterly reports: papermill executes the thin notebooks in ``notebooks/``, nbconvert renders HTML.
 
-Public: BuildResult, source_paths, library_versions, to_html, build_reports, write_index.
+Public: BuildResult, source_paths, library_versions, to_html, build_reports, expert_link, write_index.
 Reads: the data config, the scheme, params/, notebooks/*.ipynb. Writes: reports/<quarter>/ (HTML,
 manifest.json, gradings, review sheet), reports/index.html.
 
@@ -32,7 +32,7 @@ from segment.data.validate import load_data
 from segment.demo.write import write_demo
 from segment.errors import ReportError, SegmentError
 from segment.grading.followup import write_follow_up_sheets
-from segment.grading.scheme import load_scheme, resolve
+from segment.grading.scheme import ChurnProbability, load_scheme, resolve
 from segment.paths import AUDIT_LOG, QuarterFiles
 from segment.periods import is_period, latest_complete, parse_period
 from segment.plumbing.atomic import (
@@ -210,7 +210,6 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
 
                 t1 = time.perf_counter()
                 report = prepare_grading_report(loaded, scheme_path, quarter, reports_dir=reports_dir)
-                report.save(staging / "bundle")
                 timings["prepare"] = round(time.perf_counter() - t1, 2)
                 manifest = {
                     "quarter": quarter, "as_of": str(as_of.date()), "scheme": report.scheme.id,
@@ -225,6 +224,11 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 calib_dir = QuarterFiles(staging).calibration
                 manifest["calibration"] = _calibrate(loaded, data, scheme_path, as_of, calib_dir)
                 timings["calibrate"] = round(time.perf_counter() - t1, 2)
+                link = expert_link(calib_dir)
+                if link is not None and "churn_probability" not in report.grading:
+                    # the period's calibration gives each graded customer a churn probability
+                    report.grading["churn_probability"] = link.predict(report.grading["score"])
+                report.save(staging / "bundle")
                 generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
                 # the review notebook reads the grading and, for its sample's seed, the manifest beside it
                 write_frame(report.grading, QuarterFiles(staging).grading)
@@ -316,6 +320,20 @@ def _calibrate(loaded, data: Path, scheme_path: Path, as_of: pd.Timestamp, folde
             reason = str(e)
     write_text(folder / "skipped.json", json.dumps({"reason": reason}, ensure_ascii=False))
     return {"skipped": reason}
+
+
+def expert_link(folder: Path) -> ChurnProbability | None:
+    """The churn probability of the scheme's own score fitted by the calibration in ``folder`` (None
+    when there is none, or the scheme is not scored)."""
+    path = folder / QuarterFiles.METRICS
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text(encoding="utf-8"))
+    link = ((m.get("expert") or {}).get("probability") or {}).get("link")
+    if not link:
+        return None
+    return ChurnProbability(scores=link["scores"], probabilities=link["probabilities"], horizon_days=m["horizon_days"],
+                            method=link.get("method", "isotonic"), fitted_on=", ".join(m.get("train_as_of", [])))
 
 
 def _approval(out_dir: Path, computed: Path, audit: Path, period: str, scheme_id: str) -> dict:

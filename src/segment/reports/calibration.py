@@ -136,17 +136,178 @@ class CalibrationReport:
         return Section([html_table(df, {"expert weight": ".3f", "calibrated weight": ".3f"}),
                         html_table(dims, {"expert weight": ".3f", "calibrated weight": ".3f"}), chart], [df, dims])
 
+    #: the schemes compared, in the order the report lists them
+    WHO = {"expert": "expert (the scheme as written)", "calibrated": "calibrated weights",
+           "proposal": "proposal (fitted bands + weights)"}
+
+    def _who(self) -> list[str]:
+        return [w for w in self.WHO if w in self.m]
+
     def performance(self) -> Section | None:
         if self.m is None:  # said once, under the title; the page leaves the section out
             return None
         m = self.m
-        rows = [{"weights": who, "panel": part, **{k: m[who][part].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")}}
-                for who in ("expert", "calibrated") for part in ("train", "test")]
+        rows = [{"scheme": self.WHO[who], "panel": part,
+                 **{k: m[who][part].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")},
+                 "brier, one logistic curve": m[who][part].get("brier_logistic")}
+                for who in self._who() for part in ("train", "test")]
         df = pd.DataFrame(rows)
+        if df["brier, one logistic curve"].isna().all():
+            df = df.drop(columns=["brier, one logistic curve"])
         return Section([p("Out of time = the test date, after every training horizon has ended. AUC 0.5 is a coin "
                           "toss, 1 a perfect ranking; KS the largest gap between churners' and stayers' score "
-                          "distributions; Brier and log loss measure the predicted probabilities (lower is better)."),
-                        html_table(df, {k: ".3f" for k in ("auc", "gini", "ks", "log_loss")} | {"brier": ".4f"})], [df])
+                          "distributions; Brier and log loss measure the predicted probabilities (lower is better). "
+                          "Each score's probability is fitted on the training rows by isotonic regression (monotone, "
+                          "as flexible as the data); the last column shows the Brier a single logistic curve gives."),
+                        html_table(df, {k: ".3f" for k in ("auc", "gini", "ks", "log_loss")}
+                                   | {"brier": ".4f", "brier, one logistic curve": ".4f"})], [df])
+
+    def bands(self) -> Section | None:
+        """Expert bands against bands fitted to churn, indicator by indicator, and what the proposal gains."""
+        if self.m is None:
+            return None
+        b, prop = self.m.get("bands"), self.m.get("proposal")
+        if not b:
+            return Section([p("No bands were fitted: the scheme has no indicator with numeric bands or quantile "
+                              "bins, or `bands: fit: false` in params/calibration.yaml.")])
+        fitted = [r for r in b["indicators"] if "fitted" in r]
+        kept = [r for r in b["indicators"] if "kept" in r]
+        df = pd.DataFrame({"indicator": [r["label"] for r in fitted], "expert bands → points": [r["expert"] for r in fitted],
+                           "fitted bands → points": [r["fitted"] for r in fitted],
+                           "IV": [r["iv"] for r in fitted], "AUC expert bands": [r["test_auc_expert"] for r in fitted],
+                           "AUC fitted bands": [r["test_auc_fitted"] for r in fitted],
+                           "gain": [r["gain"] for r in fitted]})
+        parts = [p(f"Each banded indicator re-banded against churn on the training panel: monotone in the direction "
+                   f"the expert's points run, at most {b['max_bands']} bands of at least {b['min_share']:.0%} of the "
+                   "rows, thresholds rounded to the fewest digits that keep every training row in its band; points "
+                   "follow each band's churn log-odds on the expert's point scale. AUC: the indicator's points on "
+                   "their own, out of time (test date)."),
+                 html_table(df, {"IV": ".3f", "AUC expert bands": ".3f", "AUC fitted bands": ".3f", "gain": "+.3f"})]
+        if kept:
+            parts.append(p("Kept as written: " + "; ".join(f"{r['label']} ({r['kept']})" for r in kept) + "."))
+        frames = [df]
+        if prop:
+            c, q = self.m["calibrated"]["test"], prop["test"]
+            verdict = ("rises from the best tier to the worst" if prop["monotone"] else
+                       "does not rise at every tier (" + "; ".join(f"{v['better']} {v['churn_better']:.1%} vs "
+                                                                  f"{v['worse']} {v['churn_worse']:.1%}"
+                                                                  for v in prop.get("violations", [])) + ")")
+            parts.append(p(f"The proposal — these bands, weights fitted on them, cut-offs by the same rule and isotonic "
+                           f"probabilities — on the test date: AUC {c['auc']:.3f} (calibrated weights alone) → "
+                           f"{q['auc']:.3f}, Brier {c['brier']:.4f} → {q['brier']:.4f}; churn {verdict}. It is "
+                           f"{self.m['scheme']['id']}.proposal.yaml beside metrics.json: a proposal, the analysts' "
+                           "scheme is unchanged."))
+            t = pd.DataFrame(prop["tiers"])
+            keep = [k for k in ("tier", "label", "n", "churned", "churn_rate", "predicted", "ci_low", "ci_high") if k in t]
+            parts.append(html_table(t[keep], {"churn_rate": ".1%", "predicted": ".1%", "ci_low": ".1%", "ci_high": ".1%"}))
+            frames.append(t)
+        return Section(parts, frames)
+
+    def probabilities(self) -> Section | None:
+        """Reliability diagram, Brier decomposition, and predicted against observed churn per tier."""
+        if self.m is None:
+            return None
+        m = self.m
+        who = [w for w in self._who() if m[w].get("probability")]
+        if not who:
+            return None
+        series = {self.WHO[w]: (pd.DataFrame(m[w]["probability"]["reliability"])["predicted"],
+                                pd.DataFrame(m[w]["probability"]["reliability"])["observed"]) for w in who}
+        chart = charts.calibration_curve(None, None, series=series,
+                                         alt="Reliability diagram: predicted vs observed churn by tenth of predicted "
+                                             "risk on the test date, for " + ", ".join(self.WHO[w] for w in who))
+        dec = pd.DataFrame([{"scheme": self.WHO[w], **{k: m[w]["probability"]["brier_decomposition"].get(k)
+                                                      for k in ("brier", "reliability", "resolution", "uncertainty")}}
+                            for w in who])
+        best = who[-1]
+        rel = pd.DataFrame(m[best]["probability"]["reliability"])
+        keep = [k for k in ("decile", "n", "predicted", "observed", "ci_low", "ci_high") if k in rel]
+        return Section([p("Each score's churn probability is fitted on the training panel by isotonic regression: it "
+                          "never rises for a better score and follows the data, so a coarse score is not bent onto one "
+                          "curve. On the test date, customers are split into tenths of predicted risk; a well-calibrated "
+                          "probability lies on the diagonal."), chart,
+                        p("Brier decomposition (lower Brier is better): reliability is the gap between predicted and "
+                          "observed churn (0 is perfect), resolution how far the groups' churn spreads around the "
+                          "average (higher is better), uncertainty the churn rate's own variance. Brier ≈ reliability − "
+                          "resolution + uncertainty (tenths of predicted risk)."),
+                        html_table(dec, {k: ".4f" for k in ("brier", "reliability", "resolution", "uncertainty")}),
+                        p(f"Tenths of predicted risk, {self.WHO[best]}:"),
+                        html_table(rel[keep], {"predicted": ".1%", "observed": ".1%", "ci_low": ".1%", "ci_high": ".1%"})],
+                       [dec, rel])
+
+    def timing(self) -> Section | None:
+        """Kaplan–Meier survival by tier, median time to churn, and the Cox model on the points."""
+        if self.m is None:
+            return None
+        t = self.m.get("timing")
+        if not t:
+            return None
+        if "skipped" in t:
+            return Section([p(f"Churn timing could not be estimated: {t['skipped']}")])
+        by = pd.DataFrame(t["by_tier"])
+        curves = {r["label"] if "label" in r else r["tier"]: (
+            [c["time"] for c in t["curves"].get(r["tier"], [])], [c["survival"] for c in t["curves"].get(r["tier"], [])])
+            for r in t["by_tier"] if t["curves"].get(r["tier"])}
+        medians = ", ".join(f"{r.get('label') or r['tier']} "
+                            + (f"{r['median_days']:.0f} days" if r.get("median_days") is not None else "not reached")
+                            for r in t["by_tier"] if r.get("n"))
+        chart = charts.survival_curves(curves, horizon=t["horizon_days"],
+                                       alt=f"Share of customers still buying by days after {t['as_of']}, by tier; "
+                                           f"median time to churn: {medians}")
+        fmt = {c: ".1%" for c in by.columns if c.startswith("s_")} | {"median_days": ".0f"}
+        parts = [p(f"The customers at risk on {t['as_of']} ({t['n']:,}, the first training date), followed to the end "
+                   f"of the data ({t['follow_up_days']:.0f} days of follow-up). A customer has churned on the day of "
+                   f"their last purchase before {t['horizon_days']} days without one (day 0: no purchase within "
+                   f"{t['horizon_days']} days), or on the day the CRM marks them lost; customers still buying at "
+                   "the end are censored. Kaplan–Meier by tier (statsmodels SurvfuncRight); median time to churn: "
+                   f"{medians}."), chart, html_table(by, fmt)]
+        frames = [by]
+        cox = t.get("cox") or {}
+        if cox.get("coef"):
+            w = self.m["calibrated"]["weights"]
+            cx = pd.DataFrame({"indicator": list(cox["coef"]), "coefficient": list(cox["coef"].values()),
+                               "hazard ratio per 10 points": [cox.get("hazard_ratio_per_10_points", {}).get(i) for i in cox["coef"]],
+                               "p": [cox.get("p", {}).get(i) for i in cox["coef"]],
+                               "weight implied by Cox": [cox.get("implied_weights", {}).get(i) for i in cox["coef"]],
+                               "calibrated weight (horizon)": [w.get(i) for i in cox["coef"]]})
+            conc = cox.get("concordance")
+            parts += [p("Cox proportional hazards of time to churn on the scheme's points (statsmodels PHReg, Breslow "
+                        "ties): a horizon-free check of the weights. A hazard ratio below 1 means more points, later "
+                        "churn; the implied weight is −β / Σ −β over the indicators that lower the hazard"
+                        + (f"; concordance {conc:.3f}" if conc is not None else "") + "."),
+                      html_table(cx, {"coefficient": ".4f", "hazard ratio per 10 points": ".3f", "p": ".3g",
+                                      "weight implied by Cox": ".3f", "calibrated weight (horizon)": ".3f"})]
+            frames.append(cx)
+        return Section(parts, frames)
+
+    #: rows of the indicator ranking shown (the whole ranking is in metrics.json)
+    TOP_INDICATORS = 15
+
+    def missing(self) -> Section | None:
+        """Every indicator the data provides ranked against churn; the ones the scheme does not read, in words."""
+        if self.m is None:
+            return None
+        ind = self.m.get("indicators")
+        if not ind or not ind.get("ranking"):
+            return None
+        r = pd.DataFrame(ind["ranking"])
+        unused = r[~r["used"].astype(bool)].head(3)
+        lines = list(unused["says"]) if "says" in r else []
+        g = ind.get("gain")
+        if g:
+            lines.append(f"Adding {' and '.join(g['indicators'])} to the calibrated score would take its out-of-time AUC "
+                         f"from {g['auc_scheme']:.3f} to {g['auc_with']:.3f} ({g['gain']:+.3f}); a proposal to weigh "
+                         "against the cost of collecting them and of a new band for each.")
+        elif not len(unused):
+            lines.append("The scheme already reads every indicator that predicts churn here.")
+        shown = r.head(self.TOP_INDICATORS)
+        cols = [c for c in ("indicator", "label", "used", "direction", "test_auc", "iv", "train_auc") if c in shown]
+        table = shown[cols].assign(used=shown["used"].map({True: "yes", False: "no"}))
+        return Section(["<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>",
+                        p(f"The {min(len(r), self.TOP_INDICATORS)} indicators with the highest out-of-time AUC of "
+                          f"{len(r)} (each coded by its own churn-fitted bands; IV = information value on the training "
+                          "panel; metrics.json has them all):"),
+                        html_table(table, {"test_auc": ".3f", "iv": ".3f", "train_auc": ".3f"})], [r])
 
     def calibration_plot(self) -> Section | None:
         if self.m is None:  # said once, under the title; the page leaves the section out

@@ -1,7 +1,7 @@
 """Charts for the reports: matplotlib rendered to inline SVG (text kept as text, so Chinese tier names
 render with the reader's fonts; no scripts; works offline), each with a title and alt text.
 
-Public: svg, grouped_bars, stacked_bars, rates_with_intervals, calibration_curve.
+Public: svg, grouped_bars, stacked_bars, rates_with_intervals, calibration_curve, survival_curves.
 Reads: nothing. Writes: nothing (SVG text).
 """
 from __future__ import annotations
@@ -101,16 +101,37 @@ def rates_with_intervals(categories: list[str], rate, low, high, alt: str, ylabe
     return svg(fig, alt)
 
 
-def calibration_curve(predicted, observed, alt: str) -> str:
-    """Mean predicted vs observed rate per bin, against the diagonal."""
-    p, o = np.asarray(predicted, dtype=float), np.asarray(observed, dtype=float)
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    top = float(np.nanmax(np.concatenate([p, o, [0.01]]))) * 1.1
+def calibration_curve(predicted, observed, alt: str, series: dict | None = None) -> str:
+    """Mean predicted vs observed rate per bin, against the diagonal (a reliability diagram); ``series``
+    (name → (predicted, observed)) draws several scores on one chart."""
+    series = series or {"calibrated model": (predicted, observed)}
+    series = {k: (np.asarray(p, dtype=float), np.asarray(o, dtype=float)) for k, (p, o) in series.items()}
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    top = float(np.nanmax(np.concatenate([np.concatenate(v) for v in series.values()] + [[0.01]]))) * 1.1
     ax.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="perfect")
-    ax.plot(p, o, marker="o", label="calibrated model")
+    for name, (p, o) in series.items():
+        ax.plot(p, o, marker="o", markersize=4, label=name)
     ax.set_xlabel("predicted churn")
     ax.set_ylabel("observed churn")
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend(frameon=False, fontsize=8)
+    return svg(fig, alt)
+
+
+def survival_curves(curves: dict[str, tuple], alt: str, horizon: float | None = None) -> str:
+    """Kaplan–Meier step curves, one per tier (name → (days, share still buying)); a dotted line at
+    the churn horizon."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    for name, (t, s) in curves.items():
+        t, s = np.asarray(t, dtype=float), np.asarray(s, dtype=float)
+        if len(t):
+            ax.step(np.r_[0.0, t], np.r_[1.0, s], where="post", label=name)
+    if horizon:
+        ax.axvline(horizon, color="grey", linewidth=1, linestyle=":")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("days after the as-of date")
+    ax.set_ylabel("still buying")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
     return svg(fig, alt)

@@ -243,9 +243,17 @@ class GradingReport:
                                     alt="Share of customers and of revenue per tier: "
                                         + ", ".join(f"{r.tier} {r.customer_share:.0%} / {r.revenue_share:.0%}"
                                                     for r in t.itertuples()))
-        return Section([html_table(shown, {"share of customers": ".1%", "share of revenue": ".1%",
-                                           f"revenue (12 months, {self._unit_name()})": ",.0f", "customers": ","}),
-                        chart], [t])
+        fmt = {"share of customers": ".1%", "share of revenue": ".1%",
+               f"revenue (12 months, {self._unit_name()})": ",.0f", "customers": ","}
+        parts = []
+        if "churn_probability" in self.grading:  # from the period's calibration (or the scheme's own link)
+            prob = pd.to_numeric(self.grading["churn_probability"], errors="coerce")
+            shown["predicted churn"] = t["tier"].map(prob.groupby(self.grading["tier"].astype(str)).mean()).to_numpy()
+            fmt["predicted churn"] = ".1%"
+            parts.append(p("Predicted churn: the mean of each customer's churn probability over the calibration's "
+                           "horizon, fitted on past churn (see the calibration report); every customer's is in the "
+                           "grading file (column churn_probability)."))
+        return Section([html_table(shown, fmt), chart] + parts, [t])
 
     def _unit_name(self) -> str:
         return "元" if self.currency == "CNY" else self.currency
