@@ -281,6 +281,11 @@ def test_segment_report_on_spark_gives_the_duckdb_reports(demo, spark, tmp_path)
     assert "skipped" not in mb["calibration"]
     for k in ("expert", "calibrated"):
         assert ma["calibration"]["test_auc"][k] == pytest.approx(mb["calibration"]["test_auc"][k], rel=1e-6)
+    # beyond the weights: the fitted bands, churn timing (its SQL runs on Spark) and the ranking agree too
+    ca, cb = (json.loads((r.out_dir / "calibration" / "metrics.json").read_text(encoding="utf-8")) for r in built.values())
+    assert "skipped" not in ca["timing"] and ca["timing"]["by_tier"] == cb["timing"]["by_tier"]
+    assert ca["proposal"]["test"]["auc"] == pytest.approx(cb["proposal"]["test"]["auc"], rel=1e-6)
+    assert [r["indicator"] for r in ca["indicators"]["ranking"]] == [r["indicator"] for r in cb["indicators"]["ranking"]]
     # the realised-churn table of the grading report is the same
     ha, hb = ((r.out_dir / "grading.html").read_text(encoding="utf-8") for r in built.values())
     assert ha.count("<tr") == hb.count("<tr")
