@@ -353,7 +353,11 @@ def test_calibration_dates():
 
     assert calibration_dates("2026-09-30", "2023-01-01", 180) == (["2025-03-31", "2025-06-30", "2025-09-30"],
                                                                     "2026-03-31")
-    assert calibration_dates("2024-06-30", "2023-01-01", 180) is None  # no full year before a leak-free train date
+    # no full year before a leak-free train date: half a year (the calibration warns about it)
+    assert calibration_dates("2024-09-30", "2023-01-01", 180) == (["2023-09-30"], "2024-03-31")
+    assert calibration_dates("2024-06-30", "2023-01-01", 180) is None   # not even half a year
+    # Online Retail II (Dec 2009 – Dec 2011), its latest complete quarter
+    assert calibration_dates("2011-09-30", "2009-12-01", 180) == (["2010-06-30", "2010-09-30"], "2011-03-31")
 
 
 def test_a_second_build_of_the_same_quarter_is_refused_while_one_runs(demo, tmp_path):

@@ -109,11 +109,32 @@ def rank_indicators(train: pd.DataFrame, test: pd.DataFrame, y_train, y_test, ca
     return out
 
 
-def best_unused(ranking: pd.DataFrame, k: int = 2) -> list[str]:
+#: an unused indicator whose training values' rank correlation with a used (or an already chosen) one
+#: reaches this is the same information (months since the last order vs days since it): not proposed
+REDUNDANT_CORRELATION = 0.9
+
+
+def best_unused(ranking: pd.DataFrame, k: int = 2, train: pd.DataFrame | None = None,
+                used_columns: list[str] | None = None) -> list[str]:
     """The top-``k`` unused indicators by out-of-time AUC whose AUC exceeds
-    :data:`BEST_UNUSED_MIN_AUC` (0.55)."""
+    :data:`BEST_UNUSED_MIN_AUC` (0.55). With ``train`` (the training rows' values), an indicator whose
+    Spearman correlation with a used column (``used_columns``) or an indicator already chosen reaches
+    :data:`REDUNDANT_CORRELATION` is passed over for the next one."""
     r = ranking[~ranking["used"].astype(bool) & (ranking["test_auc"] > BEST_UNUSED_MIN_AUC)]
-    return list(r.sort_values("test_auc", ascending=False, kind="stable")["indicator"].head(k))
+    order = list(r.sort_values("test_auc", ascending=False, kind="stable")["indicator"])
+    if train is None:
+        return order[:k]
+    chosen: list[str] = []
+    others = [c for c in (used_columns or []) if c in train]
+    for name in order:
+        if len(chosen) == k:
+            break
+        x = pd.to_numeric(train[name], errors="coerce")
+        if any(abs(x.corr(pd.to_numeric(train[c], errors="coerce"), method="spearman")) >= REDUNDANT_CORRELATION
+               for c in others + chosen):
+            continue
+        chosen.append(name)
+    return chosen
 
 
 def gain_from_adding(train_score, test_score, train: pd.DataFrame, test: pd.DataFrame, y_train, y_test,

@@ -58,6 +58,10 @@ class BandParams(BaseModel):
     fit: bool = Field(True, description="propose bands fitted to churn (<scheme>.proposal.yaml) beside the weights")
     max_bands: int = Field(6, ge=2, le=20, description="most bands a fitted indicator may have")
     min_share: float = Field(0.05, gt=0, lt=0.5, description="fewest training rows a fitted band may hold (share)")
+    add_indicators: int = Field(2, ge=0, le=5, description="the proposal also reads this many of the best indicators "
+                                "the scheme does not (0 = never), when they add at least min_gain of AUC")
+    min_gain: float = Field(0.005, ge=0, lt=1, description="out-of-time AUC the added indicators must gain (logistic "
+                            "estimate on the calibrated score) before the proposal reads them")
 
 
 class CalibrationParams(BaseModel):

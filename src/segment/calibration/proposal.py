@@ -1,6 +1,7 @@
 """Calibration beyond weights: bands fitted to churn, churn timing by tier, and what the scheme misses.
 
-Public: banded_indicators, bands_text, fit_band_proposal, band_gains, churn_timing, indicator_ranking.
+Public: banded_indicators, bands_text, fit_band_proposal, add_indicators, band_gains, churn_timing,
+indicator_ranking.
 Reads: the tables (through the panels and the snapshots they kept). Writes: nothing.
 
 ``segment.calibration.run.calibrate`` calls these after the weights are fitted:
@@ -131,6 +132,66 @@ def fit_band_proposal(scheme: Scheme, raw: dict, train: Panel, params: Calibrati
     return out, fitted, skipped
 
 
+#: the dimension the proposal puts the indicators it adds in
+ADDED = "added"
+
+
+def add_indicators(scheme: Scheme, raw: dict, train: Panel, snapshots: dict, names: list[str],
+                   ranking: list[dict], params: CalibrationParams) -> tuple[dict, dict[str, FittedBands]]:
+    """``raw`` (a scheme as a YAML dict) with the indicators ``names`` added in a dimension of their own
+    (weight 0.2 before the weights are fitted), each with bands fitted to churn in the direction the
+    ranking found: quantile bins when the scheme bins by quantiles, fixed bands otherwise, on the
+    scheme's point scale."""
+    out = dict(raw)
+    out["indicators"] = {k: dict(v) for k, v in raw["indicators"].items()}
+    out["dimensions"] = {k: dict(v) for k, v in raw["dimensions"].items()}
+    banded = [scheme.indicators[i] for i in scheme.weights() if scheme.indicators[i].kind in ("bands", "quantiles")]
+    quantile_style = bool(banded) and all(spec.quantiles is not None for spec in banded)
+    pts = [p for spec in banded for p in _band_points(spec)] or [0.0, 100.0]
+    rows = train.rows
+    x_all = _features(snapshots, rows)
+    labelled = rows["labelled"].to_numpy(dtype=bool)
+    y = rows.loc[labelled, "churn"].to_numpy(dtype="float64")
+    direction = {r["indicator"]: r.get("direction", "") for r in ranking}
+    fitted: dict[str, FittedBands] = {}
+    for name in names:
+        if name in out["indicators"] or name not in x_all:
+            continue
+        values = pd.to_numeric(x_all[name], errors="coerce").astype("float64")
+        if quantile_style:
+            values = values.groupby(rows["as_of"].to_numpy()).rank(pct=True, method="max")
+        fb = fit_bands(values.to_numpy(dtype="float64", na_value=np.nan)[labelled], y,
+                       churn_falls=direction.get(name) != "higher is riskier", points_range=(min(pts), max(pts)),
+                       max_bands=params.bands.max_bands, min_share=params.bands.min_share, indicator=name)
+        entry = {"label": INDICATORS[name].meaning if name in INDICATORS else name.replace("_", " ")}
+        if quantile_style:
+            cuts = [round(round(c * 20) / 20, 2) for c in fb.thresholds()]
+            keep = [i for i, c in enumerate(cuts) if 0 < c < 1 and (i == 0 or c > cuts[i - 1])]
+            if not keep:
+                continue
+            band_pts = list(fb.table["points"])
+            entry["quantiles"] = [cuts[i] for i in keep]
+            entry["points"] = [_plain(band_pts[0])] + [_plain(band_pts[i + 1]) for i in keep]
+        else:
+            if len(fb.table) < 2:
+                continue
+            entry["bands"] = fb.bands_yaml()
+        entry["missing_points"] = _plain(fb.missing["points"])
+        out["indicators"][name] = entry
+        fitted[name] = fb
+    if fitted:
+        for dim in out["dimensions"].values():
+            dim["weight"] = round(float(dim["weight"]) * 0.8, 6)
+        out["dimensions"][ADDED] = {"label": "indicators the scheme did not read (proposed)", "weight": 0.2,
+                                    "indicators": {n: round(1 / len(fitted), 6) for n in fitted}}
+        total = sum(float(d["weight"]) for d in out["dimensions"].values())
+        first = next(iter(out["dimensions"]))
+        out["dimensions"][first]["weight"] = round(float(out["dimensions"][first]["weight"]) + 1 - total, 6)
+        inner = out["dimensions"][ADDED]["indicators"]
+        inner[next(iter(inner))] = round(inner[next(iter(inner))] + 1 - sum(inner.values()), 6)
+    return out, fitted
+
+
 def _plain(v):
     v = float(v)
     return int(v) if v.is_integer() else v
@@ -201,7 +262,7 @@ def indicator_ranking(snapshots: dict, train: Panel, test: Panel, scheme: Scheme
     labels = {name: INDICATORS[name].meaning for name in candidates if name in INDICATORS}
     y_tr, y_te = tr["churn"].to_numpy(dtype="float64"), te["churn"].to_numpy(dtype="float64")
     ranking = rank_indicators(x_tr, x_te, y_tr, y_te, candidates, used, labels)
-    add = best_unused(ranking, 2)
+    add = best_unused(ranking, 2, x_tr, [c for c in used if c in x_tr])
     gain = gain_from_adding(s_tr, s_te, x_tr, x_te, y_tr, y_te, add) if add else None
     return json_ready({"ranking": json_records(ranking), "skipped": ranking.attrs.get("skipped", {}),
                        "best_unused": add, "gain": gain})

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,14 @@ from segment.calibration.metrics import (
     monotone_violations,
 )
 from segment.calibration.params import CalibrationParams, load_calibration_params
-from segment.calibration.proposal import band_gains, churn_timing, fit_band_proposal, indicator_ranking
+from segment.calibration.proposal import (
+    add_indicators,
+    band_gains,
+    bands_text,
+    churn_timing,
+    fit_band_proposal,
+    indicator_ranking,
+)
 from segment.calibration.refit import fit_scheme, perf_json, probability_json, tiers_json
 from segment.calibration.result import (
     CalibrationResult,
@@ -258,25 +266,38 @@ def _link_yaml(link, horizon_days: int, train_as_of: list[str]) -> dict:
 
 def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, test, fit, params: CalibrationParams,
                     data_end, snapshots: dict, metrics: dict, prov: dict, warn: list[str]) -> dict | None:
-    """Fitted bands (the proposal), churn timing and the indicator ranking, added to ``metrics``; the
-    proposal's YAML dict (None when no band could be fitted or bands are off).
-
-    Long because the proposal is the same chain as the weights (panels, fit, metrics block, provenance)
-    on the scheme with fitted bands."""
+    """The indicator ranking, fitted bands and added indicators (the proposal) and churn timing, added
+    to ``metrics``; the proposal's YAML dict (None when nothing could be fitted or bands are off)."""
     h = train.horizon_days
+    metrics["indicators"] = indicator_ranking(snapshots, train, test, scheme, fit.v.s_tr_cal, fit.v.s_te_cal)
     proposal = None
     if params.bands.fit:
         banded_raw, fitted, kept = fit_band_proposal(scheme, scheme_dict(scheme, scheme_raw), train, params)
-        if fitted:
-            banded = Scheme.model_validate({**banded_raw, "provenance": None, "churn_probability": None})
-            train_b = build_panel(tables, banded, train.as_of, h, params.churn, data_end, snapshots)
-            test_b = build_panel(tables, banded, test.as_of, h, params.churn, data_end, snapshots)
-            fb = fit_scheme(tables, banded, banded_raw, train_b, test_b, params, data_end, snapshots)
-            vb = fb.v
-            metrics["bands"] = {"max_bands": params.bands.max_bands, "min_share": params.bands.min_share,
-                                "indicators": band_gains(scheme, banded, fitted, kept, test, test_b, train)}
+        gain = metrics["indicators"].get("gain") or {}
+        names = (metrics["indicators"].get("best_unused") or [])[:params.bands.add_indicators]
+        added_raw, added = banded_raw, {}
+        if names and (gain.get("gain") or 0) >= params.bands.min_gain:
+            added_raw, added = add_indicators(scheme, banded_raw, train, snapshots, names,
+                                              metrics["indicators"]["ranking"], params)
+        if fitted or added:
+            bands_only = _propose(tables, banded_raw, train, test, params, data_end, snapshots) if fitted else None
+            final = _propose(tables, added_raw, train, test, params, data_end, snapshots) if added else bands_only
+            if fitted:
+                metrics["bands"] = {"max_bands": params.bands.max_bands, "min_share": params.bands.min_share,
+                                    "indicators": band_gains(scheme, bands_only.banded, fitted, kept, test,
+                                                             bands_only.test, train),
+                                    "scheme_test": perf_json(bands_only.fit.v.perf["calibrated"]["test"]),
+                                    "scheme_monotone": monotone(bands_only.fit.v.tiers_cal)}
+            fb, vb = final.fit, final.fit.v
             metrics["proposal"] = {
-                "id": f"{scheme.id}.proposal", "what": "fitted bands + fitted weights + cut-offs + isotonic probabilities",
+                "id": f"{scheme.id}.proposal",
+                "what": "fitted bands" * bool(fitted) + " + added indicators" * bool(added)
+                        + " + fitted weights + cut-offs + isotonic probabilities",
+                "added": [{"indicator": n, "label": final.banded.indicators[n].label,
+                           "bands": bands_text(f.bands_yaml()) if final.banded.indicators[n].bands is not None
+                           else f"quantile bins at {', '.join(map(str, final.banded.indicators[n].quantiles))} → points "
+                                f"{', '.join(str(x) for x in final.banded.indicators[n].points)}"}
+                          for n, f in added.items()],
                 "weights": {i: json_number(w, 10) for i, w in fb.eff.items()},
                 "dimension_weights": {d: json_number(w) for d, w in fb.dims.items()},
                 "cutoffs": fb.cutoffs, "train": perf_json(vb.perf["calibrated"]["train"]),
@@ -288,9 +309,11 @@ def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, tra
             }
             proposal = dict(fb.raw)
             proposal["id"] = f"{scheme.id}.proposal"
-            proposal["name"] = (scheme.name or scheme.id) + " — proposal: fitted bands and weights"
-            proposal["provenance"] = json_ready({**prov, "bands": "fitted to churn on the training panel (monotone, "
-                                                 f"≤ {params.bands.max_bands} bands, round thresholds)",
+            proposal["name"] = (scheme.name or scheme.id) + " — proposal: " + metrics["proposal"]["what"].split(" + cut")[0]
+            proposal["provenance"] = json_ready({**prov, "proposal": metrics["proposal"]["what"],
+                                                 "bands": f"fitted to churn on the training panel (monotone, ≤ "
+                                                          f"{params.bands.max_bands} bands, round thresholds)",
+                                                 "added": list(added),
                                                  "metrics": {"test_auc": metrics["proposal"]["test"]["auc"],
                                                              "test_brier": metrics["proposal"]["test"]["brier"],
                                                              "tiers_monotone": metrics["proposal"]["monotone"]}})
@@ -300,8 +323,18 @@ def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, tra
     except (SegmentError, ValueError, np.linalg.LinAlgError) as e:
         warn.append(f"churn timing could not be estimated: {e}")
         metrics["timing"] = {"skipped": str(e)}
-    metrics["indicators"] = indicator_ranking(snapshots, train, test, scheme, fit.v.s_tr_cal, fit.v.s_te_cal)
     return proposal
+
+
+def _propose(tables: Tables, raw: dict, train, test, params: CalibrationParams, data_end, snapshots: dict) -> SimpleNamespace:
+    """A proposed scheme (``raw``, weights to be fitted) graded at the panel's dates and fitted like the
+    analysts' scheme: the scheme as validated, its test panel and its fit."""
+    banded = Scheme.model_validate({**raw, "provenance": None, "churn_probability": None})
+    h = train.horizon_days
+    train_b = build_panel(tables, banded, train.as_of, h, params.churn, data_end, snapshots)
+    test_b = build_panel(tables, banded, test.as_of, h, params.churn, data_end, snapshots)
+    return SimpleNamespace(banded=banded, test=test_b, fit=fit_scheme(tables, banded, raw, train_b, test_b, params,
+                                                                       data_end, snapshots))
 
 
 def data_fingerprint(config_path: str | Path) -> dict:

@@ -6,7 +6,9 @@ Reads: metrics.json of a calibration. Writes: nothing.
 
 ``calibration_dates`` picks, for a reported quarter, the out-of-time design that the data allow:
 the test date is the latest quarter end whose horizon is fully observed; training dates are the
-quarter ends whose horizon ends before the test date (no leakage), at least a year into the data."""
+quarter ends whose horizon ends before the test date (no leakage), at least a year into the data —
+or, when the data are too short for that, half a year (the calibration warns that 12-month
+indicators see a partial year there)."""
 from __future__ import annotations
 
 import html
@@ -29,16 +31,19 @@ def calibration_dates(as_of, data_start, horizon_days: int, n_train: int = 3) ->
     while q.end_time.normalize() + h > as_of:
         q -= 1
     test = q.end_time.normalize()
-    train = []
-    t = pd.Period(test - h, freq="Q")
-    if t.end_time.normalize() > test - h:
-        t -= 1
-    while len(train) < n_train and t.end_time.normalize() >= start + pd.Timedelta(days=365):
-        train.append(t.end_time.normalize())
-        t -= 1
-    if not train:
-        return None
-    return [str(d.date()) for d in sorted(train)], str(test.date())
+    last = pd.Period(test - h, freq="Q")
+    if last.end_time.normalize() > test - h:
+        last -= 1
+    # training dates a year into the data (12-month indicators see a whole year); when the data are too
+    # short for that (Online Retail II: two years), half a year, which the calibration then warns about
+    for history in (365, 182):
+        train, t = [], last
+        while len(train) < n_train and t.end_time.normalize() >= start + pd.Timedelta(days=history):
+            train.append(t.end_time.normalize())
+            t -= 1
+        if train:
+            return [str(d.date()) for d in sorted(train)], str(test.date())
+    return None
 
 
 class CalibrationReport:
