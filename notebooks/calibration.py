@@ -47,7 +47,7 @@ report.performance()
 report.bands()
 
 # %% [markdown]
-# ## Probabilities that hold: predicted against observed churn
+# ## Churn probabilities: predicted against observed
 
 # %%
 report.probabilities()

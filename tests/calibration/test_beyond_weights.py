@@ -123,7 +123,14 @@ def test_the_ranking_flags_what_the_scheme_does_not_read(calibrated):
     used = set(load_scheme(scheme_id).inputs()) | {s.column or i for i, s in load_scheme(scheme_id).indicators.items()}
     assert set(rank.loc[rank["used"], "indicator"]) <= used
     unused = rank[~rank["used"]]
-    assert len(unused) and all("does not use it" in s for s in unused["says"])
+    alone, repeats = unused[unused["same_as"] == ""], unused[unused["same_as"] != ""]
+    assert len(alone) and all("does not use it" in s for s in alone["says"])
+    assert all("same information as" in s for s in repeats["says"])
+    # an indicator counted as repeating another: their training values' rank correlation is ≥ 0.9
+    x = r.train.labelled()
+    if "months_since_last_order" in set(repeats["indicator"]) and "recency_days" in x:
+        assert repeats.set_index("indicator").loc["months_since_last_order", "same_as"] == "recency_days"
+    assert not set(ind["best_unused"]) & set(repeats["indicator"])
     # the demo's churn is driven by recency, which S1 does not read: it must be named first among the unused
     if scheme_id == "s1_four_tier":
         top = unused.iloc[0]
@@ -144,7 +151,12 @@ def test_the_calibration_report_shows_bands_probabilities_timing_and_missing_ind
     missing = rep.missing()._repr_html_()
     assert "does not use it" in missing
     perf = rep.performance().table()
-    assert list(perf["scheme"].unique()) == list(CalibrationReport.WHO.values())
+    names = list(perf["scheme"].unique())
+    assert names[:2] == ["expert (the scheme as written)", "calibrated weights"] and names[2].startswith("proposal (fitted bands")
+    added = [a["indicator"].replace("_", " ") for a in r.metrics["proposal"]["added"]]
+    assert all(a in names[2] for a in added)
+    if added:   # the bands alone are shown too, so the reader sees what the added indicators bring
+        assert names[3] == "fitted bands + weights alone (without the added indicators)"
 
 
 def test_bands_can_be_switched_off(demo1500, tmp_path):

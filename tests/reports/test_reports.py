@@ -180,7 +180,7 @@ SECTIONS = {
                 "Reviewer decisions", "Data quality"],
     "review": ["How to review", "Who is reviewed, and why", "The customers to re-check, by account manager"],
     "calibration": ["Recommendation", "Expert and calibrated weights", "How well each weighting predicts churn out of time",
-                    "Bands fitted to churn", "Probabilities that hold: predicted against observed churn",
+                    "Bands fitted to churn", "Churn probabilities: predicted against observed",
                     "Deciles and lift of the calibrated weights", "Churn by tier", "Churn timing by tier",
                     "What the scheme misses", "Who was counted"],
 }

@@ -104,7 +104,7 @@ def lift_table(y, p, bins: int = 10) -> pd.DataFrame:
     """Lift by decile of risk (riskiest first): churn rate, lift over the overall rate, cumulative
     share of all churners captured and cumulative lift."""
     y, p = _xy(y, p)
-    groups = np.array_split(np.argsort(-p, kind="stable"), bins)
+    groups = np.array_split(np.argsort(p, kind="stable"), bins)[::-1]   # decile_table's tenths, riskiest first
     base = y.mean() if len(y) else np.nan
     n = np.array([len(g) for g in groups])
     k = np.array([y[g].sum() for g in groups])

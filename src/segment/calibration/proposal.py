@@ -27,12 +27,11 @@ import pandas as pd
 from segment.calibration.bands import FittedBands, fit_bands
 from segment.calibration.churn import Panel
 from segment.calibration.metrics import auc
-from segment.calibration.missing import best_unused, gain_from_adding, rank_indicators
+from segment.calibration.missing import REDUNDANT_CORRELATION, best_unused, gain_from_adding, rank_indicators
 from segment.calibration.params import CalibrationParams
 from segment.calibration.result import json_number, json_ready, json_records
 from segment.calibration.survival import churn_times, cox_on_points, survival_by_tier
 from segment.data.tables import Tables
-from segment.features.registry import INDICATORS
 from segment.grading.engine import PTS
 from segment.grading.published import HISTORY_INDICATORS
 from segment.grading.scheme import Indicator, Scheme
@@ -92,6 +91,11 @@ def _expert_text(spec: Indicator) -> str:
             f"{', '.join(_num(p) for p in spec.points)}")
 
 
+#: below this information value an indicator does not predict churn (the usual reading of IV: < 0.02
+#: "not predictive"); bands fitted to it would only fit noise, so the expert's bands stay
+USELESS_IV = 0.02
+
+
 def fit_band_proposal(scheme: Scheme, raw: dict, train: Panel, params: CalibrationParams
                       ) -> tuple[dict, dict[str, FittedBands], dict[str, str]]:
     """The scheme (as a YAML dict) with each fittable indicator's bands fitted to churn on the training
@@ -113,6 +117,10 @@ def fit_band_proposal(scheme: Scheme, raw: dict, train: Panel, params: Calibrati
         fb = fit_bands(x, y, churn_falls=spec.ascending(), points_range=(min(pts), max(pts)),
                        missing_points=spec.missing_points, max_bands=params.bands.max_bands,
                        min_share=params.bands.min_share, indicator=ind)
+        if fb.iv < USELESS_IV:
+            skipped[ind] = (f"its churn-fitted bands carry no information (IV {fb.iv:.3f} < {USELESS_IV}): "
+                            "the expert's bands are kept")
+            continue
         entry = {k: v for k, v in out["indicators"][ind].items() if k not in ("bands", "quantiles", "points", "missing_points")}
         if spec.quantiles is not None:
             # quantile cut points on a grid of 0.05 (a twentieth of the customers), bands that meet merged
@@ -163,7 +171,7 @@ def add_indicators(scheme: Scheme, raw: dict, train: Panel, snapshots: dict, nam
         fb = fit_bands(values.to_numpy(dtype="float64", na_value=np.nan)[labelled], y,
                        churn_falls=direction.get(name) != "higher is riskier", points_range=(min(pts), max(pts)),
                        max_bands=params.bands.max_bands, min_share=params.bands.min_share, indicator=name)
-        entry = {"label": INDICATORS[name].meaning if name in INDICATORS else name.replace("_", " ")}
+        entry = {"label": name.replace("_", " ")}
         if quantile_style:
             cuts = [round(round(c * 20) / 20, 2) for c in fb.thresholds()]
             keep = [i for i, c in enumerate(cuts) if 0 < c < 1 and (i == 0 or c > cuts[i - 1])]
@@ -182,7 +190,7 @@ def add_indicators(scheme: Scheme, raw: dict, train: Panel, snapshots: dict, nam
     if fitted:
         for dim in out["dimensions"].values():
             dim["weight"] = round(float(dim["weight"]) * 0.8, 6)
-        out["dimensions"][ADDED] = {"label": "indicators the scheme did not read (proposed)", "weight": 0.2,
+        out["dimensions"][ADDED] = {"label": "added: what the scheme did not read", "weight": 0.2,
                                     "indicators": {n: round(1 / len(fitted), 6) for n in fitted}}
         total = sum(float(d["weight"]) for d in out["dimensions"].values())
         first = next(iter(out["dimensions"]))
@@ -259,13 +267,37 @@ def indicator_ranking(snapshots: dict, train: Panel, test: Panel, scheme: Scheme
     x_tr, x_te = _features(snapshots, tr), _features(snapshots, te)
     candidates = [c for c in x_tr.columns if c not in _NOT_INDICATORS]
     used = set(scheme.inputs()) | {spec.column or i for i, spec in scheme.indicators.items()}
-    labels = {name: INDICATORS[name].meaning for name in candidates if name in INDICATORS}
     y_tr, y_te = tr["churn"].to_numpy(dtype="float64"), te["churn"].to_numpy(dtype="float64")
-    ranking = rank_indicators(x_tr, x_te, y_tr, y_te, candidates, used, labels)
-    add = best_unused(ranking, 2, x_tr, [c for c in used if c in x_tr])
+    ranking = rank_indicators(x_tr, x_te, y_tr, y_te, candidates, used)   # named in words from their ids
+    used_cols = [c for c in used if c in x_tr]
+    ranking["same_as"] = _same_as(ranking, x_tr, used_cols)
+    for i in ranking.index[ranking["same_as"].ne("") & ~ranking["used"].astype(bool)]:
+        ranking.loc[i, "says"] = (ranking.loc[i, "says"].split(";")[0] + f"; it carries the same information as "
+                                  f"{ranking.loc[i, 'same_as'].replace('_', ' ')}.")
+    add = best_unused(ranking, 2, x_tr, used_cols)
     gain = gain_from_adding(s_tr, s_te, x_tr, x_te, y_tr, y_te, add) if add else None
     return json_ready({"ranking": json_records(ranking), "skipped": ranking.attrs.get("skipped", {}),
                        "best_unused": add, "gain": gain})
+
+
+def _same_as(ranking: pd.DataFrame, x_tr: pd.DataFrame, used_cols: list[str]) -> list[str]:
+    """For each unused indicator, the indicator it repeats (``missing.REDUNDANT_CORRELATION`` of
+    Spearman correlation on the training rows): a column the scheme reads, else a better-ranked unused
+    one; "" when it tells something of its own. Computed on at most 50,000 training rows."""
+    x = x_tr.sample(n=min(len(x_tr), 50_000), random_state=0) if len(x_tr) > 50_000 else x_tr
+    ranks = {c: pd.to_numeric(x[c], errors="coerce").rank() for c in set(ranking["indicator"]) | set(used_cols) if c in x}
+    out, seen = [], []
+    for name, is_used in zip(ranking["indicator"], ranking["used"].astype(bool)):
+        same = ""
+        if not is_used and name in ranks:
+            for other in used_cols + seen:
+                if other != name and other in ranks and abs(ranks[name].corr(ranks[other])) >= REDUNDANT_CORRELATION:
+                    same = other
+                    break
+            if not same:
+                seen.append(name)
+        out.append(same)
+    return out
 
 
 def _features(snapshots: dict, rows: pd.DataFrame) -> pd.DataFrame:

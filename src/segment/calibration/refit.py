@@ -36,6 +36,11 @@ from segment.grading.engine import PTS
 from segment.grading.scheme import Scheme
 
 
+#: fewest training rows behind each knot of a score's churn probability: a block of a handful of rows
+#: at the edge of the scores (all churned) would otherwise give its scores a probability near 1
+MIN_ROWS_PER_KNOT = 30
+
+
 @dataclass
 class SchemeFit:
     """What :func:`fit_scheme` learned: the fitted model, the weights as written, the cut-offs, the
@@ -126,7 +131,7 @@ def out_of_time(tables: Tables, scheme: Scheme, calibrated: Scheme, train: Panel
     scores = {"expert": (s_tr_exp, s_te_exp), "calibrated": (s_tr_cal, s_te_cal)}
     links, logistic, p = {}, {}, {}
     for who, (s_tr, s_te) in scores.items():
-        links[who] = fit_isotonic(s_tr, y_tr)
+        links[who] = fit_isotonic(s_tr, y_tr, min_rows_per_knot=MIN_ROWS_PER_KNOT)
         a, b = logit_fit(s_tr[:, None], y_tr)
         logistic[who] = (a, float(b[0]), expit(a + b[0] * s_te))
         p[who] = (links[who].predict(s_tr), links[who].predict(s_te))

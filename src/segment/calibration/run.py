@@ -309,6 +309,7 @@ def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, tra
             }
             proposal = dict(fb.raw)
             proposal["id"] = f"{scheme.id}.proposal"
+            prov = {k: v for k, v in prov.items() if k != "weights_ci"}   # the intervals of the weights-only fit
             proposal["name"] = (scheme.name or scheme.id) + " — proposal: " + metrics["proposal"]["what"].split(" + cut")[0]
             proposal["provenance"] = json_ready({**prov, "proposal": metrics["proposal"]["what"],
                                                  "bands": f"fitted to churn on the training panel (monotone, ≤ "

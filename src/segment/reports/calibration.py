@@ -15,6 +15,7 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from segment.errors import SegmentError
@@ -109,6 +110,10 @@ class CalibrationReport:
         if up:
             lines.append(f"The data give more weight than the experts to: {', '.join(up)} (the whole interval lies "
                          "above the expert weight).")
+        down = [i for i in w if ci.get(i) and ci[i][1] is not None and ci[i][1] < ew.get(i, 0) and i not in no_evidence]
+        if down:
+            lines.append(f"The data give less weight than the experts to: {', '.join(down)} (the whole interval lies "
+                         "below the expert weight).")
         if not m["tiers"]["monotone"]:
             viol = "; ".join(f"{v['better']} {v['churn_better']:.1%} vs {v['worse']} {v['churn_worse']:.1%}"
                              for v in m["tiers"].get("violations", []))
@@ -119,8 +124,16 @@ class CalibrationReport:
                             ": the cut-offs deserve a look."))
         else:
             lines.append("Churn rises steadily from the best calibrated tier to the worst.")
-        lines.append(f"The analysts' scheme is unchanged; the proposal is {Path(self.calibrated_path).name} "
-                     "(same format, with its provenance).")
+        prop = m.get("proposal")
+        if prop:
+            d = prop["test"]["auc"] - c["auc"]
+            verdict = ("worth a look: it ranks churn risk better" if d >= 0.01 else
+                       "no better than the calibrated weights: keep them" if d < 0 else "about as good as the calibrated weights")
+            lines.append(f"The proposal with {self._proposal_words()} (AUC {prop['test']['auc']:.3f}, Brier "
+                         f"{prop['test']['brier']:.4f}) is {verdict}; see Bands fitted to churn.")
+        lines.append(f"The analysts' scheme is unchanged; the proposals are {Path(self.calibrated_path).name} (weights "
+                     "and cut-offs)" + (f" and {m['scheme']['id']}.proposal.yaml" if prop else "")
+                     + ", same format, with their provenance.")
         return Section(["<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"])
 
     def weights(self) -> Section | None:
@@ -148,14 +161,29 @@ class CalibrationReport:
     def _who(self) -> list[str]:
         return [w for w in self.WHO if w in self.m]
 
+    def _proposal_words(self) -> str:
+        """What the proposal changes, in words: fitted bands, and the indicators it adds."""
+        prop = self.m.get("proposal") or {}
+        added = [a["indicator"].replace("_", " ") for a in prop.get("added", [])]
+        return ("fitted bands" if self.m.get("bands") else "the scheme's bands") + (
+            f" and {' and '.join(added)} added" if added else "")
+
+    def _label(self, who: str) -> str:
+        return f"proposal ({self._proposal_words()})" if who == "proposal" else self.WHO[who]
+
     def performance(self) -> Section | None:
         if self.m is None:  # said once, under the title; the page leaves the section out
             return None
         m = self.m
-        rows = [{"scheme": self.WHO[who], "panel": part,
+        rows = [{"scheme": self._label(who), "panel": part,
                  **{k: m[who][part].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")},
                  "brier, one logistic curve": m[who][part].get("brier_logistic")}
                 for who in self._who() for part in ("train", "test")]
+        b = m.get("bands") or {}
+        if b.get("scheme_test") and (m.get("proposal") or {}).get("added"):
+            rows.append({"scheme": "fitted bands + weights alone (without the added indicators)", "panel": "test",
+                         **{k: b["scheme_test"].get(k) for k in ("auc", "gini", "ks", "brier", "log_loss")},
+                         "brier, one logistic curve": b["scheme_test"].get("brier_logistic")})
         df = pd.DataFrame(rows)
         if df["brier, one logistic curve"].isna().all():
             df = df.drop(columns=["brier, one logistic curve"])
@@ -172,9 +200,10 @@ class CalibrationReport:
         if self.m is None:
             return None
         b, prop = self.m.get("bands"), self.m.get("proposal")
-        if not b:
+        if not b and not prop:
             return Section([p("No bands were fitted: the scheme has no indicator with numeric bands or quantile "
                               "bins, or `bands: fit: false` in params/calibration.yaml.")])
+        b = b or {"indicators": [], "max_bands": 0, "min_share": 0}
         fitted = [r for r in b["indicators"] if "fitted" in r]
         kept = [r for r in b["indicators"] if "kept" in r]
         df = pd.DataFrame({"indicator": [r["label"] for r in fitted], "expert bands → points": [r["expert"] for r in fitted],
@@ -197,11 +226,26 @@ class CalibrationReport:
                        "does not rise at every tier (" + "; ".join(f"{v['better']} {v['churn_better']:.1%} vs "
                                                                   f"{v['worse']} {v['churn_worse']:.1%}"
                                                                   for v in prop.get("violations", [])) + ")")
-            parts.append(p(f"The proposal — these bands, weights fitted on them, cut-offs by the same rule and isotonic "
-                           f"probabilities — on the test date: AUC {c['auc']:.3f} (calibrated weights alone) → "
-                           f"{q['auc']:.3f}, Brier {c['brier']:.4f} → {q['brier']:.4f}; churn {verdict}. It is "
-                           f"{self.m['scheme']['id']}.proposal.yaml beside metrics.json: a proposal, the analysts' "
-                           "scheme is unchanged."))
+            added = prop.get("added") or []
+            if added:
+                parts.append(p("The proposal also reads the indicators the scheme misses most (see What the scheme "
+                               "misses), in a dimension of their own, banded the same way: "
+                               + "; ".join(f"{a['indicator'].replace('_', ' ')}: {a['bands']}" for a in added) + "."))
+            if b.get("scheme_test") and added:
+                parts.append(p(f"The fitted bands alone (with weights fitted on them) reach AUC {b['scheme_test']['auc']:.3f}; "
+                               f"the added indicators take it to {q['auc']:.3f}."))
+            parts.append(p(f"The proposal — {self._proposal_words()}, weights fitted on them, cut-offs by the same rule "
+                           f"and isotonic probabilities — on the test date: AUC {c['auc']:.3f} (calibrated weights "
+                           f"alone) → {q['auc']:.3f}, Brier {c['brier']:.4f} → {q['brier']:.4f}; churn {verdict}. It "
+                           f"is {self.m['scheme']['id']}.proposal.yaml beside metrics.json: a proposal, the analysts' "
+                           "scheme is unchanged. Its weights:"))
+            wt = pd.DataFrame({"indicator": list(prop["weights"]),
+                               "weight in the proposal": list(prop["weights"].values()),
+                               "calibrated weight (bands as written)": [self.m["calibrated"]["weights"].get(i)
+                                                                        for i in prop["weights"]]})
+            parts.append(html_table(wt, {"weight in the proposal": ".3f", "calibrated weight (bands as written)": ".3f"}))
+            frames.append(wt)
+            parts.append(p("Churn on the test date by the proposal's tiers:"))
             t = pd.DataFrame(prop["tiers"])
             keep = [k for k in ("tier", "label", "n", "churned", "churn_rate", "predicted", "ci_low", "ci_high") if k in t]
             parts.append(html_table(t[keep], {"churn_rate": ".1%", "predicted": ".1%", "ci_low": ".1%", "ci_high": ".1%"}))
@@ -216,18 +260,27 @@ class CalibrationReport:
         who = [w for w in self._who() if m[w].get("probability")]
         if not who:
             return None
-        series = {self.WHO[w]: (pd.DataFrame(m[w]["probability"]["reliability"])["predicted"],
+        series = {self._label(w): (pd.DataFrame(m[w]["probability"]["reliability"])["predicted"],
                                 pd.DataFrame(m[w]["probability"]["reliability"])["observed"]) for w in who}
         chart = charts.calibration_curve(None, None, series=series,
                                          alt="Reliability diagram: predicted vs observed churn by tenth of predicted "
-                                             "risk on the test date, for " + ", ".join(self.WHO[w] for w in who))
-        dec = pd.DataFrame([{"scheme": self.WHO[w], **{k: m[w]["probability"]["brier_decomposition"].get(k)
+                                             "risk on the test date, for " + ", ".join(self._label(w) for w in who))
+        dec = pd.DataFrame([{"scheme": self._label(w), **{k: m[w]["probability"]["brier_decomposition"].get(k)
                                                       for k in ("brier", "reliability", "resolution", "uncertainty")}}
                             for w in who])
         best = who[-1]
         rel = pd.DataFrame(m[best]["probability"]["reliability"])
         keep = [k for k in ("decile", "n", "predicted", "observed", "ci_low", "ci_high") if k in rel]
-        return Section([p("Each score's churn probability is fitted on the training panel by isotonic regression: it "
+        drift = []
+        mean_p = float((rel["predicted"] * rel["n"]).sum() / max(rel["n"].sum(), 1))
+        obs = float(rel["churned"].sum() / max(rel["n"].sum(), 1)) if "churned" in rel else m["churn_rate_test"]
+        if abs(mean_p - obs) > max(0.02, 0.15 * obs):
+            drift.append("<p><b>Warning: the churn level moved.</b> " + html.escape(f"Churn was {m['churn_rate_train']:.1%} on the "
+                           f"training dates and {m['churn_rate_test']:.1%} on the test date; the probabilities carry "
+                           f"the training level (predicted {mean_p:.1%} on average, observed {obs:.1%}). They rank "
+                           "customers as well as the AUC says, but their level is off: read them as relative risk, "
+                           "and recalibrate on later dates before quoting them as rates.") + "</p>")
+        return Section(drift + [p("Each score's churn probability is fitted on the training panel by isotonic regression: it "
                           "never rises for a better score and follows the data, so a coarse score is not bent onto one "
                           "curve. On the test date, customers are split into tenths of predicted risk; a well-calibrated "
                           "probability lies on the diagonal."), chart,
@@ -236,12 +289,15 @@ class CalibrationReport:
                           "average (higher is better), uncertainty the churn rate's own variance. Brier ≈ reliability − "
                           "resolution + uncertainty (tenths of predicted risk)."),
                         html_table(dec, {k: ".4f" for k in ("brier", "reliability", "resolution", "uncertainty")}),
-                        p(f"Tenths of predicted risk, {self.WHO[best]}:"),
+                        p(f"Tenths of predicted risk, {self._label(best)}:"),
                         html_table(rel[keep], {"predicted": ".1%", "observed": ".1%", "ci_low": ".1%", "ci_high": ".1%"})],
                        [dec, rel])
 
     def timing(self) -> Section | None:
-        """Kaplan–Meier survival by tier, median time to churn, and the Cox model on the points."""
+        """Kaplan–Meier survival by tier, median time to churn, and the Cox model on the points.
+
+        Long because the survival table, the chart, the Cox table and the sentences that read them are
+        written from the same numbers here."""
         if self.m is None:
             return None
         t = self.m.get("timing")
@@ -249,41 +305,68 @@ class CalibrationReport:
             return None
         if "skipped" in t:
             return Section([p(f"Churn timing could not be estimated: {t['skipped']}")])
-        by = pd.DataFrame(t["by_tier"])
-        curves = {r["label"] if "label" in r else r["tier"]: (
-            [c["time"] for c in t["curves"].get(r["tier"], [])], [c["survival"] for c in t["curves"].get(r["tier"], [])])
-            for r in t["by_tier"] if t["curves"].get(r["tier"])}
-        medians = ", ".join(f"{r.get('label') or r['tier']} "
-                            + (f"{r['median_days']:.0f} days" if r.get("median_days") is not None else "not reached")
-                            for r in t["by_tier"] if r.get("n"))
-        chart = charts.survival_curves(curves, horizon=t["horizon_days"],
+        h, follow = t["horizon_days"], t["follow_up_days"]
+        rows = [r for r in t["by_tier"] if r.get("n")]
+        curves = {(r.get("label") or r["tier"]): ([c["time"] for c in t["curves"].get(r["tier"], [])],
+                                                  [c["survival"] for c in t["curves"].get(r["tier"], [])]) for r in rows}
+
+        def median(r) -> str:
+            if r.get("median_days") is None:
+                return f"not reached (fewer than half churned in {follow:.0f} days)"
+            if r["median_days"] == 0:
+                return f"0 (more than half bought nothing in the {h} days after)"
+            return f"{r['median_days']:.0f}"
+
+        table = pd.DataFrame({"tier": [r.get("label") or r["tier"] for r in rows], "customers": [r["n"] for r in rows],
+                              "churned by the end": [r["events"] for r in rows],
+                              "median days to churn": [median(r) for r in rows]})
+        for d in (90, 180, 365):
+            col = f"s_{d}"
+            if any(col in r for r in rows) and d <= follow:
+                table[f"still buying after {d} days"] = [r.get(col) for r in rows]
+        chart = charts.survival_curves(curves, horizon=h, follow_up=follow,
                                        alt=f"Share of customers still buying by days after {t['as_of']}, by tier; "
-                                           f"median time to churn: {medians}")
-        fmt = {c: ".1%" for c in by.columns if c.startswith("s_")} | {"median_days": ".0f"}
-        parts = [p(f"The customers at risk on {t['as_of']} ({t['n']:,}, the first training date), followed to the end "
-                   f"of the data ({t['follow_up_days']:.0f} days of follow-up). A customer has churned on the day of "
-                   f"their last purchase before {t['horizon_days']} days without one (day 0: no purchase within "
-                   f"{t['horizon_days']} days), or on the day the CRM marks them lost; customers still buying at "
-                   "the end are censored. Kaplan–Meier by tier (statsmodels SurvfuncRight); median time to churn: "
-                   f"{medians}."), chart, html_table(by, fmt)]
-        frames = [by]
+                                           "median time to churn: " + ", ".join(f"{a} {b}" for a, b in
+                                                                                zip(table["tier"], table["median days to churn"])))
+        fmt = {c: ".1%" for c in table.columns if c.startswith("still buying")} | {"customers": ",", "churned by the end": ","}
+        parts = [p(f"The {t['n']:,} customers at risk on {t['as_of']} (the first training date), followed for "
+                   f"{follow:.0f} days: until one horizon ({h} days) before the end of the data, the last day a "
+                   f"{h}-day gap can be seen complete. A customer churns on the day of the last purchase before "
+                   f"{h} days without one — day 0 for those who bought nothing in the {h} days after "
+                   f"{t['as_of']} — or on the day the CRM marks them lost. Kaplan–Meier by tier (statsmodels "
+                   "SurvfuncRight); customers still buying at the end are censored."), chart, html_table(table, fmt),
+                 p(f"These shares differ from churn by tier above: there, churn is \"no purchase in the {h} days after "
+                   f"a date\"; here a customer who bought within those days and then stopped for {h} days has churned "
+                   "on the day of that last purchase, so the share still buying falls further, and keeps falling.")]
+        frames = [table]
         cox = t.get("cox") or {}
         if cox.get("coef"):
             w = self.m["calibrated"]["weights"]
+            span = self._point_unit()
             cx = pd.DataFrame({"indicator": list(cox["coef"]), "coefficient": list(cox["coef"].values()),
-                               "hazard ratio per 10 points": [cox.get("hazard_ratio_per_10_points", {}).get(i) for i in cox["coef"]],
-                               "p": [cox.get("p", {}).get(i) for i in cox["coef"]],
+                               f"hazard ratio per {span:g} point{'s' if span != 1 else ''}":
+                                   [float(np.exp(cox["coef"][i] * span)) for i in cox["coef"]],
+                               "p": [_p_value(cox.get("p", {}).get(i)) for i in cox["coef"]],
                                "weight implied by Cox": [cox.get("implied_weights", {}).get(i) for i in cox["coef"]],
                                "calibrated weight (horizon)": [w.get(i) for i in cox["coef"]]})
             conc = cox.get("concordance")
             parts += [p("Cox proportional hazards of time to churn on the scheme's points (statsmodels PHReg, Breslow "
                         "ties): a horizon-free check of the weights. A hazard ratio below 1 means more points, later "
                         "churn; the implied weight is −β / Σ −β over the indicators that lower the hazard"
-                        + (f"; concordance {conc:.3f}" if conc is not None else "") + "."),
-                      html_table(cx, {"coefficient": ".4f", "hazard ratio per 10 points": ".3f", "p": ".3g",
-                                      "weight implied by Cox": ".3f", "calibrated weight (horizon)": ".3f"})]
+                        + (f"; concordance {conc:.3f}" if conc is not None else "") + ". Where it differs from the "
+                        "calibrated weight, the indicator predicts churn soon (calibrated) more or less than churn at "
+                        "any time (Cox)."),
+                      html_table(cx, {"coefficient": ".4f", "weight implied by Cox": ".3f",
+                                      "calibrated weight (horizon)": ".3f"} | {c: ".3f" for c in cx.columns if c.startswith("hazard")})]
             frames.append(cx)
         return Section(parts, frames)
+
+    def _point_unit(self) -> float:
+        """A readable step of the scheme's points for hazard ratios: a power of ten near a quarter of the
+        largest points an indicator gets (10 on a 40–100 scale, 1 on a 1–5 scale)."""
+        top = max((r.get("points") or 0 for b in (self.m.get("bands") or {}).get("indicators", [])
+                   for r in b.get("expert_churn_by_points", [])), default=100) or 100
+        return float(10 ** np.floor(np.log10(max(top / 4, 1e-9))))
 
     #: rows of the indicator ranking shown (the whole ranking is in metrics.json)
     TOP_INDICATORS = 15
@@ -296,23 +379,31 @@ class CalibrationReport:
         if not ind or not ind.get("ranking"):
             return None
         r = pd.DataFrame(ind["ranking"])
-        unused = r[~r["used"].astype(bool)].head(3)
+        same = r["same_as"].fillna("") if "same_as" in r else pd.Series("", index=r.index)
+        unused = r[~r["used"].astype(bool) & same.eq("") & (r["test_auc"] > 0.55)].head(3)
         lines = list(unused["says"]) if "says" in r else []
         g = ind.get("gain")
+        added = [a["indicator"] for a in (self.m.get("proposal") or {}).get("added", [])]
         if g:
-            lines.append(f"Adding {' and '.join(g['indicators'])} to the calibrated score would take its out-of-time AUC "
-                         f"from {g['auc_scheme']:.3f} to {g['auc_with']:.3f} ({g['gain']:+.3f}); a proposal to weigh "
-                         "against the cost of collecting them and of a new band for each.")
+            words = " and ".join(x.replace("_", " ") for x in g["indicators"])
+            lines.append(f"Adding {words} to the calibrated score would take its out-of-time AUC from "
+                         f"{g['auc_scheme']:.3f} to {g['auc_with']:.3f} ({g['gain']:+.3f})"
+                         + ("; the proposal reads them (see Bands fitted to churn)." if added else
+                            ": too little to be worth a new indicator; the proposal does not add them."))
         elif not len(unused):
-            lines.append("The scheme already reads every indicator that predicts churn here.")
+            lines.append("Nothing the scheme leaves out predicts churn on its own here: every indicator that does "
+                         "is one the scheme reads, or repeats one.")
         shown = r.head(self.TOP_INDICATORS)
-        cols = [c for c in ("indicator", "label", "used", "direction", "test_auc", "iv", "train_auc") if c in shown]
-        table = shown[cols].assign(used=shown["used"].map({True: "yes", False: "no"}))
+        table = pd.DataFrame({"indicator": shown["indicator"].str.replace("_", " "),
+                              "read by the scheme": shown["used"].map({True: "yes", False: "no"}),
+                              "same information as": same.loc[shown.index].str.replace("_", " "),
+                              "direction": shown.get("direction"), "out-of-time AUC": shown["test_auc"],
+                              "IV": shown["iv"], "training AUC": shown.get("train_auc")})
         return Section(["<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>",
                         p(f"The {min(len(r), self.TOP_INDICATORS)} indicators with the highest out-of-time AUC of "
                           f"{len(r)} (each coded by its own churn-fitted bands; IV = information value on the training "
                           "panel; metrics.json has them all):"),
-                        html_table(table, {"test_auc": ".3f", "iv": ".3f", "train_auc": ".3f"})], [r])
+                        html_table(table, {"out-of-time AUC": ".3f", "IV": ".3f", "training AUC": ".3f"})], [r])
 
     def calibration_plot(self) -> Section | None:
         if self.m is None:  # said once, under the title; the page leaves the section out
@@ -355,9 +446,9 @@ class CalibrationReport:
             moves = pd.DataFrame(a["counts"], index=pd.Index(a["tiers"], name="expert \\ calibrated"),
                                  columns=a["tiers"])
             share = a["changed"] / max(a["graded"], 1)
-            parts += [p(f"If the proposal were adopted, {a['changed']:,} of the {a['graded']:,} customers graded at "
+            parts += [p(f"If the calibrated weights and cut-offs were adopted, {a['changed']:,} of the {a['graded']:,} customers graded at "
                         f"the test date ({share:.1%}) would change tier: {a['up']:,} up, {a['down']:,} down. "
-                        "Rows: tier now (expert); columns: tier under the proposal."),
+                        "Rows: tier now (expert); columns: tier under the calibrated weights."),
                       html_table(moves.reset_index(), {t: "," for t in a["tiers"]})]
             frames.append(moves)
         return Section(parts, frames)
@@ -371,6 +462,13 @@ class CalibrationReport:
                           "retained; censored customers, whose horizon runs past the data, are left out too):"),
                         html_table(pop, {"churn_rate": ".1%"})]
                        + ([f"<ul>{''.join(f'<li>{html.escape(w)}</li>' for w in warn)}</ul>"] if warn else []), [pop])
+
+
+def _p_value(x) -> str:
+    """A p-value as readers take it: "< 0.001" below a thousandth."""
+    if x is None or not np.isfinite(x):
+        return ""
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def calibration_report(quarter: str, folder: str = "") -> CalibrationReport:

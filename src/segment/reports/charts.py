@@ -115,23 +115,29 @@ def calibration_curve(predicted, observed, alt: str, series: dict | None = None)
     ax.set_ylabel("observed churn")
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside, never over the points
     return svg(fig, alt)
 
 
-def survival_curves(curves: dict[str, tuple], alt: str, horizon: float | None = None) -> str:
-    """Kaplan–Meier step curves, one per tier (name → (days, share still buying)); a dotted line at
-    the churn horizon."""
+def survival_curves(curves: dict[str, tuple], alt: str, horizon: float | None = None,
+                    follow_up: float | None = None) -> str:
+    """Kaplan–Meier step curves, one per tier (name → (days, share still buying) at its event times),
+    each drawn from day 0 to the end of the follow-up (a tier without an event is flat at 100%); a
+    dotted line at the churn horizon."""
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    end = float(follow_up) if follow_up else max((float(np.max(t)) for t, _ in curves.values() if len(t)), default=1.0)
     for name, (t, s) in curves.items():
         t, s = np.asarray(t, dtype=float), np.asarray(s, dtype=float)
-        if len(t):
-            ax.step(np.r_[0.0, t], np.r_[1.0, s], where="post", label=name)
+        x = np.r_[0.0, t, max(end, float(t[-1]) if len(t) else end)]
+        y = np.r_[1.0, s, s[-1] if len(s) else 1.0]
+        ax.step(x, y, where="post", label=name)
     if horizon:
         ax.axvline(horizon, color="grey", linewidth=1, linestyle=":")
+        ax.annotate(f"{horizon:g}-day horizon", (horizon, 1.0), xytext=(3, -10), textcoords="offset points",
+                    fontsize=7, color="grey")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("days after the as-of date")
     ax.set_ylabel("still buying")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return svg(fig, alt)
