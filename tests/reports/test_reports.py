@@ -59,9 +59,15 @@ def test_report_files_and_manifest(built, demo):
     manifest = json.loads((q / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-09-30" and manifest["scheme"] == "s1_four_tier"
     # the period's calibration gives every graded customer a churn probability, from the expert score's link
+    from segment.calibration.churn import at_risk
+    from segment.calibration.params import load_calibration_params
+
     g = pd.read_parquet(q / "grading.parquet")
     link = reports.expert_link(q / "calibration")
-    assert np.allclose(g["churn_probability"], link.predict(g["score"])) and g["churn_probability"].between(0, 1).all()
+    judged = at_risk(g, load_calibration_params().churn).eq("").to_numpy()   # the customers calibration labels
+    assert judged.any() and (~judged).any()
+    assert np.allclose(g.loc[judged, "churn_probability"], link.predict(g.loc[judged, "score"]))
+    assert g.loc[judged, "churn_probability"].between(0, 1).all() and g.loc[~judged, "churn_probability"].isna().all()
     assert "predicted churn" in (q / "grading.html").read_text(encoding="utf-8")
     assert str(demo.resolve()) in manifest["inputs"] and len(manifest["inputs"][str(demo.resolve())]) == 64
     assert '<a href="2026Q3/grading.html">grading</a>' in (out / "index.html").read_text(encoding="utf-8")

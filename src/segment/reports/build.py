@@ -1,6 +1,7 @@
 """Quarterly reports: papermill executes the thin notebooks in ``notebooks/``, nbconvert renders HTML.
 
-Public: BuildResult, source_paths, library_versions, to_html, build_reports, expert_link, write_index.
+Public: BuildResult, source_paths, library_versions, to_html, build_reports, expert_link, churn_probability,
+write_index.
 Reads: the data config, the scheme, params/, notebooks/*.ipynb. Writes: reports/<quarter>/ (HTML,
 manifest.json, gradings, review sheet), reports/index.html.
 
@@ -22,9 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from segment import __version__, paths
+from segment.calibration.churn import at_risk
 from segment.calibration.params import load_calibration_params
 from segment.calibration.run import run_calibration
 from segment.data.config import read_data_config
@@ -226,8 +229,8 @@ def build_reports(*, quarter: str | None = None, data: str | Path | None = None,
                 timings["calibrate"] = round(time.perf_counter() - t1, 2)
                 link = expert_link(calib_dir)
                 if link is not None and "churn_probability" not in report.grading:
-                    # the period's calibration gives each graded customer a churn probability
-                    report.grading["churn_probability"] = link.predict(report.grading["score"])
+                    # the period's calibration gives each graded customer it can judge a churn probability
+                    report.grading["churn_probability"] = churn_probability(report.grading, link)
                 report.save(staging / "bundle")
                 generated = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
                 # the review notebook reads the grading and, for its sample's seed, the manifest beside it
@@ -334,6 +337,18 @@ def expert_link(folder: Path) -> ChurnProbability | None:
         return None
     return ChurnProbability(scores=link["scores"], probabilities=link["probabilities"], horizon_days=m["horizon_days"],
                             method=link.get("method", "isotonic"), fitted_on=", ".join(m.get("train_as_of", [])))
+
+
+def churn_probability(grading: pd.DataFrame, link: ChurnProbability) -> np.ndarray:
+    """Each graded customer's churn probability from the score's link; missing for the customers the
+    calibration does not label (never bought, inactive, too young: ``calibration.churn.at_risk``), whose
+    churn the link says nothing about. Without recency in the grading, every row gets one."""
+    prob = link.predict(grading["score"])
+    if "recency_days" in grading:
+        frame = grading if "tenure_years" in grading else grading.assign(tenure_years=np.inf)
+        outside = at_risk(frame, load_calibration_params().churn).ne("").to_numpy()
+        prob = np.where(outside, np.nan, prob)
+    return prob
 
 
 def _approval(out_dir: Path, computed: Path, audit: Path, period: str, scheme_id: str) -> dict:

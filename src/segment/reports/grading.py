@@ -250,9 +250,10 @@ class GradingReport:
             prob = pd.to_numeric(self.grading["churn_probability"], errors="coerce")
             shown["predicted churn"] = t["tier"].map(prob.groupby(self.grading["tier"].astype(str)).mean()).to_numpy()
             fmt["predicted churn"] = ".1%"
-            parts.append(p("Predicted churn: the mean of each customer's churn probability over the calibration's "
-                           "horizon, fitted on past churn (see the calibration report); every customer's is in the "
-                           "grading file (column churn_probability)."))
+            parts.append(p("Predicted churn: the mean churn probability of the tier's customers over the "
+                           "calibration's horizon, fitted on past churn (see the calibration report). Customers the "
+                           "calibration cannot judge (never bought, no purchase for a year, too new) have none. Each "
+                           "customer's is in the grading file (column churn_probability)."))
         return Section([html_table(shown, fmt), chart] + parts, [t])
 
     def _unit_name(self) -> str:
