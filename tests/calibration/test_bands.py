@@ -271,3 +271,13 @@ def test_points_are_rounded_to_a_twentieth_of_the_range_as_a_power_of_ten():
     fb = fit_bands(x, y, churn_falls=True, points_range=(1, 5))
     pts = fb.table["points"].to_numpy()
     assert np.allclose(pts * 10, np.round(pts * 10)) and pts.max() == 5 and pts.min() == 1
+
+
+def test_readable_cuts_round_dense_thresholds_moving_at_most_one_percent_of_rows():
+    from segment.calibration.bands import readable_cuts
+    x = np.linspace(0, 5, 100_001)   # dense: every exact threshold has data on both sides
+    assert readable_cuts([2.13, 2.44, 2.72], x) == [2.1, 2.4, 2.7]
+    # a threshold whose round values would move more than 1% of the rows stays as it is
+    assert readable_cuts([0.2605], np.linspace(0.259, 0.262, 10_001)) == [0.2605]
+    # rounding never crosses a neighbour
+    assert readable_cuts([1.04, 1.06], x)[0] < readable_cuts([1.04, 1.06], x)[1]

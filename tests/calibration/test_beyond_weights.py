@@ -180,3 +180,18 @@ def test_a_churn_probability_block_is_checked_when_the_scheme_is_read(tmp_path):
     s = Scheme.model_validate({**load_scheme("rfm_quantiles").model_dump(by_alias=True, exclude_none=True),
                                "churn_probability": ok.model_dump()})
     assert s.churn_probability.predict([9])[0] == pytest.approx(0.3)
+
+
+def test_a_moved_churn_level_is_said_above_the_reliability_diagram(calibrated):
+    import copy
+
+    scheme_id, out, r = calibrated
+    rep = CalibrationReport.load("2026Q1", str(out))
+    assert "the churn level moved" not in rep.probabilities()._repr_html_()   # the demo's level holds
+    m = copy.deepcopy(rep.m)
+    for who in ("expert", "calibrated", "proposal"):   # as if the test date's churn doubled
+        for row in m[who]["probability"]["reliability"]:
+            row["churned"] = min(row["n"], 2 * row["churned"] + 5)
+    m["churn_rate_test"] = 2 * m["churn_rate_test"]
+    html = CalibrationReport(m, "2026Q1").probabilities()._repr_html_()
+    assert "Warning: the churn level moved." in html and "recalibrate on later dates" in html
