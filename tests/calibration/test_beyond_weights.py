@@ -194,4 +194,4 @@ def test_a_moved_churn_level_is_said_above_the_reliability_diagram(calibrated):
             row["churned"] = min(row["n"], 2 * row["churned"] + 5)
     m["churn_rate_test"] = 2 * m["churn_rate_test"]
     html = CalibrationReport(m, "2026Q1").probabilities()._repr_html_()
-    assert "Warning: the churn level moved." in html and "recalibrate on later dates" in html
+    assert "Careful: the churn level moved." in html and "recalibrate on later dates" in html

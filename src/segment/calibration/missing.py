@@ -125,7 +125,7 @@ def best_unused(ranking: pd.DataFrame, k: int = 2, train: pd.DataFrame | None = 
     if train is None:
         return order[:k]
     chosen: list[str] = []
-    others = [c for c in (used_columns or []) if c in train]
+    others = [c for c in (used_columns or []) if c in train and pd.to_numeric(train[c], errors="coerce").nunique() > 1]
     for name in order:
         if len(chosen) == k:
             break

@@ -285,7 +285,9 @@ def _same_as(ranking: pd.DataFrame, x_tr: pd.DataFrame, used_cols: list[str]) ->
     Spearman correlation on the training rows): a column the scheme reads, else a better-ranked unused
     one; "" when it tells something of its own. Computed on at most 50,000 training rows."""
     x = x_tr.sample(n=min(len(x_tr), 50_000), random_state=0) if len(x_tr) > 50_000 else x_tr
-    ranks = {c: pd.to_numeric(x[c], errors="coerce").rank() for c in set(ranking["indicator"]) | set(used_cols) if c in x}
+    ranks = {c: pd.to_numeric(x[c], errors="coerce").rank() for c in sorted(set(ranking["indicator"]) | set(used_cols))
+             if c in x}
+    ranks = {c: r for c, r in ranks.items() if r.nunique() > 1}   # a constant column repeats nothing
     out, seen = [], []
     for name, is_used in zip(ranking["indicator"], ranking["used"].astype(bool)):
         same = ""

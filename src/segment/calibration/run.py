@@ -267,63 +267,78 @@ def _link_yaml(link, horizon_days: int, train_as_of: list[str]) -> dict:
 def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, test, fit, params: CalibrationParams,
                     data_end, snapshots: dict, metrics: dict, prov: dict, warn: list[str]) -> dict | None:
     """The indicator ranking, fitted bands and added indicators (the proposal) and churn timing, added
-    to ``metrics``; the proposal's YAML dict (None when nothing could be fitted or bands are off)."""
-    h = train.horizon_days
+    to ``metrics``; the proposal's YAML dict (None when nothing could be fitted or bands are off). A
+    proposal that cannot be fitted is a warning: the weights' calibration stands without it."""
     metrics["indicators"] = indicator_ranking(snapshots, train, test, scheme, fit.v.s_tr_cal, fit.v.s_te_cal)
     proposal = None
     if params.bands.fit:
-        banded_raw, fitted, kept = fit_band_proposal(scheme, scheme_dict(scheme, scheme_raw), train, params)
-        gain = metrics["indicators"].get("gain") or {}
-        names = (metrics["indicators"].get("best_unused") or [])[:params.bands.add_indicators]
-        added_raw, added = banded_raw, {}
-        if names and (gain.get("gain") or 0) >= params.bands.min_gain:
-            added_raw, added = add_indicators(scheme, banded_raw, train, snapshots, names,
-                                              metrics["indicators"]["ranking"], params)
-        if fitted or added:
-            bands_only = _propose(tables, banded_raw, train, test, params, data_end, snapshots) if fitted else None
-            final = _propose(tables, added_raw, train, test, params, data_end, snapshots) if added else bands_only
-            if fitted:
-                metrics["bands"] = {"max_bands": params.bands.max_bands, "min_share": params.bands.min_share,
-                                    "indicators": band_gains(scheme, bands_only.banded, fitted, kept, test,
-                                                             bands_only.test, train),
-                                    "scheme_test": perf_json(bands_only.fit.v.perf["calibrated"]["test"]),
-                                    "scheme_monotone": monotone(bands_only.fit.v.tiers_cal)}
-            fb, vb = final.fit, final.fit.v
-            metrics["proposal"] = {
-                "id": f"{scheme.id}.proposal",
-                "what": "fitted bands" * bool(fitted) + " + added indicators" * bool(added)
-                        + " + fitted weights + cut-offs + isotonic probabilities",
-                "added": [{"indicator": n, "label": final.banded.indicators[n].label,
-                           "bands": bands_text(f.bands_yaml()) if final.banded.indicators[n].bands is not None
-                           else f"quantile bins at {', '.join(map(str, final.banded.indicators[n].quantiles))} → points "
-                                f"{', '.join(str(x) for x in final.banded.indicators[n].points)}"}
-                          for n, f in added.items()],
-                "weights": {i: json_number(w, 10) for i, w in fb.eff.items()},
-                "dimension_weights": {d: json_number(w) for d, w in fb.dims.items()},
-                "cutoffs": fb.cutoffs, "train": perf_json(vb.perf["calibrated"]["train"]),
-                "test": perf_json(vb.perf["calibrated"]["test"]), "tiers": tiers_json(vb.tiers_cal),
-                "monotone": monotone(vb.tiers_cal), "violations": monotone_violations(vb.tiers_cal),
-                "probability": probability_json(vb, "calibrated"),
-                "calibration_table": json_records(vb.deciles),
-                "distinct_scores_test": int(np.unique(vb.s_te_cal[np.isfinite(vb.s_te_cal)]).size),
-            }
-            proposal = dict(fb.raw)
-            proposal["id"] = f"{scheme.id}.proposal"
-            prov = {k: v for k, v in prov.items() if k != "weights_ci"}   # the intervals of the weights-only fit
-            proposal["name"] = (scheme.name or scheme.id) + " — proposal: " + metrics["proposal"]["what"].split(" + cut")[0]
-            proposal["provenance"] = json_ready({**prov, "proposal": metrics["proposal"]["what"],
-                                                 "bands": f"fitted to churn on the training panel (monotone, ≤ "
-                                                          f"{params.bands.max_bands} bands, round thresholds)",
-                                                 "added": list(added),
-                                                 "metrics": {"test_auc": metrics["proposal"]["test"]["auc"],
-                                                             "test_brier": metrics["proposal"]["test"]["brier"],
-                                                             "tiers_monotone": metrics["proposal"]["monotone"]}})
-            proposal["churn_probability"] = _link_yaml(vb.links["calibrated"], h, metrics["train_as_of"])
+        try:
+            proposal = _proposal(tables, scheme, scheme_raw, train, test, params, data_end, snapshots, metrics, prov)
+        except SegmentError as e:   # e.g. an added indicator collinear with the scheme's on a small panel
+            metrics.pop("bands", None)
+            metrics.pop("proposal", None)
+            warn.append(f"no proposal with fitted bands: {e}")
     try:
         metrics["timing"] = churn_timing(tables, scheme, train, params, data_end)
     except (SegmentError, ValueError, np.linalg.LinAlgError) as e:
         warn.append(f"churn timing could not be estimated: {e}")
         metrics["timing"] = {"skipped": str(e)}
+    return proposal
+
+
+def _proposal(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, test, params: CalibrationParams,
+              data_end, snapshots: dict, metrics: dict, prov: dict) -> dict | None:
+    """Fitted bands and added indicators (the proposal): ``metrics['bands']`` and ``metrics['proposal']``,
+    and the proposal's YAML dict (None when nothing could be fitted)."""
+    h = train.horizon_days
+    proposal = None
+    banded_raw, fitted, kept = fit_band_proposal(scheme, scheme_dict(scheme, scheme_raw), train, params)
+    gain = metrics["indicators"].get("gain") or {}
+    names = (metrics["indicators"].get("best_unused") or [])[:params.bands.add_indicators]
+    added_raw, added = banded_raw, {}
+    if names and (gain.get("gain") or 0) >= params.bands.min_gain:
+        added_raw, added = add_indicators(scheme, banded_raw, train, snapshots, names,
+                                          metrics["indicators"]["ranking"], params)
+    if fitted or added:
+        bands_only = _propose(tables, banded_raw, train, test, params, data_end, snapshots) if fitted else None
+        final = _propose(tables, added_raw, train, test, params, data_end, snapshots) if added else bands_only
+        if fitted:
+            metrics["bands"] = {"max_bands": params.bands.max_bands, "min_share": params.bands.min_share,
+                                "indicators": band_gains(scheme, bands_only.banded, fitted, kept, test,
+                                                         bands_only.test, train),
+                                "scheme_test": perf_json(bands_only.fit.v.perf["calibrated"]["test"]),
+                                "scheme_monotone": monotone(bands_only.fit.v.tiers_cal)}
+        fb, vb = final.fit, final.fit.v
+        metrics["proposal"] = {
+            "id": f"{scheme.id}.proposal",
+            "what": "fitted bands" * bool(fitted) + " + added indicators" * bool(added)
+                    + " + fitted weights + cut-offs + isotonic probabilities",
+            "added": [{"indicator": n, "label": final.banded.indicators[n].label,
+                       "bands": bands_text(f.bands_yaml()) if final.banded.indicators[n].bands is not None
+                       else f"quantile bins at {', '.join(map(str, final.banded.indicators[n].quantiles))} → points "
+                            f"{', '.join(str(x) for x in final.banded.indicators[n].points)}"}
+                      for n, f in added.items()],
+            "weights": {i: json_number(w, 10) for i, w in fb.eff.items()},
+            "dimension_weights": {d: json_number(w) for d, w in fb.dims.items()},
+            "cutoffs": fb.cutoffs, "train": perf_json(vb.perf["calibrated"]["train"]),
+            "test": perf_json(vb.perf["calibrated"]["test"]), "tiers": tiers_json(vb.tiers_cal),
+            "monotone": monotone(vb.tiers_cal), "violations": monotone_violations(vb.tiers_cal),
+            "probability": probability_json(vb, "calibrated"),
+            "calibration_table": json_records(vb.deciles),
+            "distinct_scores_test": int(np.unique(vb.s_te_cal[np.isfinite(vb.s_te_cal)]).size),
+        }
+        proposal = dict(fb.raw)
+        proposal["id"] = f"{scheme.id}.proposal"
+        prov = {k: v for k, v in prov.items() if k != "weights_ci"}   # the intervals of the weights-only fit
+        proposal["name"] = (scheme.name or scheme.id) + " — proposal: " + metrics["proposal"]["what"].split(" + cut")[0]
+        proposal["provenance"] = json_ready({**prov, "proposal": metrics["proposal"]["what"],
+                                             "bands": f"fitted to churn on the training panel (monotone, ≤ "
+                                                      f"{params.bands.max_bands} bands, round thresholds)",
+                                             "added": list(added),
+                                             "metrics": {"test_auc": metrics["proposal"]["test"]["auc"],
+                                                         "test_brier": metrics["proposal"]["test"]["brier"],
+                                                         "tiers_monotone": metrics["proposal"]["monotone"]}})
+        proposal["churn_probability"] = _link_yaml(vb.links["calibrated"], h, metrics["train_as_of"])
     return proposal
 
 

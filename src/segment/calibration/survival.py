@@ -44,6 +44,8 @@ The concordance is Harrell's C of the linear predictor on every row, computed in
 """
 from __future__ import annotations
 
+import warnings
+
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -304,7 +306,11 @@ def cox_on_points(times: pd.DataFrame, points: pd.DataFrame, *, max_rows: int = 
     if len(t) > max_rows:
         fit_rows = np.sort(np.random.default_rng(seed).choice(len(t), max_rows, replace=False))
         out["sample"] = int(max_rows)
-    res = PHReg(t[fit_rows], Xk[fit_rows], status=e[fit_rows].astype("float64"), ties="breslow").fit()
+    with warnings.catch_warnings(record=True) as caught:   # non-convergence is said in the result, not printed
+        warnings.simplefilter("always")
+        res = PHReg(t[fit_rows], Xk[fit_rows], status=e[fit_rows].astype("float64"), ties="breslow").fit()
+    out["converged"] = bool(getattr(res, "mle_retvals", {}).get("converged", True)) and not any(
+        "converge" in str(w.message).lower() for w in caught)
     beta = np.asarray(res.params, dtype="float64")
     se = np.asarray(res.bse, dtype="float64")
     pv = np.asarray(res.pvalues, dtype="float64")

@@ -275,7 +275,7 @@ class CalibrationReport:
         mean_p = float((rel["predicted"] * rel["n"]).sum() / max(rel["n"].sum(), 1))
         obs = float(rel["churned"].sum() / max(rel["n"].sum(), 1)) if "churned" in rel else m["churn_rate_test"]
         if abs(mean_p - obs) > max(0.02, 0.15 * obs):
-            drift.append("<p><b>Warning: the churn level moved.</b> " + html.escape(f"Churn was {m['churn_rate_train']:.1%} on the "
+            drift.append("<p><b>Careful: the churn level moved.</b> " + html.escape(f"Churn was {m['churn_rate_train']:.1%} on the "
                            f"training dates and {m['churn_rate_test']:.1%} on the test date; the probabilities carry "
                            f"the training level (predicted {mean_p:.1%} on average, observed {obs:.1%}). They rank "
                            "customers as well as the AUC says, but their level is off: read them as relative risk, "
@@ -350,6 +350,9 @@ class CalibrationReport:
                                "weight implied by Cox": [cox.get("implied_weights", {}).get(i) for i in cox["coef"]],
                                "calibrated weight (horizon)": [w.get(i) for i in cox["coef"]]})
             conc = cox.get("concordance")
+            if cox.get("converged") is False:
+                parts.append(p("The Cox fit did not converge (too few churners for this many indicators, or an "
+                               "indicator that separates them): read its coefficients with caution."))
             parts += [p("Cox proportional hazards of time to churn on the scheme's points (statsmodels PHReg, Breslow "
                         "ties): a horizon-free check of the weights. A hazard ratio below 1 means more points, later "
                         "churn; the implied weight is −β / Σ −β over the indicators that lower the hazard"
