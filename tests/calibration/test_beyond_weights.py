@@ -195,3 +195,19 @@ def test_a_moved_churn_level_is_said_above_the_reliability_diagram(calibrated):
     m["churn_rate_test"] = 2 * m["churn_rate_test"]
     html = CalibrationReport(m, "2026Q1").probabilities()._repr_html_()
     assert "Careful: the churn level moved." in html and "recalibrate on later dates" in html
+
+
+def test_a_proposal_that_cannot_be_fitted_leaves_the_weights_calibration_standing(demo1500, tmp_path, monkeypatch):
+    from segment.calibration import run as calibration
+    from segment.errors import SegmentError
+
+    def collinear(*a, **kw):
+        raise SegmentError("the indicators' points are collinear in the training panel (recency ~ months)")
+
+    monkeypatch.setattr(calibration, "add_indicators", collinear)
+    monkeypatch.setattr(calibration, "fit_band_proposal", collinear)
+    r = run_calibration(demo1500, "rfm_quantiles", TRAIN, TEST, 180, tmp_path, params=FAST)
+    assert "proposal" not in r.metrics and "bands" not in r.metrics and r.metrics["calibrated"]["test"]["auc"] > 0.7
+    assert any(w.startswith("no proposal with fitted bands: the indicators' points are collinear") for w in r.warnings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "rfm_quantiles.calibrated.yaml"]
+    assert "timing" in r.metrics and "indicators" in r.metrics
