@@ -15,9 +15,8 @@ import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
 from segment.calibration.churn import ChurnDefinition, churn_labels
+from segment.calibration.result import json_records
 from segment.calibration.survival import (
-    Survival,
-    build_survival,
     churn_times,
     concordance,
     cox_on_points,
@@ -172,11 +171,12 @@ def test_tiers_by_customer_id_and_json():
     pd.testing.assert_frame_equal(by_id, by_row)
     with pytest.raises(SegmentError, match="one tier per row"):
         survival_by_tier(KM_TIMES, ["a"] * 3, ["a"])
-    surv = build_survival(KM_TIMES, KM_TIERS, ["a", "b", "c", "d"])
-    assert isinstance(surv, Survival) and surv.follow_up_days == 400 and surv.cox == {}
-    j = json.loads(json.dumps(surv.to_json(), allow_nan=False))
+    # what metrics.json keeps (proposal.churn_timing writes these tables through json_records)
+    by_tier, curves = survival_by_tier(KM_TIMES, KM_TIERS, ["a", "b", "c", "d"])
+    j = json.loads(json.dumps({"by_tier": json_records(by_tier), "curves": {t: json_records(c) for t, c in curves.items()}},
+                              allow_nan=False))
     assert j["by_tier"][2]["s_90"] is None and j["by_tier"][1]["median_days"] is None
-    assert j["curves"]["a"]["time"] == [0, 2, 3, 5, 9] and j["by_tier"][0]["median_days"] == 5
+    assert [r["time"] for r in j["curves"]["a"]] == [0, 2, 3, 5, 9] and j["by_tier"][0]["median_days"] == 5
 
 
 # ------------------------------------------------------------------------------------------------

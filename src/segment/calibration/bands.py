@@ -1,6 +1,7 @@
 """Monotone optimal binning of one indicator against churn: readable bands, their churn WoE, IV and points.
 
-Public: FittedBands, fit_bands, points_step, readable_cuts, information_value, woe_table, round_threshold, prebin_cuts, MISSING_MIN_ROWS,
+Public: FittedBands, fit_bands, points_step, readable_cuts, yaml_number,
+information_value, woe_table, round_threshold, prebin_cuts, MISSING_MIN_ROWS,
 MISSING_MIN_SHARE.
 Reads: nothing. Writes: nothing.
 
@@ -64,7 +65,7 @@ def _iv_terms(k, n, C: float, S: float) -> np.ndarray:
     return (k / C - (n - k) / S) * _woe(k, n, C, S)
 
 
-def _num(v):
+def yaml_number(v):
     """A number as YAML shows it best: int when integral."""
     v = float(v)
     return int(v) if v.is_integer() else v
@@ -230,10 +231,10 @@ class FittedBands:
         for _, r in self.table.iterrows():
             b = {}
             if r["from"] is not None and not pd.isna(r["from"]):
-                b["from"] = _num(r["from"])
+                b["from"] = yaml_number(r["from"])
             if r["below"] is not None and not pd.isna(r["below"]):
-                b["below"] = _num(r["below"])
-            b["points"] = _num(r["points"])
+                b["below"] = yaml_number(r["below"])
+            b["points"] = yaml_number(r["points"])
             out.append(b)
         return out
 
@@ -384,6 +385,6 @@ def _assemble(indicator: str, churn_falls: bool, cuts: list, n: np.ndarray, k: n
     else:
         mp = lo_pts if missing_points is None else float(missing_points)
     missing = {"n": int(nm), "churned": int(km), "churn_rate": km / nm if nm else float("nan"), "woe": wm,
-               "points": _num(mp)}
+               "points": yaml_number(mp)}
     iv = float(max(_iv_terms(np.r_[k, km], np.r_[n, nm], C, S).sum(), 0.0))
     return FittedBands(indicator, churn_falls, table, missing, iv)

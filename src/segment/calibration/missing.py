@@ -1,6 +1,7 @@
 """What the scheme misses: candidate indicators ranked by how well they predict churn out of time, and the AUC the scheme would gain by adding the best unused ones.
 
-Public: BEST_UNUSED_MIN_AUC, woe_coding, rank_indicators, best_unused, gain_from_adding.
+Public: BEST_UNUSED_MIN_AUC, REDUNDANT_CORRELATION, woe_coding, rank_indicators, best_unused, repeats,
+gain_from_adding.
 Reads: nothing. Writes: nothing.
 
 Every candidate is coded the same way on training and test rows (:func:`woe_coding`): monotone
@@ -114,27 +115,36 @@ def rank_indicators(train: pd.DataFrame, test: pd.DataFrame, y_train, y_test, ca
 REDUNDANT_CORRELATION = 0.9
 
 
-def best_unused(ranking: pd.DataFrame, k: int = 2, train: pd.DataFrame | None = None,
-                used_columns: list[str] | None = None) -> list[str]:
+def best_unused(ranking: pd.DataFrame, k: int = 2) -> list[str]:
     """The top-``k`` unused indicators by out-of-time AUC whose AUC exceeds
-    :data:`BEST_UNUSED_MIN_AUC` (0.55). With ``train`` (the training rows' values), an indicator whose
-    Spearman correlation with a used column (``used_columns``) or an indicator already chosen reaches
-    :data:`REDUNDANT_CORRELATION` is passed over for the next one."""
+    :data:`BEST_UNUSED_MIN_AUC` (0.55), passing over those that repeat another (column ``same_as``,
+    :func:`repeats`, when the ranking has it)."""
     r = ranking[~ranking["used"].astype(bool) & (ranking["test_auc"] > BEST_UNUSED_MIN_AUC)]
-    order = list(r.sort_values("test_auc", ascending=False, kind="stable")["indicator"])
-    if train is None:
-        return order[:k]
-    chosen: list[str] = []
-    others = [c for c in (used_columns or []) if c in train and pd.to_numeric(train[c], errors="coerce").nunique() > 1]
-    for name in order:
-        if len(chosen) == k:
-            break
-        x = pd.to_numeric(train[name], errors="coerce")
-        if any(abs(x.corr(pd.to_numeric(train[c], errors="coerce"), method="spearman")) >= REDUNDANT_CORRELATION
-               for c in others + chosen):
-            continue
-        chosen.append(name)
-    return chosen
+    if "same_as" in r:
+        r = r[r["same_as"].fillna("").eq("")]
+    return list(r.sort_values("test_auc", ascending=False, kind="stable")["indicator"].head(k))
+
+
+def repeats(ranking: pd.DataFrame, train: pd.DataFrame, used_columns: list[str]) -> list[str]:
+    """For each indicator of ``ranking`` (best first), the one it repeats when the scheme does not read
+    it: Spearman correlation ≥ :data:`REDUNDANT_CORRELATION` on the training rows with a column the
+    scheme reads, else with a better-ranked unused one; "" when it tells something of its own (and for
+    the ones the scheme reads). Constant columns repeat nothing. At most 50,000 training rows."""
+    x = train.sample(n=50_000, random_state=0) if len(train) > 50_000 else train
+    ranks = {c: pd.to_numeric(x[c], errors="coerce").rank() for c in sorted(set(ranking["indicator"]) | set(used_columns))
+             if c in x}
+    ranks = {c: r for c, r in ranks.items() if r.nunique() > 1}
+    used = [c for c in used_columns if c in ranks]
+    out, seen = [], []
+    for name, is_used in zip(ranking["indicator"], ranking["used"].astype(bool)):
+        same = ""
+        if not is_used and name in ranks:
+            same = next((o for o in used + seen
+                         if o != name and abs(ranks[name].corr(ranks[o])) >= REDUNDANT_CORRELATION), "")
+            if not same:
+                seen.append(name)
+        out.append(same)
+    return out
 
 
 def gain_from_adding(train_score, test_score, train: pd.DataFrame, test: pd.DataFrame, y_train, y_test,

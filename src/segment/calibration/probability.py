@@ -44,9 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from scipy.optimize import isotonic_regression
 
 from segment.errors import SegmentError
+from segment.grading.scheme import ChurnProbability
 
 #: decimals kept by ProbabilityLink.to_dict
 DECIMALS = 6
@@ -84,22 +86,20 @@ class ProbabilityLink:
     n: int = 0
 
     def __post_init__(self) -> None:
-        s = np.asarray(self.scores, dtype="float64")
-        p = np.asarray(self.probabilities, dtype="float64")
-        if len(s) == 0 or s.shape != p.shape:
-            raise SegmentError("a probability link needs at least one knot and one probability per knot")
-        if np.any(np.isnan(s)) or np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
-            raise SegmentError("a probability link's knots must be numbers and its probabilities lie in [0, 1]")
-        if np.any(np.diff(s) <= 0):
-            raise SegmentError("a probability link's knot scores must be strictly ascending")
-        if np.any(np.diff(p) > 1e-12):
-            raise SegmentError("a probability link's churn probabilities must not rise with the score")
+        self._scheme = self.as_scheme()   # the scheme's rule checks the knots and predicts (one implementation)
+
+    def as_scheme(self, horizon_days: int = 180, fitted_on: str = "") -> ChurnProbability:
+        """The link as a scheme's ``churn_probability:`` block (what gradings apply)."""
+        try:
+            return ChurnProbability(scores=[float(v) for v in self.scores],
+                                    probabilities=[float(v) for v in self.probabilities], horizon_days=horizon_days,
+                                    method=self.method, fitted_on=fitted_on)
+        except ValidationError as e:
+            raise SegmentError(f"a probability link: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
     def predict(self, score) -> np.ndarray:
         """Churn probability at each score: linear between knots, flat outside; NaN for a NaN score."""
-        s = np.asarray(score, dtype="float64")
-        out = np.interp(s, np.asarray(self.scores, dtype="float64"), np.asarray(self.probabilities, dtype="float64"))
-        return np.where(np.isnan(s), np.nan, out)
+        return self._scheme.predict(score)
 
     def to_dict(self) -> dict:
         """Plain JSON/YAML: lists of floats rounded to 6 decimals."""

@@ -1,6 +1,6 @@
 """Calibration beyond weights: bands fitted to churn, churn timing by tier, and what the scheme misses.
 
-Public: banded_indicators, bands_text, fit_band_proposal, add_indicators, band_gains, churn_timing,
+Public: banded_indicators, bands_text, indicator_text, fit_band_proposal, add_indicators, band_gains, churn_timing,
 indicator_ranking.
 Reads: the tables (through the panels and the snapshots they kept). Writes: nothing.
 
@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from segment.calibration.bands import FittedBands, fit_bands
+from segment.calibration.bands import FittedBands, fit_bands, points_step, yaml_number
 from segment.calibration.churn import Panel
 from segment.calibration.metrics import auc
-from segment.calibration.missing import REDUNDANT_CORRELATION, best_unused, gain_from_adding, rank_indicators
+from segment.calibration.missing import best_unused, gain_from_adding, rank_indicators, repeats
 from segment.calibration.params import CalibrationParams
 from segment.calibration.result import json_number, json_ready, json_records
 from segment.calibration.survival import churn_times, cox_on_points, survival_by_tier
@@ -84,7 +84,8 @@ def _num(x) -> str:
     return f"{v:,.0f}" if v.is_integer() else f"{v:g}"
 
 
-def _expert_text(spec: Indicator) -> str:
+def indicator_text(spec: Indicator) -> str:
+    """An indicator's bands or quantile bins and their points, as one line."""
     if spec.bands is not None:
         return bands_text([{"from": b.lower, "below": b.below, "points": b.points} for b in spec.bands])
     return (f"quantile bins at {', '.join(f'{q:g}' for q in spec.quantiles)} of each date's customers → points "
@@ -109,35 +110,50 @@ def fit_band_proposal(scheme: Scheme, raw: dict, train: Panel, params: Calibrati
     labelled = train.rows["labelled"].to_numpy(dtype=bool)
     for ind in inds:
         spec = scheme.indicators[ind]
-        values = pd.to_numeric(train.rows[ind], errors="coerce").astype("float64")
-        if spec.quantiles is not None:   # bins relative to each date's customers stay so: fit on the percentile
-            values = values.groupby(train.rows["as_of"].to_numpy()).rank(pct=True, method="max")
-        x = values.to_numpy(dtype="float64", na_value=np.nan)[labelled]
+        values = _values(train.rows, train.rows[ind], spec.quantiles is not None)
         pts = _band_points(spec)
-        fb = fit_bands(x, y, churn_falls=spec.ascending(), points_range=(min(pts), max(pts)),
+        fb = fit_bands(values[labelled], y, churn_falls=spec.ascending(), points_range=(min(pts), max(pts)),
                        missing_points=spec.missing_points, max_bands=params.bands.max_bands,
                        min_share=params.bands.min_share, indicator=ind)
         if fb.iv < USELESS_IV:
             skipped[ind] = (f"its churn-fitted bands carry no information (IV {fb.iv:.3f} < {USELESS_IV}): "
                             "the expert's bands are kept")
             continue
-        entry = {k: v for k, v in out["indicators"][ind].items() if k not in ("bands", "quantiles", "points", "missing_points")}
-        if spec.quantiles is not None:
-            # quantile cut points on a grid of 0.05 (a twentieth of the customers), bands that meet merged
-            cuts = [round(round(c * 20) / 20, 2) for c in fb.thresholds()]
-            keep = [i for i, c in enumerate(cuts) if 0 < c < 1 and (i == 0 or c > cuts[i - 1])]
-            pts = list(fb.table["points"])
-            entry["quantiles"] = [cuts[i] for i in keep]
-            entry["points"] = [_plain(pts[0])] + [_plain(pts[i + 1]) for i in keep]
-            if not keep:
-                skipped[ind] = "the fitted bands collapse into one on a grid of 0.05"
-                continue
-        else:
-            entry["bands"] = fb.bands_yaml()
-        entry["missing_points"] = _plain(fb.missing["points"])
+        bands = _bands_entry(fb, spec.quantiles is not None)
+        if bands is None:
+            skipped[ind] = "the fitted bands collapse into one"
+            continue
+        keep = {k: v for k, v in out["indicators"][ind].items() if k not in ("bands", "quantiles", "points", "missing_points")}
+        out["indicators"][ind] = {**keep, **bands}
         fitted[ind] = fb
-        out["indicators"][ind] = entry
     return out, fitted, skipped
+
+
+def _values(rows: pd.DataFrame, column: pd.Series, percentile: bool) -> np.ndarray:
+    """An indicator's values on the panel's rows; with ``percentile``, each value's percentile among
+    its date's graded customers (what quantile bins cut: bins relative to each date stay so)."""
+    values = pd.to_numeric(column, errors="coerce").astype("float64")
+    if percentile:
+        values = values.groupby(rows["as_of"].to_numpy()).rank(pct=True, method="max")
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _bands_entry(fb: FittedBands, quantile: bool) -> dict | None:
+    """Fitted bands as a scheme indicator's keys: ``bands``, or ``quantiles`` + ``points`` with cut
+    points on a grid of 0.05 (a twentieth of the customers; bands that meet there merge), and
+    ``missing_points``. None when a single band is left."""
+    if quantile:
+        cuts = [round(round(c * 20) / 20, 2) for c in fb.thresholds()]
+        keep = [i for i, c in enumerate(cuts) if 0 < c < 1 and (i == 0 or c > cuts[i - 1])]
+        if not keep:
+            return None
+        pts = list(fb.table["points"])
+        entry = {"quantiles": [cuts[i] for i in keep], "points": [yaml_number(pts[0])] + [yaml_number(pts[i + 1]) for i in keep]}
+    else:
+        if len(fb.table) < 2:
+            return None
+        entry = {"bands": fb.bands_yaml()}
+    return {**entry, "missing_points": yaml_number(fb.missing["points"])}
 
 
 #: the dimension the proposal puts the indicators it adds in
@@ -165,27 +181,13 @@ def add_indicators(scheme: Scheme, raw: dict, train: Panel, snapshots: dict, nam
     for name in names:
         if name in out["indicators"] or name not in x_all:
             continue
-        values = pd.to_numeric(x_all[name], errors="coerce").astype("float64")
-        if quantile_style:
-            values = values.groupby(rows["as_of"].to_numpy()).rank(pct=True, method="max")
-        fb = fit_bands(values.to_numpy(dtype="float64", na_value=np.nan)[labelled], y,
+        fb = fit_bands(_values(rows, x_all[name], quantile_style)[labelled], y,
                        churn_falls=direction.get(name) != "higher is riskier", points_range=(min(pts), max(pts)),
                        max_bands=params.bands.max_bands, min_share=params.bands.min_share, indicator=name)
-        entry = {"label": name.replace("_", " ")}
-        if quantile_style:
-            cuts = [round(round(c * 20) / 20, 2) for c in fb.thresholds()]
-            keep = [i for i, c in enumerate(cuts) if 0 < c < 1 and (i == 0 or c > cuts[i - 1])]
-            if not keep:
-                continue
-            band_pts = list(fb.table["points"])
-            entry["quantiles"] = [cuts[i] for i in keep]
-            entry["points"] = [_plain(band_pts[0])] + [_plain(band_pts[i + 1]) for i in keep]
-        else:
-            if len(fb.table) < 2:
-                continue
-            entry["bands"] = fb.bands_yaml()
-        entry["missing_points"] = _plain(fb.missing["points"])
-        out["indicators"][name] = entry
+        bands = _bands_entry(fb, quantile_style)
+        if bands is None:
+            continue
+        out["indicators"][name] = {"label": name.replace("_", " "), **bands}
         fitted[name] = fb
     if fitted:
         for dim in out["dimensions"].values():
@@ -198,11 +200,6 @@ def add_indicators(scheme: Scheme, raw: dict, train: Panel, snapshots: dict, nam
         inner = out["dimensions"][ADDED]["indicators"]
         inner[next(iter(inner))] = round(inner[next(iter(inner))] + 1 - sum(inner.values()), 6)
     return out, fitted
-
-
-def _plain(v):
-    v = float(v)
-    return int(v) if v.is_integer() else v
 
 
 def band_gains(scheme: Scheme, banded: Scheme, fitted: dict[str, FittedBands], skipped: dict[str, str], test: Panel,
@@ -218,10 +215,10 @@ def band_gains(scheme: Scheme, banded: Scheme, fitted: dict[str, FittedBands], s
         a_fit = auc(y_te, -teb[PTS + ind].to_numpy(dtype="float64"))
         expert_bins = tr.groupby(tr[PTS + ind].to_numpy(dtype="float64"))["churn"].agg(["size", "mean"])
         out.append({
-            "indicator": ind, "label": spec.label or ind, "expert": _expert_text(spec),
+            "indicator": ind, "label": spec.label or ind, "expert": indicator_text(spec),
             "expert_churn_by_points": [{"points": json_number(p), "n": int(r["size"]), "churn_rate": json_number(r["mean"])}
                                        for p, r in expert_bins.iterrows()],
-            "fitted": _expert_text(banded.indicators[ind]), "fitted_bands": json_ready(fb.bands_yaml()),
+            "fitted": indicator_text(banded.indicators[ind]), "fitted_bands": json_ready(fb.bands_yaml()),
             "table": json_records(fb.table), "missing": json_ready(fb.missing), "iv": json_number(fb.iv),
             "test_auc_expert": json_number(a_exp), "test_auc_fitted": json_number(a_fit),
             "gain": json_number(a_fit - a_exp),
@@ -244,6 +241,9 @@ def churn_timing(tables: Tables, scheme: Scheme, train: Panel, params: Calibrati
     by_tier, curves = survival_by_tier(times, rows["tier"].astype("string"), tier_ids, labels)
     inds = list(scheme.weights())
     cox = cox_on_points(times, rows[[PTS + i for i in inds]].set_axis(inds, axis=1))
+    # hazard ratios per a readable step of the scheme's points: 10 on a 40–100 scale, 1 on RFM's 1–5
+    pts = [float(x) for i in inds for x in scheme.indicators[i].point_values() if x is not None]
+    cox["point_unit"] = 10 * points_step(min(pts), max(pts)) if pts else 10.0
     return json_ready({
         "as_of": str(day.date()), "horizon_days": train.horizon_days, "n": int(len(rows)),
         "events": int(times["event"].sum()),
@@ -270,36 +270,14 @@ def indicator_ranking(snapshots: dict, train: Panel, test: Panel, scheme: Scheme
     y_tr, y_te = tr["churn"].to_numpy(dtype="float64"), te["churn"].to_numpy(dtype="float64")
     ranking = rank_indicators(x_tr, x_te, y_tr, y_te, candidates, used)   # named in words from their ids
     used_cols = [c for c in used if c in x_tr]
-    ranking["same_as"] = _same_as(ranking, x_tr, used_cols)
+    ranking["same_as"] = repeats(ranking, x_tr, used_cols)
     for i in ranking.index[ranking["same_as"].ne("") & ~ranking["used"].astype(bool)]:
         ranking.loc[i, "says"] = (ranking.loc[i, "says"].split(";")[0] + f"; it carries the same information as "
                                   f"{ranking.loc[i, 'same_as'].replace('_', ' ')}.")
-    add = best_unused(ranking, 2, x_tr, used_cols)
+    add = best_unused(ranking, 2)
     gain = gain_from_adding(s_tr, s_te, x_tr, x_te, y_tr, y_te, add) if add else None
     return json_ready({"ranking": json_records(ranking), "skipped": ranking.attrs.get("skipped", {}),
                        "best_unused": add, "gain": gain})
-
-
-def _same_as(ranking: pd.DataFrame, x_tr: pd.DataFrame, used_cols: list[str]) -> list[str]:
-    """For each unused indicator, the indicator it repeats (``missing.REDUNDANT_CORRELATION`` of
-    Spearman correlation on the training rows): a column the scheme reads, else a better-ranked unused
-    one; "" when it tells something of its own. Computed on at most 50,000 training rows."""
-    x = x_tr.sample(n=min(len(x_tr), 50_000), random_state=0) if len(x_tr) > 50_000 else x_tr
-    ranks = {c: pd.to_numeric(x[c], errors="coerce").rank() for c in sorted(set(ranking["indicator"]) | set(used_cols))
-             if c in x}
-    ranks = {c: r for c, r in ranks.items() if r.nunique() > 1}   # a constant column repeats nothing
-    out, seen = [], []
-    for name, is_used in zip(ranking["indicator"], ranking["used"].astype(bool)):
-        same = ""
-        if not is_used and name in ranks:
-            for other in used_cols + seen:
-                if other != name and other in ranks and abs(ranks[name].corr(ranks[other])) >= REDUNDANT_CORRELATION:
-                    same = other
-                    break
-            if not same:
-                seen.append(name)
-        out.append(same)
-    return out
 
 
 def _features(snapshots: dict, rows: pd.DataFrame) -> pd.DataFrame:

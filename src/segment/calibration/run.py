@@ -49,10 +49,10 @@ from segment.calibration.params import CalibrationParams, load_calibration_param
 from segment.calibration.proposal import (
     add_indicators,
     band_gains,
-    bands_text,
     churn_timing,
     fit_band_proposal,
     indicator_ranking,
+    indicator_text,
 )
 from segment.calibration.refit import fit_scheme, perf_json, probability_json, tiers_json
 from segment.calibration.result import (
@@ -167,8 +167,6 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
     dci = model.dimension_weights_ci_
     exp_dims = {d: dim.weight for d, dim in scheme.dimensions.items()}
 
-    _perf, _tiers = perf_json, tiers_json
-
     metrics = {
         "scheme": {"id": scheme.id, "calibrated_id": calibrated.id,
                    "dimensions": {i: d for d, dim in scheme.dimensions.items() for i in dim.indicators}},
@@ -187,7 +185,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "weights": {i: json_number(expert[i]) for i in inds},
             "dimension_weights": {d: json_number(w) for d, w in exp_dims.items()},
             "cutoffs": {t.id: t.min_score for t in scheme.tiers if t.min_score is not None},
-            "train": _perf(v.perf["expert"]["train"]), "test": _perf(v.perf["expert"]["test"]),
+            "train": perf_json(v.perf["expert"]["train"]), "test": perf_json(v.perf["expert"]["test"]),
             "link": {"intercept": json_number(v.logistic["expert"][0]), "slope": json_number(v.logistic["expert"][1])},
             "probability": probability_json(v, "expert"),
         },
@@ -205,7 +203,7 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "bootstrap": {"replicates": int(params.fit.bootstrap), "confidence": conf, "seed": params.fit.seed,
                           "degenerate": int(model.boot_degenerate_)},
             "no_variation": model.no_variation_,
-            "train": _perf(v.perf["calibrated"]["train"]), "test": _perf(v.perf["calibrated"]["test"]),
+            "train": perf_json(v.perf["calibrated"]["train"]), "test": perf_json(v.perf["calibrated"]["test"]),
             "link": {"intercept": json_number(v.logistic["calibrated"][0]), "slope": json_number(v.logistic["calibrated"][1])},
             "probability": probability_json(v, "calibrated"),
             "calibration_table": json_records(v.deciles),
@@ -213,8 +211,8 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
             "distinct_scores_test": int(np.unique(v.s_te_cal[np.isfinite(v.s_te_cal)]).size),
         },
         "tiers": {
-            "calibrated": _tiers(v.tiers_cal),
-            "expert": _tiers(v.tiers_exp),
+            "calibrated": tiers_json(v.tiers_cal),
+            "expert": tiers_json(v.tiers_exp),
             "monotone": monotone(v.tiers_cal),
             "monotone_within_ci": all(v["intervals_overlap"] for v in monotone_violations(v.tiers_cal)),
             "monotone_expert": monotone(v.tiers_exp),
@@ -249,19 +247,12 @@ def calibrate(tables: Tables, scheme: Scheme, train_as_of, test_as_of, horizon_d
         },
     }
     raw["provenance"] = json_ready(prov)
-    raw["churn_probability"] = _link_yaml(v.links["calibrated"], h, metrics["train_as_of"])
+    raw["churn_probability"] = json_ready(v.links["calibrated"].as_scheme(h, ", ".join(metrics["train_as_of"])).model_dump())
     proposal = _beyond_weights(tables, scheme, scheme_raw, train, test, fit, params, data_end, snapshots, metrics,
                                prov, warn)
     metrics = json_ready(metrics)
     return CalibrationResult(metrics, raw, Scheme.model_validate(raw), scheme, model, train, test, v.deciles, v.lift,
                              v.tiers_cal, v.tiers_exp, warn, proposal=proposal)
-
-
-def _link_yaml(link, horizon_days: int, train_as_of: list[str]) -> dict:
-    """A probability link as the scheme's ``churn_probability:`` block."""
-    d = link.to_dict()
-    return json_ready({"scores": d["scores"], "probabilities": d["probabilities"], "horizon_days": int(horizon_days),
-                       "method": d.get("method", "isotonic"), "fitted_on": ", ".join(train_as_of)})
 
 
 def _beyond_weights(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, test, fit, params: CalibrationParams,
@@ -314,10 +305,7 @@ def _proposal(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, te
             "what": "fitted bands" * bool(fitted) + " + added indicators" * bool(added)
                     + " + fitted weights + cut-offs + isotonic probabilities",
             "added": [{"indicator": n, "label": final.banded.indicators[n].label,
-                       "bands": bands_text(f.bands_yaml()) if final.banded.indicators[n].bands is not None
-                       else f"quantile bins at {', '.join(map(str, final.banded.indicators[n].quantiles))} → points "
-                            f"{', '.join(str(x) for x in final.banded.indicators[n].points)}"}
-                      for n, f in added.items()],
+                       "bands": indicator_text(final.banded.indicators[n])} for n in added],
             "weights": {i: json_number(w, 10) for i, w in fb.eff.items()},
             "dimension_weights": {d: json_number(w) for d, w in fb.dims.items()},
             "cutoffs": fb.cutoffs, "train": perf_json(vb.perf["calibrated"]["train"]),
@@ -338,7 +326,8 @@ def _proposal(tables: Tables, scheme: Scheme, scheme_raw: dict | None, train, te
                                              "metrics": {"test_auc": metrics["proposal"]["test"]["auc"],
                                                          "test_brier": metrics["proposal"]["test"]["brier"],
                                                          "tiers_monotone": metrics["proposal"]["monotone"]}})
-        proposal["churn_probability"] = _link_yaml(vb.links["calibrated"], h, metrics["train_as_of"])
+        proposal["churn_probability"] = json_ready(vb.links["calibrated"].as_scheme(
+            h, ", ".join(metrics["train_as_of"])).model_dump())
     return proposal
 
 

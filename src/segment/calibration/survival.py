@@ -1,6 +1,6 @@
 """Churn timing by tier: time to churn from an as-of date, Kaplan–Meier curves per tier and a Cox model on the scheme's indicator points.
 
-Public: churn_times, Survival, survival_by_tier, cox_on_points, concordance, build_survival.
+Public: churn_times, survival_by_tier, cox_on_points, concordance.
 Reads: the transactions (purchase days after the as-of date) and the customers' status (SQL where the
 tables are, ``tables.sql``). Writes: nothing.
 
@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import warnings
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -325,50 +323,3 @@ def cox_on_points(times: pd.DataFrame, points: pd.DataFrame, *, max_rows: int = 
         "concordance": concordance(t, e, Xk @ beta),
     })
     return out
-
-
-def _plain(v):
-    """A JSON-ready copy: numpy scalars as Python numbers, NaN and infinities as None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(float(v)) else None
-    if v is pd.NA or v is pd.NaT:
-        return None
-    return v
-
-
-@dataclass
-class Survival:
-    """Churn timing by tier: ``by_tier`` and ``curves`` of :func:`survival_by_tier`, the common
-    follow-up (days) and the Cox model of :func:`cox_on_points` (empty without points)."""
-
-    by_tier: pd.DataFrame
-    curves: dict[str, pd.DataFrame]
-    follow_up_days: float
-    cox: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        """Plain JSON for metrics.json (None for NaN); curves as lists per column."""
-        return _plain({
-            "follow_up_days": self.follow_up_days,
-            "by_tier": self.by_tier.astype(object).to_dict(orient="records"),
-            "curves": {k: {c: v[c].tolist() for c in ("time", "survival", "ci_low", "ci_high")} for k, v in self.curves.items()},
-            "cox": self.cox,
-        })
-
-
-def build_survival(times: pd.DataFrame, tiers, tier_ids: list[str], points: pd.DataFrame | None = None,
-                   labels: dict | None = None) -> Survival:
-    """:func:`survival_by_tier` and, with ``points``, :func:`cox_on_points`, as one :class:`Survival`;
-    the follow-up is the largest time observed."""
-    by_tier, curves = survival_by_tier(times, tiers, tier_ids, labels)
-    t, _ = _times(times)
-    cox = cox_on_points(times, points) if points is not None else {}
-    return Survival(by_tier, curves, float(t.max()) if len(t) else float("nan"), cox)

@@ -295,6 +295,8 @@ class ChurnProbability(BaseModel):
         s, p = self.scores, self.probabilities
         if len(s) != len(p):
             raise ValueError(f"scores and probabilities differ in length ({len(s)} vs {len(p)})")
+        if any(math.isnan(x) for x in s):
+            raise ValueError("scores: every knot must be a number")
         if any(b <= a for a, b in zip(s, s[1:])):
             raise ValueError("scores: must ascend strictly")
         if any(not 0 <= x <= 1 for x in p):

@@ -29,6 +29,7 @@ import pandas as pd
 from segment import __version__, paths
 from segment.calibration.churn import at_risk
 from segment.calibration.params import load_calibration_params
+from segment.calibration.probability import ProbabilityLink
 from segment.calibration.run import run_calibration
 from segment.data.config import read_data_config
 from segment.data.validate import load_data
@@ -335,8 +336,7 @@ def expert_link(folder: Path) -> ChurnProbability | None:
     link = ((m.get("expert") or {}).get("probability") or {}).get("link")
     if not link:
         return None
-    return ChurnProbability(scores=link["scores"], probabilities=link["probabilities"], horizon_days=m["horizon_days"],
-                            method=link.get("method", "isotonic"), fitted_on=", ".join(m.get("train_as_of", [])))
+    return ProbabilityLink.from_dict(link).as_scheme(m["horizon_days"], ", ".join(m.get("train_as_of", [])))
 
 
 def churn_probability(grading: pd.DataFrame, link: ChurnProbability) -> np.ndarray:

@@ -342,7 +342,7 @@ class CalibrationReport:
         cox = t.get("cox") or {}
         if cox.get("coef"):
             w = self.m["calibrated"]["weights"]
-            span = self._point_unit()
+            span = float(cox.get("point_unit") or 10.0)
             cx = pd.DataFrame({"indicator": list(cox["coef"]), "coefficient": list(cox["coef"].values()),
                                f"hazard ratio per {span:g} point{'s' if span != 1 else ''}":
                                    [float(np.exp(cox["coef"][i] * span)) for i in cox["coef"]],
@@ -363,13 +363,6 @@ class CalibrationReport:
                                       "calibrated weight (horizon)": ".3f"} | {c: ".3f" for c in cx.columns if c.startswith("hazard")})]
             frames.append(cx)
         return Section(parts, frames)
-
-    def _point_unit(self) -> float:
-        """A readable step of the scheme's points for hazard ratios: a power of ten near a quarter of the
-        largest points an indicator gets (10 on a 40–100 scale, 1 on a 1–5 scale)."""
-        top = max((r.get("points") or 0 for b in (self.m.get("bands") or {}).get("indicators", [])
-                   for r in b.get("expert_churn_by_points", [])), default=100) or 100
-        return float(10 ** np.floor(np.log10(max(top / 4, 1e-9))))
 
     #: rows of the indicator ranking shown (the whole ranking is in metrics.json)
     TOP_INDICATORS = 15
